@@ -46,6 +46,7 @@ class Column:
     description: str = ""
     allowed: tuple[str, ...] | None = None
     min_value: float | None = None
+    may_be_future: bool = False  # datetimes only: scheduled dates (e.g. a renewal) may lie ahead
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ RENEWALS = TableContract(
     columns=(
         Column("renewal_id", "str"),
         Column("account_id", "str"),
-        Column("renewal_date", "datetime", description="End of the contract term being renewed."),
+        Column("renewal_date", "datetime", may_be_future=True, description="End of the contract term being renewed."),
         Column("amount", "float", min_value=0, description="ARR up for renewal."),
         Column("stage", "str", nullable=True, description="CRM opportunity stage."),
         Column("closed_at", "datetime", nullable=True, description="When the outcome became known."),
@@ -195,23 +196,29 @@ def _coerce(series: pd.Series, col: Column, table: str) -> pd.Series:
     return out
 
 
-def conform(df: pd.DataFrame, contract: TableContract, *, strict_types: bool = False) -> pd.DataFrame:
+def conform(df: pd.DataFrame, contract: TableContract, *, lenient: bool = False) -> pd.DataFrame:
     """Return `df` restricted to the contract's columns, in order, with the contract's dtypes.
 
-    Raises `ContractError` naming every missing column, or the first column that cannot be read
-    as its kind. Extra columns are dropped. With `strict_types=False` values are coerced (numbers
-    stored as text become numbers); rows are never dropped or reordered here: row-level problems
-    are for the quality checks to count and report.
+    Values are coerced (numbers stored as text become numbers). Strict (the default): raises
+    `ContractError` naming every missing column, or the first column that cannot be read as its
+    kind. Lenient (used when pulling sources, before the quality checks): missing columns stay
+    missing and a column that cannot be coerced keeps its raw values, so the Great Expectations
+    suite can count and name every problem instead of the pull failing on the first one. Rows
+    are never dropped or reordered here.
     """
     missing = [c for c in contract.column_names if c not in df.columns]
-    if missing:
+    if missing and not lenient:
         raise ContractError(f"{contract.name}: missing column(s) {', '.join(missing)}")
     out = pd.DataFrame(index=df.index)
     for col in contract.columns:
-        series = df[col.name]
-        if strict_types and col.kind in ("float", "int") and not pd.api.types.is_numeric_dtype(series):
-            raise ContractError(f"{contract.name}.{col.name}: expected numbers, got {series.dtype}")
-        out[col.name] = _coerce(series, col, contract.name)
+        if col.name not in df.columns:
+            continue
+        try:
+            out[col.name] = _coerce(df[col.name], col, contract.name)
+        except ContractError:
+            if not lenient:
+                raise
+            out[col.name] = df[col.name]
     return out.reset_index(drop=True)
 
 

@@ -1,0 +1,61 @@
+"""Feature assets: churn outcomes (labels) and account features as of each snapshot date."""
+
+
+import dagster as dg
+import pandas as pd
+
+from assets.partitions import snapshot_date, snapshot_partitions
+from connectors.warehouse import WarehouseResource
+from models.contracts import CHURN_OUTCOMES
+from models.features import FEATURE_NAMES, USAGE_WINDOW_DAYS, account_features as compute_features
+from models.labels import churn_outcomes as derive_churn_outcomes, population
+
+GROUP = "features"
+OWNERS = ["team:data"]
+
+
+@dg.asset(group_name=GROUP, kinds={"pandas"}, owners=OWNERS)
+def churn_outcomes(context: dg.AssetExecutionContext, crm_renewals: pd.DataFrame) -> pd.DataFrame:
+    """Churn events (renewals closed as churned): the labels of the churn model."""
+    out = derive_churn_outcomes(crm_renewals)
+    context.add_output_metadata(
+        {
+            "dagster/row_count": len(out),
+            "arr_lost": dg.MetadataValue.float(float(out["arr_lost"].sum())),
+            "contract": dg.MetadataValue.text(CHURN_OUTCOMES.description),
+        }
+    )
+    return out
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"pandas"},
+    owners=OWNERS,
+    partitions_def=snapshot_partitions,
+    deps=["product_usage_daily"],
+)
+def account_features(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    crm_accounts: pd.DataFrame,
+    crm_renewals: pd.DataFrame,
+    support_tickets: pd.DataFrame,
+    churn_outcomes: pd.DataFrame,
+) -> pd.DataFrame:
+    """Features of every live account as of the snapshot date, from data strictly before it."""
+    as_of = snapshot_date(context)
+    ids = population(crm_accounts, churn_outcomes, as_of)
+    usage = warehouse.get_client().read_usage_daily(as_of - pd.Timedelta(days=USAGE_WINDOW_DAYS), as_of)
+    feats = compute_features(crm_accounts, crm_renewals, support_tickets, usage, as_of, account_ids=ids)
+    context.add_output_metadata(
+        {
+            "dagster/row_count": len(feats),
+            "snapshot_date": dg.MetadataValue.text(str(as_of.date())),
+            "features": dg.MetadataValue.int(len(FEATURE_NAMES)),
+            "missing_share": dg.MetadataValue.md(
+                feats[FEATURE_NAMES].isna().mean().round(3).rename("missing").to_frame().to_markdown()
+            ),
+        }
+    )
+    return feats

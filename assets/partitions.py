@@ -1,0 +1,12 @@
+"""Partitions shared by the snapshot-level assets."""
+
+import dagster as dg
+
+#: One partition per snapshot date. A snapshot at date D uses data strictly before D.
+snapshot_partitions = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_offset=1)
+
+
+def snapshot_date(context: dg.AssetExecutionContext):
+    import pandas as pd
+
+    return pd.Timestamp(context.partition_key)

@@ -1,0 +1,125 @@
+"""Routing assets: the policy's candidates and the rescue queue itself."""
+
+
+import json
+from datetime import UTC, datetime
+
+import dagster as dg
+import pandas as pd
+
+from assets.partitions import snapshot_date, snapshot_partitions
+from connectors.policy_source import PolicyResource
+from connectors.queue_store import QueueStoreResource
+from connectors.warehouse import WarehouseResource
+from models.context import USAGE_TREND_WEEKS, build_context_packages
+from models.policy import route
+from models.scoring import build_candidates
+
+GROUP = "routing"
+OWNERS = ["team:cs-ops"]
+CANDIDATE_HISTORY_TABLE = "rescue_candidates_history"
+
+
+@dg.asset(group_name=GROUP, kinds={"pandas"}, owners=OWNERS, partitions_def=snapshot_partitions)
+def rescue_candidates(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    crm_accounts: pd.DataFrame,
+    account_features: pd.DataFrame,
+    churn_scores: pd.DataFrame,
+    health_scores: pd.DataFrame,
+) -> pd.DataFrame:
+    """Every scored account with the fields policy conditions read, ranked by expected ARR at risk."""
+    as_of = snapshot_date(context)
+    cands = build_candidates(account_features, crm_accounts, churn_scores, health_scores, snapshot_date=as_of)
+    history = cands.drop(columns=["drivers"]).assign(snapshot_date=as_of.date())
+    warehouse.get_client().replace_partition(CANDIDATE_HISTORY_TABLE, history, "snapshot_date", as_of.date())
+    context.add_output_metadata(
+        {
+            "dagster/row_count": len(cands),
+            "arr_at_risk": dg.MetadataValue.float(float(cands["expected_arr_at_risk"].sum())),
+            "top_10": dg.MetadataValue.md(
+                cands.head(10)[["account_id", "segment", "arr", "churn_risk", "health_score", "top_reason"]]
+                .round(3)
+                .to_markdown(index=False)
+            ),
+        }
+    )
+    return cands
+
+
+class QueueRunConfig(dg.Config):
+    now: str = ""  # ISO timestamp to pin "now" (replays, tests); empty = the wall clock
+
+
+@dg.asset(group_name=GROUP, kinds={"sqlite", "postgres"}, owners=OWNERS, partitions_def=snapshot_partitions, deps=["product_usage_daily"])
+def rescue_queue(
+    context: dg.AssetExecutionContext,
+    config: QueueRunConfig,
+    policy: PolicyResource,
+    queue: QueueStoreResource,
+    warehouse: WarehouseResource,
+    rescue_candidates: pd.DataFrame,
+    health_scores: pd.DataFrame,
+    support_tickets: pd.DataFrame,
+) -> dg.MaterializeResult:
+    """Routes candidates through the escalation policy into the rescue queue (one open case per account)."""
+    as_of = snapshot_date(context)
+    now = pd.Timestamp(config.now).to_pydatetime() if config.now else datetime.now(UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    pol = policy.load()
+    store = queue.get_client()
+    store.migrate()
+    state = store.routing_state()
+    result = route(
+        rescue_candidates,
+        pol,
+        now=now,
+        open_cases=state.open_cases,
+        recent_resolutions=state.recent_resolutions,
+        account_states=state.account_states,
+        member_load=state.member_load,
+    )
+    decisions = result.decisions
+    routed = rescue_candidates[rescue_candidates["account_id"].isin(decisions.loc[decisions["action"].isin(["route", "update"]), "account_id"])]
+    usage = warehouse.get_client().read_usage_daily(as_of - pd.Timedelta(weeks=USAGE_TREND_WEEKS), as_of, account_ids=list(routed["account_id"]))
+    contexts = build_context_packages(
+        routed,
+        health=health_scores,
+        tickets=support_tickets,
+        usage_daily=usage,
+        plays=store.plays(list(routed["account_id"])),
+        snapshot_date=as_of,
+    )
+    summary = store.apply_decisions(
+        decisions,
+        rescue_candidates,
+        contexts=contexts,
+        account_states=result.account_states,
+        policy_version=pol.version,
+        policy_hash=pol.content_hash,
+        model_version=str(rescue_candidates["model_version"].iloc[0]) if len(rescue_candidates) else "",
+        snapshot_date=as_of,
+        now=now,
+    )
+    open_cases = store.list_cases(status="open_any")
+    counts = decisions["action"].value_counts().to_dict()
+    return dg.MaterializeResult(
+        metadata={
+            "policy_version": pol.version,
+            "policy_hash": pol.content_hash,
+            "decisions": dg.MetadataValue.json({k: int(v) for k, v in counts.items()}),
+            "opened": summary.opened,
+            "updated": summary.updated,
+            "logged_not_routed": summary.logged,
+            "open_cases": len(open_cases),
+            "queue_head": dg.MetadataValue.md(
+                open_cases.head(15)[["case_id", "account_id", "priority", "team", "assignee", "churn_risk", "reason"]]
+                .to_markdown(index=False)
+                if len(open_cases)
+                else "(empty)"
+            ),
+            "by_priority": dg.MetadataValue.md(json.dumps(open_cases["priority"].value_counts().to_dict()) if len(open_cases) else "{}"),
+        }
+    )

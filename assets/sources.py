@@ -1,0 +1,66 @@
+"""Source assets: pull accounts, renewals, tickets and usage into the canonical contracts.
+
+Each asset only asks its resource for a frame; which system answers (the embedded warehouse, a
+Salesforce org, a Zendesk-style API) is decided by the resource binding in pipelines/resources.py.
+The quality checks in assets/quality.py gate everything downstream.
+"""
+
+
+import dagster as dg
+import pandas as pd
+
+from connectors.sources import CRMSource, TicketingSource
+from connectors.warehouse import WarehouseResource
+
+GROUP = "sources"
+OWNERS = ["team:cs-ops"]
+
+
+def _frame_metadata(df: pd.DataFrame) -> dict:
+    return {
+        "dagster/row_count": dg.MetadataValue.int(len(df)),
+        "columns": dg.MetadataValue.text(", ".join(map(str, df.columns))),
+        "preview": dg.MetadataValue.md(df.head(5).to_markdown(index=False) if len(df) else "(empty)"),
+    }
+
+
+@dg.asset(group_name=GROUP, kinds={"salesforce", "pandas"}, owners=OWNERS)
+def crm_accounts(context: dg.AssetExecutionContext, crm: CRMSource) -> pd.DataFrame:
+    """Customer accounts from the CRM (segment, ARR, seats, CSM owner)."""
+    df = crm.accounts()
+    context.add_output_metadata(_frame_metadata(df))
+    return df
+
+
+@dg.asset(group_name=GROUP, kinds={"salesforce", "pandas"}, owners=OWNERS)
+def crm_renewals(context: dg.AssetExecutionContext, crm: CRMSource) -> pd.DataFrame:
+    """Renewal opportunities from the CRM, with renewed/churned outcomes over history."""
+    df = crm.renewals()
+    context.add_output_metadata(_frame_metadata(df))
+    return df
+
+
+@dg.asset(group_name=GROUP, kinds={"zendesk", "pandas"}, owners=OWNERS)
+def support_tickets(context: dg.AssetExecutionContext, ticketing: TicketingSource) -> pd.DataFrame:
+    """Support tickets from the ticketing system."""
+    df = ticketing.tickets()
+    context.add_output_metadata(_frame_metadata(df))
+    return df
+
+
+@dg.asset(group_name=GROUP, kinds={"sql", "duckdb"}, owners=OWNERS)
+def product_usage_daily(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Daily product usage per account, aggregated from raw events inside the warehouse (SQL)."""
+    client = warehouse.get_client()
+    rows = client.build_usage_daily()
+    span = client.read_sql("SELECT MIN(date) AS first_day, MAX(date) AS last_day, COUNT(DISTINCT account_id) AS accounts FROM usage_daily")
+    first = span.iloc[0]
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(int(rows)),
+            "accounts": dg.MetadataValue.int(int(first["accounts"] or 0)),
+            "first_day": dg.MetadataValue.text(str(first["first_day"])),
+            "last_day": dg.MetadataValue.text(str(first["last_day"])),
+            "table": dg.MetadataValue.text("usage_daily"),
+        }
+    )

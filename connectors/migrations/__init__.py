@@ -1,0 +1,1 @@
+"""Alembic migrations of the rescue queue database (applied by `QueueStore.migrate()`)."""

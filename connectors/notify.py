@@ -1,0 +1,357 @@
+"""Notifications: Slack incoming webhooks, e-mail over SMTP, and the log, fed by the outbox.
+
+Nothing in the product sends a notification directly. The queue store writes each one to its
+`outbox` table in the same transaction as the change that causes it; `deliver_outbox()` then sends
+the rows that are due through a `Notifier` and records the result:
+
+- delivered rows are marked `delivered` and never sent again;
+- a failed attempt is recorded with a secret-free error and retried on a later run after an
+  exponential backoff (`next_attempt_at`); after `max_attempts` the row is `dead` (kept, visible
+  with `rescue queue outbox --status dead`, never silently dropped);
+- rows are leased before sending, so two deliverers running at once never send the same row.
+
+Channels: `slack` (incoming-webhook JSON with `text` and Block Kit `blocks`), `email`
+(`EmailMessage` over `smtplib.SMTP`, STARTTLS and login when configured, a `Message-ID` derived
+from the outbox row so receivers can drop duplicates) and `log` (the embedded default: one log
+line per notification). A channel that is not configured falls back to the log, so the embedded
+demo needs no credentials.
+
+Secrets (the webhook URL, which embeds its token, and the SMTP password) never appear in logs,
+exceptions or the outbox's `last_error`: notifiers raise `DeliveryError` with messages built from
+status codes and exception types only, and `deliver_outbox` redacts every secret the notifier
+declares as a second line of defence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import smtplib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from email.message import EmailMessage
+from typing import Any, Protocol
+
+import dagster as dg
+import requests
+
+from connectors.queue_store import QueueStore, utc_naive
+
+log = logging.getLogger(__name__)
+
+NOTIFICATION_CHANNELS = frozenset({"slack", "email", "log"})
+
+
+class DeliveryError(RuntimeError):
+    """A notification could not be delivered. The message never contains a secret."""
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One outbox row to deliver."""
+
+    outbox_id: int
+    channel: str
+    destination: str
+    kind: str
+    dedupe_key: str
+    payload: Mapping[str, Any]
+    attempts: int = 0
+
+    @property
+    def text(self) -> str:
+        return str(self.payload.get("text") or f"{self.kind} {self.payload.get('case_id', '')}".strip())
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Notification:
+        return cls(
+            outbox_id=int(row["outbox_id"]),
+            channel=str(row["channel"]),
+            destination=str(row["destination"]),
+            kind=str(row["kind"]),
+            dedupe_key=str(row["dedupe_key"]),
+            payload=row["payload"] or {},
+            attempts=int(row["attempts"]),
+        )
+
+
+class Notifier(Protocol):
+    """Sends notifications of some channels."""
+
+    channels: frozenset[str]
+
+    def send(self, notification: Notification) -> None:
+        """Deliver one notification or raise (DeliveryError, ideally)."""
+
+    def secrets(self) -> tuple[str, ...]:
+        """Strings that must never be written to logs or errors."""
+
+
+class LogNotifier:
+    """Writes each notification as one log line: the embedded default, needs nothing."""
+
+    channels = NOTIFICATION_CHANNELS
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self.logger = logger or log
+
+    def send(self, notification: Notification) -> None:
+        self.logger.info("notify %s %s [%s]: %s", notification.channel, notification.destination,
+                         notification.kind, notification.text)
+
+    def secrets(self) -> tuple[str, ...]:
+        return ()
+
+
+def slack_message(notification: Notification) -> dict[str, Any]:
+    """The incoming-webhook JSON of a notification: a plain-text fallback and Block Kit blocks."""
+    p = notification.payload
+    fields = [
+        ("Priority", p.get("priority")),
+        ("Team", p.get("team")),
+        ("Assignee", p.get("assignee") or "unassigned"),
+        ("ARR", f"{p['arr']:,.0f}" if isinstance(p.get("arr"), (int, float)) else None),
+        ("Churn risk", f"{p['churn_risk']:.0%}" if isinstance(p.get("churn_risk"), (int, float)) else None),
+        ("Case", p.get("case_id")),
+    ]
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": notification.text}},
+    ]
+    shown = [{"type": "mrkdwn", "text": f"*{name}*\n{value}"} for name, value in fields if value is not None]
+    if shown:
+        blocks.append({"type": "section", "fields": shown[:10]})
+    blocks.append({"type": "context", "elements": [
+        {"type": "mrkdwn", "text": f"{notification.kind} for {notification.destination}"},
+    ]})
+    return {"text": notification.text, "blocks": blocks}
+
+
+class SlackWebhookNotifier:
+    """Posts notifications to a Slack incoming webhook (`{text, blocks}` JSON).
+
+    An incoming webhook posts to the channel it was created for; the outbox destination (e.g.
+    `#cs-escalations`) is shown in the message's context line.
+    """
+
+    channels = frozenset({"slack"})
+
+    def __init__(self, webhook_url: str, *, timeout: float = 10.0, session: requests.Session | None = None) -> None:
+        if not webhook_url:
+            raise ValueError("SlackWebhookNotifier needs a webhook URL")
+        self._url = webhook_url
+        self.timeout = timeout
+        self.session = session or requests.Session()
+
+    def send(self, notification: Notification) -> None:
+        try:
+            response = self.session.post(self._url, json=slack_message(notification), timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise DeliveryError(f"Slack webhook request failed ({type(exc).__name__})") from None
+        if response.status_code >= 300:
+            body = response.text[:200].replace(self._url, "[redacted]")
+            raise DeliveryError(f"Slack webhook answered HTTP {response.status_code}: {body}")
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self._url,)
+
+
+SMTPFactory = Callable[..., smtplib.SMTP]
+
+
+class EmailNotifier:
+    """Sends notifications as plain-text e-mails over SMTP (`smtplib.SMTP`, STARTTLS optional)."""
+
+    channels = frozenset({"email"})
+
+    def __init__(
+        self,
+        host: str,
+        *,
+        port: int = 587,
+        username: str | None = None,
+        password: str | None = None,
+        sender: str = "churn-rescue@localhost",
+        starttls: bool = True,
+        timeout: float = 10.0,
+        smtp_factory: SMTPFactory = smtplib.SMTP,
+    ) -> None:
+        if not host:
+            raise ValueError("EmailNotifier needs an SMTP host")
+        self.host = host
+        self.port = port
+        self.username = username
+        self._password = password
+        self.sender = sender
+        self.starttls = starttls
+        self.timeout = timeout
+        self.smtp_factory = smtp_factory
+
+    def message(self, notification: Notification) -> EmailMessage:
+        p = notification.payload
+        msg = EmailMessage()
+        subject_bits = [f"[{p['priority']}]" if p.get("priority") else "", notification.kind.replace("_", " "),
+                        str(p.get("account_name") or p.get("account_id") or "")]
+        msg["Subject"] = " ".join(bit for bit in subject_bits if bit)
+        msg["From"] = self.sender
+        msg["To"] = notification.destination
+        digest = hashlib.sha256(notification.dedupe_key.encode()).hexdigest()[:32]
+        msg["Message-ID"] = f"<{digest}@churn-rescue>"
+        lines = [notification.text, ""]
+        for key in ("case_id", "account_id", "priority", "team", "assignee", "reason"):
+            if p.get(key) is not None:
+                lines.append(f"{key}: {p[key]}")
+        msg.set_content("\n".join(lines) + "\n")
+        return msg
+
+    def send(self, notification: Notification) -> None:
+        message = self.message(notification)
+        try:
+            with self.smtp_factory(self.host, self.port, timeout=self.timeout) as smtp:
+                if self.starttls:
+                    smtp.starttls()
+                if self.username:
+                    smtp.login(self.username, self._password or "")
+                smtp.send_message(message)
+        except smtplib.SMTPResponseException as exc:
+            raise DeliveryError(
+                f"SMTP {self.host}:{self.port} refused the message ({type(exc).__name__}, code {exc.smtp_code})"
+            ) from None
+        except (smtplib.SMTPException, OSError) as exc:
+            raise DeliveryError(f"SMTP {self.host}:{self.port} delivery failed ({type(exc).__name__})") from None
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self._password,) if self._password else ()
+
+
+class ChannelNotifier:
+    """Sends each notification through the notifier of its channel, the log when there is none."""
+
+    channels = NOTIFICATION_CHANNELS
+
+    def __init__(self, by_channel: Mapping[str, Notifier] | None = None, *, fallback: Notifier | None = None) -> None:
+        self.by_channel = dict(by_channel or {})
+        self.fallback = fallback or LogNotifier()
+
+    def send(self, notification: Notification) -> None:
+        self.by_channel.get(notification.channel, self.fallback).send(notification)
+
+    def secrets(self) -> tuple[str, ...]:
+        found: list[str] = list(self.fallback.secrets())
+        for notifier in self.by_channel.values():
+            found.extend(notifier.secrets())
+        return tuple(s for s in found if s)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every secret (and, for URLs, their path and query) replaced by [redacted]."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, "[redacted]")
+        if "://" in secret:
+            tail = secret.split("://", 1)[1]
+            path = tail.partition("/")[2]
+            if path:
+                text = text.replace("/" + path, "/[redacted]")
+    return text
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """What one `deliver_outbox` run did."""
+
+    attempted: int
+    delivered: int
+    failed: int
+    dead: int
+
+
+def backoff_delay(attempts: int, *, base: timedelta, cap: timedelta) -> timedelta:
+    """Wait before the next attempt after `attempts` failures: base, 2 x base, 4 x base ... <= cap."""
+    return min(base * (2 ** max(attempts - 1, 0)), cap)
+
+
+def deliver_outbox(
+    store: QueueStore,
+    notifier: Notifier,
+    *,
+    now: datetime | None = None,
+    max_attempts: int = 5,
+    batch: int = 100,
+    base_delay: timedelta = timedelta(seconds=30),
+    max_delay: timedelta = timedelta(hours=1),
+) -> DeliveryReport:
+    """Send the outbox rows of the notifier's channels that are due at `now` (one batch).
+
+    Each row is leased, sent, then marked delivered, or failed with a backoff (dead after
+    `max_attempts` attempts). Errors are redacted of the notifier's secrets before they are stored
+    or logged; one failing row never stops the others.
+    """
+    if max_attempts < 1:
+        raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+    now = utc_naive(now or datetime.now(timezone.utc))
+    secrets = notifier.secrets()
+    delivered = failed = dead = 0
+    rows = store.lease_outbox(batch, now=now, channels=notifier.channels)
+    for row in rows:
+        item = Notification.from_row(row)
+        try:
+            notifier.send(item)
+        except Exception as exc:  # noqa: BLE001 - any channel failure is recorded and retried
+            attempts = item.attempts + 1
+            error = redact(f"{type(exc).__name__}: {exc}", secrets)
+            status = store.mark_failed(
+                item.outbox_id,
+                attempts=attempts,
+                last_error=error,
+                next_attempt_at=now + backoff_delay(attempts, base=base_delay, cap=max_delay),
+                dead_after=max_attempts,
+            )
+            log.warning("outbox %s (%s to %s) attempt %d failed: %s", item.outbox_id, item.kind,
+                        item.destination, attempts, error)
+            if status == "dead":
+                dead += 1
+            else:
+                failed += 1
+            continue
+        store.mark_delivered(item.outbox_id, now=now)
+        delivered += 1
+    return DeliveryReport(attempted=len(rows), delivered=delivered, failed=failed, dead=dead)
+
+
+class NotifierResource(dg.ConfigurableResource):
+    """Where notifications go. Everything is optional: unconfigured channels go to the log.
+
+    Pass secrets with `dg.EnvVar`, e.g.
+    `NotifierResource(slack_webhook_url=dg.EnvVar("RESCUE_SLACK_WEBHOOK_URL"),
+    smtp_host="smtp.example.com", smtp_user="rescue", smtp_password=dg.EnvVar("RESCUE_SMTP_PASSWORD"))`.
+    """
+
+    slack_webhook_url: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_sender: str = "churn-rescue@localhost"
+    smtp_starttls: bool = True
+    timeout_seconds: float = 10.0
+    max_attempts: int = 5
+
+    def get_notifier(self) -> ChannelNotifier:
+        by_channel: dict[str, Notifier] = {}
+        if self.slack_webhook_url:
+            by_channel["slack"] = SlackWebhookNotifier(self.slack_webhook_url, timeout=self.timeout_seconds)
+        if self.smtp_host:
+            by_channel["email"] = EmailNotifier(
+                self.smtp_host,
+                port=self.smtp_port,
+                username=self.smtp_user,
+                password=self.smtp_password,
+                sender=self.smtp_sender,
+                starttls=self.smtp_starttls,
+                timeout=self.timeout_seconds,
+            )
+        return ChannelNotifier(by_channel)
+
+    def deliver(self, store: QueueStore, *, now: datetime | None = None, batch: int = 100) -> DeliveryReport:
+        """Deliver one batch of due notifications from `store`'s outbox."""
+        return deliver_outbox(store, self.get_notifier(), now=now, max_attempts=self.max_attempts, batch=batch)

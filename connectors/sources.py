@@ -1,0 +1,85 @@
+"""The source interface: where accounts, renewals and tickets come from.
+
+The source assets depend only on these two resource interfaces, never on a concrete system:
+
+- `CRMSource`: ``accounts()`` and ``renewals()`` in the canonical contracts;
+- `TicketingSource`: ``tickets()`` in the canonical contract.
+
+The embedded defaults (`WarehouseCRM`, `WarehouseTicketing`) read the raw tables that the demo
+world (or an ELT tool such as Fivetran/Airbyte) lands in the warehouse. A Salesforce or
+Zendesk connector plugs in by subclassing the interface and being bound under the same resource
+key in `pipelines/resources.py`; no asset changes.
+
+Frames are returned *leniently conformed* (see `models.contracts.conform`): types are coerced
+where possible and problems are left for the blocking quality checks to count and report.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from connectors.warehouse import WarehouseResource
+from models.contracts import ACCOUNTS, RENEWALS, TICKETS, TableContract, conform
+
+RAW_TABLES = {
+    "accounts": "raw_crm_accounts",
+    "renewals": "raw_crm_renewals",
+    "tickets": "raw_support_tickets",
+}
+
+
+class SourceError(RuntimeError):
+    """A source system could not be read (unreachable, missing table, API error)."""
+
+
+class CRMSource(dg.ConfigurableResource):
+    """Interface: a CRM that provides accounts and renewal opportunities."""
+
+    def accounts(self) -> pd.DataFrame:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def renewals(self) -> pd.DataFrame:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class TicketingSource(dg.ConfigurableResource):
+    """Interface: a ticketing system that provides support tickets."""
+
+    def tickets(self) -> pd.DataFrame:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+def _read_raw(warehouse: WarehouseResource, table: str, contract: TableContract) -> pd.DataFrame:
+    client = warehouse.get_client()
+    if not client.table_exists(table):
+        raise SourceError(
+            f"table {table!r} not found in the warehouse; run `rescue demo generate` for the "
+            f"embedded demo world, or point RESCUE_WAREHOUSE_URL at a warehouse that has it"
+        )
+    return conform(client.read_sql(f"SELECT * FROM {table}"), contract, lenient=True)
+
+
+class WarehouseCRM(CRMSource):
+    """CRM data already landed in the warehouse (the embedded default)."""
+
+    warehouse: WarehouseResource
+    accounts_table: str = Field(default=RAW_TABLES["accounts"], description="Raw accounts table.")
+    renewals_table: str = Field(default=RAW_TABLES["renewals"], description="Raw renewals table.")
+
+    def accounts(self) -> pd.DataFrame:
+        return _read_raw(self.warehouse, self.accounts_table, ACCOUNTS)
+
+    def renewals(self) -> pd.DataFrame:
+        return _read_raw(self.warehouse, self.renewals_table, RENEWALS)
+
+
+class WarehouseTicketing(TicketingSource):
+    """Tickets already landed in the warehouse (the embedded default)."""
+
+    warehouse: WarehouseResource
+    tickets_table: str = Field(default=RAW_TABLES["tickets"], description="Raw tickets table.")
+
+    def tickets(self) -> pd.DataFrame:
+        return _read_raw(self.warehouse, self.tickets_table, TICKETS)

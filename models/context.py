@@ -1,0 +1,118 @@
+"""The handoff context package: everything a rescuer needs to act in thirty seconds.
+
+Built for each routed account and stored as JSON on its case (and regenerated on every
+reassignment): account facts (ARR, segment, owner, renewal date), health score with its
+components and trend, churn risk with its top drivers in words, the last three tickets, the
+weekly usage trend, and the plays already tried with their outcomes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+USAGE_TREND_WEEKS = 12
+
+
+def _iso(value: Any) -> str | None:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return pd.Timestamp(value).isoformat()
+
+
+def _num(value: Any, digits: int = 2) -> float | None:
+    if value is None or pd.isna(value):
+        return None
+    return round(float(value), digits)
+
+
+def build_context_packages(
+    candidates: pd.DataFrame,
+    *,
+    health: pd.DataFrame,
+    tickets: pd.DataFrame,
+    usage_daily: pd.DataFrame,
+    plays: pd.DataFrame | None = None,
+    snapshot_date: pd.Timestamp,
+) -> dict[str, dict[str, Any]]:
+    """One JSON-ready package per row of ``candidates`` (keyed by account_id).
+
+    ``health`` is indexed by account_id with the component columns; ``usage_daily`` should cover
+    at least the last `USAGE_TREND_WEEKS` weeks before the snapshot; ``plays`` (account_id, at,
+    play, note, outcome, actor) are rescue actions already logged for these accounts.
+    """
+    snapshot_date = pd.Timestamp(snapshot_date)
+    ids = list(candidates["account_id"])
+    wanted = set(ids)
+
+    t = tickets[tickets["account_id"].isin(wanted) & (tickets["created_at"] < snapshot_date)]
+    t = t.sort_values("created_at", ascending=False).groupby("account_id").head(3)
+    tickets_by = {k: g for k, g in t.groupby("account_id")}
+
+    start = snapshot_date - pd.Timedelta(weeks=USAGE_TREND_WEEKS)
+    u = usage_daily[usage_daily["account_id"].isin(wanted) & (usage_daily["date"] >= start) & (usage_daily["date"] < snapshot_date)]
+    u = u.assign(week=((u["date"] - start).dt.days // 7).astype("int64"))
+    weekly = u.groupby(["account_id", "week"])["active_users"].sum() / 7.0
+    usage_by = {k: g.droplevel(0) for k, g in weekly.groupby(level=0)}
+
+    plays_by: dict[str, pd.DataFrame] = {}
+    if plays is not None and len(plays):
+        p = plays[plays["account_id"].isin(wanted)].sort_values("at")
+        plays_by = {k: g for k, g in p.groupby("account_id")}
+
+    comps = [c for c in ("usage", "support", "relationship", "model_risk") if c in health.columns]
+    packages: dict[str, dict[str, Any]] = {}
+    for row in candidates.itertuples(index=False):
+        aid = row.account_id
+        h = health.loc[aid] if aid in health.index else None
+        tk = tickets_by.get(aid)
+        wk = usage_by.get(aid, pd.Series(dtype="float64")).reindex(range(USAGE_TREND_WEEKS), fill_value=0.0)
+        pl = plays_by.get(aid)
+        packages[aid] = {
+            "account": {
+                "account_id": aid,
+                "name": row.name,
+                "segment": row.segment,
+                "arr": _num(row.arr, 0),
+                "csm_owner": None if pd.isna(row.csm_owner) else row.csm_owner,
+                "renewal_date": _iso(row.renewal_date),
+                "days_to_renewal": _num(row.days_to_renewal, 0),
+            },
+            "health": {
+                "score": _num(row.health_score, 1),
+                "band": row.health_band,
+                "components": {c: _num(h[c], 1) for c in comps} if h is not None else {},
+                "delta": _num(h["health_delta"], 1) if h is not None and "health_delta" in h else None,
+            },
+            "risk": {
+                "churn_risk": _num(row.churn_risk, 3),
+                "churn_risk_delta": _num(row.churn_risk_delta, 3),
+                "expected_arr_at_risk": _num(row.expected_arr_at_risk, 0),
+                "top_drivers": list(row.drivers) if isinstance(row.drivers, (list, tuple)) else [],
+                "model_version": row.model_version,
+            },
+            "last_tickets": [
+                {
+                    "ticket_id": r.ticket_id,
+                    "created_at": _iso(r.created_at),
+                    "priority": r.priority,
+                    "category": None if pd.isna(r.category) else r.category,
+                    "status": "open" if pd.isna(r.solved_at) or r.solved_at >= snapshot_date else "solved",
+                    "csat": _num(r.csat, 0) if pd.notna(r.solved_at) and r.solved_at < snapshot_date else None,
+                    "escalated": bool(r.escalated),
+                }
+                for r in (tk.itertuples(index=False) if tk is not None else [])
+            ],
+            "usage_trend": {
+                "weekly_active_users": [round(float(v), 2) for v in wk.to_numpy()],
+                "weeks": USAGE_TREND_WEEKS,
+                "wau_trend": _num(row.wau_trend, 3),
+            },
+            "plays_tried": [
+                {"at": _iso(r.at), "play": r.play, "note": r.note, "outcome": getattr(r, "outcome", None), "actor": r.actor}
+                for r in (pl.itertuples(index=False) if pl is not None else [])
+            ],
+            "snapshot_date": _iso(snapshot_date),
+        }
+    return packages

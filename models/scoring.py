@@ -1,0 +1,82 @@
+"""From features, churn scores and health scores to the candidate frame the policy reads.
+
+The candidate frame has one row per live account with every column a policy condition may use
+(see `models.contracts.CANDIDATE_COLUMNS`). Nothing here decides who is routed: that is the
+policy's job (`models.policy`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from models.contracts import CANDIDATE_COLUMNS
+
+
+def vip_flags(accounts: pd.DataFrame, *, quantile: float = 0.9) -> pd.Series:
+    """Strategic accounts: enterprise with ARR in the top decile of enterprise ARR."""
+    ent = accounts["segment"] == "enterprise"
+    if not ent.any():
+        return pd.Series(False, index=accounts.index)
+    cutoff = accounts.loc[ent, "arr"].quantile(quantile)
+    return (ent & (accounts["arr"] >= cutoff)).astype(bool)
+
+
+def build_candidates(
+    features: pd.DataFrame,
+    accounts: pd.DataFrame,
+    scores: pd.DataFrame,
+    health: pd.DataFrame,
+    *,
+    snapshot_date: pd.Timestamp,
+) -> pd.DataFrame:
+    """The policy's input, one row per scored account, sorted by expected ARR at risk.
+
+    ``features`` is indexed by account_id (models.features.account_features); ``scores`` has
+    account_id, churn_risk, churn_risk_delta, drivers, top_reason, model_version; ``health`` is
+    indexed like ``features`` (models.health.health_scores).
+    """
+    acc = accounts.set_index("account_id")
+    ids = features.index
+    sc = scores.set_index("account_id").reindex(ids)
+    out = pd.DataFrame(index=ids)
+    for col in ("name", "segment", "industry", "region", "plan", "csm_owner"):
+        out[col] = acc[col].reindex(ids)
+    out["arr"] = acc["arr"].reindex(ids).astype("float64")
+    out["vip"] = vip_flags(acc.reset_index()).set_axis(acc.index).reindex(ids).fillna(False).astype(bool)
+    out["churn_risk"] = sc["churn_risk"].astype("float64")
+    out["churn_risk_delta"] = sc["churn_risk_delta"].astype("float64").fillna(0.0)
+    out["health_score"] = health["health_score"].reindex(ids).astype("float64")
+    out["health_band"] = health["health_band"].reindex(ids)
+    out["expected_arr_at_risk"] = (out["churn_risk"] * out["arr"]).round(2)
+    out["renewal_date"] = features["renewal_date"]
+    out["days_to_renewal"] = features["days_to_renewal"].astype("float64")
+    out["open_urgent_tickets"] = features["open_urgent_tickets"].fillna(0).astype("int64")
+    out["oldest_open_urgent_hours"] = features["oldest_open_urgent_hours"].astype("float64")
+    out["open_compliance_tickets"] = features["open_compliance_tickets"].fillna(0).astype("int64")
+    out["wau_trend"] = features["wau_trend"].astype("float64")
+    out["top_reason"] = sc["top_reason"]
+    out["drivers"] = sc["drivers"]
+    out["model_version"] = sc["model_version"]
+    out["snapshot_date"] = pd.Timestamp(snapshot_date)
+    out = out.reset_index().rename(columns={"index": "account_id"})
+    missing = [c for c in CANDIDATE_COLUMNS if c not in out.columns]
+    if missing:  # pragma: no cover - guarded by the contract test
+        raise AssertionError(f"candidate frame misses {missing}")
+    order = np.argsort(-out["expected_arr_at_risk"].fillna(0).to_numpy(), kind="stable")
+    return out.iloc[order].reset_index(drop=True)[list(CANDIDATE_COLUMNS)]
+
+
+def score_history_frame(health: pd.DataFrame, scores: pd.DataFrame, *, snapshot_date: pd.Timestamp) -> pd.DataFrame:
+    """The rows kept per snapshot for trends and policy simulation (one per account)."""
+    sc = scores.set_index("account_id").reindex(health.index)
+    return pd.DataFrame(
+        {
+            "snapshot_date": pd.Timestamp(snapshot_date).date(),
+            "account_id": health.index.astype(str),
+            "churn_risk": sc["churn_risk"].astype("float64").to_numpy(),
+            "health_score": health["health_score"].to_numpy(),
+            "health_band": health["health_band"].astype(str).to_numpy(),
+            "model_version": sc["model_version"].astype(str).to_numpy(),
+        }
+    )

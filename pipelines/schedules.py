@@ -1,0 +1,18 @@
+"""Schedules: daily scoring and routing, weekly retraining."""
+
+import dagster as dg
+
+from pipelines.jobs import daily_rescue_job, weekly_retrain_job
+
+daily_rescue_schedule = dg.build_schedule_from_partitioned_job(
+    daily_rescue_job, hour_of_day=6, minute_of_hour=0, name="daily_rescue_schedule"
+)
+
+weekly_retrain_schedule = dg.ScheduleDefinition(
+    name="weekly_retrain_schedule",
+    job=weekly_retrain_job,
+    cron_schedule="0 4 * * 1",
+    execution_timezone="UTC",
+)
+
+all_schedules = [daily_rescue_schedule, weekly_retrain_schedule]

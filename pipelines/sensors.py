@@ -1,0 +1,3 @@
+"""Sensors: the SLA clock (every minute)."""
+
+all_sensors: list = []

@@ -1,0 +1,82 @@
+"""The GX suites behind the blocking source checks, on clean and dirty frames."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from assets.quality import crm_accounts_contract, crm_renewals_contract, support_tickets_contract
+from models.contracts import ACCOUNTS, TICKETS, USAGE_DAILY, ContractError, conform
+from models.quality import validate_frame
+from tests.factories import random_tables
+
+NOW = pd.Timestamp("2026-06-01")
+
+
+@pytest.fixture(scope="module")
+def tables():
+    return random_tables(n_accounts=30, seed=21)
+
+
+def _failures(res):
+    return {(f.column, f.expectation): f for f in res.failures}
+
+
+def test_clean_sources_pass(tables):
+    for name, contract in (("accounts", ACCOUNTS), ("tickets", TICKETS), ("usage_daily", USAGE_DAILY)):
+        res = validate_frame(tables[name], contract, known_accounts=tables["accounts"]["account_id"], now=NOW)
+        assert res.success, res.summary()
+
+
+def test_duplicate_ids_are_named_with_count_and_examples(tables):
+    acc = pd.concat([tables["accounts"], tables["accounts"].head(2)], ignore_index=True)
+    res = validate_frame(acc, ACCOUNTS, now=NOW)
+    f = _failures(res)[("account_id", "expect_column_values_to_be_unique")]
+    assert f.unexpected_count == 4
+    assert set(f.examples) == set(tables["accounts"]["account_id"].head(2))
+
+
+def test_missing_column_is_named(tables):
+    res = validate_frame(tables["accounts"].drop(columns=["arr"]), ACCOUNTS, now=NOW)
+    assert ("arr", "expect_column_to_exist") in _failures(res)
+
+
+def test_wrong_types_are_counted_with_examples(tables):
+    raw = tables["accounts"].astype({"arr": "object"})
+    raw.loc[[1, 4], "arr"] = ["lots", "n/a"]
+    lenient = conform(raw, ACCOUNTS, lenient=True)
+    with pytest.raises(ContractError, match="accounts.arr"):
+        conform(raw, ACCOUNTS)
+    f = _failures(validate_frame(lenient, ACCOUNTS, now=NOW))[("arr", "expect_column_values_to_be_in_type_list")]
+    assert f.unexpected_count == 2
+    assert set(f.examples) == {"lots", "n/a"}
+
+
+def test_unknown_accounts_negative_counts_and_impossible_dates(tables):
+    tk = tables["tickets"].copy()
+    tk.loc[0, "account_id"] = "GHOST-1"
+    tk.loc[1, "solved_at"] = tk.loc[1, "created_at"] - pd.Timedelta(days=2)
+    tk.loc[2, "created_at"] = NOW + pd.Timedelta(days=30)
+    res = validate_frame(tk, TICKETS, known_accounts=tables["accounts"]["account_id"], now=NOW)
+    f = _failures(res)
+    assert f[("account_id", "expect_column_values_to_be_in_set")].examples == ["GHOST-1"]
+    assert ("solved_at,created_at", "expect_column_pair_values_a_to_be_greater_than_b") in f
+    assert f[("created_at", "expect_column_values_to_be_between")].unexpected_count >= 1
+
+    u = tables["usage_daily"].copy()
+    u.loc[[3, 7, 9], "events"] = -5
+    res = validate_frame(u, USAGE_DAILY, known_accounts=tables["accounts"]["account_id"], now=NOW)
+    assert _failures(res)[("events", "expect_column_values_to_be_between")].unexpected_count == 3
+
+
+def test_asset_checks_called_directly(tables):
+    assert crm_accounts_contract(tables["accounts"]).passed
+    renewals = tables["renewals"].copy()
+    assert crm_renewals_contract(renewals, tables["accounts"]).passed
+    renewals.loc[0, "outcome"] = "maybe"
+    res = crm_renewals_contract(renewals, tables["accounts"])
+    assert not res.passed
+    assert "outcome" in res.metadata["failing_columns"].value
+    tk = tables["tickets"].copy()
+    tk.loc[:4, "account_id"] = "NOPE"
+    res = support_tickets_contract(tk, tables["accounts"])
+    assert not res.passed and "account_id" in res.metadata["failures"].value

@@ -1,0 +1,55 @@
+"""The composite health score: bounds, monotonicity, bands, and the rules-only baseline."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.features import account_features
+from models.health import WEIGHTS, band, health_scores, rules_risk
+from tests.factories import random_tables
+
+
+@pytest.fixture(scope="module")
+def feats():
+    t = random_tables(n_accounts=60, seed=11)
+    return account_features(t["accounts"], t["renewals"], t["tickets"], t["usage_daily"], pd.Timestamp("2025-09-01"))
+
+
+def test_scores_and_components_are_bounded(feats):
+    h = health_scores(feats, np.full(len(feats), 0.3))
+    for col in ("usage", "support", "relationship", "model_risk", "health_score"):
+        assert h[col].between(0, 100).all(), col
+    assert set(h["health_band"]) <= {"healthy", "watch", "at_risk", "critical"}
+
+
+def test_score_is_the_weighted_sum_of_components(feats):
+    h = health_scores(feats, np.linspace(0, 1, len(feats)))
+    expected = sum(h[k] * w for k, w in WEIGHTS.items())
+    assert np.allclose(h["health_score"], expected, atol=0.2)
+
+
+def test_higher_churn_risk_never_raises_health(feats):
+    low = health_scores(feats, np.full(len(feats), 0.1))["health_score"]
+    high = health_scores(feats, np.full(len(feats), 0.9))["health_score"]
+    assert (high < low).all()
+
+
+def test_worse_support_lowers_health_and_raises_rules_risk(feats):
+    worse = feats.copy()
+    worse["open_urgent_tickets"] += 3
+    worse["oldest_open_urgent_hours"] += 120
+    assert (health_scores(worse, np.zeros(len(feats)))["support"] <= health_scores(feats, np.zeros(len(feats)))["support"]).all()
+    assert (rules_risk(worse) >= rules_risk(feats)).all()
+    assert (rules_risk(worse) > rules_risk(feats)).any()
+
+
+def test_declining_usage_lowers_the_usage_component(feats):
+    worse = feats.copy()
+    worse["wau_trend"] = -0.7
+    assert (health_scores(worse, np.zeros(len(feats)))["usage"] <= health_scores(feats, np.zeros(len(feats)))["usage"]).all()
+
+
+def test_band_edges():
+    assert list(band(np.array([100, 70, 69.9, 50, 49.9, 30, 29.9, 0]))) == [
+        "healthy", "healthy", "watch", "watch", "at_risk", "at_risk", "critical", "critical",
+    ]
