@@ -228,25 +228,6 @@ def empty_frame(contract: TableContract) -> pd.DataFrame:
     return pd.DataFrame({c.name: pd.Series(dtype=dtypes[c.kind]) for c in contract.columns})
 
 
-def describe_contracts_markdown() -> str:
-    """The contracts as a Markdown document (used by the README and asset metadata)."""
-    lines: list[str] = []
-    for contract in CONTRACTS.values():
-        lines.append(f"### `{contract.name}`\n\n{contract.description} Primary key: "
-                     f"`{', '.join(contract.primary_key)}`.\n")
-        lines.append("| column | type | nullable | notes |")
-        lines.append("|---|---|---|---|")
-        for c in contract.columns:
-            notes = c.description
-            if c.allowed:
-                notes = (notes + " One of: " + ", ".join(c.allowed) + ".").strip()
-            if c.min_value is not None:
-                notes = (notes + f" >= {c.min_value:g}.").strip()
-            lines.append(f"| {c.name} | {c.kind} | {'yes' if c.nullable else 'no'} | {notes} |")
-        lines.append("")
-    return "\n".join(lines)
-
-
 # --------------------------------------------------------------------------------------------
 # Frames passed between stages (not source tables). Their columns are fixed here so that the
 # policy engine (models.policy), the queue store (connectors.queue_store) and the assets agree.
@@ -293,3 +274,33 @@ DECISION_COLUMNS: dict[str, str] = {
     "expected_arr_at_risk": "float",
     "rank": "int: rank within the team's daily budget (1 = most ARR at risk)",
 }
+
+
+def describe_contracts_markdown() -> str:
+    """All contracts and stage frames as one Markdown document (`rescue demo contracts`)."""
+    lines: list[str] = [
+        "# Data contracts",
+        "",
+        "Generated from `models/contracts.py`, the single source of truth: regenerate with",
+        "`rescue demo contracts > docs/contracts.md` after changing it.",
+        "",
+    ]
+    for contract in CONTRACTS.values():
+        lines.append(f"### `{contract.name}`\n\n{contract.description} Primary key: "
+                     f"`{', '.join(contract.primary_key)}`.\n")
+        lines.append("| column | type | nullable | notes |")
+        lines.append("|---|---|---|---|")
+        for c in contract.columns:
+            notes = c.description
+            if c.allowed:
+                notes = (notes + " One of: " + ", ".join(c.allowed) + ".").strip()
+            if c.min_value is not None:
+                notes = (notes + f" >= {c.min_value:g}.").strip()
+            lines.append(f"| {c.name} | {c.kind} | {'yes' if c.nullable else 'no'} | {notes} |")
+        lines.append("")
+    for title, columns in (("rescue candidates (policy input)", CANDIDATE_COLUMNS),
+                           ("routing decisions (policy output)", DECISION_COLUMNS)):
+        lines += [f"### {title}", "", "| column | meaning |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in columns.items()]
+        lines.append("")
+    return "\n".join(lines)

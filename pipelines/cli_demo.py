@@ -155,3 +155,11 @@ def run(
     )
     if n == 0:
         sys.exit(1)
+
+
+@demo_app.command("contracts")
+def contracts() -> None:
+    """Print the data contracts as Markdown (the source of docs/contracts.md)."""
+    from models.contracts import describe_contracts_markdown
+
+    print(describe_contracts_markdown())

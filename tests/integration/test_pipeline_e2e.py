@@ -1,0 +1,140 @@
+"""The whole asset graph on a small demo world: real DuckDB warehouse, real SQLite queue.
+
+One world is generated per module; the weekly retrain and the daily rescue job run through
+Dagster exactly as the schedules run them.
+"""
+
+from datetime import date
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from connectors.demo_world import DemoWorldConfig, generate_demo_world
+from connectors.model_registry import ModelRegistryResource
+from connectors.policy_source import PolicyResource
+from connectors.queue_store import QueueStore, QueueStoreResource
+from connectors.sources import WarehouseCRM, WarehouseTicketing
+from connectors.warehouse import Warehouse, WarehouseResource
+from pipelines.definitions import build_definitions
+
+pytestmark = pytest.mark.slow
+
+WORLD = DemoWorldConfig(n_accounts=400, seed=3, end_date=date(2026, 11, 20), history_days=540)
+SNAPSHOT = "2026-11-20"
+NOW = "2026-11-20T09:00:00+00:00"
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    wh_url = f"duckdb:///{root / 'warehouse.duckdb'}"
+    queue_url = f"sqlite:///{root / 'queue.db'}"
+    generate_demo_world(WORLD, Warehouse(wh_url))
+    warehouse = WarehouseResource(url=wh_url)
+    defs = build_definitions(
+        {
+            "warehouse": warehouse,
+            "crm": WarehouseCRM(warehouse=warehouse),
+            "ticketing": WarehouseTicketing(warehouse=warehouse),
+            "queue": QueueStoreResource(url=queue_url),
+            "model_registry": ModelRegistryResource(path=str(root / "models")),
+            "policy": PolicyResource(path="policies/default.yaml"),
+        }
+    )
+    instance = dg.DagsterInstance.ephemeral()
+    return {"defs": defs, "instance": instance, "wh_url": wh_url, "queue_url": queue_url, "root": root}
+
+
+def _daily(env, **kw):
+    job = env["defs"].get_job_def("daily_rescue_job")
+    return job.execute_in_process(
+        instance=env["instance"],
+        partition_key=SNAPSHOT,
+        run_config={"ops": {"rescue_queue": {"config": {"now": NOW}}}},
+        raise_on_error=False,
+        **kw,
+    )
+
+
+def _queue_rows(env) -> pd.DataFrame:
+    return QueueStore(env["queue_url"]).list_cases(status="open_any")
+
+
+@pytest.fixture(scope="module")
+def first_run(env):
+    retrain = env["defs"].get_job_def("weekly_retrain_job").execute_in_process(instance=env["instance"], raise_on_error=False)
+    assert retrain.success, [e.message for e in retrain.all_events if e.is_failure]
+    daily = _daily(env)
+    assert daily.success, [e.message for e in daily.all_events if e.is_failure]
+    return daily
+
+
+def test_the_queue_is_filled_with_known_accounts(env, first_run):
+    cases = _queue_rows(env)
+    assert len(cases) > 0
+    accounts = Warehouse(env["wh_url"]).read_sql("SELECT account_id FROM raw_crm_accounts")
+    assert set(cases["account_id"]) <= set(accounts["account_id"])
+    assert cases["account_id"].is_unique  # one open case per account
+    for col in ("priority", "team", "policy_version", "model_version", "reason"):
+        assert cases[col].notna().all(), col
+    ctx = cases["context"].iloc[0]
+    assert {"last_tickets", "usage_trend", "account", "risk"} <= set(ctx)
+    assert len(ctx["last_tickets"]) <= 3
+
+
+def test_cases_carry_more_risk_than_the_rest(env, first_run):
+    cases = _queue_rows(env)
+    scores = first_run.output_for_node("churn_scores")
+    routed = scores["account_id"].isin(cases["account_id"])
+    assert scores.loc[routed, "churn_risk"].mean() > 2 * scores.loc[~routed, "churn_risk"].mean()
+    # within a priority the queue lists the larger expected ARR at risk first
+    for _, group in cases.groupby("priority", sort=False):
+        at_risk = group["expected_arr_at_risk"].to_numpy()
+        assert (at_risk[:-1] >= at_risk[1:] - 1e-6).all()
+
+
+def test_a_rerun_of_the_partition_adds_no_case(env, first_run):
+    before = _queue_rows(env)
+    again = _daily(env)
+    assert again.success
+    after = _queue_rows(env)
+    assert sorted(after["case_id"]) == sorted(before["case_id"])
+    assert len(after) == len(before)
+
+
+def test_a_dirty_source_blocks_routing_and_leaves_the_queue_untouched(env, first_run):
+    wh = Warehouse(env["wh_url"])
+    accounts = wh.read_sql("SELECT * FROM raw_crm_accounts")
+    before = _queue_rows(env)[["case_id", "updated_at", "priority"]]
+    dirty = pd.concat([accounts, accounts.head(3)], ignore_index=True)
+    wh.write_table("raw_crm_accounts", dirty)
+    try:
+        result = _daily(env)
+        assert not result.success
+        evals = [
+            e.event_specific_data.asset_check_evaluation
+            for e in result.all_events
+            if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        ]
+        failed = [c for c in evals if not c.passed]
+        assert [c.check_name for c in failed] == ["crm_accounts_contract"]
+        assert "account_id" in failed[0].metadata["failing_columns"].value
+        materialized = {e.asset_key.to_user_string() for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"}
+        assert "rescue_queue" not in materialized and "account_features" not in materialized
+        pd.testing.assert_frame_equal(_queue_rows(env)[["case_id", "updated_at", "priority"]], before)
+    finally:
+        wh.write_table("raw_crm_accounts", accounts)
+
+
+def test_definitions_load_with_jobs_schedules_and_checks():
+    from pipelines.definitions import defs
+
+    repo = defs.get_repository_def()
+    assert {"daily_rescue_job", "weekly_retrain_job"} <= {j.name for j in repo.get_all_jobs()}
+    assert {s.name for s in repo.schedule_defs} == {"daily_rescue_schedule", "weekly_retrain_schedule"}
+    keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
+    assert {
+        "crm_accounts", "crm_renewals", "support_tickets", "product_usage_daily", "account_features",
+        "training_set", "churn_model", "churn_scores", "health_scores", "rescue_candidates", "rescue_queue",
+    } <= keys

@@ -1,0 +1,68 @@
+"""Data contracts: coercion, clear errors, and docs that match the code."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from models.contracts import ACCOUNTS, TICKETS, ContractError, conform, describe_contracts_markdown, empty_frame
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _accounts(**overrides):
+    row = {
+        "account_id": "A1", "name": "Acme", "segment": "smb", "industry": None, "region": "emea",
+        "arr": "1200.50", "plan": "pro", "seats": "12", "csm_owner": "ana", "created_at": "2025-01-02T10:00:00Z",
+        "extra": 1,
+    }
+    row.update(overrides)
+    return pd.DataFrame([row])
+
+
+def test_conform_coerces_text_numbers_and_dates_and_drops_extras():
+    out = conform(_accounts(), ACCOUNTS)
+    assert list(out.columns) == ACCOUNTS.column_names
+    assert out["arr"].dtype == "float64" and out.loc[0, "arr"] == 1200.5
+    assert out["seats"].dtype == "int64"
+    assert out.loc[0, "created_at"] == pd.Timestamp("2025-01-02 10:00:00")
+
+
+def test_conform_names_missing_columns_and_bad_types():
+    with pytest.raises(ContractError, match=r"accounts: missing column\(s\) arr, seats"):
+        conform(_accounts().drop(columns=["arr", "seats"]), ACCOUNTS)
+    with pytest.raises(ContractError, match=r"accounts\.seats: cannot read as int"):
+        conform(_accounts(seats="twelve"), ACCOUNTS)
+    with pytest.raises(ContractError, match=r"accounts\.seats"):
+        conform(_accounts(seats="1.5"), ACCOUNTS)
+
+
+def test_lenient_conform_keeps_raw_values_for_the_checks():
+    out = conform(_accounts(arr="lots").drop(columns=["plan"]), ACCOUNTS, lenient=True)
+    assert "plan" not in out.columns
+    assert out.loc[0, "arr"] == "lots"
+
+
+def test_booleans_from_text():
+    t = conform(
+        pd.DataFrame({
+            "ticket_id": ["t1", "t2"], "account_id": ["A1", "A1"], "created_at": ["2025-01-01", "2025-01-02"],
+            "first_response_at": [None, None], "solved_at": [None, None], "priority": ["low", "urgent"],
+            "category": ["bug", None], "status": ["open", "open"], "csat": [None, None], "escalated": ["yes", "0"],
+        }),
+        TICKETS,
+    )
+    assert t["escalated"].tolist() == [True, False]
+    with pytest.raises(ContractError, match="tickets.escalated"):
+        conform(t.assign(escalated=["maybe", "no"]), TICKETS)
+
+
+def test_empty_frame_has_contract_dtypes():
+    e = empty_frame(ACCOUNTS)
+    assert list(e.columns) == ACCOUNTS.column_names and len(e) == 0
+    assert e["created_at"].dtype == "datetime64[ns]"
+
+
+def test_docs_contracts_md_matches_the_code():
+    doc = (REPO / "docs" / "contracts.md").read_text()
+    assert doc.strip() == describe_contracts_markdown().strip(), "regenerate: rescue demo contracts > docs/contracts.md"
