@@ -37,7 +37,7 @@ class Member:
 
 
 class AssignmentError(ValueError):
-    """The inputs to `assign` are inconsistent (missing column, unknown team, duplicate member)."""
+    """The inputs to `assign` are inconsistent (missing column, duplicate member id)."""
 
 
 def assign(
@@ -68,9 +68,6 @@ def assign(
     for position, member in enumerate(members):
         by_team.setdefault(member.team, []).append(position)
     paths = {team: list(path) for team, path in (escalation_paths or {}).items()}
-    unknown = [team for team in set(cases["team"].dropna()) if team not in by_team and team not in paths]
-    if unknown:
-        raise AssignmentError(f"case team(s) with no members: {', '.join(sorted(map(str, unknown)))}")
 
     load = [int(open_load.get(m.id, 0)) for m in members]
     room = [m.capacity - current for m, current in zip(members, load)]

@@ -265,7 +265,7 @@ CANDIDATE_COLUMNS: dict[str, str] = {
 #: Output of the policy engine, input to QueueStore.apply_decisions: one row per candidate.
 DECISION_COLUMNS: dict[str, str] = {
     "account_id": "str",
-    "action": "str: route | holdout | overflow | cooldown | not_eligible",
+    "action": "str: route (new case) | update (open case re-confirmed) | holdout | overflow | cooldown | not_eligible",
     "priority": "str: P1..P4 (null when not eligible)",
     "team": "str: team key from the policy",
     "required_skills": "list[str]",
@@ -273,6 +273,11 @@ DECISION_COLUMNS: dict[str, str] = {
     "reasons": "list[str]: why (matched rule description and drivers)",
     "expected_arr_at_risk": "float",
     "rank": "int: rank within the team's daily budget (1 = most ARR at risk)",
+    "assignee": "str: member id chosen by skills, capacity and load (routed rows)",
+    "sla_first_touch_due": "datetime (naive UTC): first-touch deadline on the team's business calendar",
+    "sla_resolution_due": "datetime (naive UTC): resolution deadline on the team's business calendar",
+    "case_id": "str: the open case an update applies to",
+    "previous_priority": "str: the open case's priority before this snapshot (updates)",
 }
 
 

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
 
+from models.assignment import assign
 from models.calendar import BusinessCalendar
 from models.policy import CHANNEL_PREFIXES, LadderStep, Policy
 
@@ -53,8 +54,9 @@ class EscalationStep:
     clock: str
     threshold_minutes: float
     elapsed_minutes: float
-    reason: str
+    message: str
     raci: dict[str, list[str]] = field(default_factory=dict)
+    to_assignee: str | None = None
 
 
 def target_team(step: LadderStep, team: str, policy: Policy) -> str | None:
@@ -114,13 +116,19 @@ def due_escalations(
     pauses: Mapping[str, Sequence[Pause]] | None = None,
     *,
     already_applied: Collection[str] = (),
+    member_load: Mapping[str, int] | None = None,
 ) -> list[EscalationStep]:
     """Ladder steps due at `now`, ordered by case then ladder position.
 
     `open_cases` needs case_id, team, priority, opened_at and may have first_touch_at,
-    assignee and csm_owner; timestamps are naive UTC or tz-aware. `calendars` maps calendar
-    names to calendars (default: the policy's). `pauses` maps a case id to its pause intervals.
-    Steps whose `step_key` is in `already_applied` are left out.
+    assignee, csm_owner and required_skills; timestamps are naive UTC or tz-aware. `calendars`
+    maps calendar names to calendars (default: the policy's). `pauses` maps a case id to its
+    pause intervals. Steps whose `step_key` is in `already_applied` are left out.
+
+    With `member_load` (open cases per member id), reassign steps also name the receiving
+    person (`to_assignee`), chosen by `models.assignment.assign` in the receiving team or
+    further up its escalation path (`to_team` then names the team that has room); without it,
+    or when nobody has room, `to_assignee` is None and the case waits in the team's queue.
     """
     if now.tzinfo is None:
         raise LadderError(f"now must be timezone-aware, got {now!r}")
@@ -161,7 +169,7 @@ def due_escalations(
                 if touched is not None or elapsed < step.after_minutes:
                     continue
                 threshold = step.after_minutes
-                reason = f"{elapsed:g} business minutes without a first touch (limit {threshold:g})"
+                message = f"{elapsed:g} business minutes without a first touch (limit {threshold:g})"
             else:
                 pct = policy.sla_pct(step, priority)
                 goal = target.first_touch_minutes if step.clock == "first_touch" else target.resolution_minutes
@@ -169,19 +177,50 @@ def due_escalations(
                 if (step.clock == "first_touch" and touched is not None) or elapsed < threshold:
                     continue
                 what = "breached" if pct >= 100 else f"at {pct:g}% of"
-                reason = (f"{step.clock.replace('_', ' ')} clock {what} its {goal:g}-minute "
-                          f"{priority} target ({elapsed:g} business minutes elapsed)")
+                message = (f"{step.clock.replace('_', ' ')} clock {what} its {goal:g}-minute "
+                           f"{priority} target ({elapsed:g} business minutes elapsed)")
             action, to_team = step.action, target_team(step, team, policy)
             if action == "reassign" and to_team is None:
                 action = "notify"
-                reason += f"; team {team!r} is the top tier, so the step notifies instead"
+                message += f"; team {team!r} is the top tier, so the step notifies instead"
             due.append(EscalationStep(
                 step_key=step_key, case_id=case_id, step_id=step.id, action=action,
                 priority=priority, team=team, to_team=to_team, clock=step.clock,
-                threshold_minutes=float(threshold), elapsed_minutes=elapsed, reason=reason,
+                threshold_minutes=float(threshold), elapsed_minutes=elapsed, message=message,
                 raci=resolve_raci(step, row, policy),
             ))
-    return due
+    if member_load is None:
+        return due
+    return _with_assignees(due, open_cases, policy, member_load)
+
+
+def _with_assignees(
+    due: list[EscalationStep],
+    open_cases: pd.DataFrame,
+    policy: Policy,
+    member_load: Mapping[str, int],
+) -> list[EscalationStep]:
+    """Name the receiving person of each reassignment: one per (case, receiving team)."""
+    moves = list(dict.fromkeys((s.case_id, s.to_team) for s in due if s.action == "reassign"))
+    if not moves:
+        return due
+    skills_by_case: dict[str, Any] = {}
+    if "required_skills" in open_cases.columns:
+        skills_by_case = dict(zip(open_cases["case_id"].astype(str), open_cases["required_skills"]))
+    frame = pd.DataFrame({
+        "team": [to for _, to in moves],
+        "required_skills": [skills_by_case.get(case_id) for case_id, _ in moves],
+    })
+    who = assign(frame, policy.assignable_members(), member_load,
+                 escalation_paths=policy.escalation_paths())
+    chosen = dict(zip(moves, who))
+    out = []
+    for step in due:
+        person = chosen.get((step.case_id, step.to_team))
+        if person is not None:
+            step = replace(step, to_assignee=person, to_team=policy.member_team[person])
+        out.append(step)
+    return out
 
 
 def _aware(value: Any, name: str, case_id: str) -> dt.datetime | None:

@@ -50,7 +50,7 @@ from pydantic import (
 from models.assignment import Member, assign
 from models.calendar import BusinessCalendar, CalendarError
 from models.conditions import AllOf, AnyOf, Condition, Leaf, NotOf, evaluate, format_location
-from models.contracts import CANDIDATE_COLUMNS, DECISION_COLUMNS
+from models.contracts import CANDIDATE_COLUMNS
 
 Priority = Literal["P1", "P2", "P3", "P4"]
 PRIORITIES: tuple[str, ...] = ("P1", "P2", "P3", "P4")

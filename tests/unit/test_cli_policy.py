@@ -1,0 +1,55 @@
+"""`rescue policy validate`: summary and exit 0 on a good file, key paths and exit 2 otherwise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from models.policy import load_policy
+from pipelines.cli import app
+
+POLICIES = Path(__file__).resolve().parents[2] / "policies"
+runner = CliRunner()
+
+
+def test_a_valid_policy_prints_its_summary_and_exits_0():
+    result = runner.invoke(app, ["policy", "validate", str(POLICIES / "default.yaml")], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    policy = load_policy(POLICIES / "default.yaml")
+    assert f"version {policy.version}" in result.output
+    assert f"hash {policy.content_hash}" in result.output
+    for text in ("Teams", "rescue_squad", "enterprise_renewal_at_risk", "SLA targets", "holdout 10%"):
+        assert text in result.output
+
+
+def test_a_malformed_policy_exits_2_with_the_key_path_and_no_traceback(tmp_path):
+    text = (POLICIES / "default.yaml").read_text()
+    bad = text.replace('{field: churn_risk, op: ">=", value: 0.6}', '{field: churn_risk, op: "=>", value: 0.6}', 1)
+    bad = bad.replace("calendar: us_office", "calendar: us_ofice", 1)
+    path = tmp_path / "bad.yaml"
+    path.write_text(bad)
+    result = runner.invoke(app, ["policy", "validate", str(path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 2
+    assert f"invalid policy {path}" in result.output
+    assert "severity_rules[2].when.all[1].op: unknown operator '=>'; expected one of" in result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_cross_reference_errors_are_listed_together(tmp_path):
+    text = (POLICIES / "default.yaml").read_text()
+    bad = text.replace("calendar: us_office", "calendar: us_ofice", 1).replace(
+        "escalates_to: leadership", "escalates_to: board", 1)
+    path = tmp_path / "bad.yaml"
+    path.write_text(bad)
+    result = runner.invoke(app, ["policy", "validate", str(path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 2
+    assert "teams.rescue_squad.calendar: unknown calendar 'us_ofice'" in result.output
+    assert "teams.rescue_squad.escalates_to: unknown team 'board'" in result.output
+
+
+def test_a_missing_file_exits_2(tmp_path):
+    result = runner.invoke(app, ["policy", "validate", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 2
+    assert "cannot read the file" in result.output
