@@ -22,7 +22,7 @@ from models.churn import ChurnModel, time_validation_report
 from models.features import CATEGORICAL_FEATURES, FEATURE_NAMES
 from models.health import rules_risk
 from models.labels import observation_dates
-from models.metrics import binary_metrics
+from models.metrics import evaluate as evaluate_scores
 from models.promotion import decide_promotion
 from models.training import build_training_set, time_split
 
@@ -157,7 +157,7 @@ def churn_model(
         champ_model = ChurnModel.from_bytes(registry.load_bytes(champion))
         try:
             p = champ_model.predict_proba(valid[FEATURE_NAMES])
-            champion_metrics = binary_metrics(valid["label"].to_numpy(), p, k=config.capacity_k)
+            champion_metrics = evaluate_scores(valid["label"].to_numpy(), p, capacity_k=config.capacity_k)
         except Exception as exc:  # a champion that cannot score today's features must be replaced
             context.log.warning(f"champion {champion} cannot score the validation window: {exc}")
     decision = decide_promotion(report["model"], champion_metrics, report["baselines"])

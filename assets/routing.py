@@ -103,7 +103,7 @@ def rescue_queue(
         snapshot_date=as_of,
         now=now,
     )
-    open_cases = store.list_cases(status="open_any")
+    open_cases = store.list_cases(status="active")
     counts = decisions["action"].value_counts().to_dict()
     return dg.MaterializeResult(
         metadata={

@@ -10,7 +10,8 @@ the rows that are due through a `Notifier` and records the result:
   with `rescue queue outbox --status dead`, never silently dropped);
 - rows are leased before sending, so two deliverers running at once never send the same row.
 
-Channels: `slack` (incoming-webhook JSON with `text` and Block Kit `blocks`), `email`
+Channels: `slack` (incoming-webhook JSON with `text` and Block Kit `blocks`; a destination that
+is an environment variable name posts to the webhook URL held in that variable), `email`
 (`EmailMessage` over `smtplib.SMTP`, STARTTLS and login when configured, a `Message-ID` derived
 from the outbox row so receivers can drop duplicates) and `log` (the embedded default: one log
 line per notification). A channel that is not configured falls back to the log, so the embedded
@@ -26,6 +27,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import re
 import smtplib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -127,33 +130,66 @@ def slack_message(notification: Notification) -> dict[str, Any]:
     return {"text": notification.text, "blocks": blocks}
 
 
-class SlackWebhookNotifier:
-    """Posts notifications to a Slack incoming webhook (`{text, blocks}` JSON).
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
-    An incoming webhook posts to the channel it was created for; the outbox destination (e.g.
-    `#cs-escalations`) is shown in the message's context line.
+
+class SlackWebhookNotifier:
+    """Posts notifications to Slack incoming webhooks (`{text, blocks}` JSON).
+
+    Each Slack channel has its own webhook, and a webhook URL embeds its token, so the policy
+    names channels by the environment variable that holds their webhook: the destination
+    `RESCUE_SLACK_ENTERPRISE` posts to the URL in that variable. Any other destination (e.g.
+    `#cs-escalations`) posts to `default_webhook_url`. With no webhook for a destination the
+    notification goes to `fallback` (the log, in the embedded setup), or fails when there is none.
     """
 
     channels = frozenset({"slack"})
 
-    def __init__(self, webhook_url: str, *, timeout: float = 10.0, session: requests.Session | None = None) -> None:
-        if not webhook_url:
-            raise ValueError("SlackWebhookNotifier needs a webhook URL")
-        self._url = webhook_url
+    def __init__(
+        self,
+        default_webhook_url: str | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        fallback: Notifier | None = None,
+        timeout: float = 10.0,
+        session: requests.Session | None = None,
+    ) -> None:
+        self._default_url = default_webhook_url or None
+        self._environ = os.environ if environ is None else environ
+        self._used: set[str] = set()
+        self._warned: set[str] = set()
+        self.fallback = fallback
         self.timeout = timeout
         self.session = session or requests.Session()
 
+    def _webhook_for(self, destination: str) -> str | None:
+        if _ENV_NAME.match(destination):
+            return self._environ.get(destination) or None
+        return self._default_url
+
     def send(self, notification: Notification) -> None:
+        url = self._webhook_for(notification.destination)
+        if url is None:
+            if self.fallback is None:
+                raise DeliveryError(f"no Slack webhook for {notification.destination!r} (set the environment "
+                                    "variable it names, or a default webhook URL)")
+            if notification.destination not in self._warned:
+                self._warned.add(notification.destination)
+                log.warning("no Slack webhook for %s; its notifications go to the fallback channel instead",
+                            notification.destination)
+            self.fallback.send(notification)
+            return
+        self._used.add(url)
         try:
-            response = self.session.post(self._url, json=slack_message(notification), timeout=self.timeout)
+            response = self.session.post(url, json=slack_message(notification), timeout=self.timeout)
         except requests.RequestException as exc:
             raise DeliveryError(f"Slack webhook request failed ({type(exc).__name__})") from None
         if response.status_code >= 300:
-            body = response.text[:200].replace(self._url, "[redacted]")
+            body = redact(response.text[:200], (url,))
             raise DeliveryError(f"Slack webhook answered HTTP {response.status_code}: {body}")
 
     def secrets(self) -> tuple[str, ...]:
-        return (self._url,)
+        return tuple(u for u in {self._default_url, *self._used} if u)
 
 
 SMTPFactory = Callable[..., smtplib.SMTP]
@@ -289,7 +325,6 @@ def deliver_outbox(
     if max_attempts < 1:
         raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
     now = utc_naive(now or datetime.now(timezone.utc))
-    secrets = notifier.secrets()
     delivered = failed = dead = 0
     rows = store.lease_outbox(batch, now=now, channels=notifier.channels)
     for row in rows:
@@ -298,7 +333,7 @@ def deliver_outbox(
             notifier.send(item)
         except Exception as exc:  # noqa: BLE001 - any channel failure is recorded and retried
             attempts = item.attempts + 1
-            error = redact(f"{type(exc).__name__}: {exc}", secrets)
+            error = redact(f"{type(exc).__name__}: {exc}", notifier.secrets())
             status = store.mark_failed(
                 item.outbox_id,
                 attempts=attempts,
@@ -321,6 +356,9 @@ def deliver_outbox(
 class NotifierResource(dg.ConfigurableResource):
     """Where notifications go. Everything is optional: unconfigured channels go to the log.
 
+    Slack destinations that name an environment variable (`slack:RESCUE_SLACK_CSM` in the
+    policy) use the webhook in that variable; others use `slack_webhook_url`.
+
     Pass secrets with `dg.EnvVar`, e.g.
     `NotifierResource(slack_webhook_url=dg.EnvVar("RESCUE_SLACK_WEBHOOK_URL"),
     smtp_host="smtp.example.com", smtp_user="rescue", smtp_password=dg.EnvVar("RESCUE_SMTP_PASSWORD"))`.
@@ -337,9 +375,10 @@ class NotifierResource(dg.ConfigurableResource):
     max_attempts: int = 5
 
     def get_notifier(self) -> ChannelNotifier:
-        by_channel: dict[str, Notifier] = {}
-        if self.slack_webhook_url:
-            by_channel["slack"] = SlackWebhookNotifier(self.slack_webhook_url, timeout=self.timeout_seconds)
+        fallback = LogNotifier()
+        by_channel: dict[str, Notifier] = {
+            "slack": SlackWebhookNotifier(self.slack_webhook_url, fallback=fallback, timeout=self.timeout_seconds),
+        }
         if self.smtp_host:
             by_channel["email"] = EmailNotifier(
                 self.smtp_host,
@@ -350,7 +389,7 @@ class NotifierResource(dg.ConfigurableResource):
                 starttls=self.smtp_starttls,
                 timeout=self.timeout_seconds,
             )
-        return ChannelNotifier(by_channel)
+        return ChannelNotifier(by_channel, fallback=fallback)
 
     def deliver(self, store: QueueStore, *, now: datetime | None = None, batch: int = 100) -> DeliveryReport:
         """Deliver one batch of due notifications from `store`'s outbox."""

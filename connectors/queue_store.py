@@ -39,7 +39,6 @@ are converted to UTC.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -65,6 +64,7 @@ from models.contracts import DECISION_COLUMNS
 from models.lifecycle import (
     ACTIVE_STATUSES,
     OPEN,
+    PAUSED_STATUSES,
     SNOOZED,
     TERMINAL_STATUSES,
     CaseConflict,
@@ -89,6 +89,7 @@ __all__ = [
     "QueueStore",
     "QueueStoreResource",
     "RoutingState",
+    "SlaInputs",
     "channel_for",
 ]
 
@@ -389,6 +390,25 @@ class RoutingState:
     member_load: dict[str, int]
 
 
+@dataclass(frozen=True)
+class SlaInputs:
+    """The SLA clock's view of the queue (the arguments of `models.ladder.due_escalations`).
+
+    - `open_cases`: active cases with case_id, account_id, status, team, priority, opened_at,
+      first_touch_at (= acknowledged_at), assignee, csm_owner (from the context package),
+      required_skills, escalation_level, snoozed_until; timestamps naive UTC;
+    - `pauses`: case_id -> [(paused_at, resumed_at or None)] from the audit trail (snoozed and
+      waiting on the customer); a snooze whose wake-up time has passed ends at that time;
+    - `applied_step_keys`: ladder steps already applied to these cases;
+    - `member_load`: number of active cases per assignee.
+    """
+
+    open_cases: pd.DataFrame
+    pauses: dict[str, list[tuple[datetime, datetime | None]]]
+    applied_step_keys: frozenset[str]
+    member_load: dict[str, int]
+
+
 # ---------------------------------------------------------------------------------------------
 # Store
 # ---------------------------------------------------------------------------------------------
@@ -510,17 +530,18 @@ class QueueStore:
         model_version: str | None,
         snapshot_date: Any,
         now: datetime | None = None,
+        account_states: pd.DataFrame | None = None,
         notify: Mapping[str, Sequence[str]] | None = None,
     ) -> ApplySummary:
         """Write one snapshot's routing decisions to the queue, in one transaction.
 
         `decisions` follows `models.contracts.DECISION_COLUMNS`; it may also carry `assignee`,
-        `sla_first_touch_due`, `sla_resolution_due` (set on new cases) and `state` (the account's
-        hysteresis state, upserted into `account_states`). `candidates` follows
+        `sla_first_touch_due` and `sla_resolution_due` (set on new cases). `candidates` follows
         `CANDIDATE_COLUMNS` (at least account_id, churn_risk, health_score, arr). `contexts`
-        maps account_id to its context package. `notify` maps a team key to the destinations
-        told about a new case of that team (Slack channels, addresses, people); the case's
-        assignee is always told.
+        maps account_id to its context package. `account_states` (account_id, state, since) are
+        the policy's hysteresis states after this snapshot; rows that differ from the stored
+        ones are written. `notify` maps a team key to the destinations told about a new case of
+        that team (`slack:...`, `email:...`, people); the case's assignee is always told.
 
         - `route` / `update`: an account without an active case gets a new case (status open);
           an account with one gets an evidence entry for this snapshot and its figures
@@ -608,8 +629,8 @@ class QueueStore:
             written = _upsert_routing_log(conn, log_rows, snapshot, now, meta)
             logged += written
             unchanged += len(log_rows) - written
-            if "state" in frame.columns:
-                _upsert_account_states(conn, frame[["account_id", "state"]], snapshot, now)
+            if account_states is not None:
+                _upsert_account_states(conn, account_states, now)
         return ApplySummary(opened=opened, updated=updated, logged=logged, unchanged=unchanged)
 
     def routing_log(self, snapshot_date: Any | None = None) -> pd.DataFrame:
@@ -636,7 +657,8 @@ class QueueStore:
     ) -> pd.DataFrame:
         """Cases matching every filter given, most urgent first (priority, then ARR at risk).
 
-        `status` is one status or several (None = all). `breaching=True` keeps active cases past
+        `status` is one status, several, or "active" (every status that is not terminal); None
+        means all. `breaching=True` keeps active cases past
         an SLA due time at `now` (first touch due and not yet acknowledged, or resolution due);
         `breaching=False` keeps the others.
         """
@@ -648,7 +670,7 @@ class QueueStore:
         if priority is not None:
             query = query.where(rescue_cases.c.priority == priority)
         if status is not None:
-            statuses = [status] if isinstance(status, str) else list(status)
+            statuses = ([*ACTIVE_STATUSES] if status == "active" else [status]) if isinstance(status, str) else list(status)
             for s in statuses:
                 validate_status(s)
             query = query.where(rescue_cases.c.status.in_(statuses))
@@ -698,7 +720,7 @@ class QueueStore:
             ).mappings().all()
         return _frame(rows, [c.name for c in case_events.columns])
 
-    def rescue_actions(self, account_ids: Iterable[str] | None = None) -> pd.DataFrame:
+    def plays(self, account_ids: Iterable[str] | None = None) -> pd.DataFrame:
         """Plays logged by the rescue team (action_id, case_id, account_id, at, actor, play, note,
         outcome), oldest first; the input of the context package's "plays tried"."""
         query = sa.select(rescue_actions).order_by(rescue_actions.c.action_id)
@@ -869,6 +891,55 @@ class QueueStore:
 
     # -- SLA escalations -----------------------------------------------------------------------
 
+    def sla_inputs(self, *, now: datetime | None = None) -> SlaInputs:
+        """What `models.ladder.due_escalations` needs, read in one transaction (see SlaInputs)."""
+        now = _now(now)
+        with self._read() as conn:
+            cases = conn.execute(
+                sa.select(rescue_cases).where(rescue_cases.c.status.in_(ACTIVE_STATUSES)).order_by(rescue_cases.c.case_id)
+            ).mappings().all()
+            ids = [c["case_id"] for c in cases]
+            events: list[Mapping[str, Any]] = []
+            applied: set[str] = set()
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                events += conn.execute(
+                    sa.select(case_events.c.case_id, case_events.c.at, case_events.c.from_status,
+                              case_events.c.to_status)
+                    .where(case_events.c.case_id.in_(chunk), case_events.c.from_status.is_distinct_from(case_events.c.to_status))
+                    .order_by(case_events.c.event_id)
+                ).mappings().all()
+                applied.update(conn.execute(
+                    sa.select(escalation_steps_applied.c.step_key).where(escalation_steps_applied.c.case_id.in_(chunk))
+                ).scalars())
+        by_case: dict[str, list[Mapping[str, Any]]] = {}
+        for event in events:
+            by_case.setdefault(event["case_id"], []).append(event)
+        pauses: dict[str, list[tuple[datetime, datetime | None]]] = {}
+        for case in cases:
+            intervals = _paused_intervals(by_case.get(case["case_id"], []))
+            wake = case["snoozed_until"]
+            if intervals and intervals[-1][1] is None and case["status"] == SNOOZED and wake is not None and wake <= now:
+                intervals[-1] = (intervals[-1][0], wake)  # the snooze is over: the clocks run again
+            if intervals:
+                pauses[case["case_id"]] = intervals
+        rows = [
+            {
+                "case_id": c["case_id"], "account_id": c["account_id"], "status": c["status"], "team": c["team"],
+                "priority": c["priority"], "opened_at": c["opened_at"], "first_touch_at": c["acknowledged_at"],
+                "assignee": c["assignee"], "csm_owner": ((c["context"] or {}).get("account") or {}).get("csm_owner"),
+                "required_skills": c["required_skills"], "escalation_level": c["escalation_level"],
+                "snoozed_until": c["snoozed_until"],
+            }
+            for c in cases
+        ]
+        columns = ["case_id", "account_id", "status", "team", "priority", "opened_at", "first_touch_at", "assignee",
+                   "csm_owner", "required_skills", "escalation_level", "snoozed_until"]
+        open_cases = _frame(rows, columns)
+        load = open_cases["assignee"].dropna().value_counts()
+        return SlaInputs(open_cases=open_cases, pauses=pauses, applied_step_keys=frozenset(applied),
+                         member_load={str(k): int(v) for k, v in load.items()})
+
     def apply_escalations(self, steps: Iterable[Any], *, now: datetime | None = None,
                           actor: str = SLA_ACTOR) -> int:
         """Apply SLA ladder steps once each; returns how many were applied now.
@@ -1013,7 +1084,7 @@ class QueueStoreResource(dg.ConfigurableResource):
 
     _store: QueueStore | None = PrivateAttr(default=None)
 
-    def get_store(self) -> QueueStore:
+    def get_client(self) -> QueueStore:
         if self._store is None:
             store = QueueStore(self.url or default_queue_url())
             store.migrate()
@@ -1276,18 +1347,23 @@ def _upsert_routing_log(conn: sa.Connection, rows: pd.DataFrame, snapshot: datet
     return written
 
 
-def _upsert_account_states(conn: sa.Connection, states: pd.DataFrame, snapshot: datetime, now: datetime) -> None:
-    """Hysteresis states: a changed state restarts its `since` clock at this snapshot."""
+def _upsert_account_states(conn: sa.Connection, states: pd.DataFrame, now: datetime) -> None:
+    """Store the policy's hysteresis states, writing only rows that are new or changed."""
+    missing = [c for c in ("account_id", "state", "since") if c not in states.columns]
+    if missing:
+        raise ValueError(f"account_states frame is missing column(s): {', '.join(missing)}")
     states = states.dropna(subset=["state"])
     if states.empty:
         return
-    current = dict(conn.execute(sa.select(account_states.c.account_id, account_states.c.state)).tuples().all())
+    current = {aid: (state, since) for aid, state, since in conn.execute(
+        sa.select(account_states.c.account_id, account_states.c.state, account_states.c.since))}
     inserts, changes = [], []
-    for account_id, state in zip(states["account_id"].astype(str), states["state"].astype(str)):
+    for account_id, state, since in zip(states["account_id"].astype(str), states["state"].astype(str), states["since"]):
+        since = utc_naive(since) or now
         if account_id not in current:
-            inserts.append({"account_id": account_id, "state": state, "since": snapshot, "updated_at": now})
-        elif current[account_id] != state:
-            changes.append({"b_account_id": account_id, "b_state": state, "b_since": snapshot, "b_updated_at": now})
+            inserts.append({"account_id": account_id, "state": state, "since": since, "updated_at": now})
+        elif current[account_id] != (state, since):
+            changes.append({"b_account_id": account_id, "b_state": state, "b_since": since, "b_updated_at": now})
     if inserts:
         conn.execute(account_states.insert(), inserts)
     if changes:
@@ -1297,6 +1373,22 @@ def _upsert_account_states(conn: sa.Connection, states: pd.DataFrame, snapshot: 
             .values(state=sa.bindparam("b_state"), since=sa.bindparam("b_since"), updated_at=sa.bindparam("b_updated_at")),
             changes,
         )
+
+
+def _paused_intervals(events: Sequence[Mapping[str, Any]]) -> list[tuple[datetime, datetime | None]]:
+    """Intervals a case spent paused, from its status changes in order (open-ended if still paused)."""
+    intervals: list[tuple[datetime, datetime | None]] = []
+    started: datetime | None = None
+    for event in events:
+        was, now_paused = event["from_status"] in PAUSED_STATUSES, event["to_status"] in PAUSED_STATUSES
+        if now_paused and not was:
+            started = event["at"]
+        elif was and not now_paused and started is not None:
+            intervals.append((started, event["at"]))
+            started = None
+    if started is not None:
+        intervals.append((started, None))
+    return intervals
 
 
 def _step_field(step: Any, name: str, *default: Any) -> Any:

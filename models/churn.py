@@ -39,7 +39,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import sklearn
-from scipy.special import expit, logit
+from scipy.special import expit
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -52,6 +52,9 @@ from models import metrics as mx
 
 FORMAT = "churn-model/1"
 MAX_THREADS = 2
+PARALLEL_ROWS = 100_000
+"""Below this many rows LightGBM runs on one thread: on small data a second thread costs more in
+synchronisation than it saves, and much more when the machine's cores are shared."""
 MAX_ROUNDS = 5000
 EARLY_STOPPING_ROUNDS = 100
 BLEND_GRID = np.round(np.linspace(0.0, 1.0, 11), 2)
@@ -81,6 +84,10 @@ class ModelError(ValueError):
 # ------------------------------------------------------------------------------- preparation
 
 
+def _threads(n_rows: int) -> int:
+    return 1 if n_rows < PARALLEL_ROWS else min(MAX_THREADS, os.cpu_count() or 1)
+
+
 def _text(values: pd.Series) -> pd.Series:
     """Category values as strings, missing values kept as NaN."""
     return values.astype(str).where(values.notna(), np.nan)
@@ -100,7 +107,8 @@ def coerce_features(frame: pd.DataFrame, features: Sequence[str],
     out: dict[str, Any] = {}
     for f in features:
         if f in levels:
-            out[f] = pd.Categorical(_text(frame[f]), categories=list(levels[f]))
+            text = _text(frame[f])
+            out[f] = pd.Categorical(text.where(text.isin(levels[f])), categories=list(levels[f]))
         else:
             try:
                 out[f] = pd.to_numeric(frame[f], errors="raise").astype("float64").to_numpy()
@@ -310,7 +318,7 @@ class ChurnModel:
         return coerce_features(X, self.feature_names, self.categorical)
 
     def _gbm_score(self, X: pd.DataFrame) -> np.ndarray:
-        return np.mean([b.predict(X, raw_score=True, num_threads=MAX_THREADS) for b in self.boosters], axis=0)
+        return np.mean([b.predict(X, raw_score=True, num_threads=_threads(len(X))) for b in self.boosters], axis=0)
 
     def decision_function(self, X: pd.DataFrame) -> np.ndarray:
         """Uncalibrated blended log-odds score."""
@@ -332,7 +340,7 @@ class ChurnModel:
         """Per-feature log-odds contributions plus `bias`; each row sums to `decision_function`."""
         Xc = self._inputs(X)
         columns = [*self.feature_names, "bias"]
-        gbm = np.mean([b.predict(Xc, pred_contrib=True, num_threads=MAX_THREADS) for b in self.boosters], axis=0)
+        gbm = np.mean([b.predict(Xc, pred_contrib=True, num_threads=_threads(len(Xc))) for b in self.boosters], axis=0)
         total = pd.DataFrame(self.blend_weight * gbm, columns=columns, index=X.index)
         if self.linear is not None and self.blend_weight < 1.0:
             total = total + (1.0 - self.blend_weight) * self.linear.contributions(Xc)[columns]
@@ -386,7 +394,7 @@ def _lgb_params(config: Mapping[str, float], n_rows: int, seed: int) -> dict[str
         cat_l2=10.0,
         min_data_per_group=20,
         max_cat_to_onehot=8,
-        num_threads=min(MAX_THREADS, os.cpu_count() or 1),
+        num_threads=_threads(n_rows),
         seed=seed,
         deterministic=True,
         force_col_wise=True,
@@ -435,7 +443,7 @@ def _fit(X: pd.DataFrame, y: np.ndarray, splits: Sequence[tuple[np.ndarray, np.n
             params = _lgb_params(config, len(tr), seed)
             booster = _train_booster(params, Xc.iloc[tr], y[tr], Xc.iloc[va], y[va])
             boosters.append(booster)
-            scores.append(booster.predict(Xc.iloc[va], raw_score=True, num_threads=MAX_THREADS))
+            scores.append(booster.predict(Xc.iloc[va], raw_score=True, num_threads=_threads(len(va))))
         gbm_held = np.concatenate(scores)
         trials.append((roc_auc_score(y_held, gbm_held), config, boosters, gbm_held))
     best_auc, best_config, boosters, gbm_held = max(trials, key=lambda t: t[0])

@@ -85,18 +85,19 @@ def _label_token(value: object) -> str:
 def normalize_label(values: pd.Series, name: str = "label") -> np.ndarray:
     """Map a two-valued churn label to 0/1 (1 = churned); missing values must be removed first.
 
-    Raises `TableError` when the column holds one class, more than two, or values whose meaning
-    is not recognized (for example 1/2: which one is churn?).
+    Several spellings of the same class are accepted ("retained" and "stayed"). Raises
+    `TableError` when the column holds one class, more than two distinct unrecognized values
+    (a multi-class column), or values whose meaning is not recognized (1/2: which one is churn?).
     """
     tokens = values.map(_label_token)
     distinct = sorted(tokens.unique())
-    if len(distinct) > 2:
+    unknown = [v for v in distinct if v not in POSITIVE_LABELS and v not in NEGATIVE_LABELS]
+    if unknown and len(distinct) > 2:
         shown = ", ".join(repr(v) for v in distinct[:5]) + (" ..." if len(distinct) > 5 else "")
         raise TableError(
             f"label column {name!r} has {len(distinct)} distinct values ({shown}); "
-            "a churn label needs exactly two"
+            "a churn label needs exactly two classes"
         )
-    unknown = [v for v in distinct if v not in POSITIVE_LABELS and v not in NEGATIVE_LABELS]
     if unknown:
         raise TableError(
             f"label column {name!r} has unrecognized value {unknown[0]!r}; use yes/no, 1/0, "

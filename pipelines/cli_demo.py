@@ -87,7 +87,7 @@ def print_queue(limit: int = 15) -> int:
     from connectors.settings import default_queue_url
 
     store = QueueStore(default_queue_url())
-    cases = store.list_cases(status="open_any")
+    cases = store.list_cases(status="active")
     if cases.empty:
         out.print("The rescue queue is empty.")
         return 0

@@ -122,12 +122,13 @@ def snapshot_frames(rows: list[dict]) -> tuple:
             "priority": spec.get("priority", "P2") if routed else None, "team": spec.get("team", "csm") if routed else None,
             "required_skills": ["renewals"], "rule_id": "enterprise_high_risk",
             "reasons": ["enterprise with churn risk >= 0.6", "weekly active users down 38%"],
-            "expected_arr_at_risk": risk * arr, "rank": spec.get("rank", 1),
+            "expected_arr_at_risk": risk * arr, "rank": spec.get("rank", 1), "assignee": None,
+            "sla_first_touch_due": None, "sla_resolution_due": None, "case_id": None, "previous_priority": None,
         }
         for key, value in spec.items():
             if key in CANDIDATE_COLUMNS:
                 candidate[key] = value
-            if key in DECISION_COLUMNS or key in ("assignee", "state", "sla_first_touch_due", "sla_resolution_due"):
+            if key in DECISION_COLUMNS:
                 decision[key] = value
         decisions.append(decision)
         candidates.append(candidate)

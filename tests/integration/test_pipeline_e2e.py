@@ -58,7 +58,7 @@ def _daily(env, **kw):
 
 
 def _queue_rows(env) -> pd.DataFrame:
-    return QueueStore(env["queue_url"]).list_cases(status="open_any")
+    return QueueStore(env["queue_url"]).list_cases(status="active")
 
 
 @pytest.fixture(scope="module")
