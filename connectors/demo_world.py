@@ -56,6 +56,8 @@ TRUTH_TABLE = "demo_truth"
 META_TABLE = "demo_world_meta"
 WORLD_TABLES = (ACCOUNTS_TABLE, RENEWALS_TABLE, TICKETS_TABLE, EVENTS_TABLE, TRUTH_TABLE)
 _STAGING_SUFFIX = "__generating"
+#: Random stream of the CSM team: never a chunk index (10M accounts are 5,000 chunks).
+_CSM_STREAM = 2**32 - 1
 
 FEATURES = ("advanced", "admin", "reporting", "core")
 TICKET_CATEGORIES = (
@@ -107,7 +109,8 @@ _SEGMENTS: dict[str, _Segment] = {
     "smb": _Segment(0.60, 8_000, 0.6, (2_000, 25_000), (2, 8), 1_200, 4,
                     (("Starter", 0.55), ("Team", 0.45))),
 }
-assert tuple(_SEGMENTS) == SEGMENTS
+assert tuple(_SEGMENTS) == SEGMENTS  # segment codes below are positions in SEGMENTS
+_ENTERPRISE = SEGMENTS.index("enterprise")
 
 
 def _seg_array(attr: str) -> np.ndarray:
@@ -132,14 +135,16 @@ CHURN_FACTOR_COLUMNS = (
 
 @dataclass(frozen=True)
 class HazardCoefficients:
-    """Log-odds weights of the churn hazard (see `renewal_churn_probability`)."""
+    """Weights of the churn hazard's log-odds (see `renewal_churn_probability`). The intercept,
+    segment offsets (in the order of `models.contracts.SEGMENTS`) and frailty make up each
+    account's ``base_hazard``; ``noise_sd`` is the spread of the per-renewal noise."""
 
-    adoption_drop: float = 4.0
-    support_pain: float = 1.0
+    adoption_drop: float = 4.5
+    support_pain: float = 1.2
     champion_lost: float = 1.4
     price_pressure: float = 1.2
     log_tenure: float = -0.35
-    intercept: float = -3.2
+    intercept: float = -3.35
     segment_offset: tuple[float, float, float] = (-0.5, 0.0, 0.35)  # enterprise, mid_market, smb
     frailty_sd: float = 0.5
     noise_sd: float = 0.5
@@ -157,10 +162,14 @@ def renewal_churn_probability(
     """Probability that a renewal ends in churn, from the latent factors before it.
 
     ``factors`` has the columns of `CHURN_FACTOR_COLUMNS` (``noise`` may be left out: 0). The
-    log-odds are::
+    log-odds are (weights from ``coefficients``; the defaults in `HAZARD` are in brackets)::
 
-        base_hazard + 4.0 * adoption_drop + 1.0 * support_pain + 1.4 * champion_lost
-                    + 1.2 * price_pressure - 0.35 * log(1 + tenure_years) + noise
+        base_hazard + w_adoption [4.5] * adoption_drop + w_pain [1.2] * support_pain
+                    + w_champion [1.4] * champion_lost + w_price [1.2] * price_pressure
+                    + w_tenure [-0.35] * log(1 + tenure_years) + noise
+
+    where ``base_hazard`` = intercept [-3.35] + segment offset [enterprise -0.5, mid-market 0,
+    SMB +0.35] + the account's frailty (normal, sd [0.5]); ``noise`` is normal with sd [0.5].
 
     ``odds_multiplier`` (scalar or one value per row, > 0) scales the odds: a rescue play that
     cuts the odds of churn by 30% is ``odds_multiplier=0.7``. Pure: no randomness, no I/O.
@@ -174,7 +183,10 @@ def renewal_churn_probability(
         raise ValueError(f"odds_multiplier must be > 0, got {odds_multiplier!r}")
     c = coefficients
     f = {k: factors[k].to_numpy(dtype="float64") for k in required}
-    noise = factors["noise"].to_numpy(dtype="float64") if "noise" in factors.columns else 0.0
+    noise = factors["noise"].to_numpy(dtype="float64") if "noise" in factors.columns else np.zeros(len(factors))
+    for name, values in (*f.items(), ("noise", noise)):
+        if np.isnan(values).any():
+            raise ValueError(f"churn factors: column {name!r} has {int(np.isnan(values).sum())} missing value(s)")
     logit = (
         f["base_hazard"]
         + c.adoption_drop * f["adoption_drop"]
@@ -202,6 +214,7 @@ class _Latent:
     engagement: np.ndarray
     price_pressure: np.ndarray
     trouble_onset: np.ndarray
+    trouble_end: np.ndarray
     adoption_decline: np.ndarray
     adoption_decay_days: np.ndarray
     support_pain: np.ndarray
@@ -214,16 +227,26 @@ class _Latent:
         return _Latent(**{k: v[idx] for k, v in vars(self).items()})
 
 
-_TRUTH_TIME_FIELDS = ("created", "trouble_onset", "pain_episode_start", "champion_lost_at")
+_TRUTH_TIME_FIELDS = ("created", "trouble_onset", "trouble_end", "pain_episode_start", "champion_lost_at")
 
 
-def _adoption(onset: np.ndarray, decline: np.ndarray, decay_days: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Adoption multiplier (1 = the account's normal use): after the trouble onset it decays
-    exponentially towards ``1 - decline``."""
+def _adoption(lat: _Latent, t: np.ndarray, *, grid: bool = False) -> np.ndarray:
+    """Adoption multiplier (1 = the account's normal use) at time ``t``.
+
+    From the trouble onset it decays exponentially (time constant ``adoption_decay_days``)
+    towards ``1 - adoption_decline``; from ``trouble_end`` it recovers with the same time
+    constant. With ``grid=True``, ``t`` is a row of times and the result is accounts x times.
+    """
+    onset, end, decline, tau = lat.trouble_onset, lat.trouble_end, lat.adoption_decline, lat.adoption_decay_days
+    if grid:
+        onset, end, decline, tau = (np.asarray(a, dtype="float32")[:, None] for a in (onset, end, decline, tau))
+        t = np.asarray(t, dtype="float32")[None, :]
     elapsed = t - onset
-    with np.errstate(invalid="ignore", over="ignore"):
-        drop = decline * (1.0 - np.exp(-np.maximum(elapsed, 0.0) / decay_days))
-    return np.where(elapsed > 0, 1.0 - drop, 1.0).astype(np.result_type(t, np.float32))
+    with np.errstate(invalid="ignore"):
+        in_trouble = np.clip(elapsed, 0.0, end - onset)
+        recovered = np.maximum(t - end, 0.0)
+        drop = decline * (1.0 - np.exp(-in_trouble / tau)) * np.exp(-recovered / tau)
+    return np.where(elapsed > 0, 1.0 - drop, 1.0)
 
 
 def _pain(base: np.ndarray, start: np.ndarray, days: np.ndarray, magnitude: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -235,8 +258,7 @@ def _pain(base: np.ndarray, start: np.ndarray, days: np.ndarray, magnitude: np.n
 def _factors(lat: _Latent, at: np.ndarray) -> pd.DataFrame:
     """The hazard's factors for row i of ``lat`` as they were before time ``at[i]``."""
     adoption = np.mean(
-        [_adoption(lat.trouble_onset, lat.adoption_decline, lat.adoption_decay_days, at - 60 * (k + 0.5) / 4)
-         for k in range(4)], axis=0,
+        [_adoption(lat, at - 60 * (k + 0.5) / 4) for k in range(4)], axis=0,
     )
     pain = np.mean(
         [_pain(lat.support_pain, lat.pain_episode_start, lat.pain_episode_days, lat.pain_episode_magnitude,
@@ -264,7 +286,7 @@ def _days_since_epoch(values: pd.Series) -> np.ndarray:
 
 def churn_factors_at(truth: pd.DataFrame, at: pd.Series | pd.Timestamp | date) -> pd.DataFrame:
     """The hazard factors of each account in ``truth`` (rows of ``demo_truth``) as they were
-    before ``at`` (one timestamp, or one per row), without noise. Feed the result to
+    before ``at`` (one timestamp, or a series with one per row, in row order), without noise. Feed the result to
     `renewal_churn_probability`, e.g. to re-draw an open renewal under a rescue play's effect."""
     lat = _latent_from_truth(truth)
     when = pd.Series(pd.Timestamp(at), index=truth.index) if not isinstance(at, pd.Series) else at
@@ -281,7 +303,7 @@ _NAME_HEADS = (
     "North", "Blue", "Silver", "Red", "Green", "Bright", "Clear", "Iron", "Summit", "Harbor",
     "Cedar", "Maple", "Granite", "Pioneer", "Atlas", "Vertex", "Nova", "Apex", "Lumen", "Crescent",
     "Beacon", "Falcon", "Sterling", "Ever", "Horizon", "Key", "Meridian", "Orion", "Pinnacle",
-    "Quantum", "Red", "Sapphire", "Trident", "Union", "Vantage", "Willow", "Zenith", "Oak", "Stone",
+    "Quantum", "Amber", "Sapphire", "Trident", "Union", "Vantage", "Willow", "Zenith", "Oak", "Stone",
     "River", "Copper", "Golden", "High", "Lake", "True", "Swift", "Bold", "Wild", "Sun", "Star",
 )
 _NAME_TAILS = (
@@ -301,6 +323,7 @@ _INDUSTRIES: dict[str, tuple[float, tuple[str, ...]]] = {
     "Energy": (0.05, ("Energy", "Power", "Renewables")),
 }
 _LEGAL = ("Inc", "LLC", "Ltd", "Co", "GmbH", "", "", "")
+#: (region, share of accounts, UTC hour around which its users are active)
 _REGIONS = (("North America", 0.45, 15.0), ("EMEA", 0.30, 11.0), ("APAC", 0.17, 3.0), ("LATAM", 0.08, 16.0))
 _FIRST = (
     "Maya", "Liam", "Noah", "Olivia", "Ava", "Ethan", "Sofia", "Lucas", "Mia", "Aiden", "Priya",
@@ -321,7 +344,7 @@ _LAST = (
 def _csm_pool(config: DemoWorldConfig) -> tuple[np.ndarray, int]:
     """The CSM team (about one CSM per 60 accounts) and how many of them (the first ones) are
     dedicated to enterprise accounts. Drawn from its own stream: independent of the chunks."""
-    rng = np.random.default_rng([config.seed, 0xC5])
+    rng = np.random.default_rng([config.seed, _CSM_STREAM])
     size = max(2, round(config.n_accounts / 60))
     n_enterprise = max(1, round(size * 0.4))
     n_names = len(_FIRST) * len(_LAST) * 26
@@ -374,7 +397,7 @@ class _Chunk:
     def __init__(self, config: DemoWorldConfig, index: int, first: int, n: int, csms: tuple[np.ndarray, int]):
         self.config = config
         self.rng = np.random.default_rng([config.seed, index])
-        self.first, self.n = first, n
+        self.n = n
         self.H = config.history_days
         self.csms = csms
         self.id_width = max(6, len(str(config.n_accounts)))
@@ -426,7 +449,7 @@ class _Chunk:
             labels, weights = zip(*spec.plans)
             plan[mask] = np.array(labels, dtype=object)[_pick(rng, int(mask.sum()), np.array(weights))]
         pool, n_enterprise = self.csms
-        csm = np.where(seg == 0, rng.integers(0, n_enterprise, n), rng.integers(n_enterprise, len(pool), n))
+        csm = np.where(seg == _ENTERPRISE, rng.integers(0, n_enterprise, n), rng.integers(n_enterprise, len(pool), n))
         # A quarter of the accounts were acquired during the history, the rest up to 4 years before.
         acquired = rng.random(n) < 0.25
         created = np.where(acquired, np.floor(rng.random(n) * (H - 30)), -np.floor(1 + rng.random(n) * 4 * 365))
@@ -454,9 +477,13 @@ class _Chunk:
         frailty = c.frailty_sd * rng.standard_normal(n)
         # Engagement: how much this account uses the product when healthy. Frail accounts use it
         # a little less, which gives usage levels (not only trends) some signal.
-        engagement = np.exp(-0.4 * frailty + 0.25 * rng.standard_normal(n))
-        has_trouble = rng.random(n) < 0.5
-        onset = np.where(has_trouble, rng.uniform(-180, H + 60, n), np.nan)
+        engagement = np.clip(np.exp(-0.4 * frailty + 0.25 * rng.standard_normal(n)), 0.35, 1.6)
+        # One trouble episode per account at most, at a uniformly random time over a window that
+        # starts well before the history, so the share of accounts in trouble stays steady.
+        onset = rng.uniform(-600, H + 60, n)
+        has_trouble = (rng.random(n) < 0.75) & (onset > self.created + 14)
+        onset = np.where(has_trouble, onset, np.nan)
+        trouble_end = onset + rng.uniform(120, 540, n)
         decline = np.where(has_trouble, rng.uniform(0.3, 0.9, n), 0.0)
         decay = rng.uniform(20, 75, n)
         pain_base = rng.gamma(2.0, 0.12, n)
@@ -464,13 +491,15 @@ class _Chunk:
         linked = has_trouble & (rng.random(n) < 0.65)
         lone = ~linked & (rng.random(n) < 0.2)
         episode = np.where(linked, onset + rng.normal(0, 15, n), np.where(lone, rng.uniform(-180, H + 60, n), np.nan))
-        champion = np.where(rng.random(n) < 0.22, rng.uniform(-200, H + 60, n), np.nan)
+        champion = rng.uniform(-365, H + 60, n)
+        champion = np.where((rng.random(n) < 0.35) & (champion > self.created + 30), champion, np.nan)
         self.lat = _Latent(
             created=self.created,
             base_hazard=c.intercept + np.array(c.segment_offset)[self.seg] + frailty,
             engagement=engagement,
             price_pressure=self.price_pressure,
             trouble_onset=onset,
+            trouble_end=trouble_end,
             adoption_decline=decline,
             adoption_decay_days=decay,
             support_pain=pain_base,
@@ -502,7 +531,7 @@ class _Chunk:
         earlier = churned_before - churned_before[group_start]
         keep = earlier == 0
         close_day = np.minimum(when + rng.integers(-45, 11, len(acct)), H - 1)
-        close_seconds = rng.uniform(8, 19, len(acct)) * 3600
+        close_seconds = np.floor(rng.uniform(8, 19, len(acct)) * 3600)
 
         # Per account: when activity stops (the churn is known or the contract ends, whichever first).
         self.stop = np.full(n, np.inf)
@@ -567,8 +596,7 @@ class _Chunk:
         weekday, season = self._calendar()
         day_factor = (np.where(weekday < 5, 1.0, 0.12) * season).astype("float32")
 
-        adoption = _adoption(lat.trouble_onset[:, None].astype("float32"), lat.adoption_decline[:, None].astype("float32"),
-                             lat.adoption_decay_days[:, None].astype("float32"), t[None, :])
+        adoption = _adoption(lat, t, grid=True)
         ramp = 1.0 - np.exp(-np.maximum(t[None, :] - self.created[:, None], 0.0) / 21.0)
         progress = np.clip((t[None, :] - self.winddown_start[:, None]) /
                            np.maximum(self.stop[:, None] - self.winddown_start[:, None], 1.0), 0.0, 1.0)
@@ -582,16 +610,17 @@ class _Chunk:
         champion = rank == 0
         activity = np.where(champion, rng.uniform(0.55, 0.85, len(rank)), 0.8 * rng.beta(1.3, 3.5, len(rank)))
         advanced_affinity = rng.uniform(0.3, 1.6, len(rank))
-        lost_at = lat.champion_lost_at[user_acct]
-        after_loss = t[None, :] >= lost_at[:, None].astype("float32")
-        # After the champion leaves, they produce nothing and the others use the product less.
-        loss_effect = np.where(champion, 1.0, 0.2).astype("float32")
-        p = account_day[user_acct] * (activity[:, None].astype("float32") * (1.0 - after_loss * loss_effect[:, None]))
+        # After the champion leaves they produce nothing, and for half a year the others use the
+        # product 20% less.
+        since_loss = t[None, :] - lat.champion_lost_at[user_acct][:, None].astype("float32")
+        with np.errstate(invalid="ignore"):
+            loss = np.where(champion[:, None], since_loss >= 0, 0.2 * ((since_loss >= 0) & (since_loss < 180)))
+        p = account_day[user_acct] * (activity[:, None].astype("float32") * (1.0 - loss.astype("float32")))
         active = rng.random(p.shape, dtype=np.float32) < np.minimum(p, 0.95)
-        del p, after_loss
+        del p, loss, since_loss
         user, day = np.nonzero(active)
         del active
-        sessions = 1 + (rng.random(len(user)) < 0.2)
+        sessions = 1 + (rng.random(len(user)) < 0.15)
         user, day = np.repeat(user, sessions), np.repeat(day, sessions)
 
         acct = user_acct[user]
