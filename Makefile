@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)
 export RESCUE_HOME ?= $(CURDIR)/.rescue
 
-.PHONY: install demo test dev bench validate clean
+.PHONY: install demo test dev desk bench validate clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,6 +25,9 @@ test: install  ## the whole suite (unit, data, model, integration incl. PostgreS
 
 dev: install  ## the Dagster UI on the same definitions (http://127.0.0.1:3000)
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
+
+desk: install  ## the rescue desk (web + JSON API) on http://127.0.0.1:8080
+	$(BIN)/rescue desk serve --host 127.0.0.1 --port 8080
 
 validate: install  ## the Definitions load
 	$(BIN)/dagster definitions validate

@@ -80,6 +80,7 @@ def rescue_queue(
         recent_resolutions=state.recent_resolutions,
         account_states=state.account_states,
         member_load=state.member_load,
+        as_of=as_of,
     )
     decisions = result.decisions
     routed = rescue_candidates[rescue_candidates["account_id"].isin(decisions.loc[decisions["action"].isin(["route", "update"]), "account_id"])]

@@ -251,6 +251,20 @@ outbox = sa.Table(
     sa.Index("ix_outbox_status_next_attempt", "status", "next_attempt_at"),
 )
 
+#: People who may use the rescue desk (revision 0002; logic in connectors/desk_users.py).
+desk_users = sa.Table(
+    "desk_users",
+    METADATA,
+    sa.Column("user_id", sa.String(128), primary_key=True),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("team", sa.String(64), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("disabled", sa.Boolean, nullable=False),
+    sa.Index("uq_desk_users_token_hash", "token_hash", unique=True),
+)
+
 OUTBOX_STATUSES = ("pending", "delivered", "dead")
 CASE_COLUMNS = [c.name for c in rescue_cases.columns]
 

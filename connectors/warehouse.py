@@ -27,6 +27,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import date
 from functools import cached_property
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -161,6 +162,28 @@ class Warehouse:
             if not exists:
                 self._create_from_frame(conn, name, df)
             elif self.dialect == "duckdb":
+                with self._registered(conn, df) as (raw, view):
+                    raw.execute(f"INSERT INTO {self._quote(name)} BY NAME SELECT {self._select_list(df)} FROM {view}")
+            else:
+                _portable(df).to_sql(name, conn, if_exists="append", index=False, chunksize=_TO_SQL_CHUNK_ROWS)
+        return len(df)
+
+    def replace_partition(self, name: str, df: pd.DataFrame, column: str, value: Any) -> int:
+        """Replace the rows of table ``name`` whose ``column`` equals ``value`` by ``df``, in one
+        transaction (the table is created from ``df`` if missing). Re-running a partition
+        therefore never duplicates its rows. Every row of ``df`` must carry ``value``."""
+        _check_name(name)
+        if column not in df.columns:
+            raise WarehouseError(f"replace_partition({name!r}): the frame has no {column!r} column")
+        if len(df) and not (df[column] == value).all():
+            raise WarehouseError(f"replace_partition({name!r}): rows with {column} != {value!r}")
+        if not self.table_exists(name):
+            return self.write_table(name, df)
+        with self.engine.begin() as conn:
+            conn.execute(sa.text(f"DELETE FROM {self._quote(name)} WHERE {self._quote(column)} = :v"), {"v": value})
+            if len(df) == 0:
+                return 0
+            if self.dialect == "duckdb":
                 with self._registered(conn, df) as (raw, view):
                     raw.execute(f"INSERT INTO {self._quote(name)} BY NAME SELECT {self._select_list(df)} FROM {view}")
             else:

@@ -8,7 +8,7 @@ read and argue with:
 | usage        | 0.30   | active-user trend, seat utilization, days since last activity |
 | support      | 0.20   | open urgent tickets and their age, poor CSAT, escalations     |
 | relationship | 0.15   | renewal proximity, tenure, renewals completed                 |
-| model_risk   | 0.35   | 100 x (1 - calibrated churn probability)                      |
+| model_risk   | 0.35   | 100 x (1 - churn probability / RISK_AT_ZERO_HEALTH), clipped  |
 
 The first three components alone are the **rules-only health score**, the baseline that the
 churn model must beat (`rules_risk`). Bands: healthy >= 70, watch >= 50, at_risk >= 30, else
@@ -23,6 +23,11 @@ import pandas as pd
 WEIGHTS = {"usage": 0.30, "support": 0.20, "relationship": 0.15, "model_risk": 0.35}
 RULE_WEIGHTS = {k: v for k, v in WEIGHTS.items() if k != "model_risk"}
 BANDS = ((70.0, "healthy"), (50.0, "watch"), (30.0, "at_risk"), (-np.inf, "critical"))
+#: A calibrated probability of churning within the horizon (90 days) at which the model-risk
+#: component reaches 0. Quarterly churn base rates are a few percent, so a 40% probability is
+#: already an account in serious trouble; a scale of 1.0 would leave almost every account
+#: "healthy" on this component.
+RISK_AT_ZERO_HEALTH = 0.4
 
 
 def _clip01(x: pd.Series | np.ndarray) -> np.ndarray:
@@ -90,7 +95,7 @@ def rules_risk(features: pd.DataFrame) -> np.ndarray:
 def health_scores(features: pd.DataFrame, churn_risk: pd.Series | np.ndarray) -> pd.DataFrame:
     """Components, composite score and band for every account in ``features``."""
     comps = rules_components(features)
-    comps["model_risk"] = 100.0 * (1.0 - _clip01(churn_risk))
+    comps["model_risk"] = 100.0 * (1.0 - _clip01(np.asarray(churn_risk, dtype="float64") / RISK_AT_ZERO_HEALTH))
     score = sum(comps[k] * w for k, w in WEIGHTS.items())
     out = comps.round(1)
     out["health_score"] = score.round(1)

@@ -70,14 +70,6 @@ RACI_ROLES: dict[str, str] = {
 #: Literal channel addresses allowed in RACI lists (`slack:ENV_VAR`, `email:someone@example.com`).
 CHANNEL_PREFIXES: tuple[str, ...] = ("slack:", "email:")
 
-#: Extra columns of the decision frame beyond `DECISION_COLUMNS`.
-DECISION_EXTRA_COLUMNS: tuple[str, ...] = (
-    "assignee",
-    "sla_first_touch_due",
-    "sla_resolution_due",
-    "case_id",
-    "previous_priority",
-)
 
 
 class PolicyError(ValueError):
@@ -545,7 +537,7 @@ def _cross_reference_problems(policy: Policy, known_fields: set[str]) -> list[tu
 
 @dataclass(frozen=True)
 class RoutingResult:
-    """`decisions`: one row per candidate (`DECISION_COLUMNS` + `DECISION_EXTRA_COLUMNS`).
+    """`decisions`: one row per candidate (exactly `DECISION_COLUMNS`).
     `account_states`: account_id, state (at_risk | ok), since — persist it for the next run."""
 
     decisions: pd.DataFrame
@@ -610,6 +602,7 @@ def route(
     recent_resolutions: pd.DataFrame | None = None,
     account_states: pd.DataFrame | None = None,
     member_load: Mapping[str, int] | None = None,
+    as_of: dt.datetime | dt.date | None = None,
 ) -> RoutingResult:
     """Decide, for every candidate account, what the rescue queue does with it.
 
@@ -623,9 +616,13 @@ def route(
     recent_resolutions: account_id, resolved_at of resolved cases (for the cooldown).
     account_states: the `account_states` of the previous run (account_id, state, since).
     member_load: open cases per member id (for capacity and load balancing).
+    as_of: the snapshot date the candidates describe. Hysteresis states are dated by it, so
+        "minimum days in state" counts snapshot days and a backfill of consecutive partitions
+        behaves like the daily runs it replays. Defaults to ``now``.
     """
     now_ts = _utc_timestamp(now)
     now_naive = now_ts.tz_localize(None)
+    state_clock = now_naive if as_of is None else pd.Timestamp(as_of).tz_localize(None) if pd.Timestamp(as_of).tzinfo else pd.Timestamp(as_of)
     hyst = policy.hysteresis
     _require(candidates, {"account_id", "expected_arr_at_risk"} | policy.condition_fields(), "candidates")
     open_cases = open_cases if open_cases is not None else _empty(
@@ -655,9 +652,9 @@ def route(
         exits = was_at_risk & (value < hyst.exit_threshold)
     at_risk = (was_at_risk & ~exits) | enters
     changed = enters | exits | pd.isna(prev_since)
-    since = np.where(changed, np.datetime64(now_naive.to_datetime64()), prev_since).astype("datetime64[ns]")
+    since = np.where(changed, np.datetime64(state_clock.to_datetime64()), prev_since).astype("datetime64[ns]")
     days_in_state = (
-        np.datetime64(now_naive.normalize().to_datetime64()) - since.astype("datetime64[D]")
+        np.datetime64(state_clock.normalize().to_datetime64()) - since.astype("datetime64[D]")
     ).astype("timedelta64[D]").astype(np.int64)
     settled = at_risk & (days_in_state >= hyst.min_days_in_state)
     states_now = pd.DataFrame({

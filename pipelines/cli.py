@@ -13,6 +13,7 @@ from __future__ import annotations
 import typer
 
 from pipelines.cli_demo import demo_app
+from pipelines.cli_desk import desk_app
 from pipelines.cli_model import model_app
 from pipelines.cli_policy import policy_app
 from pipelines.cli_queue import queue_app
@@ -28,6 +29,7 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(model_app, name="model")
 app.add_typer(queue_app, name="queue")
 app.add_typer(policy_app, name="policy")
+app.add_typer(desk_app, name="desk")
 
 
 def main() -> None:

@@ -65,7 +65,7 @@ def _snapshot_date() -> pd.Timestamp:
 def _run_job(defs, name: str, instance, **kwargs) -> None:
     started = time.perf_counter()
     with err.status(f"running {name} {kwargs.get('partition_key', '')}"):
-        result = defs.get_job_def(name).execute_in_process(instance=instance, run_config=QUIET_LOGS, raise_on_error=False, **kwargs)
+        result = defs.resolve_job_def(name).execute_in_process(instance=instance, run_config=QUIET_LOGS, raise_on_error=False, **kwargs)
     failed = [e for e in result.all_events if e.is_step_failure]
     checks = [
         e.event_specific_data.asset_check_evaluation
@@ -127,9 +127,17 @@ def run(
     accounts: int = typer.Option(2000, min=50, help="Accounts in the demo world (when generating)."),
     seed: int = typer.Option(7, help="Random seed for the demo world."),
     regenerate: bool = typer.Option(False, help="Regenerate the world even if one exists."),
+    days: int = typer.Option(
+        3, min=1, help="Daily snapshots to run, ending at the world's latest (the policy's hysteresis needs a few)."
+    ),
     top: int = typer.Option(15, help="Rows of the queue to print."),
 ) -> None:
-    """Generate the world if needed, retrain, score and route the latest snapshot, print the queue."""
+    """Generate the world if needed, retrain, score and route the latest snapshots, print the queue.
+
+    The daily job runs for the last ``--days`` snapshot dates in order, as the daily schedule
+    would have: the policy only opens a case for an account that has been at risk for its
+    minimum number of days, and scores get a trend.
+    """
     from connectors.settings import default_queue_url, default_warehouse_url, project_home
     from connectors.warehouse import Warehouse
 
@@ -143,7 +151,8 @@ def run(
     instance = _instance()
     snapshot = _snapshot_date()
     _run_job(defs, "weekly_retrain_job", instance)
-    _run_job(defs, "daily_rescue_job", instance, partition_key=str(snapshot.date()))
+    for back in range(days - 1, -1, -1):
+        _run_job(defs, "daily_rescue_job", instance, partition_key=str((snapshot - pd.Timedelta(days=back)).date()))
     n = print_queue(top)
     out.print(
         f"\n{n} open cases for snapshot {snapshot.date()}.\n"

@@ -12,12 +12,19 @@ replays the candidate snapshots stored in the warehouse (`rescue_candidates_hist
 one or two policies and prints, side by side, cases per team and week, P1 cases, overflow,
 churners caught and their lead time, ARR covered and holdout size. It writes the same report as
 Markdown with a chart of weekly volumes to the report directory.
+
+    rescue policy diagram policies/default.yaml --out policy.svg
+
+draws the policy as a swimlane diagram (teams as lanes by tier, severity rules and escalation
+steps as arrows with their times) with a RACI table, as SVG or PNG after the extension of
+`--out`. A malformed policy or an unknown extension exits 2 with one line saying why.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 import typer
@@ -53,6 +60,35 @@ def validate(
 ) -> None:
     """Validate a policy file and print a summary of what it does."""
     _print_summary(_load_or_exit(file), Console(), file)
+
+
+@policy_app.command("diagram")
+def diagram(
+    file: Path = typer.Argument(..., help="Policy YAML file."),
+    out: Path = typer.Option(..., "--out", help="Output file; .svg or .png decides the format."),
+) -> None:
+    """Draw a policy as a swimlane diagram with its RACI table."""
+    from models.diagram import FORMATS, DiagramFormat, render_policy_diagram
+
+    err = Console(stderr=True)
+    fmt = out.suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        err.print(f"cannot draw {out}: unknown extension {repr(out.suffix) if out.suffix else 'none'}; use "
+                  + " or ".join(f".{f}" for f in FORMATS), highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INVALID)
+    try:
+        policy = load_policy(file)
+    except PolicyError as exc:
+        path, why = exc.problems[0]
+        more = len(exc.problems) - 1
+        tail = f" (and {more} more problem{'s' if more > 1 else ''}: rescue policy validate {file})" if more else ""
+        err.print(f"invalid policy {exc.source}: {path + ': ' if path else ''}{why}{tail}",
+                  highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    image = render_policy_diagram(policy, fmt=cast(DiagramFormat, fmt))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(image)
+    Console().print(f"wrote {out} ({len(image):,} bytes, policy {policy.version})", highlight=False, soft_wrap=True)
 
 
 @policy_app.command("simulate")

@@ -22,6 +22,8 @@ pytestmark = pytest.mark.slow
 
 WORLD = DemoWorldConfig(n_accounts=400, seed=3, end_date=date(2026, 11, 20), history_days=540)
 SNAPSHOT = "2026-11-20"
+#: The daily schedule's last three runs: the default policy opens a case after two days at risk.
+SNAPSHOTS = ["2026-11-18", "2026-11-19", SNAPSHOT]
 NOW = "2026-11-20T09:00:00+00:00"
 
 
@@ -46,11 +48,11 @@ def env(tmp_path_factory):
     return {"defs": defs, "instance": instance, "wh_url": wh_url, "queue_url": queue_url, "root": root}
 
 
-def _daily(env, **kw):
-    job = env["defs"].get_job_def("daily_rescue_job")
+def _daily(env, partition=SNAPSHOT, **kw):
+    job = env["defs"].resolve_job_def("daily_rescue_job")
     return job.execute_in_process(
         instance=env["instance"],
-        partition_key=SNAPSHOT,
+        partition_key=partition,
         run_config={"ops": {"rescue_queue": {"config": {"now": NOW}}}},
         raise_on_error=False,
         **kw,
@@ -63,10 +65,11 @@ def _queue_rows(env) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def first_run(env):
-    retrain = env["defs"].get_job_def("weekly_retrain_job").execute_in_process(instance=env["instance"], raise_on_error=False)
+    retrain = env["defs"].resolve_job_def("weekly_retrain_job").execute_in_process(instance=env["instance"], raise_on_error=False)
     assert retrain.success, [e.message for e in retrain.all_events if e.is_failure]
-    daily = _daily(env)
-    assert daily.success, [e.message for e in daily.all_events if e.is_failure]
+    for partition in SNAPSHOTS:
+        daily = _daily(env, partition)
+        assert daily.success, [e.message for e in daily.all_events if e.is_failure]
     return daily
 
 

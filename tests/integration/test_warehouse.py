@@ -188,3 +188,18 @@ def test_duckdb_engine_keeps_no_connection_open(tmp_path):
     with duckdb.connect(str(tmp_path / "wh.duckdb"), config={"memory_limit": "123MB"}) as other:
         assert other.execute("SELECT COUNT(*) FROM things").fetchone() == (3,)
     assert wh.row_count("things") == 3  # and the client still works afterwards
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_replace_partition_is_idempotent_and_leaves_other_partitions(tmp_path, dialect):
+    wh = _warehouse(tmp_path, dialect)
+    day = lambda d, n, v: pd.DataFrame({"snapshot_date": [d] * n, "account_id": [f"a{i}" for i in range(n)], "v": [v] * n})  # noqa: E731
+    assert wh.replace_partition("hist", day("2026-01-01", 3, 1.0), "snapshot_date", "2026-01-01") == 3
+    wh.replace_partition("hist", day("2026-01-02", 2, 2.0), "snapshot_date", "2026-01-02")
+    wh.replace_partition("hist", day("2026-01-02", 4, 3.0), "snapshot_date", "2026-01-02")  # rerun
+    got = wh.read_sql("SELECT snapshot_date, COUNT(*) AS n, MAX(v) AS v FROM hist GROUP BY snapshot_date ORDER BY snapshot_date")
+    assert got["n"].tolist() == [3, 4]
+    assert got["v"].tolist() == [1.0, 3.0]
+    with pytest.raises(WarehouseError, match="snapshot_date != "):
+        wh.replace_partition("hist", day("2026-01-03", 1, 0.0), "snapshot_date", "2026-01-04")
+    assert wh.row_count("hist") == 7

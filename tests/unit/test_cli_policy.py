@@ -25,7 +25,8 @@ def test_a_valid_policy_prints_its_summary_and_exits_0():
 
 def test_a_malformed_policy_exits_2_with_the_key_path_and_no_traceback(tmp_path):
     text = (POLICIES / "default.yaml").read_text()
-    bad = text.replace('{field: churn_risk, op: ">=", value: 0.6}', '{field: churn_risk, op: "=>", value: 0.6}', 1)
+    bad = text.replace('{field: churn_risk, op: ">=", value: 0.3}', '{field: churn_risk, op: "=>", value: 0.3}', 1)
+    assert bad != text
     bad = bad.replace("calendar: us_office", "calendar: us_ofice", 1)
     path = tmp_path / "bad.yaml"
     path.write_text(bad)

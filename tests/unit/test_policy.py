@@ -13,7 +13,6 @@ import yaml
 
 from models.contracts import DECISION_COLUMNS
 from models.policy import (
-    DECISION_EXTRA_COLUMNS,
     PolicyError,
     RoutingError,
     holdout_draw,
@@ -212,7 +211,7 @@ def test_one_decision_per_candidate_in_order_with_the_contract_columns():
     policy = small()
     frame = candidates([("a", "smb", 0.55, 1000), ("b", "enterprise", 0.9, 5000), ("c", "smb", 0.1, 10)])
     result = route(frame, policy, now=NOW, account_states=at_risk_since(["a", "b"]))
-    assert list(result.decisions.columns) == [*DECISION_COLUMNS, *DECISION_EXTRA_COLUMNS]
+    assert list(result.decisions.columns) == list(DECISION_COLUMNS)
     assert list(result.decisions["account_id"]) == ["a", "b", "c"]
     decisions = by_account(result)
     assert decisions.loc["b", ["priority", "team", "rule_id", "action"]].tolist() == ["P1", "squad", "enterprise_high", "route"]

@@ -1,0 +1,310 @@
+"""The desk's JSON API (`/api/v1`): the same operations as the pages, for other tools.
+
+Every endpoint needs `Authorization: Bearer <token>` (`rescue desk add-user` prints a token).
+Errors are JSON `{"error": "..."}`: 400 bad input, 401 no or bad token, 403 not allowed for
+your role, 404 unknown case, 409 a lost race or a change the case's lifecycle does not allow
+(e.g. "already claimed by X"). The OpenAPI description is served at `/openapi.json`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from connectors.desk_users import DeskUser
+from models.lifecycle import STATUSES
+from pipelines.desk import present
+from pipelines.desk.auth import NotAuthenticated, require_manager
+from pipelines.desk.service import Desk, QueueFilters
+
+# Free text: bounded, and without NUL characters (which some databases refuse in text columns).
+_NO_NUL = r"^[^\x00]*$"
+ShortText = Annotated[str, StringConstraints(max_length=128, pattern=_NO_NUL)]
+LongText = Annotated[str, StringConstraints(max_length=4000, pattern=_NO_NUL)]
+CaseId = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$",
+                             description="Case id, e.g. RC-1A2B3C4D5E.", examples=["RC-1A2B3C4D5E"])]
+
+#: The status filter: one status, every active status, or everything.
+StatusFilter = Literal[("active", "all", *STATUSES)]  # type: ignore[valid-type]
+
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+#: Stored times are naive UTC; the API states the zone (RFC 3339 `...Z`).
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+
+bearer = HTTPBearer(auto_error=False, description="A desk token (`rescue desk add-user` prints one).")
+
+
+class ErrorOut(BaseModel):
+    error: str = Field(description="What went wrong, in words.")
+
+
+class UserOut(BaseModel):
+    user_id: str
+    name: str
+    role: Literal["agent", "manager"]
+    team: str
+
+
+class SlaOut(BaseModel):
+    clock: str | None = Field(description="'first touch', 'resolution', or null (closed, no target).")
+    due_at: UtcDatetime | None
+    minutes_left: float | None = Field(description="Business minutes left when business_time; negative once breached.")
+    business_time: bool
+    breached: bool
+    near_breach: bool
+    paused: bool
+    label: str
+
+
+class CaseOut(BaseModel):
+    case_id: str
+    account_id: str
+    account_name: str | None
+    segment: str | None
+    status: str
+    priority: str
+    team: str
+    assignee: str | None
+    arr: float | None
+    churn_risk: float | None
+    health_score: float | None
+    expected_arr_at_risk: float | None
+    reason: str | None
+    opened_at: UtcDatetime | None
+    acknowledged_at: UtcDatetime | None
+    resolved_at: UtcDatetime | None
+    snoozed_until: UtcDatetime | None
+    outcome: str | None
+    escalation_level: int
+    version: int
+    sla: SlaOut
+
+
+class PlayOut(BaseModel):
+    action_id: int
+    at: UtcDatetime
+    actor: str
+    play: str
+    note: str | None
+    outcome: str | None
+
+
+class EventOut(BaseModel):
+    event_id: int
+    at: UtcDatetime
+    actor: str
+    kind: str
+    from_status: str | None
+    to_status: str | None
+    reason: str | None
+    payload: dict[str, Any]
+
+
+class CaseDetailOut(CaseOut):
+    policy_version: str | None
+    model_version: str | None
+    rule_id: str | None
+    required_skills: list[str]
+    context: dict[str, Any] = Field(description="The handoff context package (account, health, risk, tickets, usage).")
+    evidence: list[dict[str, Any]]
+    plays: list[PlayOut]
+    events: list[EventOut] = Field(description="The audit trail, oldest first.")
+
+
+class ActionOut(BaseModel):
+    message: str
+    case: CaseDetailOut
+
+
+class MemberLoadOut(BaseModel):
+    id: str
+    name: str
+    capacity: int
+    open: int
+
+
+class TeamLoadOut(BaseModel):
+    team: str
+    name: str
+    tier: int
+    capacity: int
+    open_cases: int
+    unassigned: int
+    load_pct: float | None
+    members: list[MemberLoadOut]
+
+
+class AttainmentOut(BaseModel):
+    team: str
+    priority: str
+    cases_opened: int
+    first_touch_median_h: float | None
+    first_touch_attainment: float | None
+    resolution_median_h: float | None
+    resolution_attainment: float | None
+    reassignments: int
+    bounced_cases: int
+
+
+class ManagerOut(BaseModel):
+    teams: list[TeamLoadOut]
+    attainment: list[AttainmentOut]
+    near_breach: list[CaseOut]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AcknowledgeIn(_Body):
+    reason: LongText | None = None
+
+
+class SnoozeIn(_Body):
+    until: datetime = Field(description="Wake-up time; UTC unless it carries an offset. Must be in the future.")
+    reason: LongText | None = None
+
+
+class PlayIn(_Body):
+    play: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00]*\S[^\x00]*$")]
+    note: LongText | None = None
+
+
+class HandoffIn(_Body):
+    to_team: ShortText | None = Field(None, description="Team key; inferred from to_assignee when omitted.")
+    to_assignee: ShortText | None = Field(None, description="Member id; omit to hand the case to the whole team.")
+    note: Annotated[str, StringConstraints(min_length=1, max_length=4000, pattern=r"^[^\x00]*\S[^\x00]*$")] = Field(
+        description="Required: what was done and what the next owner should do.")
+
+
+class ResolveIn(_Body):
+    outcome: Literal["saved", "churned", "no_action"]
+    note: LongText | None = None
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut, "description": text}
+    for code, text in ((400, "Bad input"), (401, "Missing or invalid token"), (403, "Not allowed for your role"),
+                       (404, "Unknown case"), (409, "Lost race or invalid lifecycle transition"))
+}
+
+
+def api_user(request: Request,
+             credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> DeskUser:
+    """The user of the request's bearer token; 401 otherwise."""
+    desk: Desk = request.app.state.desk
+    user = desk.users.verify_token(credentials.credentials if credentials else None)
+    if user is None:
+        raise NotAuthenticated("a valid bearer token is required")
+    return user
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    """Names of the query parameters an endpoint declares, its dependencies' included."""
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def strict_query(request: Request) -> None:
+    """Query parameters are the documented ones, once each: a typo (`?priorty=P1`) or a repeated
+    parameter is refused rather than silently ignored or reduced to one value."""
+    keys = [key for key, _ in request.query_params.multi_items()]
+    route = request.scope.get("route")
+    known = _query_names(route.dependant) if isinstance(route, APIRoute) else set()
+    unknown = sorted(set(keys) - known)
+    if unknown:
+        accepted = f"; accepted: {', '.join(sorted(known))}" if known else "; this endpoint takes none"
+        raise ValueError(f"unknown query parameter(s): {', '.join(repr(k) for k in unknown)}{accepted}")
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise ValueError(f"query parameter(s) given more than once: {', '.join(repeated)}")
+
+
+User = Annotated[DeskUser, Depends(api_user)]
+router = APIRouter(prefix="/api/v1", tags=["rescue desk"], responses=ERRORS,
+                   dependencies=[Depends(strict_query)])
+
+
+def _desk(request: Request) -> Desk:
+    return request.app.state.desk
+
+
+def _done(request: Request, message: str, case_id: str) -> ActionOut:
+    return ActionOut(message=message, case=CaseDetailOut(**_desk(request).case(case_id, present.utc_now())))
+
+
+@router.get("/me", response_model=UserOut, summary="Who the token belongs to")
+def me(user: User) -> UserOut:
+    return UserOut(user_id=user.user_id, name=user.name, role=user.role, team=user.team)
+
+
+@router.get("/cases", response_model=list[CaseOut], summary="The queue, sorted by priority then SLA due")
+def list_cases(
+    request: Request,
+    user: User,
+    scope: Annotated[Literal["mine", "team", "all"], Query(description="Cases assigned to me, my team's, or all.")] = "all",
+    priority: Annotated[Literal["P1", "P2", "P3", "P4"] | None, Query()] = None,
+    status: Annotated[StatusFilter | None, Query()] = "active",
+    breaching: Annotated[bool | None, Query(description="Only cases past (true) or within (false) their SLA.")] = None,
+    segment: Annotated[str | None, Query(max_length=64)] = None,
+) -> list[CaseOut]:
+    filters = QueueFilters(scope=scope, priority=priority, status=status or "active", breaching=breaching,
+                           segment=segment)
+    return [CaseOut(**row) for row in _desk(request).queue(user, filters, present.utc_now())]
+
+
+@router.get("/cases/{case_id}", response_model=CaseDetailOut, summary="A case with its context and audit trail")
+def get_case(request: Request, user: User, case_id: CaseId) -> CaseDetailOut:
+    return CaseDetailOut(**_desk(request).case(case_id, present.utc_now()))
+
+
+@router.post("/cases/{case_id}/claim", response_model=ActionOut, summary="Take the case (409 if someone else has it)")
+def claim(request: Request, user: User, case_id: CaseId) -> ActionOut:
+    return _done(request, _desk(request).claim(user, case_id), case_id)
+
+
+@router.post("/cases/{case_id}/acknowledge", response_model=ActionOut, summary="First touch without taking it")
+def acknowledge(request: Request, user: User, case_id: CaseId, body: AcknowledgeIn | None = None) -> ActionOut:
+    return _done(request, _desk(request).acknowledge(user, case_id, body.reason if body else None), case_id)
+
+
+@router.post("/cases/{case_id}/snooze", response_model=ActionOut, summary="Pause the case and its SLA clocks")
+def snooze(request: Request, user: User, case_id: CaseId, body: SnoozeIn) -> ActionOut:
+    return _done(request, _desk(request).snooze(user, case_id, body.until, body.reason), case_id)
+
+
+@router.post("/cases/{case_id}/plays", response_model=ActionOut, summary="Log a rescue play with a note")
+def log_play(request: Request, user: User, case_id: CaseId, body: PlayIn) -> ActionOut:
+    return _done(request, _desk(request).log_play(user, case_id, body.play, body.note), case_id)
+
+
+@router.post("/cases/{case_id}/handoff", response_model=ActionOut,
+             summary="Hand off to a team or person (a note is required; only managers cross teams)")
+def hand_off(request: Request, user: User, case_id: CaseId, body: HandoffIn) -> ActionOut:
+    message = _desk(request).hand_off(user, case_id, to_team=body.to_team, to_assignee=body.to_assignee,
+                                      note=body.note)
+    return _done(request, message, case_id)
+
+
+@router.post("/cases/{case_id}/resolve", response_model=ActionOut, summary="Close the case with its outcome")
+def resolve(request: Request, user: User, case_id: CaseId, body: ResolveIn) -> ActionOut:
+    return _done(request, _desk(request).resolve(user, case_id, body.outcome, body.note), case_id)
+
+
+@router.get("/manager", response_model=ManagerOut, summary="Team load vs capacity, SLA attainment, near-breach cases")
+def manager(request: Request, user: User) -> ManagerOut:
+    require_manager(user, "see the manager view")
+    return ManagerOut(**_desk(request).manager_view(present.utc_now()))

@@ -1,0 +1,115 @@
+"""Who may do what on the rescue desk: authentication, CSRF and the role rules.
+
+- **API**: every `/api/v1` request carries `Authorization: Bearer <token>`; a missing, unknown
+  or disabled token gets 401 with no data.
+- **Browser**: the sign-in form takes the token once and opens a signed session cookie
+  (HttpOnly, SameSite=Lax) holding the user id and a fingerprint of their token, so reissuing
+  a token or disabling the user ends their sessions. Pages without a session redirect to
+  `/login`.
+- **CSRF**: each session has a random token, rendered as a hidden field in every form and
+  checked (constant-time) on every form POST, the sign-in form included.
+- **Roles**: everybody reads the whole queue. Agents act on cases of their own team or
+  assigned to them, hand off within their own team, and cannot hand a case to a person who is
+  at capacity; managers act on every case, reassign across teams and may assign beyond a
+  member's capacity (the policy's capacity is a routing limit; a manager's decision overrides it).
+
+Tokens are never logged and never put in URLs: they travel in a header or a POST body only.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from connectors.desk_users import DeskUser, DeskUsers
+
+SESSION_USER = "user_id"
+SESSION_STAMP = "stamp"
+SESSION_CSRF = "csrf"
+CSRF_FIELD = "csrf_token"
+
+
+class NotAuthenticated(Exception):
+    """No valid credentials on the request."""
+
+
+class PermissionDenied(Exception):
+    """The user is authenticated but their role does not allow this; the message says why."""
+
+
+class CsrfError(Exception):
+    """A form POST without the session's CSRF token."""
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, or None."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def session_user(session: Mapping[str, Any], users: DeskUsers) -> DeskUser | None:
+    """The user a session cookie is signed in as, if they still exist, are enabled and hold
+    the token the session was opened with."""
+    user_id, stamp = session.get(SESSION_USER), session.get(SESSION_STAMP)
+    if not isinstance(user_id, str) or not isinstance(stamp, str):
+        return None
+    user = users.get(user_id)
+    if user is None or user.disabled or not hmac.compare_digest(user.session_stamp, stamp):
+        return None
+    return user
+
+
+def sign_in(session: dict[str, Any], user: DeskUser) -> None:
+    """Start a fresh session for `user` (a new CSRF token: nothing from before sign-in survives)."""
+    session.clear()
+    session[SESSION_USER] = user.user_id
+    session[SESSION_STAMP] = user.session_stamp
+    session[SESSION_CSRF] = secrets.token_urlsafe(32)
+
+
+def csrf_token(session: dict[str, Any]) -> str:
+    """The session's CSRF token, created on first use (the sign-in page needs one too)."""
+    token = session.get(SESSION_CSRF)
+    if not isinstance(token, str) or not token:
+        token = secrets.token_urlsafe(32)
+        session[SESSION_CSRF] = token
+    return token
+
+
+def check_csrf(session: Mapping[str, Any], submitted: str | None) -> None:
+    expected = session.get(SESSION_CSRF)
+    if not isinstance(expected, str) or not submitted or not hmac.compare_digest(expected, submitted):
+        raise CsrfError("the form has expired or did not come from this desk; reload the page and try again")
+
+
+def require_manager(user: DeskUser, what: str) -> None:
+    if not user.is_manager:
+        raise PermissionDenied(f"only managers can {what}; you are signed in as {user.user_id} ({user.role})")
+
+
+def check_can_act(user: DeskUser, case: Mapping[str, Any]) -> None:
+    """Agents work cases of their own team or assigned to them; managers work every case."""
+    if user.is_manager or case["team"] == user.team or case.get("assignee") == user.user_id:
+        return
+    raise PermissionDenied(
+        f"case {case['case_id']} belongs to team {case['team']}; agents work cases of their own team "
+        f"({user.team}) or assigned to them; ask a manager to move it"
+    )
+
+
+def check_can_hand_off(user: DeskUser, case: Mapping[str, Any], to_team: str) -> None:
+    """Only managers reassign across teams; agents hand off within their own team."""
+    check_can_act(user, case)
+    if user.is_manager:
+        return
+    if case["team"] != user.team or to_team != user.team:
+        raise PermissionDenied(
+            f"only managers reassign cases across teams: agents hand off within their own team ({user.team}); "
+            f"ask a manager to move case {case['case_id']} from {case['team']} to {to_team}"
+        )

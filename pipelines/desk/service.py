@@ -1,0 +1,250 @@
+"""The desk's operations, shared by the web pages and the JSON API.
+
+`Desk` holds the queue store, the desk users and the escalation policy. Every change goes
+through the queue store (`claim`, `transition`, `log_play`, `resolve`) or `connectors.handoff`,
+so the lifecycle rules of `models.lifecycle`, the audit trail and the outbox apply exactly as
+they do for `rescue queue ...`; this module adds only who may do it (`pipelines.desk.auth`) and
+the policy checks of a handoff (known team, known person, capacity).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+import pandas as pd
+import sqlalchemy as sa
+
+from connectors.desk_users import DeskUser, DeskUsers
+from connectors.handoff import handoff
+from connectors.queue_store import QueueStore, case_events
+from models.lifecycle import ACTIVE_STATUSES, STATUSES
+from models.policy import Policy
+from models.queue_metrics import queue_metrics
+from pipelines.desk import present
+from pipelines.desk.auth import check_can_act, check_can_hand_off
+
+Scope = Literal["mine", "team", "all"]
+#: Status filter values: a status, every active status, or everything.
+STATUS_FILTERS: tuple[str, ...] = ("active", "all", *STATUSES)
+
+
+@dataclass(frozen=True)
+class QueueFilters:
+    scope: Scope = "mine"
+    priority: str | None = None
+    status: str = "active"
+    breaching: bool | None = None
+    segment: str | None = None
+
+
+class Desk:
+    """The rescue desk over one queue database and one escalation policy."""
+
+    def __init__(self, store: QueueStore, users: DeskUsers, policy: Policy) -> None:
+        self.store = store
+        self.users = users
+        self.policy = policy
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def queue(self, user: DeskUser, filters: QueueFilters, now: datetime) -> list[dict[str, Any]]:
+        """The cases a queue view shows, sorted by priority then SLA due time."""
+        if filters.status not in STATUS_FILTERS:
+            raise ValueError(f"unknown status filter {filters.status!r}; expected one of: {', '.join(STATUS_FILTERS)}")
+        statuses = {"active": list(ACTIVE_STATUSES), "all": None}.get(filters.status, [filters.status])
+        cases = self.store.list_cases(
+            team=user.team if filters.scope == "team" else None,
+            assignee=user.user_id if filters.scope == "mine" else None,
+            priority=filters.priority or None,
+            status=statuses,
+            breaching=filters.breaching,
+            now=now,
+        )
+        rows = [self.summary(case, now) for case in present.sort_queue(cases, now).to_dict("records")]
+        if filters.segment:
+            rows = [r for r in rows if r["segment"] == filters.segment]
+        return rows
+
+    def summary(self, case: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+        """The fields of a case shown in a queue row (and returned by the API)."""
+        v = present.value
+        return {
+            "case_id": case["case_id"],
+            "account_id": case["account_id"],
+            "account_name": v(case.get("account_name")),
+            "segment": present.segment_of(case),
+            "status": case["status"],
+            "priority": case["priority"],
+            "team": case["team"],
+            "assignee": v(case.get("assignee")),
+            "arr": _float(case.get("arr")),
+            "churn_risk": _float(case.get("churn_risk")),
+            "health_score": _float(case.get("health_score")),
+            "expected_arr_at_risk": _float(case.get("expected_arr_at_risk")),
+            "reason": v(case.get("reason")),
+            "opened_at": present.as_datetime(case.get("opened_at")),
+            "acknowledged_at": present.as_datetime(case.get("acknowledged_at")),
+            "resolved_at": present.as_datetime(case.get("resolved_at")),
+            "snoozed_until": present.as_datetime(case.get("snoozed_until")),
+            "outcome": v(case.get("outcome")),
+            "escalation_level": int(case.get("escalation_level") or 0),
+            "version": int(case["version"]),
+            "sla": present.sla_status(case, self.policy, now).as_dict(),
+        }
+
+    def case(self, case_id: str, now: datetime) -> dict[str, Any]:
+        """One case with its context package, evidence, plays and audit trail. Raises CaseNotFound."""
+        case = self.store.get_case(case_id)
+        events = self.store.case_events(case["case_id"])
+        trail = [{k: present.value(val) for k, val in row.items()} for row in events.to_dict("records")]
+        for row in trail:
+            row["at"] = present.as_datetime(row["at"])
+            row["payload"] = row["payload"] or {}
+        return {
+            **self.summary(case, now),
+            "policy_version": case["policy_version"],
+            "model_version": case["model_version"],
+            "rule_id": case["rule_id"],
+            "required_skills": list(case["required_skills"] or []),
+            "context": dict(case["context"] or {}),
+            "evidence": list(case["evidence"] or []),
+            "plays": [{k: a[k] for k in ("action_id", "at", "actor", "play", "note", "outcome")} for a in case["actions"]],
+            "events": trail,
+        }
+
+    def handoff_targets(self, user: DeskUser) -> list[dict[str, Any]]:
+        """Teams (and their members) a user may hand a case to: their own team, or all for managers."""
+        load = self.member_load()
+        return [
+            {"team": key, "name": team.name,
+             "members": [{"id": m.id, "name": m.name, "capacity": m.capacity, "open": load.get(m.id, 0)}
+                         for m in team.members]}
+            for key, team in self.policy.teams.items()
+            if user.is_manager or key == user.team
+        ]
+
+    def member_load(self) -> dict[str, int]:
+        """Active cases per assignee."""
+        return self.store.routing_state().member_load
+
+    def manager_view(self, now: datetime) -> dict[str, Any]:
+        """Team load vs capacity, SLA attainment per team and priority, and cases near breach."""
+        active = self.store.list_cases(status="active")
+        load = active["assignee"].dropna().value_counts().to_dict()
+        open_by_team = active["team"].value_counts().to_dict()
+        unassigned = active.loc[active["assignee"].isna(), "team"].value_counts().to_dict()
+        teams = []
+        for key, team in self.policy.teams.items():
+            members = [{"id": m.id, "name": m.name, "capacity": m.capacity, "open": int(load.get(m.id, 0))}
+                       for m in team.members]
+            capacity = sum(m["capacity"] for m in members)
+            teams.append({
+                "team": key, "name": team.name, "tier": team.tier, "capacity": capacity,
+                "open_cases": int(open_by_team.get(key, 0)), "unassigned": int(unassigned.get(key, 0)),
+                "load_pct": (int(open_by_team.get(key, 0)) / capacity) if capacity else None,
+                "members": members,
+            })
+        near = [s for s in (self.summary(c, now) for c in active.to_dict("records"))
+                if s["sla"]["breached"] or s["sla"]["near_breach"]]
+        near.sort(key=lambda s: (s["sla"]["minutes_left"], present.PRIORITY_ORDER.get(s["priority"], 99)))
+        return {"teams": teams, "attainment": self._attainment(now), "near_breach": near}
+
+    def _attainment(self, now: datetime) -> list[dict[str, Any]]:
+        cases = self.store.list_cases()
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(sa.select(case_events.c.case_id, case_events.c.at, case_events.c.kind,
+                                          case_events.c.from_status, case_events.c.to_status,
+                                          case_events.c.payload)).mappings().all()
+        events = pd.DataFrame([dict(r) for r in rows],
+                              columns=["case_id", "at", "kind", "from_status", "to_status", "payload"])
+        known = set(cases["team"]) <= set(self.policy.teams)
+        calendars = {key: self.policy.team_calendar(key) for key in self.policy.teams} if known else None
+        overall = queue_metrics(cases, events, now=now, calendars=calendars).overall
+        keep = ["team", "priority", "cases_opened", "first_touch_median_h", "first_touch_attainment",
+                "resolution_median_h", "resolution_attainment", "reassignments", "bounced_cases"]
+        return [{k: present.value(row[k]) for k in keep} for row in overall.to_dict("records")]
+
+    # -- acting --------------------------------------------------------------------------------
+
+    def _case_for(self, user: DeskUser, case_id: str) -> dict[str, Any]:
+        case = self.store.get_case(case_id)
+        check_can_act(user, case)
+        return case
+
+    def claim(self, user: DeskUser, case_id: str) -> str:
+        case = self._case_for(user, case_id)
+        self.store.claim(case["case_id"], user.user_id)
+        return f"{case['case_id']} is yours."
+
+    def acknowledge(self, user: DeskUser, case_id: str, reason: str | None) -> str:
+        case = self._case_for(user, case_id)
+        self.store.transition(case["case_id"], "acknowledged", actor=user.user_id, reason=_text(reason))
+        return f"{case['case_id']} acknowledged."
+
+    def snooze(self, user: DeskUser, case_id: str, until: datetime, reason: str | None) -> str:
+        case = self._case_for(user, case_id)
+        try:
+            wake = until.astimezone(timezone.utc).replace(tzinfo=None) if until.tzinfo else until
+        except (OverflowError, ValueError):
+            raise ValueError(f"snooze until {until.isoformat()} is not a usable time") from None
+        self.store.transition(case["case_id"], "snoozed", actor=user.user_id, reason=_text(reason), snooze_until=wake)
+        return f"{case['case_id']} snoozed until {wake:%Y-%m-%d %H:%M} UTC."
+
+    def log_play(self, user: DeskUser, case_id: str, play: str, note: str | None) -> str:
+        case = self._case_for(user, case_id)
+        if not play or not play.strip():
+            raise ValueError("name the play you ran (e.g. exec_sponsor_call)")
+        self.store.log_play(case["case_id"], actor=user.user_id, play=play.strip(), note=_text(note))
+        return f"Play {play.strip()} logged on {case['case_id']}."
+
+    def resolve(self, user: DeskUser, case_id: str, outcome: str, note: str | None) -> str:
+        case = self._case_for(user, case_id)
+        resolved = self.store.resolve(case["case_id"], actor=user.user_id, outcome=outcome, note=_text(note))
+        return f"{case['case_id']} closed: {resolved['status']}."
+
+    def hand_off(self, user: DeskUser, case_id: str, *, to_team: str | None, to_assignee: str | None,
+                 note: str) -> str:
+        """Reassign a case after the policy and role checks (see module docstring)."""
+        to_team, to_assignee = _text(to_team), _text(to_assignee)
+        if not note or not note.strip():
+            raise ValueError("a handoff needs a note for the next owner: what was done, what is next")
+        if to_assignee is not None:
+            member_team = self.policy.member_team.get(to_assignee)
+            if member_team is None:
+                raise ValueError(f"unknown person {to_assignee!r}: hand off to a member of the policy's teams")
+            if to_team is not None and to_team != member_team:
+                raise ValueError(f"{to_assignee} is in team {member_team}, not {to_team}")
+            to_team = member_team
+        if to_team is None:
+            raise ValueError("choose a team or a person to hand the case to")
+        if to_team not in self.policy.teams:
+            raise ValueError(f"unknown team {to_team!r}; teams: {', '.join(self.policy.teams)}")
+        case = self.store.get_case(case_id)
+        check_can_hand_off(user, case, to_team)
+        if to_assignee is not None and not user.is_manager:
+            member = self.policy.members_by_id[to_assignee]
+            open_cases = self.member_load().get(to_assignee, 0)
+            if open_cases >= member.capacity:
+                raise CapacityReached(f"{member.name} ({to_assignee}) is at capacity ({open_cases} of "
+                                      f"{member.capacity} open cases); choose someone else or ask a manager")
+        notify = self.policy.teams[to_team].channels.addresses() if to_team != case["team"] else []
+        handoff(self.store, case["case_id"], actor=user.user_id, to_team=to_team, to_assignee=to_assignee,
+                note=note, notify=notify)
+        owner = f"{to_assignee} ({to_team})" if to_assignee else f"team {to_team}"
+        return f"{case['case_id']} handed off to {owner}."
+
+
+class CapacityReached(Exception):
+    """The person a case is handed to already has as many open cases as the policy allows."""
+
+
+def _text(value: str | None) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _float(v: Any) -> float | None:
+    v = present.value(v)
+    return None if v is None else float(v)
