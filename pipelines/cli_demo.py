@@ -68,9 +68,9 @@ def _run_job(defs, name: str, instance, **kwargs) -> None:
         result = defs.resolve_job_def(name).execute_in_process(instance=instance, run_config=QUIET_LOGS, raise_on_error=False, **kwargs)
     failed = [e for e in result.all_events if e.is_step_failure]
     checks = [
-        e.event_specific_data.asset_check_evaluation
+        e.event_specific_data
         for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.asset_check_evaluation.passed
+        if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.passed
     ]
     if not result.success or failed or checks:
         for e in failed:

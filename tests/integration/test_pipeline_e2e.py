@@ -116,7 +116,7 @@ def test_a_dirty_source_blocks_routing_and_leaves_the_queue_untouched(env, first
         result = _daily(env)
         assert not result.success
         evals = [
-            e.event_specific_data.asset_check_evaluation
+            e.event_specific_data
             for e in result.all_events
             if e.event_type_value == "ASSET_CHECK_EVALUATION"
         ]
