@@ -9,7 +9,7 @@ from connectors.model_registry import ModelRegistryResource
 from connectors.warehouse import WarehouseResource
 from models.churn import ChurnModel
 from models.explain import top_drivers
-from models.features import describe_driver, feature_matrix
+from models.features import describe_driver, feature_matrix, headline_reason
 from models.health import health_scores as compute_health
 from models.scoring import score_history_frame
 
@@ -51,7 +51,7 @@ def churn_scores(
     out = pd.DataFrame({"account_id": account_features.index, "churn_risk": risk})
     out["churn_risk_delta"] = (out["churn_risk"] - out["account_id"].map(prev)).fillna(0.0)
     out["drivers"] = [[{"feature": d.feature, "phrase": d.phrase, "contribution": round(float(d.contribution), 4)} for d in row] for row in drivers]
-    out["top_reason"] = [row[0]["phrase"] if row else "" for row in out["drivers"]]
+    out["top_reason"] = [headline_reason(row) for row in out["drivers"]]
     out["model_version"] = version
     context.add_output_metadata(
         {

@@ -1199,10 +1199,14 @@ def _evidence_entry(row: Mapping[str, Any], snapshot: datetime) -> dict[str, Any
 
 
 def _top_reason(row: Mapping[str, Any]) -> str | None:
+    """The case's one-line reason: the severity rule that matched, then the top risk driver
+    ("Health in the at-risk band: weekly active users down 38% vs 90-day average")."""
     top = _scalar(row.get("top_reason"))
-    if top:
-        return str(top)
     reasons = _str_list(row.get("reasons"))
+    rule = next((r.split(": ", 1)[1] for r in reasons[1:2] if ": " in r), None)
+    parts = [str(p) for p in (rule, top) if p]
+    if parts:
+        return ": ".join(parts)
     return reasons[0] if reasons else None
 
 

@@ -250,3 +250,18 @@ def feature_matrix(features: pd.DataFrame) -> pd.DataFrame:
     for col in CATEGORICAL_FEATURES:
         X[col] = X[col].astype("category")
     return X
+
+
+#: Feature groups a rescuer can act on. Renewal timing, tenure or segment can drive risk, but
+#: "renewal in 12 days" tells nobody what to fix, so the headline reason of a case prefers these.
+ACTIONABLE_GROUPS = ("usage", "support")
+
+
+def headline_reason(drivers: list[dict]) -> str:
+    """The case's one-line reason: the strongest risk-raising actionable driver, else the
+    strongest driver. ``drivers`` are {feature, phrase, contribution}, strongest first."""
+    for d in drivers:
+        spec = FEATURE_INDEX.get(d["feature"])
+        if spec is not None and spec.group in ACTIONABLE_GROUPS and d["contribution"] > 0:
+            return d["phrase"]
+    return drivers[0]["phrase"] if drivers else ""

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pandas as pd
 import typer
-from rich.console import Console
+from pipelines.console import make_console
 from rich.table import Table
 
 demo_app = typer.Typer(help="Generate the embedded demo world and run the pipeline on it.", no_args_is_help=True)
-err = Console(stderr=True)
-out = Console()
+err = make_console(stderr=True)
+out = make_console()
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 

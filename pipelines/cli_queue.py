@@ -29,6 +29,8 @@ import pandas as pd
 import sqlalchemy as sa
 import typer
 from rich.console import Console
+
+from pipelines.console import make_console
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -70,7 +72,7 @@ class OutboxStatus(str, Enum):
 
 
 def _console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    return make_console(stderr=stderr, highlight=False, soft_wrap=False)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:

@@ -146,3 +146,16 @@ def test_driver_phrases_are_plain_words():
     assert describe_driver("wau_trend", -0.38, 0.4) == "weekly active users down 38% vs 90-day average"
     assert describe_driver("oldest_open_urgent_hours", 80.0, 0.2) == "oldest urgent ticket open 3.3 days"
     assert describe_driver("unknown_feature", 3, 0.1) == "unknown_feature = 3"
+
+
+def test_headline_reason_prefers_an_actionable_risk_driver():
+    from models.features import headline_reason
+
+    drivers = [
+        {"feature": "days_to_renewal", "phrase": "renewal in 12 days", "contribution": 1.2},
+        {"feature": "open_urgent_tickets", "phrase": "2 urgent tickets open", "contribution": -0.1},
+        {"feature": "wau_trend", "phrase": "weekly active users down 38% vs 90-day average", "contribution": 0.4},
+    ]
+    assert headline_reason(drivers) == "weekly active users down 38% vs 90-day average"
+    assert headline_reason(drivers[:2]) == "renewal in 12 days"
+    assert headline_reason([]) == ""
