@@ -734,6 +734,13 @@ class QueueStore:
             ).mappings().all()
         return _frame(rows, [c.name for c in case_events.columns])
 
+    def audit_events(self) -> pd.DataFrame:
+        """Every case's audit trail (all `case_events` rows), oldest first: the input of the
+        queue-operations metrics."""
+        with self._read() as conn:
+            rows = conn.execute(sa.select(case_events).order_by(case_events.c.event_id)).mappings().all()
+        return _frame(rows, [c.name for c in case_events.columns])
+
     def plays(self, account_ids: Iterable[str] | None = None) -> pd.DataFrame:
         """Plays logged by the rescue team (action_id, case_id, account_id, at, actor, play, note,
         outcome), oldest first; the input of the context package's "plays tried"."""

@@ -48,7 +48,7 @@ def _generate(accounts: int, seed: int, end_date: date | None) -> None:
     with err.status(f"generating the demo world ({accounts:,} accounts, seed {seed})") as status:
         counts = generate_demo_world(cfg, Warehouse(default_warehouse_url()), progress=lambda msg, frac: status.update(f"{msg} ({frac:.0%})"))
     err.print(
-        f"demo world: "
+        "demo world: "
         + ", ".join(f"{k} {v:,}" for k, v in counts.items())
         + f" in {time.perf_counter() - started:.1f}s"
     )

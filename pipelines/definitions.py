@@ -7,13 +7,13 @@ pyproject.toml, and by the `rescue` CLI.
 
 import dagster as dg
 
-from assets import features, model, quality, routing, scoring, sources
+from assets import features, model, operations, quality, routing, scoring, sources
 from pipelines.jobs import all_jobs
 from pipelines.resources import build_resources
 from pipelines.schedules import all_schedules
 from pipelines.sensors import all_sensors
 
-ASSET_MODULES = (sources, features, model, scoring, routing)
+ASSET_MODULES = (sources, features, model, scoring, routing, operations)
 
 
 def all_assets() -> list:

@@ -7,7 +7,9 @@ SOURCES = dg.AssetSelection.groups("sources")
 #: Sources (with their blocking checks), features, scores and the queue for one snapshot date.
 daily_rescue_job = dg.define_asset_job(
     name="daily_rescue_job",
-    selection=SOURCES | dg.AssetSelection.assets("churn_outcomes") | dg.AssetSelection.groups("features", "scoring", "routing"),
+    selection=SOURCES
+    | dg.AssetSelection.assets("churn_outcomes")
+    | dg.AssetSelection.groups("features", "scoring", "routing", "operations"),
     description="Pull and validate sources, compute features, score and route one snapshot date.",
 )
 

@@ -14,12 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-import pandas as pd
-import sqlalchemy as sa
 
 from connectors.desk_users import DeskUser, DeskUsers
 from connectors.handoff import handoff
-from connectors.queue_store import QueueStore, case_events
+from connectors.queue_store import QueueStore
 from models.lifecycle import ACTIVE_STATUSES, STATUSES
 from models.policy import Policy
 from models.queue_metrics import queue_metrics
@@ -154,12 +152,7 @@ class Desk:
 
     def _attainment(self, now: datetime) -> list[dict[str, Any]]:
         cases = self.store.list_cases()
-        with self.store.engine.connect() as conn:
-            rows = conn.execute(sa.select(case_events.c.case_id, case_events.c.at, case_events.c.kind,
-                                          case_events.c.from_status, case_events.c.to_status,
-                                          case_events.c.payload)).mappings().all()
-        events = pd.DataFrame([dict(r) for r in rows],
-                              columns=["case_id", "at", "kind", "from_status", "to_status", "payload"])
+        events = self.store.audit_events()
         known = set(cases["team"]) <= set(self.policy.teams)
         calendars = {key: self.policy.team_calendar(key) for key in self.policy.teams} if known else None
         overall = queue_metrics(cases, events, now=now, calendars=calendars).overall

@@ -1,6 +1,5 @@
 """The GX suites behind the blocking source checks, on clean and dirty frames."""
 
-import numpy as np
 import pandas as pd
 import pytest
 

@@ -130,6 +130,21 @@ def test_a_dirty_source_blocks_routing_and_leaves_the_queue_untouched(env, first
         wh.write_table("raw_crm_accounts", accounts)
 
 
+def test_operations_assets_report_the_policy_and_the_queue(env, first_run):
+    mats = {
+        e.asset_key.to_user_string(): e.event_specific_data.materialization.metadata
+        for e in first_run.all_events
+        if e.event_type_value == "ASSET_MATERIALIZATION"
+    }
+    policy = mats["escalation_policy"]
+    assert policy["version"].value and len(policy["content_hash"].value) == 12
+    assert "data:image/png;base64," in policy["swimlanes"].value
+    weekly = first_run.output_for_node("queue_operations_metrics")
+    assert weekly["cases_opened"].sum() == len(_queue_rows(env))
+    cases = _queue_rows(env)
+    assert (cases["policy_hash"] == policy["content_hash"].value).all()
+
+
 def test_definitions_load_with_jobs_schedules_and_checks():
     from pipelines.definitions import defs
 

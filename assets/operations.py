@@ -1,0 +1,75 @@
+"""Operations assets: the escalation policy itself and how the rescue queue is doing.
+
+- `escalation_policy`: the validated policy file, its version and content hash, and the policy
+  drawn as swimlanes with its RACI table (generated from the YAML, so it never drifts).
+- `queue_operations_metrics`: time to first touch, time to resolution, SLA attainment and breach
+  rate per team, priority and week, cases that bounce between tiers, and holdout vs treated save
+  rates where outcomes exist.
+"""
+
+import base64
+from datetime import UTC, datetime
+
+import dagster as dg
+import pandas as pd
+
+from connectors.policy_source import PolicyResource
+from connectors.queue_store import QueueStoreResource
+from models.diagram import render_policy_diagram
+from models.queue_metrics import charts, queue_metrics
+
+GROUP = "operations"
+OWNERS = ["team:cs-ops"]
+
+
+def _png(name: str, png: bytes) -> str:
+    return f"**{name}**\n\n![{name}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+@dg.asset(group_name=GROUP, kinds={"yaml"}, owners=OWNERS)
+def escalation_policy(context: dg.AssetExecutionContext, policy: PolicyResource) -> dg.MaterializeResult:
+    """The escalation policy in force: validated, versioned, drawn as swimlanes with its RACI table."""
+    pol = policy.load()
+    rules = pd.DataFrame(
+        [{"rule": r.id, "priority": r.priority, "team": r.team, "description": r.description} for r in pol.severity_rules]
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(policy.resolved_path())),
+            "version": pol.version,
+            "content_hash": pol.content_hash,
+            "teams": dg.MetadataValue.int(len(pol.teams)),
+            "severity_rules": dg.MetadataValue.md(rules.to_markdown(index=False)),
+            "swimlanes": dg.MetadataValue.md(_png("policy swimlanes and RACI", render_policy_diagram(pol, fmt="png"))),
+        },
+        data_version=dg.DataVersion(pol.content_hash),
+    )
+
+
+@dg.asset(group_name=GROUP, kinds={"pandas"}, owners=OWNERS, deps=["rescue_queue", escalation_policy])
+def queue_operations_metrics(
+    context: dg.AssetExecutionContext, queue: QueueStoreResource, policy: PolicyResource
+) -> pd.DataFrame:
+    """Weekly SLA attainment, time to first touch / resolution and reassignments per team and priority."""
+    pol = policy.load()
+    store = queue.get_client()
+    cases = store.list_cases()
+    events = store.audit_events()
+    calendars = {key: pol.team_calendar(key) for key in pol.teams}
+    unknown = set(cases["team"].dropna()) - set(calendars)
+    if unknown:
+        context.log.warning(f"cases of teams not in the policy {sorted(unknown)}: durations in wall-clock hours")
+        calendars = None
+    metrics = queue_metrics(cases, events, now=datetime.now(UTC), calendars=calendars)
+    metadata = {
+        "dagster/row_count": len(metrics.weekly),
+        "cases": dg.MetadataValue.int(len(metrics.cases)),
+        "business_hours": metrics.business_hours,
+        "overall": dg.MetadataValue.md(metrics.overall.round(3).to_markdown(index=False) if len(metrics.overall) else "(no cases)"),
+    }
+    if len(metrics.cases):
+        metadata["charts"] = dg.MetadataValue.md("\n\n".join(_png(n, p) for n, p in charts(metrics).items()))
+    if len(metrics.save_rates):
+        metadata["save_rates"] = dg.MetadataValue.md(metrics.save_rates.round(3).to_markdown(index=False))
+    context.add_output_metadata(metadata)
+    return metrics.weekly
