@@ -32,7 +32,7 @@ def rescue_candidates(
     """Every scored account with the fields policy conditions read, ranked by expected ARR at risk."""
     as_of = snapshot_date(context)
     cands = build_candidates(account_features, crm_accounts, churn_scores, health_scores, snapshot_date=as_of)
-    history = cands.drop(columns=["drivers"]).assign(snapshot_date=as_of.date())
+    history = cands.drop(columns=["drivers", "movers"]).assign(snapshot_date=as_of.date())
     warehouse.get_client().replace_partition(CANDIDATE_HISTORY_TABLE, history, "snapshot_date", as_of.date())
     context.add_output_metadata(
         {

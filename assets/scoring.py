@@ -8,26 +8,57 @@ from assets.partitions import snapshot_date, snapshot_partitions
 from connectors.model_registry import ModelRegistryResource
 from connectors.warehouse import WarehouseResource
 from models.churn import ChurnModel
-from models.explain import top_drivers
-from models.features import describe_driver, feature_matrix, headline_reason
+from models.drift import drift_table, psi
+from models.explain import score_movers, top_drivers
+from models.features import FEATURE_NAMES, describe_driver, feature_matrix, headline_reason
 from models.health import health_scores as compute_health
 from models.scoring import score_history_frame
 
 GROUP = "scoring"
 OWNERS = ["team:data-science"]
 SCORE_HISTORY_TABLE = "score_history"
+CONTRIBUTION_HISTORY_TABLE = "contribution_history"
+DRIFT_HISTORY_TABLE = "drift_history"
+#: PSI above this on any feature or on the score makes the drift check warn.
+DRIFT_WARN_PSI = 0.25
 
 
-def _previous(warehouse: WarehouseResource, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Scores of the latest snapshot before ``as_of`` (empty if none)."""
+def _previous(warehouse: WarehouseResource, as_of: pd.Timestamp, table: str = SCORE_HISTORY_TABLE, columns: str = "account_id, churn_risk, health_score") -> pd.DataFrame:
+    """Rows of ``table`` for the latest snapshot before ``as_of`` (empty if none)."""
     client = warehouse.get_client()
-    if not client.table_exists(SCORE_HISTORY_TABLE):
-        return pd.DataFrame(columns=["account_id", "churn_risk", "health_score"])
+    if not client.table_exists(table):
+        return pd.DataFrame(columns=[c.strip() for c in columns.split(",")])
     return client.read_sql(
-        f"SELECT account_id, churn_risk, health_score FROM {SCORE_HISTORY_TABLE} "
-        f"WHERE snapshot_date = (SELECT MAX(snapshot_date) FROM {SCORE_HISTORY_TABLE} WHERE snapshot_date < :d)",
+        f"SELECT {columns} FROM {table} "
+        f"WHERE snapshot_date = (SELECT MAX(snapshot_date) FROM {table} WHERE snapshot_date < :d)",
         {"d": as_of.date()},
     )
+
+
+def _movers(warehouse: WarehouseResource, as_of: pd.Timestamp, scores: pd.DataFrame, contribs: pd.DataFrame) -> list[list[dict]]:
+    """What changed since the previous snapshot: per account, the features whose contribution
+    to the risk moved most (empty lists when there is no previous snapshot)."""
+    features = [c for c in contribs.columns if c != "bias"]
+    prev = _previous(warehouse, as_of, CONTRIBUTION_HISTORY_TABLE, ", ".join(["account_id", "churn_risk", *features]))
+    if prev.empty:
+        return [[] for _ in range(len(scores))]
+    moved = score_movers(
+        prev, scores, id_col="account_id", score_col="churn_risk",
+        contribs_prev=prev[features], contribs_curr=contribs[features].reset_index(drop=True), k=3,
+    ).set_index("account_id")["movers"]
+    return [
+        [{**m, "delta": round(float(m["delta"]), 4)} for m in moved.get(aid, [])]
+        for aid in scores["account_id"]
+    ]
+
+
+def drift_report(model: ChurnModel, training_set: pd.DataFrame, features: pd.DataFrame, risk: pd.Series) -> pd.DataFrame:
+    """PSI of every feature and of the score, current snapshot vs the latest training date."""
+    reference = training_set[training_set["observation_date"] == training_set["observation_date"].max()]
+    table = drift_table(reference, features, FEATURE_NAMES)
+    score_psi = psi(model.predict_proba(feature_matrix(reference)), risk)
+    score_row = pd.DataFrame([{"feature": "churn_risk (score)", "psi": score_psi, "status": "drift" if score_psi >= DRIFT_WARN_PSI else "ok"}])
+    return pd.concat([score_row, table], ignore_index=True).sort_values("psi", ascending=False, ignore_index=True)
 
 
 @dg.asset(group_name=GROUP, kinds={"lightgbm", "pandas"}, owners=OWNERS, partitions_def=snapshot_partitions, deps=["churn_model"])
@@ -36,8 +67,10 @@ def churn_scores(
     model_registry: ModelRegistryResource,
     warehouse: WarehouseResource,
     account_features: pd.DataFrame,
+    training_set: pd.DataFrame,
 ) -> pd.DataFrame:
-    """Calibrated churn probability of every account from the champion model, with its top 5 drivers in words."""
+    """Calibrated churn probability of every account from the champion model, with its top 5
+    drivers in words, what moved since the previous snapshot, and drift against training data."""
     registry = model_registry.get_client()
     version = registry.champion()
     if version is None:
@@ -45,18 +78,29 @@ def churn_scores(
     model = ChurnModel.from_bytes(registry.load_bytes(version))
     X = feature_matrix(account_features)
     risk = model.predict_proba(X)
-    drivers = top_drivers(model.contributions(X), X, k=5, describe=describe_driver)
+    contribs = model.contributions(X)
+    drivers = top_drivers(contribs, X, k=5, describe=describe_driver)
     as_of = snapshot_date(context)
     prev = _previous(warehouse, as_of).set_index("account_id")["churn_risk"]
     out = pd.DataFrame({"account_id": account_features.index, "churn_risk": risk})
     out["churn_risk_delta"] = (out["churn_risk"] - out["account_id"].map(prev)).fillna(0.0)
+    out["movers"] = _movers(warehouse, as_of, out, contribs)
+    history = contribs.drop(columns=["bias"], errors="ignore").reset_index(drop=True)
+    history.insert(0, "churn_risk", out["churn_risk"].to_numpy())
+    history.insert(0, "account_id", out["account_id"].astype(str).to_numpy())
+    history.insert(0, "snapshot_date", as_of.date())
+    warehouse.get_client().replace_partition(CONTRIBUTION_HISTORY_TABLE, history, "snapshot_date", as_of.date())
     out["drivers"] = [[{"feature": d.feature, "phrase": d.phrase, "contribution": round(float(d.contribution), 4)} for d in row] for row in drivers]
     out["top_reason"] = [headline_reason(row) for row in out["drivers"]]
     out["model_version"] = version
+    drift = drift_report(model, training_set, account_features, out["churn_risk"])
+    warehouse.get_client().replace_partition(DRIFT_HISTORY_TABLE, drift.assign(snapshot_date=as_of.date()), "snapshot_date", as_of.date())
+    out["snapshot_date"] = as_of
     context.add_output_metadata(
         {
             "dagster/row_count": len(out),
             "model_version": version,
+            "drift_worst": dg.MetadataValue.md(drift.head(8).round(4).to_markdown(index=False)),
             "mean_risk": float(out["churn_risk"].mean()),
             "accounts_risk_ge_0_5": int((out["churn_risk"] >= 0.5).sum()),
             "top_10": dg.MetadataValue.md(
@@ -91,3 +135,35 @@ def health_scores(
         }
     )
     return health
+
+
+
+
+@dg.asset_check(
+    asset=churn_scores,
+    blocking=False,
+    description=f"Population stability of every feature and of the score vs the training data (warns at PSI >= {DRIFT_WARN_PSI}).",
+)
+def churn_scores_drift(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    # The drift table is computed by churn_scores (it has the champion and the features at hand)
+    # and kept per snapshot in the warehouse; the check reads the snapshot of its own run.
+    client = warehouse.get_client()
+    if not client.table_exists(DRIFT_HISTORY_TABLE):
+        return dg.AssetCheckResult(passed=True, description="no drift measured yet")
+    partition = context.run.tags.get("dagster/partition")
+    day = pd.Timestamp(partition).date() if partition else client.read_sql(f"SELECT MAX(snapshot_date) AS d FROM {DRIFT_HISTORY_TABLE}").iloc[0]["d"]
+    as_of = pd.Timestamp(day)
+    table = client.read_sql(
+        f"SELECT feature, psi, status FROM {DRIFT_HISTORY_TABLE} WHERE snapshot_date = :d ORDER BY psi DESC", {"d": as_of.date()}
+    )
+    worst = table[table["psi"] >= DRIFT_WARN_PSI]
+    return dg.AssetCheckResult(
+        passed=worst.empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=None if worst.empty else "drift in " + ", ".join(worst["feature"].head(5)),
+        metadata={
+            "snapshot_date": str(as_of.date()),
+            "features_checked": len(table),
+            "worst_features": dg.MetadataValue.md(table.head(10).round(4).to_markdown(index=False)),
+        },
+    )

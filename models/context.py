@@ -90,6 +90,7 @@ def build_context_packages(
                 "churn_risk_delta": _num(row.churn_risk_delta, 3),
                 "expected_arr_at_risk": _num(row.expected_arr_at_risk, 0),
                 "top_drivers": list(row.drivers) if isinstance(row.drivers, (list, tuple)) else [],
+                "changed_since_last_snapshot": list(row.movers) if isinstance(row.movers, (list, tuple)) else [],
                 "model_version": row.model_version,
             },
             "last_tickets": [

@@ -258,6 +258,7 @@ CANDIDATE_COLUMNS: dict[str, str] = {
     "wau_trend": "float: active users last 7 days / 90-day average - 1 (e.g. -0.38)",
     "top_reason": "str: the first risk driver in words",
     "drivers": "list[dict]: top signed drivers {feature, phrase, contribution}",
+    "movers": "list[dict]: since the previous snapshot, the features whose contribution moved most {feature, delta}",
     "model_version": "str: version of the champion model that scored the account",
     "snapshot_date": "datetime: the observation date",
 }

@@ -57,6 +57,7 @@ def build_candidates(
     out["wau_trend"] = features["wau_trend"].astype("float64")
     out["top_reason"] = sc["top_reason"]
     out["drivers"] = sc["drivers"]
+    out["movers"] = sc["movers"] if "movers" in sc.columns else [[] for _ in range(len(out))]
     out["model_version"] = sc["model_version"]
     out["snapshot_date"] = pd.Timestamp(snapshot_date)
     out = out.reset_index().rename(columns={"index": "account_id"})

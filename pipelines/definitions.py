@@ -21,7 +21,7 @@ def all_assets() -> list:
 
 
 def all_checks() -> list:
-    return [*quality.source_checks, model.churn_model_promotion_gate]
+    return [*quality.source_checks, model.churn_model_promotion_gate, scoring.churn_scores_drift]
 
 
 def build_definitions(resource_overrides: dict | None = None) -> dg.Definitions:

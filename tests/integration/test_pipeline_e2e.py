@@ -97,6 +97,26 @@ def test_cases_carry_more_risk_than_the_rest(env, first_run):
         assert (at_risk[:-1] >= at_risk[1:] - 1e-6).all()
 
 
+def test_scores_explain_themselves_and_track_drift(env, first_run):
+    scores = first_run.output_for_node("churn_scores")
+    assert scores["drivers"].map(len).eq(5).all()
+    assert all(isinstance(d["phrase"], str) and d["phrase"] for row in scores["drivers"] for d in row)
+    # the third snapshot in a row knows what moved since the second: every account whose risk
+    # changed names the features that moved it
+    changed = scores["churn_risk_delta"].abs() > 1e-9
+    assert changed.any()
+    assert scores.loc[changed, "movers"].map(len).gt(0).all()
+    drift = [
+        e.event_specific_data
+        for e in first_run.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION" and e.event_specific_data.check_name == "churn_scores_drift"
+    ]
+    assert len(drift) == 1
+    assert "churn_risk (score)" in drift[0].metadata["worst_features"].value
+    ctx = _queue_rows(env)["context"].iloc[0]
+    assert "changed_since_last_snapshot" in ctx["risk"]
+
+
 def test_a_rerun_of_the_partition_adds_no_case(env, first_run):
     before = _queue_rows(env)
     again = _daily(env)
