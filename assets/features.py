@@ -15,9 +15,12 @@ OWNERS = ["team:data"]
 
 
 @dg.asset(group_name=GROUP, kinds={"pandas"}, owners=OWNERS)
-def churn_outcomes(context: dg.AssetExecutionContext, crm_renewals: pd.DataFrame) -> pd.DataFrame:
-    """Churn events (renewals closed as churned): the labels of the churn model."""
+def churn_outcomes(context: dg.AssetExecutionContext, warehouse: WarehouseResource, crm_renewals: pd.DataFrame) -> pd.DataFrame:
+    """Churn events (renewals closed as churned): the labels of the churn model.
+
+    Also kept as the warehouse table `churn_outcomes`, which `rescue policy simulate` reads."""
     out = derive_churn_outcomes(crm_renewals)
+    warehouse.get_client().write_table("churn_outcomes", out)
     context.add_output_metadata(
         {
             "dagster/row_count": len(out),

@@ -133,11 +133,14 @@ def run_size(n_accounts: int, seed: int) -> dict:
     store.migrate()
     policy = load_policy(Path(__file__).resolve().parents[1] / "policies" / "default.yaml")
     now = pd.Timestamp("2026-11-20T09:00:00Z").to_pydatetime()
+    # The policy opens a case only after an account has been at risk for its minimum number of
+    # days: replay the states of the previous snapshot first, as the daily schedule would have.
+    warm = route(cands, policy, now=now, as_of=snapshot - pd.Timedelta(days=policy.hysteresis.min_days_in_state))
     with stage("policy_route") as s:
         state = store.routing_state()
         result = route(
             cands, policy, now=now, open_cases=state.open_cases, recent_resolutions=state.recent_resolutions,
-            account_states=state.account_states, member_load=state.member_load,
+            account_states=warm.account_states, member_load=state.member_load, as_of=snapshot,
         )
         s["decisions"] = {k: int(v) for k, v in result.decisions["action"].value_counts().items()}
     with stage("rescue_queue_write") as s:
