@@ -364,3 +364,24 @@ def test_routing_input_errors_are_named():
     with pytest.raises(RoutingError, match="open_cases frame lacks column\\(s\\) opened_at"):
         route(frame.iloc[:1], policy, now=NOW, open_cases=pd.DataFrame(
             {"account_id": [], "case_id": [], "priority": [], "team": []}))
+
+
+def test_hysteresis_counts_snapshot_days_when_as_of_is_given():
+    """A backfill of consecutive snapshots run at the same wall-clock time behaves like the daily
+    runs it replays: the minimum days in state count snapshot dates, not the run's clock."""
+    policy = small(**{"min_days_in_state: 0": "min_days_in_state: 2"})
+    frame = candidates([("acct", "smb", 0.6, 100)])
+    states = None
+    actions = []
+    for day in ("2026-11-16", "2026-11-17", "2026-11-18"):
+        result = route(frame, policy, now=NOW, account_states=states, as_of=pd.Timestamp(day))
+        states = result.account_states
+        actions.append(by_account(result).loc["acct", "action"])
+    assert actions == ["not_eligible", "not_eligible", "route"]
+    assert states.set_index("account_id").loc["acct", "since"] == pd.Timestamp("2026-11-16")
+    # without as_of the same three runs all happen "now": the account is never old enough
+    states = None
+    for _ in range(3):
+        result = route(frame, policy, now=NOW, account_states=states)
+        states = result.account_states
+    assert by_account(result).loc["acct", "action"] == "not_eligible"
