@@ -20,6 +20,7 @@ from connectors.settings import default_report_dir
 from connectors.warehouse import WarehouseResource
 from models.churn import ChurnModel, time_validation_report
 from models.features import CATEGORICAL_FEATURES, FEATURE_NAMES
+from models.feedback import rescue_treatments
 from models.health import rules_risk
 from models.labels import observation_dates
 from models.metrics import evaluate as evaluate_scores
@@ -54,8 +55,14 @@ def training_set(
     crm_accounts: pd.DataFrame,
     crm_renewals: pd.DataFrame,
     support_tickets: pd.DataFrame,
+    rescue_outcomes: pd.DataFrame,
 ) -> pd.DataFrame:
-    """Features at several observation dates with churn-within-horizon labels (censored dates left out)."""
+    """Features at several observation dates with churn-within-horizon labels (censored dates left out).
+
+    Rows of accounts that received a rescue play within the row's horizon are dropped: their
+    label is what happened *after* the rescue (a saved account would teach the model that its
+    risk signals were a false alarm). The number dropped is in the metadata.
+    """
     start, end = _data_window(warehouse)
     dates = observation_dates(
         start, end, horizon_days=config.horizon_days, n_dates=config.observation_dates, spacing_days=config.spacing_days
@@ -69,8 +76,11 @@ def training_set(
         dates,
         horizon_days=config.horizon_days,
         data_end=end,
+        treatments=rescue_treatments(rescue_outcomes),
         progress=lambda i, n, d: context.log.info(f"observation date {i}/{n}: {d.date()}"),
     )
+    treated_rows = int(df["treated"].sum())
+    df = df[~df["treated"]].reset_index(drop=True)
     by_date = df.groupby("observation_date")["label"].agg(["size", "mean"]).rename(columns={"size": "rows", "mean": "churn_rate"})
     context.add_output_metadata(
         {
@@ -79,6 +89,7 @@ def training_set(
             "horizon_days": config.horizon_days,
             "data_end": str(end.date()),
             "positive_rate": float(df["label"].mean()),
+            "treated_rows_dropped": treated_rows,
         }
     )
     return df

@@ -16,6 +16,7 @@ Tables:
 | `account_states`           | hysteresis state per account                                   |
 | `escalation_steps_applied` | SLA ladder steps already applied (makes the SLA sensor idempotent) |
 | `outbox`                   | every notification and external write, delivered later         |
+| `holdout_outcomes`         | renewal outcomes of held-out accounts (the control group)      |
 
 Guarantees:
 
@@ -265,7 +266,22 @@ desk_users = sa.Table(
     sa.Index("uq_desk_users_token_hash", "token_hash", unique=True),
 )
 
+#: Renewal outcomes of accounts held out of the queue (revision 0003): the control group that
+#: `models.effectiveness` compares treated accounts with. One row per account and renewal.
+holdout_outcomes = sa.Table(
+    "holdout_outcomes",
+    METADATA,
+    sa.Column("account_id", sa.String(128), primary_key=True),
+    sa.Column("renewal_date", sa.DateTime, primary_key=True),
+    sa.Column("held_out_at", sa.DateTime, nullable=False),
+    sa.Column("outcome", sa.String(32), nullable=False),
+    sa.Column("arr", sa.Float),
+    sa.Column("recorded_at", sa.DateTime, nullable=False),
+    sa.Column("source", sa.String(64), nullable=False),
+)
+
 OUTBOX_STATUSES = ("pending", "delivered", "dead")
+HOLDOUT_OUTCOMES = ("saved", "churned")
 CASE_COLUMNS = [c.name for c in rescue_cases.columns]
 
 
@@ -1024,6 +1040,31 @@ class QueueStore:
 
     # -- outbox --------------------------------------------------------------------------------
 
+    def enqueue(self, items: Iterable[Mapping[str, Any]], *, now: datetime | None = None) -> int:
+        """Queue outbox rows that no case change of this store produces (e.g. CRM syncs of a
+        case's current state). Each item has case_id (or None), channel, destination, kind,
+        dedupe_key and payload; items whose dedupe_key is already queued are skipped, so queuing
+        the same items twice queues them once. Returns how many rows were queued."""
+        now = _now(now)
+        rows: dict[str, dict[str, Any]] = {}
+        for item in items:
+            key = str(item["dedupe_key"])
+            rows.setdefault(key, _outbox_row(now, item.get("case_id"), str(item["channel"]), str(item["destination"]),
+                                             str(item["kind"]), key, item["payload"]))
+        with self._write() as conn:
+            return _enqueue(conn, list(rows.values()))
+
+    def feedback_watermark(self) -> tuple[int, int]:
+        """(latest rescue action id, latest pending outbox id of the CRM channel), 0 when none:
+        what a sensor compares with its cursor to notice new work for the CRM write-back."""
+        with self._read() as conn:
+            action = conn.execute(sa.select(sa.func.max(rescue_actions.c.action_id))).scalar()
+            pending = conn.execute(
+                sa.select(sa.func.max(outbox.c.outbox_id))
+                .where(outbox.c.channel == CRM_CHANNEL, outbox.c.status == "pending")
+            ).scalar()
+        return int(action or 0), int(pending or 0)
+
     def outbox(self, status: str | None = None) -> pd.DataFrame:
         """Outbox rows (all, or those in `status`: pending, delivered, dead), oldest first."""
         query = sa.select(outbox).order_by(outbox.c.outbox_id)
@@ -1087,6 +1128,41 @@ class QueueStore:
                         next_attempt_at=utc_naive(next_attempt_at))
             )
         return status
+
+
+    # -- holdout outcomes ----------------------------------------------------------------------
+
+    def record_holdout_outcomes(self, rows: pd.DataFrame, *, source: str, now: datetime | None = None) -> int:
+        """Record renewal outcomes of held-out accounts (account_id, renewal_date, held_out_at,
+        outcome saved | churned, arr). A row already recorded for the same account and renewal
+        is left as it is; returns how many rows were new."""
+        now = _now(now)
+        missing = [c for c in ("account_id", "renewal_date", "held_out_at", "outcome", "arr") if c not in rows.columns]
+        if missing:
+            raise ValueError(f"holdout outcomes frame is missing column(s): {', '.join(missing)}")
+        bad = sorted(set(rows["outcome"].astype(str)) - set(HOLDOUT_OUTCOMES))
+        if bad:
+            raise ValueError(f"holdout outcomes: unknown outcome(s) {', '.join(bad)}; expected saved or churned")
+        values = [
+            {"account_id": str(r["account_id"]), "renewal_date": utc_naive(r["renewal_date"]),
+             "held_out_at": utc_naive(r["held_out_at"]), "outcome": str(r["outcome"]), "arr": _float(r["arr"]),
+             "recorded_at": now, "source": source}
+            for r in rows.to_dict("records")
+        ]
+        with self._write() as conn:
+            known = {(a, d) for a, d in conn.execute(sa.select(holdout_outcomes.c.account_id, holdout_outcomes.c.renewal_date))}
+            fresh = list({(v["account_id"], v["renewal_date"]): v for v in values
+                          if (v["account_id"], v["renewal_date"]) not in known}.values())
+            if fresh:
+                conn.execute(holdout_outcomes.insert(), fresh)
+        return len(fresh)
+
+    def holdout_outcomes(self) -> pd.DataFrame:
+        """Recorded outcomes of held-out accounts, by account and renewal date."""
+        query = sa.select(holdout_outcomes).order_by(holdout_outcomes.c.account_id, holdout_outcomes.c.renewal_date)
+        with self._read() as conn:
+            rows = conn.execute(query).mappings().all()
+        return _frame(rows, [c.name for c in holdout_outcomes.columns])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -278,7 +278,8 @@ def effectiveness_chart(eff: Effectiveness) -> bytes:
     for offset, arm, colour in ((height / 2, "treated", "#2a7fb8"), (-height / 2, "holdout", "#9a9a9a")):
         rates = table[f"save_rate_{arm}"].to_numpy() * 100
         bounds = [wilson_interval(s, n, eff.confidence) for s, n in zip(table[f"saved_{arm}"], table[f"n_{arm}"])]
-        errors = np.array([[r - lo * 100, hi * 100 - r] for r, (lo, hi) in zip(rates, bounds)]).T
+        # clipped: at a 0% or 100% rate the interval's edge equals the rate up to rounding
+        errors = np.clip(np.array([[r - lo * 100, hi * 100 - r] for r, (lo, hi) in zip(rates, bounds)]).T, 0, None)
         rates_ax.barh(y + offset, rates, height=height, color=colour, label=arm,
                       xerr=errors, error_kw={"ecolor": "#333333", "capsize": 3, "lw": 1})
     rates_ax.set_yticks(y, labels, fontsize=8)
@@ -288,7 +289,7 @@ def effectiveness_chart(eff: Effectiveness) -> bytes:
     rates_ax.grid(axis="x", alpha=0.3)
 
     diff = table["save_rate_diff"].to_numpy() * 100
-    errors = np.vstack([diff - table["diff_ci_low"].to_numpy() * 100, table["diff_ci_high"].to_numpy() * 100 - diff])
+    errors = np.clip(np.vstack([diff - table["diff_ci_low"].to_numpy() * 100, table["diff_ci_high"].to_numpy() * 100 - diff]), 0, None)
     colours = ["#2a7fb8" if ok else "#c8c8c8" for ok in table["conclusive"]]
     diff_ax.barh(y, diff, height=0.5, color=colours, xerr=errors,
                  error_kw={"ecolor": "#333333", "capsize": 3, "lw": 1})

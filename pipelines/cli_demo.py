@@ -1,8 +1,18 @@
 """`rescue demo ...`: the embedded demo world and a whole pipeline run on it.
 
 `rescue demo run` is what `make demo` calls: generate the demo world (if the warehouse has none),
-run the weekly retrain job and the daily rescue job for the world's latest snapshot date on the
-local Dagster instance (so the runs appear in `make dev`), and print the head of the queue.
+run the weekly retrain job, replay the feedback loop over the world's history (`rescue demo
+loop`), run the daily rescue job for the world's latest snapshot dates on the local Dagster
+instance (so the runs appear in `make dev`), and print the head of the queue and the
+play-effectiveness table.
+
+`rescue demo loop` replays weekly historical snapshots through the daily job with `now` pinned
+to each date, lets the simulated rescue team (`connectors.rescue_simulator`) work the queue after
+each, resolves cases once their renewal has passed, then runs the feedback job and prints treated
+vs holdout. The default policy holds out 10% of eligible accounts: over a few months of a
+2,000-account world that is a handful of accounts, too few to conclude anything. The replay
+therefore runs an experiment copy of the policy with a larger holdout (`--holdout`, default 50%),
+versioned as such on every case it opens.
 """
 
 from __future__ import annotations
@@ -15,8 +25,9 @@ from pathlib import Path
 
 import pandas as pd
 import typer
-from pipelines.console import make_console
 from rich.table import Table
+
+from pipelines.console import make_console
 
 demo_app = typer.Typer(help="Generate the embedded demo world and run the pipeline on it.", no_args_is_help=True)
 err = make_console(stderr=True)
@@ -62,10 +73,12 @@ def _snapshot_date() -> pd.Timestamp:
     return pd.Timestamp(last).normalize() + pd.Timedelta(days=1)
 
 
-def _run_job(defs, name: str, instance, **kwargs) -> None:
+def _run_job(defs, name: str, instance, run_config: dict | None = None, **kwargs):
     started = time.perf_counter()
     with err.status(f"running {name} {kwargs.get('partition_key', '')}"):
-        result = defs.resolve_job_def(name).execute_in_process(instance=instance, run_config=QUIET_LOGS, raise_on_error=False, **kwargs)
+        result = defs.resolve_job_def(name).execute_in_process(
+            instance=instance, run_config={**QUIET_LOGS, **(run_config or {})}, raise_on_error=False, **kwargs
+        )
     failed = [e for e in result.all_events if e.is_step_failure]
     checks = [
         e.event_specific_data
@@ -80,6 +93,7 @@ def _run_job(defs, name: str, instance, **kwargs) -> None:
         err.print(f"[red]{name} failed[/red] (run {result.run_id}); nothing downstream of the failure was written")
         raise typer.Exit(1)
     err.print(f"{name} {kwargs.get('partition_key', '')} succeeded in {time.perf_counter() - started:.1f}s (run {result.run_id[:8]})")
+    return result
 
 
 def print_queue(limit: int = 15) -> int:
@@ -112,6 +126,113 @@ def print_queue(limit: int = 15) -> int:
     return len(cases)
 
 
+def _experiment_policy(holdout: float) -> Path:
+    """A copy of the active policy with holdout fraction `holdout`, under the project home."""
+    import yaml
+
+    from connectors.policy_source import PolicyResource
+    from connectors.settings import project_home
+
+    source = PolicyResource().resolved_path()
+    spec = yaml.safe_load(source.read_text())
+    spec["holdout"]["fraction"] = holdout
+    spec["version"] = f"{spec['version']}-holdout{round(holdout * 100)}"
+    target = project_home() / "policies" / f"{source.stem}.holdout{round(holdout * 100)}.yaml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(f"# {source.name} with a {holdout:.0%} holdout, for `rescue demo loop`\n" + yaml.safe_dump(spec, sort_keys=False))
+    return target
+
+
+def _replay_dates(weeks: int) -> list[pd.Timestamp]:
+    """`weeks` weekly snapshot dates, the last one 91 days before the world's end (so the
+    renewals that follow every snapshot by up to a quarter are in the past)."""
+    from connectors.demo_world import read_world_meta
+    from connectors.settings import default_warehouse_url
+    from connectors.warehouse import Warehouse
+
+    meta = read_world_meta(Warehouse(default_warehouse_url()))
+    if meta is None:
+        err.print("[red]no demo world in the warehouse[/red]: run `rescue demo generate` first")
+        raise typer.Exit(1)
+    last = pd.Timestamp(meta["end_date"]).normalize() - pd.Timedelta(days=91)
+    return [last - pd.Timedelta(weeks=k) for k in range(weeks - 1, -1, -1)]
+
+
+def print_effectiveness(table: pd.DataFrame) -> None:
+    """The play-effectiveness table (treated vs holdout) and the overall verdict."""
+    shown = Table(title="Play effectiveness: treated vs holdout (save rate at the renewal after the decision)")
+    for col in ("play", "n treated", "n holdout", "saved treated", "saved holdout", "diff", "95% CI"):
+        shown.add_column(col, justify="left" if col == "play" else "right")
+    for row in table.itertuples(index=False):
+        shown.add_row(row.play, str(row.n_treated), str(row.n_holdout), f"{row.save_rate_treated:.0%}",
+                      f"{row.save_rate_holdout:.0%}", f"{row.save_rate_diff * 100:+.0f} pts",
+                      f"{row.diff_ci_low * 100:+.0f} .. {row.diff_ci_high * 100:+.0f}")
+    out.print(shown)
+    out.print(f"Verdict: {table.iloc[0]['verdict']}")
+    out.print("Per-play rows compare each play's accounts with the whole holdout; plays were not randomized "
+              "between accounts, so only the overall row is a clean experiment.")
+
+
+def run_loop(instance, *, weeks: int, holdout: float, seed: int) -> None:
+    """Replay `weeks` weekly snapshots with the simulated rescue team (see the module docs)."""
+    from connectors.policy_source import PolicyResource
+    from connectors.queue_store import QueueStore
+    from connectors.rescue_simulator import simulate_rescue_team
+    from connectors.settings import default_queue_url, default_warehouse_url
+    from connectors.warehouse import Warehouse
+    from pipelines.definitions import build_definitions
+
+    dates = _replay_dates(weeks)
+    store = QueueStore(default_queue_url())
+    store.migrate()
+    if len(store.routing_log(dates[0])) or (store.list_cases()["snapshot_date"] <= dates[-1]).any():
+        err.print(f"the loop's history ({dates[0].date()} .. {dates[-1].date()}) is already in the queue; "
+                  "not replaying it (`rescue demo run --regenerate` starts a fresh world)")
+        return
+    policy = _experiment_policy(holdout)
+    err.print(f"replaying {weeks} weekly snapshots {dates[0].date()} .. {dates[-1].date()} with policy "
+              f"{policy.name} ({holdout:.0%} holdout; the default policy's 10% would leave too few held-out "
+              "accounts to conclude) and a simulated rescue team")
+    defs = build_definitions({"policy": PolicyResource(path=str(policy))})
+    warehouse = Warehouse(default_warehouse_url())
+    for day in dates:
+        pinned = f"{day.date()}T09:00:00+00:00"
+        _run_job(defs, "daily_rescue_job", instance, partition_key=str(day.date()),
+                 run_config={"ops": {"rescue_queue": {"config": {"now": pinned}},
+                                     "crm_writeback": {"config": {"now": pinned}}}})
+        done = simulate_rescue_team(store, warehouse, now=day + pd.Timedelta(hours=17), seed=seed)
+        err.print(f"  rescue team {day.date()}: claimed {done.claimed}, plays {done.plays_logged}, "
+                  f"saved {done.saved}, churned {done.churned}, waiting for renewal {done.waiting_for_renewal}; "
+                  f"holdout outcomes {done.holdout_recorded}")
+    end = dates[-1] + pd.Timedelta(days=91)
+    done = simulate_rescue_team(store, warehouse, now=end, seed=seed)
+    err.print(f"  renewals up to {end.date()}: saved {done.saved}, churned {done.churned}, "
+              f"holdout outcomes {done.holdout_recorded}; {done.waiting_for_renewal} case(s) renew later")
+
+
+def run_feedback(instance) -> pd.DataFrame:
+    """Run the feedback job (CRM write-back, rescue outcomes, play effectiveness); its table."""
+    from pipelines.definitions import defs
+
+    result = _run_job(defs, "feedback_job", instance)
+    return result.output_for_node("play_effectiveness")
+
+
+@demo_app.command("loop")
+def loop(
+    weeks: int = typer.Option(12, min=2, help="Weekly historical snapshots to replay."),
+    holdout: float = typer.Option(0.5, min=0.05, max=0.95, help="Holdout fraction of the replay's policy."),
+    seed: int = typer.Option(7, help="Seed of the simulated rescue team."),
+) -> None:
+    """Replay history with a simulated rescue team, then measure play effectiveness.
+
+    Needs a trained model (`rescue demo run` trains one).
+    """
+    instance = _instance()
+    run_loop(instance, weeks=weeks, holdout=holdout, seed=seed)
+    print_effectiveness(run_feedback(instance))
+
+
 @demo_app.command("generate")
 def generate(
     accounts: int = typer.Option(2000, min=50, help="Number of accounts."),
@@ -131,14 +252,21 @@ def run(
         3, min=1, help="Daily snapshots to run, ending at the world's latest (the policy's hysteresis needs a few)."
     ),
     top: int = typer.Option(15, help="Rows of the queue to print."),
+    with_loop: bool = typer.Option(True, "--loop/--no-loop", help="Replay the feedback loop (`rescue demo loop`)."),
+    weeks: int = typer.Option(12, min=2, help="Weekly snapshots the loop replays."),
 ) -> None:
-    """Generate the world if needed, retrain, score and route the latest snapshots, print the queue.
+    """Generate the world if needed, retrain, replay the feedback loop, score and route the latest
+    snapshots, print the queue and the play-effectiveness table.
 
     The daily job runs for the last ``--days`` snapshot dates in order, as the daily schedule
     would have: the policy only opens a case for an account that has been at risk for its
     minimum number of days, and scores get a trend.
     """
-    from connectors.settings import default_queue_url, default_warehouse_url, project_home
+    from connectors.settings import (
+        default_queue_url,
+        default_warehouse_url,
+        project_home,
+    )
     from connectors.warehouse import Warehouse
 
     wh = Warehouse(default_warehouse_url())
@@ -151,6 +279,9 @@ def run(
     instance = _instance()
     snapshot = _snapshot_date()
     _run_job(defs, "weekly_retrain_job", instance)
+    if with_loop:
+        # history first, so the queue's timeline runs forward: the replayed weeks, then today
+        run_loop(instance, weeks=weeks, holdout=0.5, seed=seed)
     for back in range(days - 1, -1, -1):
         _run_job(defs, "daily_rescue_job", instance, partition_key=str((snapshot - pd.Timedelta(days=back)).date()))
     n = print_queue(top)
@@ -162,6 +293,8 @@ def run(
         f"reports:     {project_home() / 'reports'}\n"
         "Next: `make dev` for the Dagster UI, `.venv/bin/rescue queue list` to work the queue."
     )
+    if with_loop:
+        print_effectiveness(run_feedback(instance))
     if n == 0:
         sys.exit(1)
 

@@ -7,13 +7,13 @@ pyproject.toml, and by the `rescue` CLI.
 
 import dagster as dg
 
-from assets import features, model, operations, quality, routing, scoring, sources
+from assets import features, feedback, model, operations, quality, routing, scoring, sources
 from pipelines.jobs import all_jobs
 from pipelines.resources import build_resources
 from pipelines.schedules import all_schedules
 from pipelines.sensors import all_sensors
 
-ASSET_MODULES = (sources, features, model, scoring, routing, operations)
+ASSET_MODULES = (sources, features, model, scoring, routing, operations, feedback)
 
 
 def all_assets() -> list:

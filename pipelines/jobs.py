@@ -1,4 +1,5 @@
-"""Jobs: the daily scoring-and-routing run (per snapshot date) and the weekly retrain."""
+"""Jobs: the daily scoring-and-routing run (per snapshot date), the weekly retrain and the
+feedback run (CRM write-back, rescue outcomes, play effectiveness)."""
 
 import dagster as dg
 
@@ -8,16 +9,23 @@ SOURCES = dg.AssetSelection.groups("sources")
 daily_rescue_job = dg.define_asset_job(
     name="daily_rescue_job",
     selection=SOURCES
-    | dg.AssetSelection.assets("churn_outcomes")
+    | dg.AssetSelection.assets("churn_outcomes", "crm_writeback")
     | dg.AssetSelection.groups("features", "scoring", "routing", "operations"),
-    description="Pull and validate sources, compute features, score and route one snapshot date.",
+    description="Pull and validate sources, compute features, score and route one snapshot date; push cases to the CRM.",
 )
 
 #: Sources, the training set and the churn model (champion/challenger).
 weekly_retrain_job = dg.define_asset_job(
     name="weekly_retrain_job",
-    selection=SOURCES | dg.AssetSelection.assets("churn_outcomes") | dg.AssetSelection.groups("model"),
+    selection=SOURCES | dg.AssetSelection.assets("churn_outcomes", "rescue_outcomes") | dg.AssetSelection.groups("model"),
     description="Retrain the churn model on the latest history and promote it only if it passes the gate.",
 )
 
-all_jobs = [daily_rescue_job, weekly_retrain_job]
+#: What the rescue team did, back to the CRM and into the outcomes and the play-effectiveness report.
+feedback_job = dg.define_asset_job(
+    name="feedback_job",
+    selection=dg.AssetSelection.groups("feedback"),
+    description="Deliver CRM write-backs, collect rescue outcomes and measure play effectiveness.",
+)
+
+all_jobs = [daily_rescue_job, weekly_retrain_job, feedback_job]

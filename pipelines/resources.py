@@ -11,6 +11,8 @@ value never appears in the UI or logs) and falls back to the embedded default ot
 | RESCUE_POLICY_PATH       | policy           | policies/default.yaml                     |
 | RESCUE_SLACK_WEBHOOK_URL | notifier         | none: Slack messages go to the log        |
 | RESCUE_SMTP_HOST / _USER / _PASSWORD | notifier | none: e-mails go to the log         |
+| RESCUE_SF_USERNAME or RESCUE_SF_INSTANCE_URL | crm_writer | warehouse tables crm_tasks, crm_account_health |
+| RESCUE_SF_PASSWORD / _SECURITY_TOKEN / _SESSION_ID / _DOMAIN | crm_writer | (Salesforce credentials) |
 
 To read the CRM from Salesforce or tickets from a Zendesk-style API, bind their connectors
 under the `crm` / `ticketing` keys here; no asset changes.
@@ -22,6 +24,7 @@ from typing import Any
 
 import dagster as dg
 
+from connectors.crm_writeback import CRMWriterResource
 from connectors.model_registry import ModelRegistryResource
 from connectors.notify import NotifierResource
 from connectors.policy_source import PolicyResource
@@ -33,6 +36,22 @@ from connectors.warehouse import WarehouseResource
 
 def _env_or(name: str, default: Any) -> Any:
     return dg.EnvVar(name) if os.environ.get(name) else default
+
+
+def crm_writer_resource(warehouse: WarehouseResource) -> CRMWriterResource:
+    """Salesforce when RESCUE_SF_USERNAME or RESCUE_SF_INSTANCE_URL is set, else the demo CRM."""
+    if not (os.environ.get("RESCUE_SF_USERNAME") or os.environ.get("RESCUE_SF_INSTANCE_URL")):
+        return CRMWriterResource(warehouse=warehouse)
+    return CRMWriterResource(
+        warehouse=warehouse,
+        target="salesforce",
+        salesforce_username=_env_or("RESCUE_SF_USERNAME", ""),
+        salesforce_password=_env_or("RESCUE_SF_PASSWORD", ""),
+        salesforce_security_token=_env_or("RESCUE_SF_SECURITY_TOKEN", ""),
+        salesforce_instance_url=_env_or("RESCUE_SF_INSTANCE_URL", ""),
+        salesforce_session_id=_env_or("RESCUE_SF_SESSION_ID", ""),
+        salesforce_domain=_env_or("RESCUE_SF_DOMAIN", "login"),
+    )
 
 
 def build_resources(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -53,4 +72,6 @@ def build_resources(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         ),
     }
     resources.update(overrides or {})
+    # the CRM write-back follows the warehouse actually bound (tests bind a temporary one)
+    resources.setdefault("crm_writer", crm_writer_resource(resources["warehouse"]))
     return resources

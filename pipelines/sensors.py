@@ -1,10 +1,16 @@
-"""Sensors: the SLA clock, ticking every minute.
+"""Sensors: the SLA clock, ticking every minute, and the rescue-actions sensor.
 
 The SLA clock does its work in the sensor tick itself (it launches no run): it asks the policy's
 escalation ladders which steps are due for the open cases (`models.ladder.due_escalations`),
 applies them in the queue store (`QueueStore.apply_escalations`, idempotent by step key, so two
 ticks never escalate twice) and delivers due notifications from the outbox. Checking SLAs every
 minute, not hourly, is the point: a P1 with a 15-minute first-touch target cannot wait an hour.
+
+The rescue-actions sensor reacts to the rescue team's work without waiting for the daily run:
+when a play is logged or a CRM write is queued (a resolution, say), it requests a `feedback_job`
+run (CRM write-back, rescue outcomes, play effectiveness). Its cursor is the latest rescue action
+id and pending CRM outbox id it has seen, and the run key is that cursor, so one new item leads
+to one run, however many ticks see it.
 """
 
 from datetime import UTC, datetime
@@ -15,6 +21,7 @@ from connectors.notify import NotifierResource
 from connectors.policy_source import PolicyResource
 from connectors.queue_store import QueueStoreResource
 from models.ladder import due_escalations
+from pipelines.jobs import feedback_job
 
 
 def run_sla_tick(queue: QueueStoreResource, policy: PolicyResource, notifier: NotifierResource, *, now: datetime) -> dict:
@@ -60,4 +67,29 @@ def sla_clock(
     return dg.SkipReason(summary)
 
 
-all_sensors = [sla_clock]
+def feedback_run_request(queue: QueueStoreResource, cursor: str | None) -> tuple[dg.RunRequest | None, str]:
+    """The run to request for new rescue work since `cursor` ("<action id>:<outbox id>"), if
+    any, and the new cursor."""
+    action_id, outbox_id = queue.get_client().feedback_watermark()
+    seen_action, seen_outbox = (int(part) for part in (cursor or "0:0").split(":"))
+    new_cursor = f"{max(action_id, seen_action)}:{max(outbox_id, seen_outbox)}"
+    if action_id <= seen_action and outbox_id <= seen_outbox:
+        return None, new_cursor
+    return dg.RunRequest(run_key=f"feedback:{new_cursor}"), new_cursor
+
+
+@dg.sensor(
+    name="rescue_actions_sensor",
+    job=feedback_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="New rescue plays or CRM writes: deliver them and refresh outcomes and play effectiveness.",
+)
+def rescue_actions_sensor(context: dg.SensorEvaluationContext, queue: QueueStoreResource) -> dg.SensorResult:
+    request, cursor = feedback_run_request(queue, context.cursor)
+    if request is None:
+        return dg.SensorResult(skip_reason=f"no new rescue actions or CRM writes (cursor {cursor})", cursor=cursor)
+    return dg.SensorResult(run_requests=[request], cursor=cursor)
+
+
+all_sensors = [sla_clock, rescue_actions_sensor]

@@ -176,3 +176,32 @@ def test_definitions_load_with_jobs_schedules_and_checks():
         "crm_accounts", "crm_renewals", "support_tickets", "product_usage_daily", "account_features",
         "training_set", "churn_model", "churn_scores", "health_scores", "rescue_candidates", "rescue_queue",
     } <= keys
+
+
+def test_the_sla_clock_sensor_escalates_once_however_often_it_ticks(env, first_run):
+    """Runs last: it changes the queue. The cases were opened at NOW; five days later
+    the ladders have due steps; a second tick at the same instant applies none."""
+    from connectors.notify import NotifierResource
+    from pipelines.sensors import run_sla_tick, sla_clock
+
+    queue = QueueStoreResource(url=env["queue_url"])
+    policy = PolicyResource(path="policies/default.yaml")
+    notifier = NotifierResource()
+    later = pd.Timestamp(NOW).to_pydatetime() + pd.Timedelta(days=5)
+    first = run_sla_tick(queue, policy, notifier, now=later)
+    assert first["steps_applied"] > 0 and first["steps_applied"] == first["steps_due"]
+    # A reassignment can make the next rung of a ladder due at the same instant; the clock
+    # catches up over a few ticks and then has nothing left to do.
+    ticks = [first]
+    while ticks[-1]["steps_due"] and len(ticks) < 6:
+        ticks.append(run_sla_tick(queue, policy, notifier, now=later))
+    assert ticks[-1]["steps_due"] == 0 and ticks[-1]["steps_applied"] == 0
+    events = QueueStore(env["queue_url"]).audit_events()
+    escalated = events[events["kind"].isin(["escalated", "sla_warning"])]
+    assert len(escalated) == sum(t["steps_applied"] for t in ticks) >= 1
+    keys = escalated["payload"].map(lambda p: (p if isinstance(p, dict) else __import__("json").loads(p)).get("step_key"))
+    assert keys.notna().all() and keys.is_unique  # no step was ever applied twice
+    # the Dagster sensor itself runs the same tick on the wall clock and launches no run
+    with dg.build_sensor_context(resources={"queue": queue, "policy": policy, "notifier": notifier}) as ctx:
+        result = sla_clock(ctx)
+    assert isinstance(result, dg.SkipReason) and "steps applied" in result.skip_message

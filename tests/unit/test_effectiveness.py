@@ -152,3 +152,10 @@ def test_chart_is_a_png():
                              arm("H", 31, 29))
     png = effectiveness_chart(eff)
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5_000
+
+
+def test_chart_draws_a_perfect_save_rate():
+    """All treated saved: the Wilson whisker above 100% is zero, not a rounding-negative length."""
+    eff = play_effectiveness(arm("T", 40, 0, play="success_plan"), arm("H", 20, 15))
+    assert eff.table["save_rate_treated"].iloc[0] == 1.0
+    assert effectiveness_chart(eff).startswith(b"\x89PNG")

@@ -1,0 +1,101 @@
+"""Feedback assets: what the rescue team did and what came of it, back to the CRM and the model.
+
+- `rescue_outcomes`: every treated account (a case, its plays, its outcome) and every held-out
+  account (the control group) with its renewal outcome once known. Read straight from the queue
+  store, with no upstream asset: the weekly retrain reads it (`training_set` marks and drops
+  treated rows), and a dependency on the queue would close a cycle through the model.
+- `crm_writeback`: delivers the CRM outbox (Tasks per case and per play, account health fields)
+  through the configured CRM writer; dead letters are listed in its metadata.
+- `play_effectiveness`: treated vs holdout save rate and ARR retained, overall and per play, with
+  confidence intervals, sample sizes and a plain verdict (`models.effectiveness`).
+
+The experiment unit (an account, counted once) is defined in `models/feedback.py`.
+"""
+
+import base64
+from datetime import UTC, datetime
+
+import dagster as dg
+import pandas as pd
+
+from connectors.crm_writeback import CRMWriterResource, dead_letters
+from connectors.queue_store import QueueStore, QueueStoreResource
+from models.effectiveness import effectiveness_chart
+from models.feedback import (
+    compare_groups,
+    effectiveness_markdown,
+    experiment_units,
+    rescue_outcome_frame,
+)
+
+GROUP = "feedback"
+OWNERS = ["team:cs-ops"]
+
+def read_rescue_outcomes(store: QueueStore) -> pd.DataFrame:
+    """`rescue_outcome_frame` of everything in the queue store."""
+    return rescue_outcome_frame(store.list_cases(), store.plays(), store.routing_log(), store.holdout_outcomes())
+
+
+@dg.asset(group_name=GROUP, kinds={"pandas"}, owners=OWNERS)
+def rescue_outcomes(context: dg.AssetExecutionContext, queue: QueueStoreResource) -> pd.DataFrame:
+    """Treated accounts (cases, plays, outcomes) and the holdout group with its renewal outcomes."""
+    frame = read_rescue_outcomes(queue.get_client())
+    summary = (frame.assign(outcome=frame["outcome"].fillna("pending"))
+               .groupby(["group", "outcome"]).size().unstack(fill_value=0))
+    context.add_output_metadata({
+        "dagster/row_count": len(frame),
+        "treated": int((frame["group"] == "treated").sum()),
+        "holdout": int((frame["group"] == "holdout").sum()),
+        "by_outcome": dg.MetadataValue.md(summary.to_markdown() if len(summary) else "(no outcomes yet)"),
+        "latest": dg.MetadataValue.md(
+            frame.tail(10).assign(plays=lambda f: f["plays"].map(", ".join)).to_markdown(index=False)
+            if len(frame) else "(empty)"),
+    })
+    return frame
+
+
+class WritebackConfig(dg.Config):
+    now: str = ""  # ISO timestamp to pin "now" (replays, tests); empty = the wall clock
+
+
+def _now(value: str) -> datetime:
+    now = pd.Timestamp(value).to_pydatetime() if value else datetime.now(UTC)
+    return now if now.tzinfo else now.replace(tzinfo=UTC)
+
+
+@dg.asset(group_name=GROUP, kinds={"python"}, owners=OWNERS, deps=["rescue_queue"])
+def crm_writeback(config: WritebackConfig, queue: QueueStoreResource, crm_writer: CRMWriterResource) -> dg.MaterializeResult:
+    """Delivers pending CRM writes from the outbox: a Task per case and per play, account health fields."""
+    store = queue.get_client()
+    report = crm_writer.deliver(store, now=_now(config.now))
+    dead = dead_letters(store)
+    pending = store.outbox("pending")
+    return dg.MaterializeResult(metadata={
+        "attempted": report.attempted,
+        "delivered": report.delivered,
+        "failed": report.failed,
+        "dead": report.dead,
+        "pending": int((pending["channel"] == "crm").sum()),
+        "dead_letters_total": len(dead),
+        "dead_letters": dg.MetadataValue.md(dead.tail(20).to_markdown(index=False) if len(dead) else "(none)"),
+    })
+
+
+def _png_md(name: str, png: bytes) -> str:
+    return f"![{name}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+@dg.asset(group_name=GROUP, kinds={"pandas"}, owners=OWNERS)
+def play_effectiveness(context: dg.AssetExecutionContext, rescue_outcomes: pd.DataFrame) -> pd.DataFrame:
+    """Save rate and ARR retained of treated vs holdout accounts, overall and per play, with CIs."""
+    treated, holdout = experiment_units(rescue_outcomes)
+    eff = compare_groups(treated, holdout)
+    chart = _png_md("play effectiveness", effectiveness_chart(eff))
+    context.add_output_metadata({
+        "verdict": eff.overall["verdict"],
+        "n_treated": int(eff.overall["n_treated"]),
+        "n_holdout": int(eff.overall["n_holdout"]),
+        "table": dg.MetadataValue.md(effectiveness_markdown(eff.table)),
+        "chart": dg.MetadataValue.md(chart),
+    })
+    return eff.table
