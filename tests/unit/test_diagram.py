@@ -49,7 +49,7 @@ def all_steps(policy):
 
 def test_condition_text_reads_like_the_rule():
     rule = next(r for r in DEFAULT.severity_rules if r.id == "enterprise_renewal_at_risk")
-    assert condition_text(rule.when) == "segment = enterprise and churn_risk >= 0.6 and days_to_renewal in 0..120"
+    assert condition_text(rule.when) == "segment = enterprise and churn_risk >= 0.3 and days_to_renewal in 0..120"
     nested = next(r for r in DEFAULT.severity_rules if r.id == "high_risk_fast_decline")
     assert condition_text(nested.when) == "churn_risk >= 0.6 and (wau_trend <= -0.3 or churn_risk_delta >= 0.15)"
     tree = parse_condition({"any": [
