@@ -51,7 +51,7 @@ def test_condition_text_reads_like_the_rule():
     rule = next(r for r in DEFAULT.severity_rules if r.id == "enterprise_renewal_at_risk")
     assert condition_text(rule.when) == "segment = enterprise and churn_risk >= 0.3 and days_to_renewal in 0..120"
     nested = next(r for r in DEFAULT.severity_rules if r.id == "high_risk_fast_decline")
-    assert condition_text(nested.when) == "churn_risk >= 0.6 and (wau_trend <= -0.3 or churn_risk_delta >= 0.15)"
+    assert condition_text(nested.when) == "churn_risk >= 0.35 and (wau_trend <= -0.3 or churn_risk_delta >= 0.1)"
     tree = parse_condition({"any": [
         {"all": [{"field": "vip", "op": "==", "value": True}, {"field": "region", "op": "in", "value": ["emea", "apac"]}]},
         {"not": {"field": "csm_owner", "op": "is_null", "value": True}},
