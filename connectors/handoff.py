@@ -24,7 +24,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from connectors.queue_store import QueueStore, case_events, channel_for, outbox, rescue_cases
+from connectors.queue_store import QueueStore, case_events, channel_for, outbox, reassigned_context, rescue_cases
 from models.lifecycle import CLAIMABLE_STATUSES, TERMINAL_STATUSES, CaseConflict, CaseNotFound, InvalidTransition
 
 __all__ = ["HANDOFF_KIND", "handoff"]
@@ -80,10 +80,14 @@ def handoff(
         if (case["team"], case["assignee"]) == (to_team, to_assignee):
             owner = f"{to_assignee} in team {to_team}" if to_assignee else f"team {to_team}"
             raise CaseConflict(f"case {wanted} is already with {owner}")
+        move = {"from_team": case["team"], "to_team": to_team, "from_assignee": case["assignee"], "to_assignee": to_assignee}
+        context = reassigned_context(conn, case, team=to_team, assignee=to_assignee,
+                                     escalation_level=case["escalation_level"], at=at,
+                                     handoff={"at": at, "actor": actor, "note": note, **move})
         result = conn.execute(
             rescue_cases.update()
             .where(rescue_cases.c.case_id == wanted, rescue_cases.c.version == case["version"])
-            .values(team=to_team, assignee=to_assignee, updated_at=at, version=case["version"] + 1)
+            .values(team=to_team, assignee=to_assignee, context=context, updated_at=at, version=case["version"] + 1)
         )
         if result.rowcount != 1:
             raise CaseConflict(f"case {wanted} was changed by someone else; reload it")

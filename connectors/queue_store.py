@@ -40,6 +40,7 @@ are converted to UTC.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -62,6 +63,7 @@ from sqlalchemy.dialects import postgresql
 
 from connectors.settings import default_queue_url
 from models.contracts import DECISION_COLUMNS
+from models.context import refresh_context
 from models.lifecycle import (
     ACTIVE_STATUSES,
     OPEN,
@@ -1019,8 +1021,13 @@ class QueueStore:
                     payload.update(from_team=case["team"], to_team=to_team,
                                    from_assignee=case["assignee"], to_assignee=to_assignee)
                     context = _step_field(step, "context", None)
-                    if context is not None:
-                        values["context"] = _jsonable(context)
+                    if context is None:
+                        context = reassigned_context(
+                            conn, case, team=to_team, assignee=to_assignee,
+                            escalation_level=values["escalation_level"], at=now,
+                            handoff={"at": now, "actor": actor, "note": message, **payload},
+                        )
+                    values["context"] = _jsonable(context)
                 self._update_case(conn, case, values, now)
                 kind = "sla_warning" if action == "warn" else "escalated"
                 conn.execute(case_events.insert(), [_event(case["case_id"], now, actor, kind, case["status"],
@@ -1502,3 +1509,24 @@ def _step_field(step: Any, name: str, *default: Any) -> Any:
         return default[0]
     raise ValueError(f"escalation step {step!r} has no {name!r}")
 
+
+def reassigned_context(conn: sa.Connection, case: Mapping[str, Any], *, team: str, assignee: str | None,
+                        escalation_level: int, at: datetime, handoff: dict[str, Any]) -> dict[str, Any]:
+    """The case's context package regenerated for its new owner, inside the reassigning
+    transaction: plays tried and earlier handoffs come from this database (models.context)."""
+    plays = conn.execute(
+        sa.select(rescue_actions).where(rescue_actions.c.case_id == case["case_id"]).order_by(rescue_actions.c.action_id)
+    ).mappings().all()
+    moves = conn.execute(
+        sa.select(case_events).where(case_events.c.case_id == case["case_id"], case_events.c.kind.in_(("handoff", "escalated")))
+        .order_by(case_events.c.event_id)
+    ).mappings().all()
+    handoffs = []
+    for event in moves:
+        payload = event["payload"] if isinstance(event["payload"], Mapping) else json.loads(event["payload"] or "{}")
+        if "to_team" in payload:
+            handoffs.append({"at": event["at"], "actor": event["actor"], "note": event["reason"], **payload})
+    handoffs.append(handoff)
+    context = case["context"] if isinstance(case["context"], Mapping) else json.loads(case["context"] or "{}")
+    return _jsonable(refresh_context(context, team=team, assignee=assignee, escalation_level=escalation_level,
+                                     plays=[dict(p) for p in plays], handoffs=handoffs, at=at))

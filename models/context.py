@@ -117,3 +117,40 @@ def build_context_packages(
             "snapshot_date": _iso(snapshot_date),
         }
     return packages
+
+
+def refresh_context(
+    context: dict[str, Any] | None,
+    *,
+    team: str,
+    assignee: str | None,
+    escalation_level: int,
+    plays: list[dict[str, Any]],
+    handoffs: list[dict[str, Any]],
+    at: Any,
+) -> dict[str, Any]:
+    """The context package regenerated for a new owner (every reassignment or handoff).
+
+    The account facts (tickets, usage, health, drivers) come from the latest snapshot and are
+    refreshed by the daily run; what changes between runs is who owns the case and what has been
+    done, so those parts are rebuilt from the queue's own records: the current assignment, every
+    play tried with its outcome, and the chain of handoffs with their notes.
+    """
+    out = dict(context or {})
+    out["assignment"] = {"team": team, "assignee": assignee, "escalation_level": int(escalation_level), "since": _iso(at)}
+    out["plays_tried"] = [
+        {"at": _iso(p.get("at")), "play": p.get("play"), "note": p.get("note"), "outcome": p.get("outcome"), "actor": p.get("actor")}
+        for p in plays
+    ]
+    out["handoffs"] = [
+        {
+            "at": _iso(h.get("at")),
+            "by": h.get("actor"),
+            "from": " / ".join(x for x in (h.get("from_team"), h.get("from_assignee")) if x),
+            "to": " / ".join(x for x in (h.get("to_team"), h.get("to_assignee")) if x),
+            "note": h.get("note"),
+        }
+        for h in handoffs
+    ]
+    out["regenerated_at"] = _iso(at)
+    return out

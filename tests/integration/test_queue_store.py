@@ -428,3 +428,30 @@ def test_sla_inputs_give_the_ladder_first_touch_pauses_and_applied_steps(queue_s
     assert inputs.pauses[a2] == [(t, t + timedelta(hours=3))]
     assert inputs.applied_step_keys == {f"{a2}:warn"}
     assert inputs.member_load == {"ana": 1, "bob": 1}
+
+
+def test_a_reassignment_regenerates_the_context_package_for_the_new_owner(queue_store: QueueStore, frames) -> None:
+    """Plays tried and the chain of handoffs are rebuilt from the queue's records on every move."""
+    from connectors.handoff import handoff
+
+    apply(queue_store, frames, [{"account_id": "A1", "team": "csm", "assignee": "ana"}])
+    case_id = the_case(queue_store, "A1")["case_id"]
+    before = queue_store.get_case(case_id)["context"]
+    queue_store.claim(case_id, "ana", now=NOW + timedelta(minutes=5))
+    queue_store.log_play(case_id, actor="ana", play="executive_sponsor_call", note="CFO call booked", now=NOW + timedelta(minutes=10))
+    step = {"step_key": f"{case_id}:stalled", "case_id": case_id, "action": "reassign", "to_team": "enterprise",
+            "to_assignee": "zoe", "raci": {}, "message": "no progress in 2 business days"}
+    assert queue_store.apply_escalations([step], now=NOW + timedelta(hours=2)) == 1
+    ctx = queue_store.get_case(case_id)["context"]
+    assert ctx["assignment"] == {"team": "enterprise", "assignee": "zoe", "escalation_level": 1,
+                                 "since": (NOW + timedelta(hours=2)).isoformat()}
+    assert [p["play"] for p in ctx["plays_tried"]] == ["executive_sponsor_call"]
+    assert [(h["to"], h["note"]) for h in ctx["handoffs"]] == [("enterprise / zoe", "no progress in 2 business days")]
+    # the snapshot's facts (account, tickets, usage, drivers) are kept as they were
+    assert {k: ctx[k] for k in before if k != "plays_tried"} == {k: v for k, v in before.items() if k != "plays_tried"}
+
+    handoff(queue_store, case_id, actor="zoe", to_team="enterprise", to_assignee="max",
+            note="renewal call Tuesday, deck in the CRM", now=NOW + timedelta(hours=3))
+    ctx = queue_store.get_case(case_id)["context"]
+    assert ctx["assignment"]["assignee"] == "max"
+    assert [h["note"] for h in ctx["handoffs"]] == ["no progress in 2 business days", "renewal call Tuesday, deck in the CRM"]
