@@ -161,12 +161,17 @@ class Warehouse:
         with self.engine.begin() as conn:
             if not exists:
                 self._create_from_frame(conn, name, df)
-            elif self.dialect == "duckdb":
-                with self._registered(conn, df) as (raw, view):
-                    raw.execute(f"INSERT INTO {self._quote(name)} BY NAME SELECT {self._select_list(df)} FROM {view}")
             else:
-                _portable(df).to_sql(name, conn, if_exists="append", index=False, chunksize=_TO_SQL_CHUNK_ROWS)
+                self._insert(conn, name, df)
         return len(df)
+
+    def _insert(self, conn: sa.Connection, name: str, df: pd.DataFrame) -> None:
+        """Insert the rows of ``df`` into the existing table ``name``, matching columns by name."""
+        if self.dialect == "duckdb":
+            with self._registered(conn, df) as (raw, view):
+                raw.execute(f"INSERT INTO {self._quote(name)} BY NAME SELECT {self._select_list(df)} FROM {view}")
+        else:
+            _portable(df).to_sql(name, conn, if_exists="append", index=False, chunksize=_TO_SQL_CHUNK_ROWS)
 
     def replace_partition(self, name: str, df: pd.DataFrame, column: str, value: Any) -> int:
         """Replace the rows of table ``name`` whose ``column`` equals ``value`` by ``df``, in one
@@ -181,13 +186,8 @@ class Warehouse:
             return self.write_table(name, df)
         with self.engine.begin() as conn:
             conn.execute(sa.text(f"DELETE FROM {self._quote(name)} WHERE {self._quote(column)} = :v"), {"v": value})
-            if len(df) == 0:
-                return 0
-            if self.dialect == "duckdb":
-                with self._registered(conn, df) as (raw, view):
-                    raw.execute(f"INSERT INTO {self._quote(name)} BY NAME SELECT {self._select_list(df)} FROM {view}")
-            else:
-                _portable(df).to_sql(name, conn, if_exists="append", index=False, chunksize=_TO_SQL_CHUNK_ROWS)
+            if len(df):
+                self._insert(conn, name, df)
         return len(df)
 
     def drop_table(self, name: str) -> None:
