@@ -60,7 +60,12 @@ def queue_operations_metrics(
     if unknown:
         context.log.warning(f"cases of teams not in the policy {sorted(unknown)}: durations in wall-clock hours")
         calendars = None
-    metrics = queue_metrics(cases, events, now=datetime.now(UTC), calendars=calendars)
+    metrics = queue_metrics(
+        cases, events, now=datetime.now(UTC), calendars=calendars,
+        holdout=store.routing_log(),
+        # one outcome per held-out account: the renewal that followed its first holdout
+        outcomes=store.holdout_outcomes().drop_duplicates("account_id")[["account_id", "outcome"]],
+    )
     metadata = {
         "dagster/row_count": len(metrics.weekly),
         "cases": dg.MetadataValue.int(len(metrics.cases)),
