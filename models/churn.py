@@ -525,11 +525,21 @@ def _logistic_proba(pipeline: Pipeline, X: pd.DataFrame, features: Sequence[str]
     return pipeline.predict_proba(Xc.astype({c: object for c in categorical}))[:, 1]
 
 
+#: Above this many training rows the tuning grid is cut to its first (most robust) entries: a
+#: large training set needs less search, and each configuration costs minutes there.
+LARGE_TRAINING_ROWS = 200_000
+
+
+def effective_tuning_budget(n_rows: int, budget: int) -> int:
+    """The tuning budget used for ``n_rows`` training rows (at most 2 configurations when large)."""
+    return min(budget, 2) if n_rows > LARGE_TRAINING_ROWS else budget
+
+
 def time_validation_report(
     train: pd.DataFrame, valid: pd.DataFrame, *, label: str, features: Sequence[str],
     categorical: Sequence[str],
     extra_baselines: Mapping[str, Callable[[pd.DataFrame], np.ndarray]] | None = None,
-    capacity_k: int | None = None, seed: int = 0,
+    capacity_k: int | None = None, seed: int = 0, tuning_budget: int = 6,
 ) -> tuple[ChurnModel, dict[str, Any]]:
     """Fit the model and the logistic-regression baseline on `train`, evaluate all on `valid`.
 
@@ -538,7 +548,7 @@ def time_validation_report(
     Returns the model and {"model", "baselines", "calibration", "importance", "plots"}.
     """
     model = fit_churn_model(train, valid, label=label, features=features, categorical=categorical,
-                            seed=seed)
+                            seed=seed, tuning_budget=effective_tuning_budget(len(train), tuning_budget))
     y = _label(valid, label)
     baseline = fit_logistic_baseline(train, label=label, features=features, categorical=categorical)
     scores: dict[str, np.ndarray] = {

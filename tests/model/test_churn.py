@@ -182,3 +182,12 @@ def test_telco_bar():
     baseline = result["baselines"]["logistic_regression"]["roc_auc"]
     assert model >= 0.850, f"model ROC-AUC {model:.4f} below the 0.850 bar"
     assert model >= baseline, f"model ROC-AUC {model:.4f} below logistic regression {baseline:.4f}"
+
+
+def test_the_tuning_budget_shrinks_only_on_large_training_sets():
+    from models.churn import LARGE_TRAINING_ROWS, effective_tuning_budget
+
+    assert effective_tuning_budget(10_000, 6) == 6
+    assert effective_tuning_budget(LARGE_TRAINING_ROWS, 6) == 6
+    assert effective_tuning_budget(LARGE_TRAINING_ROWS + 1, 6) == 2
+    assert effective_tuning_budget(LARGE_TRAINING_ROWS + 1, 1) == 1
