@@ -6,12 +6,14 @@ import pandas as pd
 
 from assets.partitions import snapshot_date, snapshot_partitions
 from connectors.model_registry import ModelRegistryResource
+from connectors.queue_store import QueueStoreResource
 from connectors.warehouse import WarehouseResource
 from models.churn import ChurnModel
 from models.drift import drift_table, psi
 from models.explain import score_movers, top_drivers
 from models.features import FEATURE_NAMES, describe_driver, feature_matrix, headline_reason
 from models.health import health_scores as compute_health
+from models.health import intervention_status
 from models.scoring import score_history_frame
 
 GROUP = "scoring"
@@ -115,15 +117,19 @@ def churn_scores(
 def health_scores(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
+    queue: QueueStoreResource,
     account_features: pd.DataFrame,
     churn_scores: pd.DataFrame,
 ) -> pd.DataFrame:
-    """Composite 0-100 health score (usage, support, relationship, model risk) with band and trend."""
+    """Composite 0-100 health score (usage, support, relationship, model risk) with band, trend
+    and the rescue intervention in progress, if any."""
     as_of = snapshot_date(context)
     risk = churn_scores.set_index("account_id")["churn_risk"].reindex(account_features.index)
     health = compute_health(account_features, risk.to_numpy())
     prev = _previous(warehouse, as_of).set_index("account_id")["health_score"]
     health["health_delta"] = (health["health_score"] - health.index.map(prev)).round(1)
+    store = queue.get_client()
+    health["intervention"] = intervention_status(health.index, store.list_cases(status="active"), store.plays())
     history = score_history_frame(health, churn_scores, snapshot_date=as_of)
     warehouse.get_client().replace_partition(SCORE_HISTORY_TABLE, history, "snapshot_date", as_of.date())
     bands = health["health_band"].value_counts().reindex(["healthy", "watch", "at_risk", "critical"], fill_value=0)
@@ -132,6 +138,7 @@ def health_scores(
             "dagster/row_count": len(health),
             "bands": dg.MetadataValue.md(bands.to_frame("accounts").to_markdown()),
             "mean_health": float(health["health_score"].mean()),
+            "interventions_in_progress": int(health["intervention"].notna().sum()),
         }
     )
     return health

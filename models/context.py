@@ -84,6 +84,7 @@ def build_context_packages(
                 "band": row.health_band,
                 "components": {c: _num(h[c], 1) for c in comps} if h is not None else {},
                 "delta": _num(h["health_delta"], 1) if h is not None and "health_delta" in h else None,
+                "intervention": h.get("intervention") if h is not None else None,
             },
             "risk": {
                 "churn_risk": _num(row.churn_risk, 3),

@@ -101,3 +101,22 @@ def health_scores(features: pd.DataFrame, churn_risk: pd.Series | np.ndarray) ->
     out["health_score"] = score.round(1)
     out["health_band"] = band(out["health_score"])
     return out
+
+
+def intervention_status(account_ids: pd.Index, active_cases: pd.DataFrame, plays: pd.DataFrame) -> pd.Series:
+    """Per account, the rescue intervention in progress in words (None when there is none).
+
+    A health score next to an open rescue case must say so: the score is about to be acted on,
+    and a later improvement may be the rescue working rather than the model being wrong.
+    """
+    out = pd.Series([None] * len(account_ids), index=account_ids, dtype="object")
+    if active_cases is None or active_cases.empty:
+        return out
+    n_plays = plays.groupby("case_id").size() if plays is not None and len(plays) else pd.Series(dtype="int64")
+    for case in active_cases.itertuples(index=False):
+        if case.account_id in out.index:
+            count = int(n_plays.get(case.case_id, 0))
+            owner = f", {case.assignee}" if isinstance(case.assignee, str) and case.assignee else ""
+            plays_text = f", {count} play{'s' if count != 1 else ''} logged" if count else ""
+            out[case.account_id] = f"rescue case {case.case_id} {case.status} ({case.priority}, {case.team}{owner}{plays_text})"
+    return out

@@ -124,6 +124,11 @@ def test_a_rerun_of_the_partition_adds_no_case(env, first_run):
     after = _queue_rows(env)
     assert sorted(after["case_id"]) == sorted(before["case_id"])
     assert len(after) == len(before)
+    # the health score now shows the intervention in progress on every account with a case
+    health = again.output_for_node("health_scores")
+    shown = health["intervention"].dropna()
+    assert set(shown.index) == set(after["account_id"])
+    assert all(text.startswith("rescue case RC-") for text in shown)
 
 
 def test_a_dirty_source_blocks_routing_and_leaves_the_queue_untouched(env, first_run):

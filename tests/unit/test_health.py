@@ -53,3 +53,17 @@ def test_band_edges():
     assert list(band(np.array([100, 70, 69.9, 50, 49.9, 30, 29.9, 0]))) == [
         "healthy", "healthy", "watch", "watch", "at_risk", "at_risk", "critical", "critical",
     ]
+
+
+def test_intervention_status_names_the_open_case_and_its_plays():
+    from models.health import intervention_status
+
+    ids = pd.Index(["a", "b", "c"])
+    cases = pd.DataFrame({"account_id": ["a", "b"], "case_id": ["RC-1", "RC-2"], "status": ["in_progress", "open"],
+                          "priority": ["P1", "P3"], "team": ["rescue_squad", "csm"], "assignee": ["maya", None]})
+    plays = pd.DataFrame({"case_id": ["RC-1", "RC-1"], "play": ["exec_call", "workshop"]})
+    out = intervention_status(ids, cases, plays)
+    assert out["a"] == "rescue case RC-1 in_progress (P1, rescue_squad, maya, 2 plays logged)"
+    assert out["b"] == "rescue case RC-2 open (P3, csm)"
+    assert out["c"] is None
+    assert intervention_status(ids, cases.iloc[0:0], plays).isna().all()
