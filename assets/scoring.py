@@ -9,9 +9,9 @@ from connectors.model_registry import ModelRegistryResource
 from connectors.queue_store import QueueStoreResource
 from connectors.warehouse import WarehouseResource
 from models.churn import ChurnModel
-from models.drift import drift_table, psi
+from models.drift import drift_report
 from models.explain import score_movers, top_drivers
-from models.features import FEATURE_NAMES, describe_driver, feature_matrix, headline_reason
+from models.features import describe_driver, feature_matrix, headline_reason
 from models.health import health_scores as compute_health
 from models.health import intervention_status
 from models.scoring import score_history_frame
@@ -54,15 +54,6 @@ def _movers(warehouse: WarehouseResource, as_of: pd.Timestamp, scores: pd.DataFr
     ]
 
 
-def drift_report(model: ChurnModel, training_set: pd.DataFrame, features: pd.DataFrame, risk: pd.Series) -> pd.DataFrame:
-    """PSI of every feature and of the score, current snapshot vs the latest training date."""
-    reference = training_set[training_set["observation_date"] == training_set["observation_date"].max()]
-    table = drift_table(reference, features, FEATURE_NAMES)
-    score_psi = psi(model.predict_proba(feature_matrix(reference)), risk)
-    score_row = pd.DataFrame([{"feature": "churn_risk (score)", "psi": score_psi, "status": "drift" if score_psi >= DRIFT_WARN_PSI else "ok"}])
-    return pd.concat([score_row, table], ignore_index=True).sort_values("psi", ascending=False, ignore_index=True)
-
-
 @dg.asset(group_name=GROUP, kinds={"lightgbm", "pandas"}, owners=OWNERS, partitions_def=snapshot_partitions, deps=["churn_model"])
 def churn_scores(
     context: dg.AssetExecutionContext,
@@ -95,7 +86,7 @@ def churn_scores(
     out["drivers"] = [[{"feature": d.feature, "phrase": d.phrase, "contribution": round(float(d.contribution), 4)} for d in row] for row in drivers]
     out["top_reason"] = [headline_reason(row) for row in out["drivers"]]
     out["model_version"] = version
-    drift = drift_report(model, training_set, account_features, out["churn_risk"])
+    drift = drift_report(model, training_set, account_features, out["churn_risk"], warn_at=DRIFT_WARN_PSI)
     warehouse.get_client().replace_partition(DRIFT_HISTORY_TABLE, drift.assign(snapshot_date=as_of.date()), "snapshot_date", as_of.date())
     out["snapshot_date"] = as_of
     context.add_output_metadata(

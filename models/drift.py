@@ -14,6 +14,8 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from models.features import FEATURE_NAMES, feature_matrix
+
 WATCH = 0.1
 DRIFT = 0.25
 EPS = 1e-4
@@ -73,3 +75,13 @@ def drift_table(train: pd.DataFrame, current: pd.DataFrame, columns: Iterable[st
         rows.append({"feature": col, "psi": value, "status": status(value)})
     table = pd.DataFrame(rows, columns=["feature", "psi", "status"])
     return table.sort_values("psi", ascending=False, ignore_index=True)
+
+
+def drift_report(model, training_set: pd.DataFrame, features: pd.DataFrame, risk: pd.Series, *, warn_at: float = 0.25) -> pd.DataFrame:
+    """PSI of every account feature and of the score (``model``: a `models.churn.ChurnModel`),
+    the current snapshot vs the latest observation date of the training set, worst first."""
+    reference = training_set[training_set["observation_date"] == training_set["observation_date"].max()]
+    table = drift_table(reference, features, FEATURE_NAMES)
+    score_psi = psi(model.predict_proba(feature_matrix(reference)), risk)
+    score_row = pd.DataFrame([{"feature": "churn_risk (score)", "psi": score_psi, "status": "drift" if score_psi >= warn_at else "ok"}])
+    return pd.concat([score_row, table], ignore_index=True).sort_values("psi", ascending=False, ignore_index=True)
