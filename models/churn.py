@@ -84,8 +84,13 @@ class ModelError(ValueError):
 # ------------------------------------------------------------------------------- preparation
 
 
-def _threads(n_rows: int) -> int:
-    return 1 if n_rows < PARALLEL_ROWS else min(MAX_THREADS, os.cpu_count() or 1)
+PARALLEL_PREDICT_ROWS = 10_000
+"""Scoring and explanations split rows across threads with no synchronisation between them, so
+they use every allowed thread from far fewer rows than training does (results are identical)."""
+
+
+def _threads(n_rows: int, *, threshold: int = PARALLEL_ROWS) -> int:
+    return 1 if n_rows < threshold else min(MAX_THREADS, os.cpu_count() or 1)
 
 
 def _text(values: pd.Series) -> pd.Series:
@@ -318,7 +323,8 @@ class ChurnModel:
         return coerce_features(X, self.feature_names, self.categorical)
 
     def _gbm_score(self, X: pd.DataFrame) -> np.ndarray:
-        return np.mean([b.predict(X, raw_score=True, num_threads=_threads(len(X))) for b in self.boosters], axis=0)
+        threads = _threads(len(X), threshold=PARALLEL_PREDICT_ROWS)
+        return np.mean([b.predict(X, raw_score=True, num_threads=threads) for b in self.boosters], axis=0)
 
     def decision_function(self, X: pd.DataFrame) -> np.ndarray:
         """Uncalibrated blended log-odds score."""
@@ -340,7 +346,8 @@ class ChurnModel:
         """Per-feature log-odds contributions plus `bias`; each row sums to `decision_function`."""
         Xc = self._inputs(X)
         columns = [*self.feature_names, "bias"]
-        gbm = np.mean([b.predict(Xc, pred_contrib=True, num_threads=_threads(len(Xc))) for b in self.boosters], axis=0)
+        threads = _threads(len(Xc), threshold=PARALLEL_PREDICT_ROWS)
+        gbm = np.mean([b.predict(Xc, pred_contrib=True, num_threads=threads) for b in self.boosters], axis=0)
         total = pd.DataFrame(self.blend_weight * gbm, columns=columns, index=X.index)
         if self.linear is not None and self.blend_weight < 1.0:
             total = total + (1.0 - self.blend_weight) * self.linear.contributions(Xc)[columns]
