@@ -10,11 +10,11 @@ from connectors.queue_store import QueueStoreResource
 from connectors.warehouse import WarehouseResource
 from models.churn import ChurnModel
 from models.drift import drift_report
-from models.explain import score_movers, top_drivers
-from models.features import describe_driver, feature_matrix, headline_reason
+from models.explain import score_movers
+from models.features import describe_driver, headline_reason
 from models.health import health_scores as compute_health
 from models.health import intervention_status
-from models.scoring import score_history_frame
+from models.scoring import score_accounts, score_history_frame
 
 GROUP = "scoring"
 OWNERS = ["team:data-science"]
@@ -38,14 +38,16 @@ def _previous(warehouse: WarehouseResource, as_of: pd.Timestamp, table: str = SC
 
 
 def _movers(warehouse: WarehouseResource, as_of: pd.Timestamp, scores: pd.DataFrame, contribs: pd.DataFrame) -> list[list[dict]]:
-    """What changed since the previous snapshot: per account, the features whose contribution
-    to the risk moved most (empty lists when there is no previous snapshot)."""
+    """What changed since the previous snapshot: per explained account, the features whose
+    contribution to the risk moved most (empty when there is nothing to compare with).
+    ``contribs`` is indexed by account_id (the explained accounts)."""
     features = [c for c in contribs.columns if c != "bias"]
     prev = _previous(warehouse, as_of, CONTRIBUTION_HISTORY_TABLE, ", ".join(["account_id", "churn_risk", *features]))
-    if prev.empty:
+    if prev.empty or contribs.empty:
         return [[] for _ in range(len(scores))]
+    curr = scores.set_index("account_id").loc[contribs.index, ["churn_risk"]].reset_index()
     moved = score_movers(
-        prev, scores, id_col="account_id", score_col="churn_risk",
+        prev, curr, id_col="account_id", score_col="churn_risk",
         contribs_prev=prev[features], contribs_curr=contribs[features].reset_index(drop=True), k=3,
     ).set_index("account_id")["movers"]
     return [
@@ -69,22 +71,16 @@ def churn_scores(
     if version is None:
         raise dg.Failure("no champion model in the registry: materialize churn_model first")
     model = ChurnModel.from_bytes(registry.load_bytes(version))
-    X = feature_matrix(account_features)
-    risk = model.predict_proba(X)
-    contribs = model.contributions(X)
-    drivers = top_drivers(contribs, X, k=5, describe=describe_driver)
+    out, contribs = score_accounts(model, account_features, describe=describe_driver, headline=headline_reason)
     as_of = snapshot_date(context)
     prev = _previous(warehouse, as_of).set_index("account_id")["churn_risk"]
-    out = pd.DataFrame({"account_id": account_features.index, "churn_risk": risk})
     out["churn_risk_delta"] = (out["churn_risk"] - out["account_id"].map(prev)).fillna(0.0)
     out["movers"] = _movers(warehouse, as_of, out, contribs)
     history = contribs.drop(columns=["bias"], errors="ignore").reset_index(drop=True)
-    history.insert(0, "churn_risk", out["churn_risk"].to_numpy())
-    history.insert(0, "account_id", out["account_id"].astype(str).to_numpy())
+    history.insert(0, "churn_risk", out.loc[out["explained"], "churn_risk"].to_numpy())
+    history.insert(0, "account_id", contribs.index.astype(str))
     history.insert(0, "snapshot_date", as_of.date())
     warehouse.get_client().replace_partition(CONTRIBUTION_HISTORY_TABLE, history, "snapshot_date", as_of.date())
-    out["drivers"] = [[{"feature": d.feature, "phrase": d.phrase, "contribution": round(float(d.contribution), 4)} for d in row] for row in drivers]
-    out["top_reason"] = [headline_reason(row) for row in out["drivers"]]
     out["model_version"] = version
     drift = drift_report(model, training_set, account_features, out["churn_risk"], warn_at=DRIFT_WARN_PSI)
     warehouse.get_client().replace_partition(DRIFT_HISTORY_TABLE, drift.assign(snapshot_date=as_of.date()), "snapshot_date", as_of.date())
@@ -96,6 +92,7 @@ def churn_scores(
             "drift_worst": dg.MetadataValue.md(drift.head(8).round(4).to_markdown(index=False)),
             "mean_risk": float(out["churn_risk"].mean()),
             "accounts_risk_ge_0_5": int((out["churn_risk"] >= 0.5).sum()),
+            "accounts_explained": int(out["explained"].sum()),
             "top_10": dg.MetadataValue.md(
                 out.nlargest(10, "churn_risk")[["account_id", "churn_risk", "top_reason"]].round(3).to_markdown(index=False)
             ),

@@ -52,13 +52,12 @@ def run_size(n_accounts: int, seed: int) -> dict:
     from models.churn import time_validation_report
     from models.context import USAGE_TREND_WEEKS, build_context_packages
     from models.contracts import ACCOUNTS, RENEWALS, TICKETS, USAGE_DAILY, conform
-    from models.explain import top_drivers
-    from models.features import CATEGORICAL_FEATURES, FEATURE_NAMES, USAGE_WINDOW_DAYS, account_features, describe_driver, feature_matrix
+    from models.features import CATEGORICAL_FEATURES, FEATURE_NAMES, USAGE_WINDOW_DAYS, account_features, describe_driver, headline_reason
     from models.health import health_scores, rules_risk
     from models.labels import churn_outcomes, observation_dates, population
     from models.policy import load_policy, route
     from models.quality import validate_frame
-    from models.scoring import build_candidates
+    from models.scoring import build_candidates, score_accounts
     from models.training import build_training_set, time_split
 
     stages: list[dict] = []
@@ -117,13 +116,12 @@ def run_size(n_accounts: int, seed: int) -> dict:
         feats = account_features(accounts, renewals, tickets, usage, snapshot, account_ids=live)
         s["rows"] = len(feats)
     with stage("churn_scores") as s:
-        X = feature_matrix(feats)
-        risk = model.predict_proba(X)
-        drivers = top_drivers(model.contributions(X), X, k=5, describe=describe_driver)
-        scores = pd.DataFrame({"account_id": feats.index, "churn_risk": risk, "churn_risk_delta": 0.0})
-        scores["drivers"] = [[{"feature": d.feature, "phrase": d.phrase, "contribution": float(d.contribution)} for d in r] for r in drivers]
-        scores["top_reason"] = [r[0]["phrase"] if r else "" for r in scores["drivers"]]
+        scores, _ = score_accounts(model, feats, describe=describe_driver, headline=headline_reason)
+        risk = scores["churn_risk"].to_numpy()
+        scores["churn_risk_delta"] = 0.0
+        scores["movers"] = [[] for _ in range(len(scores))]
         scores["model_version"] = "bench"
+        s["explained"] = int(scores["explained"].sum())
     with stage("health_scores"):
         health = health_scores(feats, risk)
     with stage("rescue_candidates") as s:

@@ -81,3 +81,51 @@ def score_history_frame(health: pd.DataFrame, scores: pd.DataFrame, *, snapshot_
             "model_version": sc["model_version"].astype(str).to_numpy(),
         }
     )
+
+
+#: Accounts explained driver by driver: every account at or above this churn risk, and at least
+#: the riskiest EXPLAIN_TOP_SHARE of accounts. Explanations (`pred_contrib`) are the costliest step
+#: of scoring; an account with a 0.3% chance of churning needs no list of reasons, while every
+#: account a sane policy can route (its thresholds sit far above this floor) gets one.
+EXPLAIN_MIN_RISK = 0.02
+EXPLAIN_TOP_SHARE = 0.2
+
+
+def explain_mask(risk: np.ndarray) -> np.ndarray:
+    """Which accounts get per-account drivers (see `EXPLAIN_MIN_RISK`, `EXPLAIN_TOP_SHARE`)."""
+    risk = np.asarray(risk, dtype="float64")
+    if risk.size == 0:
+        return np.zeros(0, dtype=bool)
+    mask = risk >= EXPLAIN_MIN_RISK
+    top = int(np.ceil(EXPLAIN_TOP_SHARE * risk.size))
+    mask[np.argsort(-risk, kind="stable")[:top]] = True
+    return mask
+
+
+def score_accounts(model, features: pd.DataFrame, *, describe, headline, k: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Churn risk for every account in ``features`` and, for the accounts `explain_mask` picks,
+    their top ``k`` signed drivers in words and the headline reason.
+
+    ``model`` is a `models.churn.ChurnModel`; ``describe(feature, value, contribution)`` phrases a
+    driver and ``headline(drivers)`` picks the case's reason. Returns the scores (account_id,
+    churn_risk, explained, drivers, top_reason) and the contributions of the explained accounts
+    (indexed by account_id), which the caller keeps to tell what moved between snapshots.
+    """
+    from models.explain import top_drivers
+    from models.features import feature_matrix
+
+    X = feature_matrix(features)
+    risk = model.predict_proba(X)
+    explained = explain_mask(risk)
+    contribs = model.contributions(X[explained])
+    drivers = top_drivers(contribs, X[explained], k=k, describe=describe)
+    rows: list[list[dict]] = [[] for _ in range(len(X))]
+    for pos, row in zip(np.flatnonzero(explained), drivers):
+        rows[pos] = [{"feature": d.feature, "phrase": d.phrase, "contribution": round(float(d.contribution), 4)} for d in row]
+    out = pd.DataFrame({"account_id": features.index.astype(str), "churn_risk": risk, "explained": explained})
+    out["drivers"] = rows
+    out["top_reason"] = [
+        headline(r) if r else f"low churn risk ({p:.1%} within the horizon)" for r, p in zip(rows, risk)
+    ]
+    contribs.index = out.loc[explained, "account_id"].to_numpy()
+    return out, contribs

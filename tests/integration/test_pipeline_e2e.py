@@ -99,11 +99,22 @@ def test_cases_carry_more_risk_than_the_rest(env, first_run):
 
 def test_scores_explain_themselves_and_track_drift(env, first_run):
     scores = first_run.output_for_node("churn_scores")
-    assert scores["drivers"].map(len).eq(5).all()
+    explained = scores["explained"]
+    # every account that matters is explained: all above the floor, at least the riskiest 20%
+    assert explained[scores["churn_risk"] >= 0.02].all()
+    assert explained.mean() >= 0.2
+    assert scores.loc[explained, "drivers"].map(len).eq(5).all()
+    assert scores.loc[~explained, "drivers"].map(len).eq(0).all()
+    assert scores.loc[~explained, "top_reason"].str.startswith("low churn risk").all()
     assert all(isinstance(d["phrase"], str) and d["phrase"] for row in scores["drivers"] for d in row)
+    cases = _queue_rows(env)
+    assert scores.set_index("account_id").loc[cases["account_id"], "explained"].all()
     # the third snapshot in a row knows what moved since the second: every account whose risk
     # changed names the features that moved it
-    changed = scores["churn_risk_delta"].abs() > 1e-9
+    before = Warehouse(env["wh_url"]).read_sql(
+        "SELECT account_id FROM contribution_history WHERE snapshot_date = :d", {"d": pd.Timestamp(SNAPSHOTS[-2]).date()}
+    )["account_id"]
+    changed = (scores["churn_risk_delta"].abs() > 1e-9) & explained & scores["account_id"].isin(set(before))
     assert changed.any()
     assert scores.loc[changed, "movers"].map(len).gt(0).all()
     drift = [

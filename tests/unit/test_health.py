@@ -67,3 +67,14 @@ def test_intervention_status_names_the_open_case_and_its_plays():
     assert out["b"] == "rescue case RC-2 open (P3, csm)"
     assert out["c"] is None
     assert intervention_status(ids, cases.iloc[0:0], plays).isna().all()
+
+
+def test_explain_mask_covers_the_floor_and_the_riskiest_share():
+    from models.scoring import EXPLAIN_MIN_RISK, explain_mask
+
+    risk = np.concatenate([np.full(90, 0.001), np.linspace(0.003, 0.01, 5), [EXPLAIN_MIN_RISK, 0.3, 0.5, 0.7, 0.9]])
+    mask = explain_mask(risk)
+    assert mask[risk >= EXPLAIN_MIN_RISK].all()
+    assert mask.sum() >= 0.2 * len(risk)
+    assert mask.sum() == 20 and mask[:90].sum() == 10  # ties at the edge fill the share, the bulk is not explained
+    assert explain_mask(np.array([])).size == 0
