@@ -7,8 +7,8 @@ import pandas as pd
 from assets.partitions import snapshot_date, snapshot_partitions
 from connectors.warehouse import WarehouseResource
 from models.contracts import CHURN_OUTCOMES
-from models.features import FEATURE_NAMES, USAGE_WINDOW_DAYS, account_features as compute_features
-from models.labels import churn_outcomes as derive_churn_outcomes, population
+from models.churn.features import FEATURE_NAMES, USAGE_WINDOW_DAYS, account_features as compute_features
+from models.churn.labels import churn_outcomes as derive_churn_outcomes, population
 
 GROUP = "features"
 OWNERS = ["team:data"]

@@ -7,21 +7,22 @@
 - `crm_writeback`: delivers the CRM outbox (Tasks per case and per play, account health fields)
   through the configured CRM writer; dead letters are listed in its metadata.
 - `play_effectiveness`: treated vs holdout save rate and ARR retained, overall and per play, with
-  confidence intervals, sample sizes and a plain verdict (`models.effectiveness`).
+  confidence intervals, sample sizes and a plain verdict (`models.experiment.effectiveness`).
 
-The experiment unit (an account, counted once) is defined in `models/feedback.py`.
+The experiment unit (an account, counted once) is defined in `models/experiment/outcomes.py`.
 """
 
-import base64
 from datetime import UTC, datetime
 
 import dagster as dg
+
+from models.charts import png_markdown
 import pandas as pd
 
-from connectors.crm_writeback import CRMWriterResource, dead_letters
-from connectors.queue_store import QueueStore, QueueStoreResource
-from models.effectiveness import effectiveness_chart
-from models.feedback import (
+from connectors.writeback import CRMWriterResource, dead_letters
+from connectors.queue.store import QueueStore, QueueStoreResource
+from models.experiment.effectiveness import effectiveness_chart
+from models.experiment.outcomes import (
     compare_groups,
     effectiveness_markdown,
     experiment_units,
@@ -81,16 +82,12 @@ def crm_writeback(config: WritebackConfig, queue: QueueStoreResource, crm_writer
     })
 
 
-def _png_md(name: str, png: bytes) -> str:
-    return f"![{name}](data:image/png;base64,{base64.b64encode(png).decode()})"
-
-
 @dg.asset(group_name=GROUP, kinds={"pandas"}, owners=OWNERS)
 def play_effectiveness(context: dg.AssetExecutionContext, rescue_outcomes: pd.DataFrame) -> pd.DataFrame:
     """Save rate and ARR retained of treated vs holdout accounts, overall and per play, with CIs."""
     treated, holdout = experiment_units(rescue_outcomes)
     eff = compare_groups(treated, holdout)
-    chart = _png_md("play effectiveness", effectiveness_chart(eff))
+    chart = png_markdown("play effectiveness", effectiveness_chart(eff), heading=False)
     context.add_output_metadata({
         "verdict": eff.overall["verdict"],
         "n_treated": int(eff.overall["n_treated"]),

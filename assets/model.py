@@ -6,26 +6,27 @@ champion on the same validation window. Scoring always uses the champion.
 """
 
 
-import base64
 import json
 import platform
 from datetime import UTC, datetime
 
 import dagster as dg
+
+from models.charts import png_markdown
 import numpy as np
 import pandas as pd
 
 from connectors.model_registry import ModelRegistryResource
 from connectors.settings import default_report_dir
 from connectors.warehouse import WarehouseResource
-from models.churn import ChurnModel, time_validation_report
-from models.features import CATEGORICAL_FEATURES, FEATURE_NAMES
-from models.feedback import rescue_treatments
-from models.health import rules_risk
-from models.labels import observation_dates
-from models.metrics import evaluate as evaluate_scores
-from models.promotion import decide_promotion
-from models.training import build_training_set, time_split
+from models.churn.model import ChurnModel, time_validation_report
+from models.churn.features import CATEGORICAL_FEATURES, FEATURE_NAMES
+from models.experiment.outcomes import rescue_treatments
+from models.churn.health import rules_risk
+from models.churn.labels import observation_dates
+from models.churn.evaluation import evaluate as evaluate_scores
+from models.churn.promotion import decide_promotion
+from models.churn.training import build_training_set, time_split
 
 GROUP = "model"
 OWNERS = ["team:data-science"]
@@ -96,9 +97,7 @@ def training_set(
 
 
 def _png_md(plots: dict[str, bytes]) -> str:
-    return "\n\n".join(
-        f"**{name}**\n\n![{name}](data:image/png;base64,{base64.b64encode(png).decode()})" for name, png in plots.items()
-    )
+    return "\n\n".join(png_markdown(name, png) for name, png in plots.items())
 
 
 def _metrics_table(report: dict) -> pd.DataFrame:

@@ -7,23 +7,20 @@
   rates where outcomes exist.
 """
 
-import base64
 from datetime import UTC, datetime
 
 import dagster as dg
+
+from models.charts import png_markdown
 import pandas as pd
 
 from connectors.policy_source import PolicyResource
-from connectors.queue_store import QueueStoreResource
-from models.diagram import render_policy_diagram
-from models.queue_metrics import charts, queue_metrics
+from connectors.queue.store import QueueStoreResource
+from models.policy.diagram import render_policy_diagram
+from models.cases.metrics import charts, queue_metrics
 
 GROUP = "operations"
 OWNERS = ["team:cs-ops"]
-
-
-def _png(name: str, png: bytes) -> str:
-    return f"**{name}**\n\n![{name}](data:image/png;base64,{base64.b64encode(png).decode()})"
 
 
 @dg.asset(group_name=GROUP, kinds={"yaml"}, owners=OWNERS)
@@ -40,7 +37,7 @@ def escalation_policy(context: dg.AssetExecutionContext, policy: PolicyResource)
             "content_hash": pol.content_hash,
             "teams": dg.MetadataValue.int(len(pol.teams)),
             "severity_rules": dg.MetadataValue.md(rules.to_markdown(index=False)),
-            "swimlanes": dg.MetadataValue.md(_png("policy swimlanes and RACI", render_policy_diagram(pol, fmt="png"))),
+            "swimlanes": dg.MetadataValue.md(png_markdown("policy swimlanes and RACI", render_policy_diagram(pol, fmt="png"))),
         },
         data_version=dg.DataVersion(pol.content_hash),
     )
@@ -73,7 +70,7 @@ def queue_operations_metrics(
         "overall": dg.MetadataValue.md(metrics.overall.round(3).to_markdown(index=False) if len(metrics.overall) else "(no cases)"),
     }
     if len(metrics.cases):
-        metadata["charts"] = dg.MetadataValue.md("\n\n".join(_png(n, p) for n, p in charts(metrics).items()))
+        metadata["charts"] = dg.MetadataValue.md("\n\n".join(png_markdown(n, p) for n, p in charts(metrics).items()))
     if len(metrics.save_rates):
         metadata["save_rates"] = dg.MetadataValue.md(metrics.save_rates.round(3).to_markdown(index=False))
     context.add_output_metadata(metadata)

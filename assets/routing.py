@@ -9,11 +9,11 @@ import pandas as pd
 
 from assets.partitions import snapshot_date, snapshot_partitions
 from connectors.policy_source import PolicyResource
-from connectors.queue_store import QueueStoreResource
+from connectors.queue.store import QueueStoreResource
 from connectors.warehouse import WarehouseResource
-from models.context import USAGE_TREND_WEEKS, build_context_packages
-from models.policy import route
-from models.scoring import build_candidates
+from models.cases.context import USAGE_TREND_WEEKS, build_context_packages
+from models.policy.schema import route
+from models.churn.scoring import build_candidates
 
 GROUP = "routing"
 OWNERS = ["team:cs-ops"]

@@ -6,15 +6,15 @@ import pandas as pd
 
 from assets.partitions import snapshot_date, snapshot_partitions
 from connectors.model_registry import ModelRegistryResource
-from connectors.queue_store import QueueStoreResource
+from connectors.queue.store import QueueStoreResource
 from connectors.warehouse import WarehouseResource
-from models.churn import ChurnModel
-from models.drift import drift_report
-from models.explain import score_movers
-from models.features import describe_driver, headline_reason
-from models.health import health_scores as compute_health
-from models.health import intervention_status
-from models.scoring import score_accounts, score_history_frame
+from models.churn.model import ChurnModel
+from models.churn.drift import drift_report
+from models.churn.explain import score_movers
+from models.churn.features import describe_driver, headline_reason
+from models.churn.health import health_scores as compute_health
+from models.churn.health import intervention_status
+from models.churn.scoring import score_accounts, score_history_frame
 
 GROUP = "scoring"
 OWNERS = ["team:data-science"]

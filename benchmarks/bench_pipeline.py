@@ -46,19 +46,19 @@ def _peak_mib() -> float:
 def run_size(n_accounts: int, seed: int) -> dict:
     import pandas as pd
 
-    from connectors.demo_world import DemoWorldConfig, generate_demo_world
-    from connectors.queue_store import QueueStore
+    from connectors.demo.world import DemoWorldConfig, generate_demo_world
+    from connectors.queue.store import QueueStore
     from connectors.warehouse import Warehouse
-    from models.churn import time_validation_report
-    from models.context import USAGE_TREND_WEEKS, build_context_packages
+    from models.churn.model import time_validation_report
+    from models.cases.context import USAGE_TREND_WEEKS, build_context_packages
     from models.contracts import ACCOUNTS, RENEWALS, TICKETS, USAGE_DAILY, conform
-    from models.features import CATEGORICAL_FEATURES, FEATURE_NAMES, USAGE_WINDOW_DAYS, account_features, describe_driver, headline_reason
-    from models.health import health_scores, rules_risk
-    from models.labels import churn_outcomes, observation_dates, population
-    from models.policy import load_policy, route
+    from models.churn.features import CATEGORICAL_FEATURES, FEATURE_NAMES, USAGE_WINDOW_DAYS, account_features, describe_driver, headline_reason
+    from models.churn.health import health_scores, rules_risk
+    from models.churn.labels import churn_outcomes, observation_dates, population
+    from models.policy.schema import load_policy, route
     from models.quality import validate_frame
-    from models.scoring import build_candidates, score_accounts
-    from models.training import build_training_set, time_split
+    from models.churn.scoring import build_candidates, score_accounts
+    from models.churn.training import build_training_set, time_split
 
     stages: list[dict] = []
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.assignment import Member, assign
-from models.policy import load_policy, route
+from models.routing.assignment import Member, assign
+from models.policy.schema import load_policy, route
 
 DEFAULT_POLICY = Path(__file__).resolve().parents[1] / "policies" / "default.yaml"
 

@@ -2,7 +2,7 @@
 
 Layout under the registry root (default ``$RESCUE_HOME/models``)::
 
-    versions/<version>/model.bin      serialized model (models.churn.ChurnModel.to_bytes)
+    versions/<version>/model.bin      serialized model (models.churn.model.ChurnModel.to_bytes)
     versions/<version>/metadata.json  training window, features, metrics, fingerprint, libraries
     champion.json                     {"version": ..., "promoted_at": ..., "reason": ...}
     history.jsonl                     append-only log of registrations and promotions

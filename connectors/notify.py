@@ -39,7 +39,7 @@ from typing import Any, Protocol
 import dagster as dg
 import requests
 
-from connectors.queue_store import QueueStore, utc_naive
+from connectors.queue.store import QueueStore, utc_naive
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from models.policy import Policy, load_policy
+from models.policy.schema import Policy, load_policy
 
 DEFAULT_POLICY = Path("policies") / "default.yaml"
 

@@ -230,11 +230,11 @@ def empty_frame(contract: TableContract) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------------------------
 # Frames passed between stages (not source tables). Their columns are fixed here so that the
-# policy engine (models.policy), the queue store (connectors.queue_store) and the assets agree.
+# policy engine (models.policy.schema), the queue store (connectors.queue.store) and the assets agree.
 # --------------------------------------------------------------------------------------------
 
 #: `rescue_candidates` input to the policy: one row per account at the snapshot, every column
-#: usable in a policy condition. Produced by models.scoring.build_candidate_frame.
+#: usable in a policy condition. Produced by models.churn.scoring.build_candidate_frame.
 CANDIDATE_COLUMNS: dict[str, str] = {
     "account_id": "str: account id",
     "name": "str: account name",

@@ -24,11 +24,11 @@ from typing import Any
 
 import dagster as dg
 
-from connectors.crm_writeback import CRMWriterResource
+from connectors.writeback import CRMWriterResource
 from connectors.model_registry import ModelRegistryResource
 from connectors.notify import NotifierResource
 from connectors.policy_source import PolicyResource
-from connectors.queue_store import QueueStoreResource
+from connectors.queue.store import QueueStoreResource
 from connectors.settings import default_queue_url, default_warehouse_url
 from connectors.sources import WarehouseCRM, WarehouseTicketing
 from connectors.warehouse import WarehouseResource

@@ -1,7 +1,7 @@
 """Sensors: the SLA clock, ticking every minute, and the rescue-actions sensor.
 
 The SLA clock does its work in the sensor tick itself (it launches no run): it asks the policy's
-escalation ladders which steps are due for the open cases (`models.ladder.due_escalations`),
+escalation ladders which steps are due for the open cases (`models.cases.ladder.due_escalations`),
 applies them in the queue store (`QueueStore.apply_escalations`, idempotent by step key, so two
 ticks never escalate twice) and delivers due notifications from the outbox. Checking SLAs every
 minute, not hourly, is the point: a P1 with a 15-minute first-touch target cannot wait an hour.
@@ -19,8 +19,8 @@ import dagster as dg
 
 from connectors.notify import NotifierResource
 from connectors.policy_source import PolicyResource
-from connectors.queue_store import QueueStoreResource
-from models.ladder import due_escalations
+from connectors.queue.store import QueueStoreResource
+from models.cases.ladder import due_escalations
 from pipelines.jobs import feedback_job
 
 

@@ -82,7 +82,7 @@ def queue_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def queue_store(queue_url: str):
     """A migrated QueueStore on a fresh database (each backend)."""
-    from connectors.queue_store import QueueStore
+    from connectors.queue.store import QueueStore
 
     store = QueueStore(queue_url)
     store.migrate()

@@ -17,8 +17,8 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from connectors.desk_users import DeskUser
-from models.lifecycle import STATUSES
+from connectors.queue.users import DeskUser
+from models.cases.lifecycle import STATUSES
 from pipelines.desk import present
 from pipelines.desk.auth import NotAuthenticated, require_manager
 from pipelines.desk.service import Desk, QueueFilters

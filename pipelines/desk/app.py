@@ -36,9 +36,9 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
-from connectors.desk_users import DeskUsers
-from connectors.queue_store import QueueStore
-from models.policy import Policy, load_policy
+from connectors.queue.users import DeskUsers
+from connectors.queue.store import QueueStore
+from models.policy.schema import Policy, load_policy
 from pipelines.desk import api, pages
 from pipelines.desk.auth import NotAuthenticated, session_user
 from pipelines.desk.errors import STATUS_BY_ERROR, error_status
@@ -114,7 +114,7 @@ def create_app(queue_url: str, policy_path: str | Path, *, secret_key: str | Non
 def _policy_diagram(policy: Policy) -> bytes | None:
     """The policy drawn as swimlanes (SVG), when the diagram module is installed with the desk."""
     try:
-        from models.diagram import render_policy_diagram
+        from models.policy.diagram import render_policy_diagram
     except ImportError:
         return None
     return render_policy_diagram(policy, fmt="svg")

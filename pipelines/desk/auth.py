@@ -23,7 +23,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.desk_users import DeskUser, DeskUsers
+from connectors.queue.users import DeskUser, DeskUsers
 
 SESSION_USER = "user_id"
 SESSION_STAMP = "stamp"

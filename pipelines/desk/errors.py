@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from models.lifecycle import CaseConflict, CaseNotFound, InvalidTransition
+from models.cases.lifecycle import CaseConflict, CaseNotFound, InvalidTransition
 from pipelines.desk.auth import CsrfError, NotAuthenticated, PermissionDenied
 from pipelines.desk.service import CapacityReached
 

@@ -16,8 +16,8 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from connectors.desk_users import DeskUser
-from models.lifecycle import STATUSES
+from connectors.queue.users import DeskUser
+from models.cases.lifecycle import STATUSES
 from pipelines.desk import present
 from pipelines.desk.auth import (
     CSRF_FIELD,

@@ -20,8 +20,8 @@ from typing import Any
 import pandas as pd
 from markupsafe import Markup, escape
 
-from models.lifecycle import ACTIVE_STATUSES, PAUSED_STATUSES
-from models.policy import Policy
+from models.cases.lifecycle import ACTIVE_STATUSES, PAUSED_STATUSES
+from models.policy.schema import Policy
 
 PRIORITY_ORDER: dict[str, int] = {"P1": 1, "P2": 2, "P3": 3, "P4": 4}
 

@@ -1,8 +1,8 @@
 """The desk's operations, shared by the web pages and the JSON API.
 
 `Desk` holds the queue store, the desk users and the escalation policy. Every change goes
-through the queue store (`claim`, `transition`, `log_play`, `resolve`) or `connectors.handoff`,
-so the lifecycle rules of `models.lifecycle`, the audit trail and the outbox apply exactly as
+through the queue store (`claim`, `transition`, `log_play`, `resolve`) or `connectors.queue.handoff`,
+so the lifecycle rules of `models.cases.lifecycle`, the audit trail and the outbox apply exactly as
 they do for `rescue queue ...`; this module adds only who may do it (`pipelines.desk.auth`) and
 the policy checks of a handoff (known team, known person, capacity).
 """
@@ -15,12 +15,12 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 
-from connectors.desk_users import DeskUser, DeskUsers
-from connectors.handoff import handoff
-from connectors.queue_store import QueueStore
-from models.lifecycle import ACTIVE_STATUSES, STATUSES
-from models.policy import Policy
-from models.queue_metrics import queue_metrics
+from connectors.queue.users import DeskUser, DeskUsers
+from connectors.queue.handoff import handoff
+from connectors.queue.store import QueueStore
+from models.cases.lifecycle import ACTIVE_STATUSES, STATUSES
+from models.policy.schema import Policy
+from models.cases.metrics import queue_metrics
 from pipelines.desk import present
 from pipelines.desk.auth import check_can_act, check_can_hand_off
 

@@ -22,8 +22,8 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from connectors.desk_users import DeskUsers
-from connectors.queue_store import QueueStore
+from connectors.queue.users import DeskUsers
+from connectors.queue.store import QueueStore
 from models.contracts import CANDIDATE_COLUMNS, DECISION_COLUMNS
 from pipelines.desk import create_app
 
@@ -57,7 +57,7 @@ def utc_now() -> datetime:
 
 
 def _context(account_id: str, spec: dict) -> dict:
-    """A context package shaped like `models.context.build_context_packages` makes."""
+    """A context package shaped like `models.cases.context.build_context_packages` makes."""
     weekly = [42.0, 41.5, 43.0, 40.0, 38.5, 36.0, 33.0, 31.5, 29.0, 27.5, 26.0, 24.5]
     return {
         "account": {"account_id": account_id, "name": spec["name"], "segment": spec["segment"], "arr": spec["arr"],

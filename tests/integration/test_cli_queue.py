@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from connectors.queue_store import QueueStore
-from pipelines.cli import app
+from connectors.queue.store import QueueStore
+from pipelines.cli.main import app
 
 runner = CliRunner()
 

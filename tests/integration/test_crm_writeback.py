@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import responses
 
-from connectors.crm_writeback import (
+from connectors.writeback import (
     CRMWriterResource,
     SalesforceCRMWriter,
     WarehouseCRMWriter,
@@ -25,8 +25,8 @@ from connectors.crm_writeback import (
     queue_case_syncs,
 )
 from connectors.http_retry import RetryPolicy
-from connectors.queue_store import QueueStore
-from connectors.salesforce import (
+from connectors.queue.store import QueueStore
+from connectors.salesforce.client import (
     SalesforceClient,
     SalesforceConnection,
     SalesforceCredentials,

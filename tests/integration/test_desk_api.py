@@ -15,9 +15,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from fastapi.testclient import TestClient
 
-from connectors.desk_users import DeskUserError, DeskUsers, desk_users
-from connectors.handoff import handoff
-from connectors.queue_store import METADATA, CaseConflict, InvalidTransition, QueueStore
+from connectors.queue.users import DeskUserError, DeskUsers, desk_users
+from connectors.queue.handoff import handoff
+from connectors.queue.store import METADATA, CaseConflict, InvalidTransition, QueueStore
 from pipelines.desk import create_app
 from tests.integration.desk_fixtures import (  # noqa: F401
     ACCOUNTS,
@@ -347,7 +347,7 @@ def test_tokens_never_reach_the_logs(client: TestClient, desk_env: DeskEnv, capl
 def test_the_cli_adds_policy_members_as_users_and_prints_their_token_once(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from pipelines.cli import app
+    from pipelines.cli.main import app
 
     url = f"sqlite:///{tmp_path / 'queue.db'}"
     runner = CliRunner()

@@ -13,12 +13,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from connectors.crm_writeback import WarehouseCRMWriter
-from connectors.demo_world import DemoWorldConfig, generate_demo_world
+from connectors.writeback import WarehouseCRMWriter
+from connectors.demo.world import DemoWorldConfig, generate_demo_world
 from connectors.model_registry import ModelRegistryResource
 from connectors.policy_source import PolicyResource
-from connectors.queue_store import QueueStore, QueueStoreResource
-from connectors.rescue_simulator import simulate_rescue_team
+from connectors.queue.store import QueueStore, QueueStoreResource
+from connectors.demo.team import simulate_rescue_team
 from connectors.sources import WarehouseCRM, WarehouseTicketing
 from connectors.warehouse import Warehouse, WarehouseResource
 from pipelines.definitions import build_definitions

@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 
 from assets.model import TrainingConfig, churn_model, churn_model_promotion_gate
-from connectors.demo_world import DemoWorldConfig, generate_demo_world
+from connectors.demo.world import DemoWorldConfig, generate_demo_world
 from connectors.model_registry import ModelRegistryResource
 from connectors.warehouse import Warehouse
 from models.contracts import ACCOUNTS, RENEWALS, TICKETS, conform
-from models.labels import observation_dates
-from models.training import build_training_set
+from models.churn.labels import observation_dates
+from models.churn.training import build_training_set
 
 pytestmark = pytest.mark.slow
 

@@ -26,7 +26,7 @@ from connectors.notify import (
     backoff_delay,
     deliver_outbox,
 )
-from connectors.queue_store import QueueStore
+from connectors.queue.store import QueueStore
 
 NOW = datetime(2025, 6, 2, 8, 0)
 WEBHOOK = "https://hooks.slack.com/services/T0001/B0002/sEcReTt0KeN"

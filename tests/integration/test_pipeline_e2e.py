@@ -10,10 +10,10 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from connectors.demo_world import DemoWorldConfig, generate_demo_world
+from connectors.demo.world import DemoWorldConfig, generate_demo_world
 from connectors.model_registry import ModelRegistryResource
 from connectors.policy_source import PolicyResource
-from connectors.queue_store import QueueStore, QueueStoreResource
+from connectors.queue.store import QueueStore, QueueStoreResource
 from connectors.sources import WarehouseCRM, WarehouseTicketing
 from connectors.warehouse import Warehouse, WarehouseResource
 from pipelines.definitions import build_definitions

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from connectors.queue_store import (
+from connectors.queue.store import (
     METADATA,
     CaseConflict,
     CaseNotFound,
@@ -432,7 +432,7 @@ def test_sla_inputs_give_the_ladder_first_touch_pauses_and_applied_steps(queue_s
 
 def test_a_reassignment_regenerates_the_context_package_for_the_new_owner(queue_store: QueueStore, frames) -> None:
     """Plays tried and the chain of handoffs are rebuilt from the queue's records on every move."""
-    from connectors.handoff import handoff
+    from connectors.queue.handoff import handoff
 
     apply(queue_store, frames, [{"account_id": "A1", "team": "csm", "assignee": "ana"}])
     case_id = the_case(queue_store, "A1")["case_id"]

@@ -13,7 +13,7 @@ import responses
 import simple_salesforce.bulk2
 
 from connectors.http_retry import RetryPolicy
-from connectors.salesforce import (
+from connectors.salesforce.client import (
     SalesforceAPIError,
     SalesforceClient,
     SalesforceConnection,

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from connectors.demo_world import EVENTS_TABLE, DemoWorldConfig, generate_demo_world
+from connectors.demo.world import EVENTS_TABLE, DemoWorldConfig, generate_demo_world
 from connectors.warehouse import Warehouse, WarehouseError, WarehouseResource
 from models.contracts import ACCOUNTS, USAGE_DAILY, ContractError, conform
 

@@ -12,7 +12,7 @@ import pytest
 from scipy.special import expit, logit
 from sklearn.metrics import brier_score_loss
 
-from models.churn import (
+from models.churn.model import (
     ChurnModel,
     LinearScorer,
     ModelError,
@@ -22,7 +22,7 @@ from models.churn import (
     fit_logistic_baseline,
     time_validation_report,
 )
-from models.tabular import prepare_table
+from models.churn.tabular import prepare_table
 
 FEATURES = ["usage_drop", "tickets", "noise", "tier"]
 TELCO = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "telco" / "Telco-Customer-Churn.csv"
@@ -185,7 +185,7 @@ def test_telco_bar():
 
 
 def test_the_tuning_budget_shrinks_only_on_large_training_sets():
-    from models.churn import LARGE_TRAINING_ROWS, effective_tuning_budget
+    from models.churn.model import LARGE_TRAINING_ROWS, effective_tuning_budget
 
     assert effective_tuning_budget(10_000, 6) == 6
     assert effective_tuning_budget(LARGE_TRAINING_ROWS, 6) == 6

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.cli import app
+from pipelines.cli.main import app
 
 REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -113,7 +113,7 @@ def test_bad_labels_and_small_tables_exit_2_with_one_line(tmp_path, mutate, mess
 def test_installed_module_entry_point_runs_as_a_subprocess(tmp_path):
     path = _csv(tmp_path, n=150)
     done = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "model", "evaluate", "--csv", str(path),
+        [sys.executable, "-m", "pipelines.cli.main", "model", "evaluate", "--csv", str(path),
          "--label", "left", "--id", "customer", "--folds", "2", "--json"],
         cwd=REPO, capture_output=True, text=True, check=False,
     )
@@ -121,7 +121,7 @@ def test_installed_module_entry_point_runs_as_a_subprocess(tmp_path):
     payload = json.loads(done.stdout)
     assert payload["rows"] == 150 and payload["folds"] == 2
     bad = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "model", "evaluate", "--csv", str(path), "--label", "nope"],
+        [sys.executable, "-m", "pipelines.cli.main", "model", "evaluate", "--csv", str(path), "--label", "nope"],
         cwd=REPO, capture_output=True, text=True, check=False,
     )
     assert bad.returncode == 2 and bad.stdout == "" and len(bad.stderr.strip().splitlines()) == 1

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.drift import drift_table, psi, status
+from models.churn.drift import drift_table, psi, status
 
 
 def test_identical_distributions_have_zero_psi():

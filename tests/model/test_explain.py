@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from scipy.special import expit
 
-from models.churn import fit_churn_model
-from models.explain import describe_generic, score_movers, top_drivers
+from models.churn.model import fit_churn_model
+from models.churn.explain import describe_generic, score_movers, top_drivers
 
 
 def _frame(n: int, seed: int) -> pd.DataFrame:

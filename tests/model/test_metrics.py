@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models import metrics as mx
+from models.churn import evaluation as mx
 
 
 def test_ece_is_zero_when_every_bin_matches_its_rate_and_known_otherwise():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from models.promotion import decide_promotion
+from models.churn.promotion import decide_promotion
 
 BASELINES = {"logistic_regression": {"roc_auc": 0.80, "brier": 0.15}, "health_score": {"roc_auc": 0.70}}
 

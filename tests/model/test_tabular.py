@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.tabular import TableError, normalize_label, prepare_table
+from models.churn.tabular import TableError, normalize_label, prepare_table
 
 
 def _table(n: int = 80, seed: int = 0) -> pd.DataFrame:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.assignment import AssignmentError, Member, assign
+from models.routing.assignment import AssignmentError, Member, assign
 
 
 def cases(*rows: tuple[str, list[str]]) -> pd.DataFrame:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from models.calendar import UTC, BusinessCalendar, CalendarError, parse_clock, parse_weekday
+from models.policy.calendar import UTC, BusinessCalendar, CalendarError, parse_clock, parse_weekday
 
 WEEKDAYS = ["mon", "tue", "wed", "thu", "fri"]
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from models.policy import load_policy
-from pipelines.cli import app
+from models.policy.schema import load_policy
+from pipelines.cli.main import app
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 runner = CliRunner()

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from models.diagram import render_policy_diagram
-from models.policy import load_policy
-from pipelines.cli import app
+from models.policy.diagram import render_policy_diagram
+from models.policy.schema import load_policy
+from pipelines.cli.main import app
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 runner = CliRunner()

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from models.conditions import (
+from models.policy.conditions import (
     OPERATORS,
     AllOf,
     ConditionError,

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from connectors.demo_world import (
+from connectors.demo.world import (
     ACCOUNTS_TABLE,
     CHURN_FACTOR_COLUMNS,
     EVENTS_TABLE,

@@ -13,8 +13,8 @@ import pytest
 from matplotlib.patches import FancyBboxPatch, Rectangle
 from matplotlib.text import Text
 
-from models.conditions import parse_condition
-from models.diagram import (
+from models.policy.conditions import parse_condition
+from models.policy.diagram import (
     STYLE,
     condition_text,
     minutes_text,
@@ -22,7 +22,7 @@ from models.diagram import (
     render_policy_diagram,
     step_trigger_text,
 )
-from models.policy import load_policy, parse_policy
+from models.policy.schema import load_policy, parse_policy
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 DEFAULT = load_policy(POLICIES / "default.yaml")

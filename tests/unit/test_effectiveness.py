@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.effectiveness import (
+from models.experiment.effectiveness import (
     OVERALL,
     EffectivenessError,
     effectiveness_chart,

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.features import FEATURE_NAMES, account_features, describe_driver, feature_matrix
+from models.churn.features import FEATURE_NAMES, account_features, describe_driver, feature_matrix
 from tests.factories import random_tables
 
 AS_OF = pd.Timestamp("2025-09-01")
@@ -149,7 +149,7 @@ def test_driver_phrases_are_plain_words():
 
 
 def test_headline_reason_prefers_an_actionable_risk_driver():
-    from models.features import headline_reason
+    from models.churn.features import headline_reason
 
     drivers = [
         {"feature": "days_to_renewal", "phrase": "renewal in 12 days", "contribution": 1.2},

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.features import account_features
-from models.health import WEIGHTS, band, health_scores, rules_risk
+from models.churn.features import account_features
+from models.churn.health import WEIGHTS, band, health_scores, rules_risk
 from tests.factories import random_tables
 
 
@@ -56,7 +56,7 @@ def test_band_edges():
 
 
 def test_intervention_status_names_the_open_case_and_its_plays():
-    from models.health import intervention_status
+    from models.churn.health import intervention_status
 
     ids = pd.Index(["a", "b", "c"])
     cases = pd.DataFrame({"account_id": ["a", "b"], "case_id": ["RC-1", "RC-2"], "status": ["in_progress", "open"],
@@ -70,7 +70,7 @@ def test_intervention_status_names_the_open_case_and_its_plays():
 
 
 def test_explain_mask_covers_the_floor_and_the_riskiest_share():
-    from models.scoring import EXPLAIN_MIN_RISK, explain_mask
+    from models.churn.scoring import EXPLAIN_MIN_RISK, explain_mask
 
     risk = np.concatenate([np.full(90, 0.001), np.linspace(0.003, 0.01, 5), [EXPLAIN_MIN_RISK, 0.3, 0.5, 0.7, 0.9]])
     mask = explain_mask(risk)

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from models.labels import LabelError, build_labels, churn_outcomes, observation_dates, population
+from models.churn.labels import LabelError, build_labels, churn_outcomes, observation_dates, population
 
 D = pd.Timestamp
 

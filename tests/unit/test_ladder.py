@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from models.ladder import LadderError, due_escalations, resolve_raci
-from models.policy import load_policy
+from models.cases.ladder import LadderError, due_escalations, resolve_raci
+from models.policy.schema import load_policy
 
 POLICY = load_policy(Path(__file__).resolve().parents[2] / "policies" / "default.yaml")
 UTC = dt.timezone.utc

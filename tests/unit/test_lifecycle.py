@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from models import lifecycle as lc
+from models.cases import lifecycle as lc
 
 EXPECTED = {
     ("open", "acknowledged"), ("open", "closed_no_action"),

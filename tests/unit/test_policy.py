@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from models.contracts import DECISION_COLUMNS
-from models.policy import (
+from models.policy.schema import (
     PolicyError,
     RoutingError,
     holdout_draw,
@@ -129,7 +129,7 @@ def test_default_policy_expresses_the_required_rules():
         "segment": ["enterprise", "enterprise", "smb"], "churn_risk": [0.7, 0.7, 0.7],
         "days_to_renewal": [100.0, 150.0, 30.0],
     })
-    from models.conditions import evaluate
+    from models.policy.conditions import evaluate
 
     assert evaluate(rules["enterprise_renewal_at_risk"].when, frame).tolist() == [True, False, False]
 

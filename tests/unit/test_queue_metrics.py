@@ -9,8 +9,8 @@ import math
 import pandas as pd
 import pytest
 
-from models.calendar import BusinessCalendar
-from models.queue_metrics import QueueMetricsError, charts, queue_metrics
+from models.policy.calendar import BusinessCalendar
+from models.cases.metrics import QueueMetricsError, charts, queue_metrics
 
 T = pd.Timestamp
 NOW = T("2026-01-14 12:00")  # a Wednesday; weeks 2026-W02 (Jan 5-11) and 2026-W03 (Jan 12-18)

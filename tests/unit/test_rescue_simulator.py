@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connectors.demo_world import DemoWorldConfig, generate_demo_world
-from connectors.queue_store import QueueStore
-from connectors.rescue_simulator import (
+from connectors.demo.world import DemoWorldConfig, generate_demo_world
+from connectors.queue.store import QueueStore
+from connectors.demo.team import (
     PLAYS,
     choose_plays,
     outcome_draw,

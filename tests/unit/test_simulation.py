@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from connectors.warehouse import Warehouse
-from models.policy import load_policy, parse_policy
-from models.simulation import SimulationError, replay, simulate
-from pipelines.cli import app
+from models.policy.schema import load_policy, parse_policy
+from models.routing.replay import SimulationError, replay, simulate
+from pipelines.cli.main import app
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 DEFAULT = parse_policy((POLICIES / "default.yaml").read_text().replace("fraction: 0.10", "fraction: 0.0"))

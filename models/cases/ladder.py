@@ -1,0 +1,236 @@
+"""Escalation ladders: which steps are due on which open cases, and who each step involves.
+
+A ladder (see `LadderStep` in `models.policy.schema`) is an ordered list of time-bound triggers for a
+priority, optionally overridden per team. `due_escalations` measures each open case's clocks in
+business minutes on its team's calendar, with snoozed / waiting-on-customer intervals paused:
+
+- `after_minutes: X` is due once X business minutes have passed without a first touch;
+- `at_sla_pct: Y` on the `first_touch` clock is due at Y% of the first-touch target while the
+  case is still untouched; on the `resolution` clock at Y% of the resolution target. 100% is
+  the breach (re-escalation), `pre_breach` the priority's warning share.
+
+A step is due from the minute its threshold is reached (one minute before: not due). Every due
+step has a stable `step_key` (`<case_id>:<step_id>`), so a caller that records the keys it has
+applied can run this every minute and never apply a step twice.
+
+`resolve_raci` turns a step's RACI lists (roles, member ids, team keys, literal channels) into
+the people and channels for one case.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pandas as pd
+
+from models.routing.assignment import assign
+from models.policy.calendar import BusinessCalendar
+from models.policy.schema import CHANNEL_PREFIXES, LadderStep, Policy
+
+#: `(paused_at, resumed_at)`; `resumed_at` None means the case is still paused.
+Pause = tuple[dt.datetime, dt.datetime | None]
+
+RACI_KEYS: tuple[str, ...] = ("responsible", "accountable", "consulted", "informed")
+
+
+class LadderError(ValueError):
+    """Open cases cannot be evaluated (missing column, unknown team, naive timestamp)."""
+
+
+@dataclass(frozen=True)
+class EscalationStep:
+    """One ladder step that is due on one case."""
+
+    step_key: str
+    case_id: str
+    step_id: str
+    action: str
+    priority: str
+    team: str
+    to_team: str | None
+    clock: str
+    threshold_minutes: float
+    elapsed_minutes: float
+    message: str
+    raci: dict[str, list[str]] = field(default_factory=dict)
+    to_assignee: str | None = None
+
+
+def target_team(step: LadderStep, team: str, policy: Policy) -> str | None:
+    """The team a reassign step moves a case of `team` to; None for other actions or at the top."""
+    if step.action != "reassign":
+        return None
+    to = policy.next_tier_team(team) if step.target == "next_tier" else step.target
+    return None if to == team else to
+
+
+def resolve_raci(step: LadderStep, case_row: Mapping[str, Any], policy: Policy) -> dict[str, list[str]]:
+    """The step's RACI lists resolved for one case.
+
+    Entries become member ids (people in the policy), the account's `csm_owner` value, or channel
+    addresses (`slack:<ENV_VAR>`, `email:<address>`). Roles with no value on this case (no
+    assignee yet, no CSM owner) are left out; duplicates are removed, order kept.
+    """
+    team_key = str(case_row["team"])
+    if team_key not in policy.teams:
+        raise LadderError(f"case {case_row.get('case_id')!r} has unknown team {team_key!r}")
+    team = policy.teams[team_key]
+    receiving = policy.teams[target_team(step, team_key, policy) or team_key]
+
+    def value(name: str) -> list[str]:
+        raw = case_row.get(name)
+        return [] if raw is None or pd.isna(raw) or raw == "" else [str(raw)]
+
+    roles: dict[str, list[str]] = {
+        "assignee": value("assignee"),
+        "csm_owner": value("csm_owner"),
+        "escalation_manager": [team.escalation_manager],
+        "team_channel": team.channels.addresses(),
+        "target_escalation_manager": [receiving.escalation_manager],
+        "target_team_channel": receiving.channels.addresses(),
+    }
+    resolved: dict[str, list[str]] = {}
+    for key in RACI_KEYS:
+        out: list[str] = []
+        for entry in getattr(step.raci, key):
+            if entry in roles:
+                out += roles[entry]
+            elif entry in policy.teams:
+                out += policy.teams[entry].channels.addresses()
+            elif entry in policy.members_by_id or entry.startswith(CHANNEL_PREFIXES):
+                out.append(entry)
+            else:  # parse_policy rejects these; a hand-built policy might not
+                raise LadderError(f"step {step.id!r}: unknown RACI entry {entry!r}")
+        resolved[key] = list(dict.fromkeys(out))
+    return resolved
+
+
+def due_escalations(
+    open_cases: pd.DataFrame,
+    policy: Policy,
+    now: dt.datetime,
+    calendars: Mapping[str, BusinessCalendar] | None = None,
+    pauses: Mapping[str, Sequence[Pause]] | None = None,
+    *,
+    already_applied: Collection[str] = (),
+    member_load: Mapping[str, int] | None = None,
+) -> list[EscalationStep]:
+    """Ladder steps due at `now`, ordered by case then ladder position.
+
+    `open_cases` needs case_id, team, priority, opened_at and may have first_touch_at,
+    assignee, csm_owner and required_skills; timestamps are naive UTC or tz-aware. `calendars`
+    maps calendar names to calendars (default: the policy's). `pauses` maps a case id to its
+    pause intervals. Steps whose `step_key` is in `already_applied` are left out.
+
+    With `member_load` (open cases per member id), reassign steps also name the receiving
+    person (`to_assignee`), chosen by `models.routing.assignment.assign` in the receiving team or
+    further up its escalation path (`to_team` then names the team that has room); without it,
+    or when nobody has room, `to_assignee` is None and the case waits in the team's queue.
+    """
+    if now.tzinfo is None:
+        raise LadderError(f"now must be timezone-aware, got {now!r}")
+    required = {"case_id", "team", "priority", "opened_at"}
+    missing = sorted(required - set(open_cases.columns))
+    if missing:
+        raise LadderError(f"open_cases lacks column(s) {', '.join(missing)}; "
+                          f"columns: {', '.join(map(str, open_cases.columns))}")
+    calendars = policy.business_calendars if calendars is None else calendars
+    pauses = pauses or {}
+    applied = set(already_applied)
+    now = now.astimezone(dt.timezone.utc)
+
+    due: list[EscalationStep] = []
+    for row in open_cases.to_dict("records"):
+        case_id, team, priority = str(row["case_id"]), str(row["team"]), str(row["priority"])
+        if team not in policy.teams:
+            raise LadderError(f"case {case_id!r} has unknown team {team!r}; "
+                              f"teams: {', '.join(policy.teams)}")
+        ladder = policy.ladder_for(team, priority)
+        if not ladder:
+            continue
+        if priority not in policy.sla:
+            raise LadderError(f"case {case_id!r} has priority {priority!r} with no sla target")
+        calendar = calendars[policy.teams[team].calendar]
+        opened = _aware(row["opened_at"], "opened_at", case_id)
+        touched = _aware(row.get("first_touch_at"), "first_touch_at", case_id)
+        case_pauses = [(_aware(a, "pause start", case_id), _aware(b, "pause end", case_id) or now)
+                       for a, b in pauses.get(case_id, ())]
+        elapsed = calendar.business_minutes_between(opened, now, case_pauses)
+        target = policy.sla[priority]  # type: ignore[index]
+
+        for step in ladder:
+            step_key = f"{case_id}:{step.id}"
+            if step_key in applied:
+                continue
+            if step.after_minutes is not None:
+                if touched is not None or elapsed < step.after_minutes:
+                    continue
+                threshold = step.after_minutes
+                message = f"{elapsed:g} business minutes without a first touch (limit {threshold:g})"
+            else:
+                pct = policy.sla_pct(step, priority)
+                goal = target.first_touch_minutes if step.clock == "first_touch" else target.resolution_minutes
+                threshold = goal * pct / 100.0
+                if (step.clock == "first_touch" and touched is not None) or elapsed < threshold:
+                    continue
+                what = "breached" if pct >= 100 else f"at {pct:g}% of"
+                message = (f"{step.clock.replace('_', ' ')} clock {what} its {goal:g}-minute "
+                           f"{priority} target ({elapsed:g} business minutes elapsed)")
+            action, to_team = step.action, target_team(step, team, policy)
+            if action == "reassign" and to_team is None:
+                action = "notify"
+                message += f"; team {team!r} is the top tier, so the step notifies instead"
+            due.append(EscalationStep(
+                step_key=step_key, case_id=case_id, step_id=step.id, action=action,
+                priority=priority, team=team, to_team=to_team, clock=step.clock,
+                threshold_minutes=float(threshold), elapsed_minutes=elapsed, message=message,
+                raci=resolve_raci(step, row, policy),
+            ))
+    if member_load is None:
+        return due
+    return _with_assignees(due, open_cases, policy, member_load)
+
+
+def _with_assignees(
+    due: list[EscalationStep],
+    open_cases: pd.DataFrame,
+    policy: Policy,
+    member_load: Mapping[str, int],
+) -> list[EscalationStep]:
+    """Name the receiving person of each reassignment: one per (case, receiving team)."""
+    moves = list(dict.fromkeys((s.case_id, s.to_team) for s in due if s.action == "reassign"))
+    if not moves:
+        return due
+    skills_by_case: dict[str, Any] = {}
+    if "required_skills" in open_cases.columns:
+        skills_by_case = dict(zip(open_cases["case_id"].astype(str), open_cases["required_skills"]))
+    frame = pd.DataFrame({
+        "team": [to for _, to in moves],
+        "required_skills": [skills_by_case.get(case_id) for case_id, _ in moves],
+    })
+    who = assign(frame, policy.assignable_members(), member_load,
+                 escalation_paths=policy.escalation_paths())
+    chosen = dict(zip(moves, who))
+    out = []
+    for step in due:
+        person = chosen.get((step.case_id, step.to_team))
+        if person is not None:
+            step = replace(step, to_assignee=person, to_team=policy.member_team[person])
+        out.append(step)
+    return out
+
+
+def _aware(value: Any, name: str, case_id: str) -> dt.datetime | None:
+    """A timestamp as an aware UTC datetime (naive values are UTC); None when missing."""
+    if value is None or (not isinstance(value, dt.datetime) and pd.isna(value)):
+        return None
+    stamp = pd.Timestamp(value)
+    if pd.isna(stamp):
+        return None
+    try:
+        return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).to_pydatetime()
+    except (TypeError, ValueError) as exc:
+        raise LadderError(f"case {case_id!r}: cannot read {name} {value!r}: {exc}") from exc

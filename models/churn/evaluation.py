@@ -1,0 +1,149 @@
+"""Metrics and pictures for churn models, computed the same way for the model and its baselines.
+
+Scores are "higher means more likely to churn". Ranking metrics (ROC-AUC, PR-AUC, top-decile
+lift, recall at the team's capacity) accept any such score; probability metrics (Brier, log-loss,
+expected calibration error) are only meaningful for probabilities and are left out by `evaluate`
+when the scores are not in [0, 1].
+
+Plots are rendered with matplotlib's object API (no pyplot global state, safe in threads) and
+returned as PNG bytes, ready for a report file or Dagster's `MetadataValue.md` image embedding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from models.charts import figure_png
+import pandas as pd
+from matplotlib.figure import Figure
+from sklearn import metrics as skm
+
+
+def _arrays(y_true: object, scores: object) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(y_true, dtype=float)
+    s = np.asarray(scores, dtype=float)
+    if y.shape != s.shape:
+        raise ValueError(f"labels and scores differ in length ({y.shape} vs {s.shape})")
+    return y, s
+
+
+def expected_calibration_error(y_true: object, proba: object, *, bins: int = 10) -> float:
+    """Share-weighted mean |observed churn rate - mean predicted probability| over equal-width bins."""
+    y, p = _arrays(y_true, proba)
+    which = np.clip((p * bins).astype(int), 0, bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    observed = np.bincount(which, weights=y, minlength=bins)
+    predicted = np.bincount(which, weights=p, minlength=bins)
+    used = counts > 0
+    gaps = np.abs(observed[used] - predicted[used]) / counts[used]
+    return float(np.sum(gaps * counts[used]) / len(y))
+
+
+def _top_order(scores: np.ndarray) -> np.ndarray:
+    """Row order from highest to lowest score; ties keep their original order."""
+    return np.argsort(-scores, kind="stable")
+
+
+def recall_at_k(y_true: object, scores: object, k: int) -> float:
+    """Share of all churners found among the k highest-scored rows (the team's capacity)."""
+    y, s = _arrays(y_true, scores)
+    positives = y.sum()
+    if positives == 0:
+        return float("nan")
+    k = int(min(max(k, 0), len(y)))
+    return float(y[_top_order(s)[:k]].sum() / positives)
+
+
+def top_decile_lift(y_true: object, scores: object, *, share: float = 0.1) -> float:
+    """Churn rate among the top `share` of scores divided by the overall churn rate."""
+    y, s = _arrays(y_true, scores)
+    base = y.mean()
+    if base == 0:
+        return float("nan")
+    k = max(1, int(round(share * len(y))))
+    return float(y[_top_order(s)[:k]].mean() / base)
+
+
+def evaluate(y_true: object, scores: object, *, capacity_k: int | None = None) -> dict[str, float]:
+    """All metrics for one set of scores: ranking metrics always, probability metrics when valid."""
+    y, s = _arrays(y_true, scores)
+    result = {
+        "roc_auc": float(skm.roc_auc_score(y, s)),
+        "pr_auc": float(skm.average_precision_score(y, s)),
+        "top_decile_lift": top_decile_lift(y, s),
+    }
+    if np.all((s >= 0) & (s <= 1)):
+        result["brier"] = float(skm.brier_score_loss(y, s))
+        result["log_loss"] = float(skm.log_loss(y, np.clip(s, 1e-15, 1 - 1e-15), labels=[0, 1]))
+        result["ece"] = expected_calibration_error(y, s)
+    if capacity_k is not None:
+        result["recall_at_k"] = recall_at_k(y, s, capacity_k)
+        result["k"] = float(capacity_k)
+    return result
+
+
+# ----------------------------------------------------------------------------------------- plots
+
+
+def _png(fig: Figure) -> bytes:
+    return figure_png(fig, tight=False, bbox_inches="tight")
+
+
+def roc_plot(y_true: object, scores: Mapping[str, object]) -> bytes:
+    """ROC curves of several scorers on the same rows, with their AUC in the legend."""
+    fig = Figure(figsize=(5, 4.5))
+    ax = fig.add_subplot()
+    for name, s in scores.items():
+        y, s = _arrays(y_true, s)
+        fpr, tpr, _ = skm.roc_curve(y, s)
+        ax.plot(fpr, tpr, label=f"{name} (AUC {skm.roc_auc_score(y, s):.3f})")
+    ax.plot([0, 1], [0, 1], linestyle=":", color="grey", label="chance")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
+    ax.legend(loc="lower right", fontsize=8)
+    return _png(fig)
+
+
+def calibration_plot(y_true: object, probas: Mapping[str, object], *, bins: int = 10) -> bytes:
+    """Observed churn rate against mean predicted probability per quantile bin."""
+    fig = Figure(figsize=(5, 4.5))
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], linestyle=":", color="grey", label="perfect")
+    for name, p in probas.items():
+        y, p = _arrays(y_true, p)
+        frame = pd.DataFrame({"y": y, "p": p})
+        frame["bin"] = pd.qcut(frame["p"].rank(method="first"), q=min(bins, len(frame)), labels=False)
+        means = frame.groupby("bin").mean()
+        ax.plot(means["p"], means["y"], marker="o", label=name)
+    ax.set(xlabel="mean predicted probability", ylabel="observed churn rate", title="Calibration")
+    ax.legend(loc="upper left", fontsize=8)
+    return _png(fig)
+
+
+def gains_plot(y_true: object, scores: Mapping[str, object]) -> bytes:
+    """Cumulative gains (share of churners caught vs share of accounts contacted) and lift."""
+    fig = Figure(figsize=(9, 4))
+    gains_ax, lift_ax = fig.subplots(1, 2)
+    for name, s in scores.items():
+        y, s = _arrays(y_true, s)
+        caught = np.cumsum(y[_top_order(s)]) / max(y.sum(), 1)
+        contacted = np.arange(1, len(y) + 1) / len(y)
+        gains_ax.plot(contacted, caught, label=name)
+        lift_ax.plot(contacted, caught / contacted, label=name)
+    gains_ax.plot([0, 1], [0, 1], linestyle=":", color="grey", label="random")
+    gains_ax.set(xlabel="share of accounts contacted", ylabel="share of churners caught",
+                 title="Cumulative gains")
+    lift_ax.axhline(1.0, linestyle=":", color="grey")
+    lift_ax.set(xlabel="share of accounts contacted", ylabel="lift", title="Lift")
+    gains_ax.legend(loc="lower right", fontsize=8)
+    return _png(fig)
+
+
+def importance_plot(importance: pd.Series, *, top: int = 20) -> bytes:
+    """Horizontal bars of the largest global importances (e.g. mean |contribution| per feature)."""
+    largest = importance.sort_values(ascending=False).head(top).iloc[::-1]
+    fig = Figure(figsize=(6, 0.3 * len(largest) + 1.2))
+    ax = fig.add_subplot()
+    ax.barh([str(i) for i in largest.index], largest.to_numpy())
+    ax.set(xlabel="mean |contribution| (log-odds)", title="Global driver importance")
+    return _png(fig)

@@ -1,0 +1,67 @@
+"""The training set: features at several observation dates, labelled by what happened after.
+
+For each observation date ``d`` (see `models.churn.labels.observation_dates`): the population alive at
+``d``, its features from data strictly before ``d`` (`models.churn.features.account_features`), and
+its label, churn within the horizon after ``d``. Dates whose horizon runs past the data are
+censored and never used. Validation is by time: the latest dates are held out, the model trains
+on the earlier ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import pandas as pd
+
+from models.churn.features import USAGE_WINDOW_DAYS, account_features
+from models.churn.labels import build_labels, churn_outcomes
+
+UsageLoader = Callable[[pd.Timestamp, pd.Timestamp], pd.DataFrame]
+
+
+def build_training_set(
+    accounts: pd.DataFrame,
+    renewals: pd.DataFrame,
+    tickets: pd.DataFrame,
+    usage_loader: UsageLoader,
+    dates: Sequence[pd.Timestamp],
+    *,
+    horizon_days: int,
+    data_end: pd.Timestamp,
+    treatments: pd.DataFrame | None = None,
+    progress: Callable[[int, int, pd.Timestamp], None] | None = None,
+) -> pd.DataFrame:
+    """Features + ``label`` + ``treated`` for every (observation_date, account) pair.
+
+    ``usage_loader(start, end)`` returns usage_daily rows with start <= date < end; it is called
+    once per date with that date's feature window, so memory stays bounded by one window.
+    """
+    outcomes = churn_outcomes(renewals)
+    labels = build_labels(
+        accounts, outcomes, dates, horizon_days=horizon_days, data_end=data_end, treatments=treatments
+    )
+    frames = []
+    ordered = sorted(pd.Timestamp(d) for d in dates)
+    for i, d in enumerate(ordered):
+        rows = labels[labels["observation_date"] == d]
+        window = usage_loader(d - pd.Timedelta(days=USAGE_WINDOW_DAYS), d)
+        feats = account_features(accounts, renewals, tickets, window, d, account_ids=rows["account_id"])
+        feats = feats.reset_index()
+        feats["observation_date"] = d
+        feats["label"] = rows["label"].to_numpy()
+        feats["treated"] = rows["treated"].to_numpy()
+        frames.append(feats)
+        if progress:
+            progress(i + 1, len(ordered), d)
+    return pd.concat(frames, ignore_index=True)
+
+
+def time_split(training_set: pd.DataFrame, *, valid_dates: int = 2) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train on the earlier observation dates, validate on the latest ``valid_dates``."""
+    dates = sorted(training_set["observation_date"].unique())
+    if len(dates) <= valid_dates:
+        raise ValueError(f"need more than {valid_dates} observation dates for a time split, got {len(dates)}")
+    cutoff = dates[-valid_dates]
+    train = training_set[training_set["observation_date"] < cutoff].reset_index(drop=True)
+    valid = training_set[training_set["observation_date"] >= cutoff].reset_index(drop=True)
+    return train, valid

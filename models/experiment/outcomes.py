@@ -1,0 +1,121 @@
+"""Rescue outcomes as an experiment: who was treated, who was held out, what happened.
+
+Pure frame logic behind the feedback assets (`assets/feedback.py`), the demo loop and the
+model's treatment marking. Which unit counts in the experiment: an account enters it the first
+time the policy either routed it (treated) or held it out (holdout), and is counted once, with the
+outcome of the renewal that followed. A later case on the same account, after a cooldown, is
+another decision about an account that already belongs to a group, so it is not counted again.
+"""
+
+import pandas as pd
+
+from models.experiment.effectiveness import Effectiveness
+from models.experiment.effectiveness import play_effectiveness as compare_with_holdout
+from models.cases.lifecycle import OUTCOME_STATUS
+
+#: Columns of the `rescue_outcomes` asset.
+OUTCOME_COLUMNS = ["group", "account_id", "case_id", "entered_at", "treated_at", "plays", "outcome", "resolved_at", "arr"]
+#: Outcome of a resolved case, from its terminal status.
+_STATUS_OUTCOME = {status: outcome for outcome, status in OUTCOME_STATUS.items()}
+#: Play label of a case resolved without any play logged.
+NO_PLAY = "(no play logged)"
+#: Fewer accounts than this in either group and the verdict says the sample is too small.
+MIN_PER_ARM = 30
+
+
+def rescue_outcome_frame(cases: pd.DataFrame, plays: pd.DataFrame, holdout_log: pd.DataFrame,
+                         holdout_outcomes: pd.DataFrame) -> pd.DataFrame:
+    """Treated and holdout units (columns `OUTCOME_COLUMNS`) from the queue store's tables.
+
+    Treated: one row per case; ``treated_at`` is its first play (NaT while nobody has worked
+    it), ``outcome`` saved | churned | no_action once resolved, else None. Holdout: one row per
+    recorded renewal outcome of a held-out account, plus one row (outcome None) per held-out
+    account whose renewal is still to come.
+    """
+    by_case = plays.sort_values("at").groupby("case_id").agg(treated_at=("at", "min"), plays=("play", list))
+    treated = pd.DataFrame({
+        "group": "treated",
+        "account_id": cases["account_id"].astype(str),
+        "case_id": cases["case_id"],
+        "entered_at": [min(pd.Timestamp(e["snapshot_date"]) for e in ev) if ev else pd.NaT for ev in cases["evidence"]],
+        "treated_at": pd.to_datetime(cases["case_id"].map(by_case["treated_at"])),
+        "plays": [p if isinstance(p, list) else [] for p in cases["case_id"].map(by_case["plays"])],
+        "outcome": cases["status"].map(_STATUS_OUTCOME),
+        "resolved_at": pd.to_datetime(cases["resolved_at"]),
+        "arr": pd.to_numeric(cases["arr"], errors="coerce"),
+    })
+    recorded = pd.DataFrame({
+        "group": "holdout",
+        "account_id": holdout_outcomes["account_id"].astype(str),
+        "case_id": None,
+        "entered_at": pd.to_datetime(holdout_outcomes["held_out_at"]),
+        "treated_at": pd.NaT,
+        "plays": [[] for _ in range(len(holdout_outcomes))],
+        "outcome": holdout_outcomes["outcome"],
+        "resolved_at": pd.to_datetime(holdout_outcomes["renewal_date"]),
+        "arr": pd.to_numeric(holdout_outcomes["arr"], errors="coerce"),
+    })
+    held = holdout_log[holdout_log["action"] == "holdout"]
+    first = held.groupby("account_id", as_index=False)["snapshot_date"].min()
+    first = first[~first["account_id"].astype(str).isin(set(recorded["account_id"]))]
+    waiting = pd.DataFrame({
+        "group": "holdout",
+        "account_id": first["account_id"].astype(str),
+        "case_id": None,
+        "entered_at": pd.to_datetime(first["snapshot_date"]),
+        "treated_at": pd.NaT,
+        "plays": [[] for _ in range(len(first))],
+        "outcome": None,
+        "resolved_at": pd.NaT,
+        "arr": float("nan"),
+    })
+    frames = [f for f in (treated, recorded, waiting) if len(f)]
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in OUTCOME_COLUMNS})
+    out = pd.concat(frames, ignore_index=True)[OUTCOME_COLUMNS]
+    for column in ("entered_at", "treated_at", "resolved_at"):
+        out[column] = pd.to_datetime(out[column])
+    return out.sort_values(["entered_at", "group", "account_id"], ignore_index=True)
+
+
+def experiment_units(outcomes: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The (treated, holdout) frames `models.experiment.effectiveness.play_effectiveness` compares.
+
+    Each account counts once, in the group of its earliest decision, and only once that
+    decision's outcome is known as saved or churned. Treated rows are one per play
+    (account_id, arr, outcome, play); holdout rows one per account (account_id, arr, outcome).
+    """
+    first = outcomes.sort_values(["entered_at", "group"], kind="stable").drop_duplicates("account_id")
+    known = first[first["outcome"].isin(["saved", "churned"])]
+    treated = known[known["group"] == "treated"].assign(
+        play=lambda f: [p if len(p) else [NO_PLAY] for p in f["plays"]]).explode("play")
+    holdout = known[known["group"] == "holdout"]
+    return (treated[["account_id", "arr", "outcome", "play"]].reset_index(drop=True),
+            holdout[["account_id", "arr", "outcome"]].reset_index(drop=True))
+
+
+def compare_groups(treated: pd.DataFrame, holdout: pd.DataFrame) -> Effectiveness:
+    """`models.experiment.effectiveness.play_effectiveness` with the product's defaults (30 per arm, 95%)."""
+    return compare_with_holdout(treated, holdout, min_per_arm=MIN_PER_ARM, confidence=0.95)
+
+
+def effectiveness_markdown(table: pd.DataFrame) -> str:
+    """The effectiveness table as Markdown, rates in percent."""
+    shown = pd.DataFrame({
+        "play": table["play"],
+        "n treated / holdout": [f"{a} / {b}" for a, b in zip(table["n_treated"], table["n_holdout"])],
+        "save rate treated": (table["save_rate_treated"] * 100).round(1),
+        "save rate holdout": (table["save_rate_holdout"] * 100).round(1),
+        "diff (pts)": (table["save_rate_diff"] * 100).round(1),
+        "95% CI": [f"{lo * 100:+.1f} .. {hi * 100:+.1f}" for lo, hi in zip(table["diff_ci_low"], table["diff_ci_high"])],
+        "ARR retained diff (pts)": (table["arr_retained_diff"] * 100).round(1),
+        "verdict": table["verdict"],
+    })
+    return shown.to_markdown(index=False)
+
+
+def rescue_treatments(rescue_outcomes: pd.DataFrame) -> pd.DataFrame:
+    """(account_id, treated_at) of every account that received a rescue play."""
+    treated = rescue_outcomes[(rescue_outcomes["group"] == "treated") & rescue_outcomes["treated_at"].notna()]
+    return pd.DataFrame({"account_id": treated["account_id"].astype(str),
+                         "treated_at": pd.to_datetime(treated["treated_at"])}).reset_index(drop=True)

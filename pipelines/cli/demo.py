@@ -1,0 +1,307 @@
+"""`rescue demo ...`: the embedded demo world and a whole pipeline run on it.
+
+`rescue demo run` is what `make demo` calls: generate the demo world (if the warehouse has none),
+run the weekly retrain job, replay the feedback loop over the world's history (`rescue demo
+loop`), run the daily rescue job for the world's latest snapshot dates on the local Dagster
+instance (so the runs appear in `make dev`), and print the head of the queue and the
+play-effectiveness table.
+
+`rescue demo loop` replays weekly historical snapshots through the daily job with `now` pinned
+to each date, lets the simulated rescue team (`connectors.demo.team`) work the queue after
+each, resolves cases once their renewal has passed, then runs the feedback job and prints treated
+vs holdout. The default policy holds out 10% of eligible accounts: over a few months of a
+2,000-account world that is a handful of accounts, too few to conclude anything. The replay
+therefore runs an experiment copy of the policy with a larger holdout (`--holdout`, default 50%),
+versioned as such on every case it opens.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import typer
+from rich.table import Table
+
+from pipelines.cli.console import make_console
+
+demo_app = typer.Typer(help="Generate the embedded demo world and run the pipeline on it.", no_args_is_help=True)
+err = make_console(stderr=True)
+out = make_console()
+
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def _instance():
+    import dagster as dg
+
+    home = os.environ.get("DAGSTER_HOME")
+    if not home and Path("dagster.yaml").exists():
+        os.environ["DAGSTER_HOME"] = str(Path.cwd())
+        home = os.environ["DAGSTER_HOME"]
+    return dg.DagsterInstance.get() if home else dg.DagsterInstance.ephemeral()
+
+
+def _generate(accounts: int, seed: int, end_date: date | None) -> None:
+    from connectors.demo.world import DemoWorldConfig, generate_demo_world
+    from connectors.settings import default_warehouse_url
+    from connectors.warehouse import Warehouse
+
+    kwargs = {"n_accounts": accounts, "seed": seed}
+    if end_date:
+        kwargs["end_date"] = end_date
+    cfg = DemoWorldConfig(**kwargs)
+    started = time.perf_counter()
+    with err.status(f"generating the demo world ({accounts:,} accounts, seed {seed})") as status:
+        counts = generate_demo_world(cfg, Warehouse(default_warehouse_url()), progress=lambda msg, frac: status.update(f"{msg} ({frac:.0%})"))
+    err.print(
+        "demo world: "
+        + ", ".join(f"{k} {v:,}" for k, v in counts.items())
+        + f" in {time.perf_counter() - started:.1f}s"
+    )
+
+
+def _snapshot_date() -> pd.Timestamp:
+    from connectors.settings import default_warehouse_url
+    from connectors.warehouse import Warehouse
+
+    last = Warehouse(default_warehouse_url()).read_sql("SELECT MAX(occurred_at) AS last FROM raw_product_events").iloc[0]["last"]
+    return pd.Timestamp(last).normalize() + pd.Timedelta(days=1)
+
+
+def _run_job(defs, name: str, instance, run_config: dict | None = None, **kwargs):
+    started = time.perf_counter()
+    with err.status(f"running {name} {kwargs.get('partition_key', '')}"):
+        result = defs.resolve_job_def(name).execute_in_process(
+            instance=instance, run_config={**QUIET_LOGS, **(run_config or {})}, raise_on_error=False, **kwargs
+        )
+    failed = [e for e in result.all_events if e.is_step_failure]
+    checks = [
+        e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.passed
+    ]
+    if not result.success or failed or checks:
+        for e in failed:
+            err.print(f"[red]step failed[/red] {e.step_key}: {e.event_specific_data.error.message.strip()}")
+        for c in checks:
+            err.print(f"[red]check failed[/red] {c.asset_key.to_user_string()}.{c.check_name}: {c.metadata.get('summary').value if c.metadata.get('summary') else ''}")
+        err.print(f"[red]{name} failed[/red] (run {result.run_id}); nothing downstream of the failure was written")
+        raise typer.Exit(1)
+    err.print(f"{name} {kwargs.get('partition_key', '')} succeeded in {time.perf_counter() - started:.1f}s (run {result.run_id[:8]})")
+    return result
+
+
+def print_queue(limit: int = 15) -> int:
+    from connectors.queue.store import QueueStore
+    from connectors.settings import default_queue_url
+
+    store = QueueStore(default_queue_url())
+    cases = store.list_cases(status="active")
+    if cases.empty:
+        out.print("The rescue queue is empty.")
+        return 0
+    table = Table(title=f"Rescue queue: {len(cases)} open cases (top {min(limit, len(cases))})")
+    for col in ("case", "account", "ARR", "risk", "health", "priority", "team", "assignee", "top reason"):
+        table.add_column(col, overflow="fold")
+    for row in cases.head(limit).itertuples(index=False):
+        ctx = row.context if isinstance(row.context, dict) else {}
+        name = (ctx.get("account") or {}).get("name") or row.account_id
+        table.add_row(
+            row.case_id,
+            str(name),
+            f"{row.arr:,.0f}",
+            f"{row.churn_risk:.0%}",
+            f"{row.health_score:.0f}",
+            row.priority,
+            row.team,
+            row.assignee or "-",
+            row.reason or "",
+        )
+    out.print(table)
+    return len(cases)
+
+
+def _experiment_policy(holdout: float) -> Path:
+    """A copy of the active policy with holdout fraction `holdout`, under the project home."""
+    import yaml
+
+    from connectors.policy_source import PolicyResource
+    from connectors.settings import project_home
+
+    source = PolicyResource().resolved_path()
+    spec = yaml.safe_load(source.read_text())
+    spec["holdout"]["fraction"] = holdout
+    spec["version"] = f"{spec['version']}-holdout{round(holdout * 100)}"
+    target = project_home() / "policies" / f"{source.stem}.holdout{round(holdout * 100)}.yaml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(f"# {source.name} with a {holdout:.0%} holdout, for `rescue demo loop`\n" + yaml.safe_dump(spec, sort_keys=False))
+    return target
+
+
+def _replay_dates(weeks: int) -> list[pd.Timestamp]:
+    """`weeks` weekly snapshot dates, the last one 91 days before the world's end (so the
+    renewals that follow every snapshot by up to a quarter are in the past)."""
+    from connectors.demo.world import read_world_meta
+    from connectors.settings import default_warehouse_url
+    from connectors.warehouse import Warehouse
+
+    meta = read_world_meta(Warehouse(default_warehouse_url()))
+    if meta is None:
+        err.print("[red]no demo world in the warehouse[/red]: run `rescue demo generate` first")
+        raise typer.Exit(1)
+    last = pd.Timestamp(meta["end_date"]).normalize() - pd.Timedelta(days=91)
+    return [last - pd.Timedelta(weeks=k) for k in range(weeks - 1, -1, -1)]
+
+
+def print_effectiveness(table: pd.DataFrame) -> None:
+    """The play-effectiveness table (treated vs holdout) and the overall verdict."""
+    shown = Table(title="Play effectiveness: treated vs holdout (save rate at the renewal after the decision)")
+    for col in ("play", "n treated", "n holdout", "saved treated", "saved holdout", "diff", "95% CI"):
+        shown.add_column(col, justify="left" if col == "play" else "right")
+    for row in table.itertuples(index=False):
+        shown.add_row(row.play, str(row.n_treated), str(row.n_holdout), f"{row.save_rate_treated:.0%}",
+                      f"{row.save_rate_holdout:.0%}", f"{row.save_rate_diff * 100:+.0f} pts",
+                      f"{row.diff_ci_low * 100:+.0f} .. {row.diff_ci_high * 100:+.0f}")
+    out.print(shown)
+    out.print(f"Verdict: {table.iloc[0]['verdict']}")
+    out.print("Per-play rows compare each play's accounts with the whole holdout; plays were not randomized "
+              "between accounts, so only the overall row is a clean experiment.")
+
+
+def run_loop(instance, *, weeks: int, holdout: float, seed: int) -> None:
+    """Replay `weeks` weekly snapshots with the simulated rescue team (see the module docs)."""
+    from connectors.policy_source import PolicyResource
+    from connectors.queue.store import QueueStore
+    from connectors.demo.team import simulate_rescue_team
+    from connectors.settings import default_queue_url, default_warehouse_url
+    from connectors.warehouse import Warehouse
+    from pipelines.definitions import build_definitions
+
+    dates = _replay_dates(weeks)
+    store = QueueStore(default_queue_url())
+    store.migrate()
+    if len(store.routing_log(dates[0])) or (store.list_cases()["snapshot_date"] <= dates[-1]).any():
+        err.print(f"the loop's history ({dates[0].date()} .. {dates[-1].date()}) is already in the queue; "
+                  "not replaying it (`rescue demo run --regenerate` starts a fresh world)")
+        return
+    policy = _experiment_policy(holdout)
+    err.print(f"replaying {weeks} weekly snapshots {dates[0].date()} .. {dates[-1].date()} with policy "
+              f"{policy.name} ({holdout:.0%} holdout; the default policy's 10% would leave too few held-out "
+              "accounts to conclude) and a simulated rescue team")
+    defs = build_definitions({"policy": PolicyResource(path=str(policy))})
+    warehouse = Warehouse(default_warehouse_url())
+    for day in dates:
+        pinned = f"{day.date()}T09:00:00+00:00"
+        _run_job(defs, "daily_rescue_job", instance, partition_key=str(day.date()),
+                 run_config={"ops": {"rescue_queue": {"config": {"now": pinned}},
+                                     "crm_writeback": {"config": {"now": pinned}}}})
+        done = simulate_rescue_team(store, warehouse, now=day + pd.Timedelta(hours=17), seed=seed)
+        err.print(f"  rescue team {day.date()}: claimed {done.claimed}, plays {done.plays_logged}, "
+                  f"saved {done.saved}, churned {done.churned}, waiting for renewal {done.waiting_for_renewal}; "
+                  f"holdout outcomes {done.holdout_recorded}")
+    end = dates[-1] + pd.Timedelta(days=91)
+    done = simulate_rescue_team(store, warehouse, now=end, seed=seed)
+    err.print(f"  renewals up to {end.date()}: saved {done.saved}, churned {done.churned}, "
+              f"holdout outcomes {done.holdout_recorded}; {done.waiting_for_renewal} case(s) renew later")
+
+
+def run_feedback(instance) -> pd.DataFrame:
+    """Run the feedback job (CRM write-back, rescue outcomes, play effectiveness); its table."""
+    from pipelines.definitions import defs
+
+    result = _run_job(defs, "feedback_job", instance)
+    return result.output_for_node("play_effectiveness")
+
+
+@demo_app.command("loop")
+def loop(
+    weeks: int = typer.Option(12, min=2, help="Weekly historical snapshots to replay."),
+    holdout: float = typer.Option(0.5, min=0.05, max=0.95, help="Holdout fraction of the replay's policy."),
+    seed: int = typer.Option(7, help="Seed of the simulated rescue team."),
+) -> None:
+    """Replay history with a simulated rescue team, then measure play effectiveness.
+
+    Needs a trained model (`rescue demo run` trains one).
+    """
+    instance = _instance()
+    run_loop(instance, weeks=weeks, holdout=holdout, seed=seed)
+    print_effectiveness(run_feedback(instance))
+
+
+@demo_app.command("generate")
+def generate(
+    accounts: int = typer.Option(2000, min=50, help="Number of accounts."),
+    seed: int = typer.Option(7, help="Random seed (same seed, same world)."),
+    end_date: str = typer.Option("", help="Last day of data (YYYY-MM-DD); default: the generator's."),
+) -> None:
+    """Generate (or regenerate) the demo world in the warehouse."""
+    _generate(accounts, seed, date.fromisoformat(end_date) if end_date else None)
+
+
+@demo_app.command("run")
+def run(
+    accounts: int = typer.Option(2000, min=50, help="Accounts in the demo world (when generating)."),
+    seed: int = typer.Option(7, help="Random seed for the demo world."),
+    regenerate: bool = typer.Option(False, help="Regenerate the world even if one exists."),
+    days: int = typer.Option(
+        3, min=1, help="Daily snapshots to run, ending at the world's latest (the policy's hysteresis needs a few)."
+    ),
+    top: int = typer.Option(15, help="Rows of the queue to print."),
+    with_loop: bool = typer.Option(True, "--loop/--no-loop", help="Replay the feedback loop (`rescue demo loop`)."),
+    weeks: int = typer.Option(12, min=2, help="Weekly snapshots the loop replays."),
+) -> None:
+    """Generate the world if needed, retrain, replay the feedback loop, score and route the latest
+    snapshots, print the queue and the play-effectiveness table.
+
+    The daily job runs for the last ``--days`` snapshot dates in order, as the daily schedule
+    would have: the policy only opens a case for an account that has been at risk for its
+    minimum number of days, and scores get a trend.
+    """
+    from connectors.settings import (
+        default_queue_url,
+        default_warehouse_url,
+        project_home,
+    )
+    from connectors.warehouse import Warehouse
+
+    wh = Warehouse(default_warehouse_url())
+    if regenerate or not wh.table_exists("raw_product_events"):
+        _generate(accounts, seed, None)
+    else:
+        err.print("demo world found in the warehouse (use --regenerate for a new one)")
+    from pipelines.definitions import defs
+
+    instance = _instance()
+    snapshot = _snapshot_date()
+    _run_job(defs, "weekly_retrain_job", instance)
+    if with_loop:
+        # history first, so the queue's timeline runs forward: the replayed weeks, then today
+        run_loop(instance, weeks=weeks, holdout=0.5, seed=seed)
+    for back in range(days - 1, -1, -1):
+        _run_job(defs, "daily_rescue_job", instance, partition_key=str((snapshot - pd.Timedelta(days=back)).date()))
+    n = print_queue(top)
+    out.print(
+        f"\n{n} open cases for snapshot {snapshot.date()}.\n"
+        f"warehouse:   {default_warehouse_url()}\n"
+        f"queue:       {default_queue_url()}\n"
+        f"models:      {project_home() / 'models'}\n"
+        f"reports:     {project_home() / 'reports'}\n"
+        "Next: `make dev` for the Dagster UI, `.venv/bin/rescue queue list` to work the queue."
+    )
+    if with_loop:
+        print_effectiveness(run_feedback(instance))
+    if n == 0:
+        sys.exit(1)
+
+
+@demo_app.command("contracts")
+def contracts() -> None:
+    """Print the data contracts as Markdown (the source of docs/contracts.md)."""
+    from models.contracts import describe_contracts_markdown
+
+    print(describe_contracts_markdown())

@@ -1,0 +1,40 @@
+"""The `rescue` command: one entry point for operators, the CS team and analysts.
+
+Sub-commands live next to the feature they drive:
+
+- `rescue demo ...`    generate the embedded demo world and run the whole pipeline
+- `rescue model ...`   evaluate the churn model on any churn table (bring your own data)
+- `rescue queue ...`   work the rescue queue (list, show, claim, ack, snooze, act, resolve)
+- `rescue policy ...`  validate and simulate escalation policies
+"""
+
+from __future__ import annotations
+
+import typer
+
+from pipelines.cli.demo import demo_app
+from pipelines.cli.desk import desk_app
+from pipelines.cli.model import model_app
+from pipelines.cli.policy import policy_app
+from pipelines.cli.queue import queue_app
+
+app = typer.Typer(
+    name="rescue",
+    help="Customer health scoring and churn-rescue routing.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(demo_app, name="demo")
+app.add_typer(model_app, name="model")
+app.add_typer(queue_app, name="queue")
+app.add_typer(policy_app, name="policy")
+app.add_typer(desk_app, name="desk")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,411 @@
+"""`rescue queue ...`: the rescue team's command line for working the queue.
+
+    rescue queue list [--team T] [--assignee A] [--priority P1] [--status S|all] [--breaching] [--json]
+    rescue queue show CASE
+    rescue queue claim CASE --as WHO
+    rescue queue ack CASE --as WHO
+    rescue queue snooze CASE --until 2025-06-05T09:00 --as WHO
+    rescue queue act CASE --play exec_sponsor_call --note "CFO call booked" --as WHO
+    rescue queue resolve CASE --outcome saved|churned|no_action --as WHO
+    rescue queue outbox [--status pending|delivered|dead]
+
+The queue is `--queue-url`, else `RESCUE_QUEUE_URL`, else the embedded SQLite file. The actor is
+`--as`, else `RESCUE_ACTOR`, else the login name. Times are UTC. An unknown case or a change the
+lifecycle does not allow exits with status 2 and one line saying why.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Annotated, Any
+
+import pandas as pd
+import sqlalchemy as sa
+import typer
+from rich.console import Console
+
+from pipelines.cli.console import make_console
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from connectors.queue.store import QueueStore
+from connectors.settings import default_queue_url
+from models.cases.lifecycle import ACTIVE_STATUSES, STATUSES, CaseError
+
+queue_app = typer.Typer(
+    help="Work the rescue queue: list, show, claim, ack, snooze, act, resolve, outbox.",
+    no_args_is_help=True,
+)
+
+QueueUrl = Annotated[
+    str | None,
+    typer.Option("--queue-url", envvar="RESCUE_QUEUE_URL", show_envvar=True,
+                 help="SQLAlchemy URL of the rescue queue (default: the embedded SQLite file)."),
+]
+Actor = Annotated[
+    str | None,
+    typer.Option("--as", envvar="RESCUE_ACTOR", show_envvar=True, help="Who is acting (default: your login name)."),
+]
+CaseArg = Annotated[str, typer.Argument(metavar="CASE", help="Case id, e.g. RC-1A2B3C4D5E.")]
+
+SPARKS = "▁▂▃▄▅▆▇█"
+PRIORITY_STYLE = {"P1": "bold red", "P2": "dark_orange", "P3": "yellow", "P4": "green"}
+
+
+class OutcomeChoice(str, Enum):
+    saved = "saved"
+    churned = "churned"
+    no_action = "no_action"
+
+
+class OutboxStatus(str, Enum):
+    pending = "pending"
+    delivered = "delivered"
+    dead = "dead"
+
+
+def _console(stderr: bool = False) -> Console:
+    return make_console(stderr=stderr, highlight=False, soft_wrap=False)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    _console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    return typer.Exit(code)
+
+
+@contextmanager
+def _store(url: str | None) -> Iterator[QueueStore]:
+    """Open the queue; one clear line (no traceback) for every error a user can cause."""
+    store = QueueStore(url or default_queue_url())
+    try:
+        try:
+            revision = store.current_revision()
+        except sa.exc.SQLAlchemyError as exc:
+            cause = getattr(exc, "orig", None) or exc
+            raise _fail(f"cannot open the rescue queue at {store.display_url} ({type(cause).__name__})", code=1) from None
+        if revision is None:
+            raise _fail(f"the rescue queue at {store.display_url} has no tables yet; run the pipeline first "
+                        "(make demo), or point --queue-url / RESCUE_QUEUE_URL at the right database")
+        try:
+            yield store
+        except (CaseError, ValueError) as exc:
+            raise _fail(str(exc)) from None
+    finally:
+        store.close()
+
+
+def _actor(actor: str | None) -> str:
+    who = actor or os.environ.get("USER") or _login_name()
+    if not who:
+        raise _fail("who is acting? pass --as NAME or set RESCUE_ACTOR")
+    return who
+
+
+def _login_name() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+
+
+def _fmt_time(value: Any) -> str:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return ""
+    return pd.Timestamp(value).strftime("%Y-%m-%d %H:%M")
+
+
+def _fmt_money(value: Any) -> str:
+    return "" if value is None or pd.isna(value) else f"{float(value):,.0f}"
+
+
+def _fmt_pct(value: Any) -> str:
+    return "" if value is None or pd.isna(value) else f"{float(value):.0%}"
+
+
+def _sla_cell(row: Mapping[str, Any], now: datetime) -> Text:
+    first, resolution = row.get("sla_first_touch_due"), row.get("sla_resolution_due")
+    due = first if (row.get("acknowledged_at") is None or pd.isna(row.get("acknowledged_at"))) else resolution
+    if due is None or pd.isna(due) or row["status"] not in ACTIVE_STATUSES:
+        return Text("")
+    label = _fmt_time(due)
+    return Text(f"{label} BREACHED", style="bold red") if pd.Timestamp(due) <= pd.Timestamp(now) else Text(label)
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    out = []
+    for row in frame.to_dict("records"):
+        out.append({k: (None if not isinstance(v, (list, dict)) and pd.isna(v) else
+                        pd.Timestamp(v).isoformat() if isinstance(v, (datetime, pd.Timestamp)) else v)
+                    for k, v in row.items()})
+    return out
+
+
+@queue_app.command("list")
+def list_cases(
+    team: Annotated[str | None, typer.Option(help="Only this team.")] = None,
+    assignee: Annotated[str | None, typer.Option(help="Only cases assigned to this person.")] = None,
+    priority: Annotated[str | None, typer.Option(help="Only this priority (P1-P4).")] = None,
+    status: Annotated[str, typer.Option(help=f"A status ({', '.join(STATUSES)}), 'active' or 'all'.")] = "active",
+    breaching: Annotated[bool, typer.Option("--breaching", help="Only cases past an SLA due time.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many cases.")] = 50,
+    queue_url: QueueUrl = None,
+) -> None:
+    """List cases, most urgent first (priority, then ARR at risk)."""
+    statuses: Sequence[str] | None = {"active": list(ACTIVE_STATUSES), "all": None}.get(status, [status])
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    with _store(queue_url) as store:
+        cases = store.list_cases(team=team, assignee=assignee, priority=priority, status=statuses,
+                                 breaching=True if breaching else None, now=now, limit=limit)
+        if as_json:
+            keep = [c for c in cases.columns if c not in ("context", "evidence")]
+            typer.echo(json.dumps(_records(cases[keep]), indent=2, default=str))
+            return
+        console = _console()
+        if cases.empty:
+            console.print(f"No cases match in {store.display_url}.")
+            return
+        table = Table(title=f"Rescue queue ({len(cases)} case{'s' if len(cases) != 1 else ''})", show_lines=False)
+        for name, justify in (("case", "left"), ("pri", "left"), ("status", "left"), ("account", "left"),
+                              ("ARR", "right"), ("risk", "right"), ("health", "right"), ("team", "left"),
+                              ("assignee", "left"), ("SLA due", "left"), ("top reason", "left")):
+            table.add_column(name, justify=justify, no_wrap=name in ("case", "pri", "SLA due"))
+        for row in cases.to_dict("records"):
+            table.add_row(
+                row["case_id"],
+                Text(row["priority"], style=PRIORITY_STYLE.get(row["priority"], "")),
+                row["status"],
+                str(row["account_name"] or row["account_id"]),
+                _fmt_money(row["arr"]),
+                _fmt_pct(row["churn_risk"]),
+                "" if pd.isna(row["health_score"]) else f"{row['health_score']:.0f}",
+                row["team"],
+                row["assignee"] if isinstance(row["assignee"], str) else "-",
+                _sla_cell(row, now),
+                row["reason"] if isinstance(row["reason"], str) else "",
+            )
+        console.print(table)
+
+
+def _kv_table(pairs: Sequence[tuple[str, Any]]) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in pairs:
+        if value is not None and value != "":
+            table.add_row(key, str(value))
+    return table
+
+
+def _rows_table(title: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*[_cell(row.get(c)) for c in columns])
+    return table
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    if isinstance(value, (datetime, pd.Timestamp)):
+        return _fmt_time(value)
+    if isinstance(value, float):
+        return f"{value:,.2f}".rstrip("0").rstrip(".")
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def _renewal(account: Mapping[str, Any]) -> str:
+    when = _fmt_time(account.get("renewal_date"))[:10]
+    days = account.get("days_to_renewal")
+    return f"{when}  (in {days:.0f} days)" if when and days is not None else when
+
+
+def _health(health: Mapping[str, Any], fallback: float | None) -> str:
+    score = health.get("score", fallback)
+    if score is None or pd.isna(score):
+        return ""
+    band = health.get("band")
+    return f"{float(score):.1f}" + (f" ({band})" if band else "")
+
+
+def _sparkline(values: Sequence[float]) -> str:
+    if not values:
+        return ""
+    top = max(values) or 1.0
+    return "".join(SPARKS[min(int(v / top * (len(SPARKS) - 1) + 0.5), len(SPARKS) - 1)] for v in values)
+
+
+@queue_app.command("show")
+def show(case_id: CaseArg, queue_url: QueueUrl = None) -> None:
+    """Show a case: the account, why it is at risk, recent tickets and usage, plays tried, audit trail."""
+    with _store(queue_url) as store:
+        case = store.get_case(case_id)
+        events = store.case_events(case["case_id"])
+    console = _console()
+    ctx: dict[str, Any] = dict(case.get("context") or {})
+    account = ctx.pop("account", {}) or {}
+    health = ctx.pop("health", {}) or {}
+    risk = ctx.pop("risk", {}) or {}
+    tickets = ctx.pop("last_tickets", []) or []
+    usage = ctx.pop("usage_trend", {}) or {}
+    ctx.pop("plays_tried", None)  # shown live from the rescue actions below
+    ctx.pop("snapshot_date", None)
+
+    name = case["account_name"] or account.get("name") or case["account_id"]
+    header = _kv_table([
+        ("status", case["status"]), ("priority", case["priority"]), ("team", case["team"]),
+        ("assignee", case["assignee"] or "unassigned"), ("opened", _fmt_time(case["opened_at"])),
+        ("first touch", _fmt_time(case["acknowledged_at"]) or
+         (f"due {_fmt_time(case['sla_first_touch_due'])}" if case["sla_first_touch_due"] else "")),
+        ("resolution due", _fmt_time(case["sla_resolution_due"])),
+        ("snoozed until", _fmt_time(case["snoozed_until"])), ("outcome", case["outcome"]),
+        ("escalation level", case["escalation_level"] or None), ("rule", case["rule_id"]),
+        ("why", case["reason"]),
+        ("policy / model", f"{case['policy_version']} ({(case['policy_hash'] or '')[:8]}) / {case['model_version']}"),
+    ])
+    console.print(Panel(header, title=f"{case['case_id']}  {name}", title_align="left"))
+
+    console.print(_kv_table([
+        ("account", f"{case['account_id']}  {account.get('segment') or ''}".strip()),
+        ("ARR", _fmt_money(account.get("arr", case["arr"]))),
+        ("CSM", account.get("csm_owner")),
+        ("renewal", _renewal(account)),
+        ("churn risk", f"{_fmt_pct(case['churn_risk'])}  ARR at risk {_fmt_money(case['expected_arr_at_risk'])}"),
+        ("health", _health(health, case["health_score"])),
+        ("components", "  ".join(f"{k} {v}" for k, v in (health.get("components") or {}).items())),
+    ]))
+    drivers = risk.get("top_drivers") or []
+    if drivers:
+        console.print(_rows_table("Top risk drivers", drivers, ["phrase", "contribution"]))
+    if tickets:
+        console.print(_rows_table("Last tickets", tickets,
+                                  ["ticket_id", "created_at", "priority", "category", "status", "csat", "escalated"]))
+    weekly = usage.get("weekly_active_users") or []
+    if weekly:
+        trend = usage.get("wau_trend")
+        console.print(f"[bold]Usage[/] weekly active users, last {len(weekly)} weeks: {_sparkline(weekly)} "
+                      f"{weekly[0]:.1f} -> {weekly[-1]:.1f}" + (f"  (trend {trend:+.0%})" if trend is not None else ""))
+    for key, value in ctx.items():
+        console.print(f"[bold]{key}[/] {json.dumps(value, default=str)}")
+    if case["actions"]:
+        console.print(_rows_table("Plays tried", case["actions"], ["at", "actor", "play", "note", "outcome"]))
+    else:
+        console.print("Plays tried: none yet.")
+    evidence = case.get("evidence") or []
+    if len(evidence) > 1:
+        console.print(_rows_table("Evidence by snapshot", evidence, ["snapshot_date", "priority", "churn_risk", "health"]))
+    trail = events.astype(object).where(events.notna(), None).to_dict("records")
+    console.print(_rows_table("Audit trail", trail, ["at", "actor", "kind", "from_status", "to_status", "reason"]))
+
+
+def _done(message: str) -> None:
+    _console().print(message)
+
+
+@queue_app.command("claim")
+def claim(case_id: CaseArg, actor: Actor = None, queue_url: QueueUrl = None) -> None:
+    """Take ownership of a case (acknowledges it if nobody had). Fails if someone else has it."""
+    who = _actor(actor)
+    with _store(queue_url) as store:
+        case = store.claim(case_id, who)
+    _done(f"{case['case_id']} is {who}'s ({case['status']}).")
+
+
+@queue_app.command("ack")
+def ack(case_id: CaseArg, actor: Actor = None,
+        reason: Annotated[str | None, typer.Option(help="Why, for the audit trail.")] = None,
+        queue_url: QueueUrl = None) -> None:
+    """Acknowledge a case (first touch) without taking it."""
+    who = _actor(actor)
+    with _store(queue_url) as store:
+        case = store.transition(case_id, "acknowledged", actor=who, reason=reason)
+    _done(f"{case['case_id']} acknowledged by {who}.")
+
+
+@queue_app.command("snooze")
+def snooze(
+    case_id: CaseArg,
+    until: Annotated[datetime, typer.Option("--until", help="Wake-up time (UTC unless an offset is given).",
+                                            formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M",
+                                                     "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M%z"])],
+    actor: Actor = None,
+    reason: Annotated[str | None, typer.Option(help="Why, for the audit trail.")] = None,
+    queue_url: QueueUrl = None,
+) -> None:
+    """Pause a case until a time; its SLA clocks stop meanwhile."""
+    who = _actor(actor)
+    with _store(queue_url) as store:
+        case = store.transition(case_id, "snoozed", actor=who, reason=reason, snooze_until=_utc(until))
+    _done(f"{case['case_id']} snoozed until {_fmt_time(case['snoozed_until'])} UTC by {who}.")
+
+
+@queue_app.command("act")
+def act(
+    case_id: CaseArg,
+    play: Annotated[str, typer.Option("--play", help="The play run, e.g. exec_sponsor_call.")],
+    note: Annotated[str, typer.Option("--note", help="What happened.")] = "",
+    actor: Actor = None,
+    queue_url: QueueUrl = None,
+) -> None:
+    """Log a rescue play on a case (it goes back to the CRM); the case is then in progress."""
+    who = _actor(actor)
+    with _store(queue_url) as store:
+        action = store.log_play(case_id, actor=who, play=play, note=note or None)
+    _done(f"{action['case_id']}: play {action['play']} logged by {who} (case {action['status']}).")
+
+
+@queue_app.command("resolve")
+def resolve(
+    case_id: CaseArg,
+    outcome: Annotated[OutcomeChoice, typer.Option("--outcome", help="saved, churned or no_action.")],
+    note: Annotated[str | None, typer.Option(help="Closing note.")] = None,
+    actor: Actor = None,
+    queue_url: QueueUrl = None,
+) -> None:
+    """Close a case with its outcome."""
+    who = _actor(actor)
+    with _store(queue_url) as store:
+        case = store.resolve(case_id, actor=who, outcome=outcome.value, note=note)
+    _done(f"{case['case_id']} {case['status']} by {who}.")
+
+
+@queue_app.command("outbox")
+def show_outbox(
+    status: Annotated[OutboxStatus | None, typer.Option(help="Only rows in this status.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many rows (newest).")] = 50,
+    queue_url: QueueUrl = None,
+) -> None:
+    """Notifications and CRM writes waiting, delivered or dead."""
+    with _store(queue_url) as store:
+        rows = store.outbox(status.value if status else None).tail(limit)
+    console = _console()
+    if rows.empty:
+        console.print("The outbox is empty." if status is None else f"No {status.value} rows in the outbox.")
+        return
+    table = Table(title=f"Outbox ({len(rows)} rows)")
+    for column in ("id", "created", "kind", "channel", "destination", "case", "status", "attempts",
+                   "next attempt", "last error"):
+        table.add_column(column, no_wrap=column in ("id", "created", "next attempt"))
+    for row in rows.to_dict("records"):
+        table.add_row(str(row["outbox_id"]), _fmt_time(row["created_at"]), row["kind"], row["channel"],
+                      row["destination"], row["case_id"] if isinstance(row["case_id"], str) else "",
+                      Text(row["status"], style={"dead": "bold red", "pending": "yellow"}.get(row["status"], "")),
+                      str(row["attempts"]),
+                      _fmt_time(row["next_attempt_at"]) if row["status"] == "pending" else "",
+                      row["last_error"] if isinstance(row["last_error"], str) else "")
+    console.print(table)
