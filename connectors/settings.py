@@ -1,39 +1,160 @@
-"""Where the embedded defaults live on disk.
+"""Every `RESCUE_*` setting, declared once, and where the embedded defaults live on disk.
 
 Everything the embedded demo writes (warehouse, rescue queue, model registry, reports, the
 Dagster instance) lives under one project-local home, `RESCUE_HOME` (default `./.rescue`), which
 is git-ignored. Production deployments point the URLs at real systems with environment
-variables instead; see the README's configuration table.
+variables instead; the README's configuration table lists them all (a test keeps the table and
+this module in step).
+
+`Settings` is a frozen snapshot of the environment: each field declares its variable (and
+whether it holds a secret) and nothing else in the project reads a `RESCUE_*` variable.
+`current()` takes a fresh snapshot, so a process that changes its environment (a test, a CLI
+option) is seen at the next call. A field's variable name is `Settings.env("field")` (or
+`SalesforceSettings.env("field")`): resources that bind a secret pass that name to
+`dg.EnvVar`, so the value never reaches the Dagster UI, logs or metadata. Secret fields are
+left out of the repr. An empty variable counts as unset.
+
+Slack webhooks per team are not settings of their own: a policy names the variable that holds
+each team's webhook (`slack_webhook_env`, e.g. `RESCUE_SLACK_CSM`), and the notifier reads the
+variable the policy names (`POLICY_SLACK_VARIABLES` is that pattern, for the documentation).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+#: The embedded escalation policy, relative to the repository root.
+DEFAULT_POLICY = Path("policies") / "default.yaml"
+
+#: Variables a policy may name for a team's Slack webhook (not declared here: the policy names them).
+POLICY_SLACK_VARIABLES = "RESCUE_SLACK_<TEAM>"
+
+
+def _var(name: str, default: Any = None, *, secret: bool = False, doc: str) -> Any:
+    """A field read from the environment variable `name` (`secret`: kept out of the repr)."""
+    return field(default=default, repr=not secret, metadata={"env": name, "secret": secret, "doc": doc})
+
+
+class _FromEnv:
+    """What the settings groups share: built from an environ, and each field's variable name."""
+
+    @classmethod
+    def env(cls, name: str) -> str:
+        """The environment variable of field `name`."""
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            if f.name == name and "env" in f.metadata:
+                return f.metadata["env"]
+        raise KeyError(f"{cls.__name__} has no setting {name!r}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Any:
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            if "env" in f.metadata:
+                raw = environ.get(f.metadata["env"])
+                if raw:
+                    values[f.name] = raw
+            elif isinstance(f.default_factory, type) and issubclass(f.default_factory, _FromEnv):
+                values[f.name] = f.default_factory.from_env(environ)
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class SalesforceSettings(_FromEnv):
+    """Salesforce, for the CRM write-back: username + password + security token, or an existing
+    session id + instance URL. Unset (no username, no instance URL): the embedded demo CRM."""
+
+    username: str = _var("RESCUE_SF_USERNAME", "", doc="Integration user's username")
+    password: str = _var("RESCUE_SF_PASSWORD", "", secret=True, doc="Integration user's password")
+    security_token: str = _var("RESCUE_SF_SECURITY_TOKEN", "", secret=True, doc="Integration user's security token")
+    instance_url: str = _var("RESCUE_SF_INSTANCE_URL", "", doc="Instance URL, with a session id instead of a password")
+    session_id: str = _var("RESCUE_SF_SESSION_ID", "", secret=True, doc="Existing session / OAuth access token")
+    domain: str = _var("RESCUE_SF_DOMAIN", "login", doc="'login', 'test' (sandbox) or a My Domain prefix")
+
+    @property
+    def configured(self) -> bool:
+        """Whether the write-back goes to Salesforce (a username or an instance URL is set)."""
+        return bool(self.username or self.instance_url)
+
+
+@dataclass(frozen=True)
+class Settings(_FromEnv):
+    """The project's settings; None (or the default shown) when the variable is unset."""
+
+    home: str = _var("RESCUE_HOME", ".rescue", doc="Directory of all embedded state")
+    warehouse_url: str | None = _var(
+        "RESCUE_WAREHOUSE_URL", secret=True, doc="SQLAlchemy URL of the warehouse (may hold a password)")
+    queue_url: str | None = _var(
+        "RESCUE_QUEUE_URL", secret=True, doc="SQLAlchemy URL of the rescue queue (may hold a password)")
+    model_dir: str | None = _var("RESCUE_MODEL_DIR", doc="Model registry directory")
+    report_dir: str | None = _var("RESCUE_REPORT_DIR", doc="Directory of model and policy reports")
+    policy_path: str | None = _var("RESCUE_POLICY_PATH", doc="Escalation policy YAML")
+    slack_webhook_url: str | None = _var(
+        "RESCUE_SLACK_WEBHOOK_URL", secret=True, doc="Slack incoming webhook for destinations without their own")
+    smtp_host: str | None = _var("RESCUE_SMTP_HOST", doc="SMTP server for e-mail notifications")
+    smtp_user: str | None = _var("RESCUE_SMTP_USER", doc="SMTP login")
+    smtp_password: str | None = _var("RESCUE_SMTP_PASSWORD", secret=True, doc="SMTP password")
+    desk_secret: str | None = _var("RESCUE_DESK_SECRET", secret=True, doc="Key signing desk session cookies")
+    actor: str | None = _var("RESCUE_ACTOR", doc="Who is acting in `rescue queue` commands")
+    salesforce: SalesforceSettings = field(default_factory=SalesforceSettings)
+
+
+def current(environ: Mapping[str, str] | None = None) -> Settings:
+    """The settings in `environ` (default: this process's environment, read now)."""
+    return Settings.from_env(environ)
+
+
+def _declared(cls: type) -> Iterator[dataclasses.Field]:
+    for f in dataclasses.fields(cls):
+        if "env" in f.metadata:
+            yield f
+        elif isinstance(f.default_factory, type) and issubclass(f.default_factory, _FromEnv):
+            yield from _declared(f.default_factory)
+
+
+def declared_names() -> tuple[str, ...]:
+    """Every environment variable the settings read, in declaration order."""
+    return tuple(f.metadata["env"] for f in _declared(Settings))
+
+
+def secret_names() -> tuple[str, ...]:
+    """The variables that hold secrets (bound with `dg.EnvVar`, never shown)."""
+    return tuple(f.metadata["env"] for f in _declared(Settings) if f.metadata["secret"])
 
 
 def project_home() -> Path:
     """The project-local home directory, created on first use."""
-    home = Path(os.environ.get("RESCUE_HOME", ".rescue")).resolve()
+    home = Path(current().home).resolve()
     home.mkdir(parents=True, exist_ok=True)
     return home
 
 
 def default_warehouse_url() -> str:
-    return os.environ.get("RESCUE_WAREHOUSE_URL") or f"duckdb:///{project_home() / 'warehouse.duckdb'}"
+    return current().warehouse_url or f"duckdb:///{project_home() / 'warehouse.duckdb'}"
 
 
 def default_queue_url() -> str:
-    return os.environ.get("RESCUE_QUEUE_URL") or f"sqlite:///{project_home() / 'queue.db'}"
+    return current().queue_url or f"sqlite:///{project_home() / 'queue.db'}"
 
 
 def default_model_dir() -> Path:
-    path = Path(os.environ.get("RESCUE_MODEL_DIR") or project_home() / "models")
+    path = Path(current().model_dir or project_home() / "models")
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def default_report_dir() -> Path:
-    path = Path(os.environ.get("RESCUE_REPORT_DIR") or project_home() / "reports")
+    path = Path(current().report_dir or project_home() / "reports")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def default_policy_path() -> Path:
+    """The escalation policy: `RESCUE_POLICY_PATH`, else the embedded default."""
+    return Path(current().policy_path or DEFAULT_POLICY)

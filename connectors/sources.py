@@ -20,6 +20,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from connectors.settings import Settings
 from connectors.warehouse import WarehouseResource
 from models.contracts import ACCOUNTS, RENEWALS, TICKETS, TableContract, conform
 
@@ -56,7 +57,7 @@ def _read_raw(warehouse: WarehouseResource, table: str, contract: TableContract)
     if not client.table_exists(table):
         raise SourceError(
             f"table {table!r} not found in the warehouse; run `rescue demo generate` for the "
-            f"embedded demo world, or point RESCUE_WAREHOUSE_URL at a warehouse that has it"
+            f"embedded demo world, or point {Settings.env('warehouse_url')} at a warehouse that has it"
         )
     return conform(client.read_sql(f"SELECT * FROM {table}"), contract, lenient=True)
 

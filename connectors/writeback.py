@@ -495,17 +495,13 @@ class SalesforceCRMWriter:
 
 class CRMWriterResource(dg.ConfigurableResource):
     """Where the CRM write-back goes: ``warehouse`` (the embedded demo CRM, the default) or
-    ``salesforce``. Bind Salesforce secrets with `dg.EnvVar`, e.g.
-    ``salesforce_password=dg.EnvVar("RESCUE_SF_PASSWORD")``; they never reach logs or the UI."""
+    ``salesforce``, through the nested `SalesforceConnection` (its secrets bound with `dg.EnvVar`,
+    see `pipelines.resources`); they never reach logs or the UI."""
 
     warehouse: WarehouseResource
     target: str = Field(default="warehouse", description="'warehouse' (demo CRM tables) or 'salesforce'.")
-    salesforce_username: str = Field(default="", description="Integration user's username.")
-    salesforce_password: str = Field(default="", repr=False, description="Password (bind with dg.EnvVar).")
-    salesforce_security_token: str = Field(default="", repr=False, description="Security token (dg.EnvVar).")
-    salesforce_instance_url: str = Field(default="", description="Instance URL, with a session id.")
-    salesforce_session_id: str = Field(default="", repr=False, description="Session / OAuth token (dg.EnvVar).")
-    salesforce_domain: str = Field(default="login", description="'login', 'test' or a My Domain prefix.")
+    salesforce: SalesforceConnection | None = Field(
+        default=None, description="The Salesforce connection (needed when target is 'salesforce').")
     task_key_field: str = Field(default="Rescue_Key__c", description="External id field on Task.")
     account_key_field: str = Field(default="Rescue_Account_Key__c", description="External id field on Account.")
     max_attempts: int = Field(default=8, description="Delivery attempts per outbox row before it is dead.")
@@ -515,12 +511,9 @@ class CRMWriterResource(dg.ConfigurableResource):
         if self.target == "warehouse":
             return WarehouseCRMWriter(self.warehouse.get_client())
         if self.target == "salesforce":
-            connection = SalesforceConnection(
-                username=self.salesforce_username, password=self.salesforce_password,
-                security_token=self.salesforce_security_token, instance_url=self.salesforce_instance_url,
-                session_id=self.salesforce_session_id, domain=self.salesforce_domain,
-            )
-            return SalesforceCRMWriter(SalesforceWriter(connection=connection, task_key_field=self.task_key_field,
+            if self.salesforce is None:
+                raise ValueError("CRMWriterResource.target is 'salesforce' but no salesforce connection is bound")
+            return SalesforceCRMWriter(SalesforceWriter(connection=self.salesforce, task_key_field=self.task_key_field,
                                                         account_key_field=self.account_key_field))
         raise ValueError(f"CRMWriterResource.target must be 'warehouse' or 'salesforce', got {self.target!r}")
 

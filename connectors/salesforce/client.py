@@ -69,6 +69,7 @@ from connectors.http_retry import (
     TransientHTTPError,
     raise_for_transient,
 )
+from connectors.settings import SalesforceSettings
 from connectors.sources import CRMSource
 from models.contracts import ACCOUNTS, RENEWALS, SEGMENTS, conform
 
@@ -186,8 +187,9 @@ class SalesforceCredentials:
             return
         raise SalesforceAPIError(
             "Salesforce credentials are incomplete: set username, password and security_token "
-            "(e.g. SALESFORCE_USERNAME / SALESFORCE_PASSWORD / SALESFORCE_SECURITY_TOKEN), or "
-            "instance_url and session_id"
+            f"({' / '.join(SalesforceSettings.env(f) for f in ('username', 'password', 'security_token'))}), "
+            f"or instance_url and session_id ({SalesforceSettings.env('instance_url')} / "
+            f"{SalesforceSettings.env('session_id')})"
         )
 
 
@@ -590,8 +592,10 @@ def _csv_value(value: Any) -> Any:
 
 
 class SalesforceConnection(dg.ConfigurableResource):
-    """Connection settings shared by the reader and the writer. Bind secrets with `dg.EnvVar`,
-    e.g. ``password=dg.EnvVar("SALESFORCE_PASSWORD")``; they are left out of the repr."""
+    """Connection settings shared by the reader and the writer. Bind secrets with `dg.EnvVar`
+    under their names in `connectors.settings.SalesforceSettings`, e.g.
+    ``password=dg.EnvVar(SalesforceSettings.env("password"))`` (as `pipelines.resources` does);
+    they are left out of the repr."""
 
     username: str = Field(default="", description="Integration user's username.")
     password: str = Field(default="", repr=False, description="Password (bind with dg.EnvVar).")

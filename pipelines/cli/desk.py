@@ -7,13 +7,12 @@
 
 Desk users are members of the escalation policy: `add-user` takes the member's name and team
 from the policy unless given. It prints the user's token once; only its hash is stored. Session
-cookies are signed with `RESCUE_DESK_SECRET` (random per process when unset, so sessions end
-on restart).
+cookies are signed with the desk secret (`RESCUE_DESK_SECRET`; random per process when unset, so
+sessions end on restart). The queue and the policy default to their settings (`connectors.settings`).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
@@ -25,21 +24,21 @@ from rich.console import Console
 from rich.table import Table
 
 from connectors.queue.users import DeskUserError, DeskUsers
-from connectors.policy_source import DEFAULT_POLICY
 from connectors.queue.store import QueueStore
-from connectors.settings import default_queue_url
+from connectors.settings import Settings, current, default_policy_path, default_queue_url
 from models.policy.schema import PolicyError, load_policy
 
 desk_app = typer.Typer(help="The rescue desk: web pages and JSON API for the rescue team.", no_args_is_help=True)
 
 QueueUrl = Annotated[
     str | None,
-    typer.Option("--queue-url", envvar="RESCUE_QUEUE_URL", show_envvar=True,
-                 help="SQLAlchemy URL of the rescue queue (default: the embedded SQLite file)."),
+    typer.Option("--queue-url", help=f"SQLAlchemy URL of the rescue queue (default: ${Settings.env('queue_url')}, "
+                                     "else the embedded SQLite file)."),
 ]
 PolicyPath = Annotated[
-    Path,
-    typer.Option("--policy", envvar="RESCUE_POLICY_PATH", show_envvar=True, help="Escalation policy YAML."),
+    Path | None,
+    typer.Option("--policy", help=f"Escalation policy YAML (default: ${Settings.env('policy_path')}, "
+                                  "else policies/default.yaml)."),
 ]
 
 
@@ -71,7 +70,7 @@ def _users(queue_url: str | None) -> Iterator[DeskUsers]:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8080,
-    policy: PolicyPath = DEFAULT_POLICY,
+    policy: PolicyPath = None,
     queue_url: QueueUrl = None,
 ) -> None:
     """Serve the desk (pages and /api/v1) with uvicorn."""
@@ -80,7 +79,8 @@ def serve(
     from pipelines.desk import create_app
 
     try:
-        app = create_app(queue_url or default_queue_url(), policy, secret_key=os.environ.get("RESCUE_DESK_SECRET"))
+        app = create_app(queue_url or default_queue_url(), policy or default_policy_path(),
+                         secret_key=current().desk_secret)
     except (PolicyError, OSError) as exc:
         raise _fail(str(exc)) from None
     # uvicorn's access log records method, path and status only: never headers (tokens) or bodies.
@@ -93,10 +93,11 @@ def add_user(
     role: Annotated[Role, typer.Option("--role", help="agent or manager.")] = Role.agent,
     team: Annotated[str | None, typer.Option(help="Team key (default: the member's team in the policy).")] = None,
     name: Annotated[str | None, typer.Option(help="Display name (default: from the policy).")] = None,
-    policy: PolicyPath = DEFAULT_POLICY,
+    policy: PolicyPath = None,
     queue_url: QueueUrl = None,
 ) -> None:
     """Let a policy member use the desk; prints their token once."""
+    policy = policy or default_policy_path()
     try:
         rules = load_policy(policy)
     except (PolicyError, OSError) as exc:

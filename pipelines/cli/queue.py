@@ -36,7 +36,7 @@ from rich.table import Table
 from rich.text import Text
 
 from connectors.queue.store import QueueStore
-from connectors.settings import default_queue_url
+from connectors.settings import Settings, current, default_queue_url
 from models.cases.lifecycle import ACTIVE_STATUSES, STATUSES, CaseError
 
 queue_app = typer.Typer(
@@ -44,14 +44,17 @@ queue_app = typer.Typer(
     no_args_is_help=True,
 )
 
+QUEUE_URL_VAR = Settings.env("queue_url")
+ACTOR_VAR = Settings.env("actor")
+
 QueueUrl = Annotated[
     str | None,
-    typer.Option("--queue-url", envvar="RESCUE_QUEUE_URL", show_envvar=True,
-                 help="SQLAlchemy URL of the rescue queue (default: the embedded SQLite file)."),
+    typer.Option("--queue-url", help=f"SQLAlchemy URL of the rescue queue (default: ${QUEUE_URL_VAR}, "
+                                     "else the embedded SQLite file)."),
 ]
 Actor = Annotated[
     str | None,
-    typer.Option("--as", envvar="RESCUE_ACTOR", show_envvar=True, help="Who is acting (default: your login name)."),
+    typer.Option("--as", help=f"Who is acting (default: ${ACTOR_VAR}, else your login name)."),
 ]
 CaseArg = Annotated[str, typer.Argument(metavar="CASE", help="Case id, e.g. RC-1A2B3C4D5E.")]
 
@@ -92,7 +95,7 @@ def _store(url: str | None) -> Iterator[QueueStore]:
             raise _fail(f"cannot open the rescue queue at {store.display_url} ({type(cause).__name__})", code=1) from None
         if revision is None:
             raise _fail(f"the rescue queue at {store.display_url} has no tables yet; run the pipeline first "
-                        "(make demo), or point --queue-url / RESCUE_QUEUE_URL at the right database")
+                        f"(make demo), or point --queue-url / {QUEUE_URL_VAR} at the right database")
         try:
             yield store
         except (CaseError, ValueError) as exc:
@@ -102,9 +105,9 @@ def _store(url: str | None) -> Iterator[QueueStore]:
 
 
 def _actor(actor: str | None) -> str:
-    who = actor or os.environ.get("USER") or _login_name()
+    who = actor or current().actor or os.environ.get("USER") or _login_name()
     if not who:
-        raise _fail("who is acting? pass --as NAME or set RESCUE_ACTOR")
+        raise _fail(f"who is acting? pass --as NAME or set {ACTOR_VAR}")
     return who
 
 

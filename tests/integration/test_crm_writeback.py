@@ -213,9 +213,11 @@ def test_the_resource_picks_the_demo_crm_and_delivers_pending_rows_only(store, t
     again = resource.deliver(store, now=T0 + timedelta(hours=1))
     assert (first.delivered, again.attempted) == (2, 0)
     assert isinstance(resource.get_writer(), WarehouseCRMWriter)
-    sf = CRMWriterResource(warehouse=resource.warehouse, target="salesforce", salesforce_username=USERNAME,
-                           salesforce_password=PASSWORD, salesforce_security_token=TOKEN)
+    sf = CRMWriterResource(warehouse=resource.warehouse, target="salesforce", salesforce=SalesforceConnection(
+        username=USERNAME, password=PASSWORD, security_token=TOKEN))
     assert isinstance(sf.get_writer(), SalesforceCRMWriter) and PASSWORD not in repr(sf.get_writer())
+    with pytest.raises(ValueError, match="no salesforce connection is bound"):
+        CRMWriterResource(warehouse=resource.warehouse, target="salesforce").get_writer()
     with pytest.raises(ValueError, match="target must be 'warehouse' or 'salesforce', got 'hubspot'"):
         CRMWriterResource(warehouse=resource.warehouse, target="hubspot").get_writer()
     assert pd.Timestamp(crm_rows(store, "delivered")["delivered_at"].max()) == pd.Timestamp(T0)
