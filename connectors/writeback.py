@@ -32,7 +32,7 @@ secret-free error and retried by a later run after an exponential backoff; after
 
 Writers: `WarehouseCRMWriter` (the embedded demo CRM: tables ``crm_tasks`` and
 ``crm_account_health`` in the warehouse) and `SalesforceCRMWriter` (Tasks and Account fields
-through `connectors.salesforce.client.SalesforceWriter`). `CRMWriterResource` picks one from config.
+through `connectors.salesforce.writer.SalesforceWriter`). `CRMWriterResource` picks one from config.
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ from pydantic import Field
 
 from connectors.notify import DeliveryReport, backoff_delay, redact
 from connectors.queue.store import CRM_CHANNEL, CaseNotFound, QueueStore, utc_naive
-from connectors.salesforce.client import SalesforceConnection, SalesforceWriter
+from connectors.salesforce.client import SalesforceConnection
+from connectors.salesforce.writer import SalesforceWriter
 from connectors.warehouse import Warehouse, WarehouseResource
 from models.cases.lifecycle import ACTIVE_STATUSES, OPEN, TERMINAL_STATUSES
 

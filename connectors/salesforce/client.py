@@ -1,36 +1,20 @@
-"""Salesforce: accounts and renewals in, rescue Tasks and account health fields out.
-
-Three layers, from the wire up:
+"""Salesforce: the connection. Accounts and renewals come in through `connectors.salesforce.reader`,
+rescue Tasks and account health fields go out through `connectors.salesforce.writer`.
 
 - `SalesforceClient`: plain Python over simple-salesforce. It logs in (username, password and
   security token through the SOAP login, or an existing session id and instance URL), runs SOQL
   with paging (``nextRecordsUrl``), switches to a Bulk API 2.0 query when a ``COUNT()`` says the
   result is larger than `bulk_threshold`, upserts records by external id (one REST call per
   record, or a Bulk 2.0 ingest job above the threshold, whose failed rows are read back from the
-  job's ``failedResults`` and reported per external id). Every HTTP call goes through the shared
-  retry policy (`connectors.http_retry`); an expired session triggers one re-login.
-- `SalesforceCRM`: the `CRMSource` resource. It maps Accounts and renewal Opportunities into
-  the canonical ``accounts`` / ``renewals`` contracts through a **field map in config**
-  (canonical column -> Salesforce field), so an org that keeps ARR in ``ARR__c`` or the CSM in a
-  custom lookup maps it without code.
-- `SalesforceWriter`: the write-back resource. A routed case becomes a Task upserted on
-  ``Rescue_Key__c`` and assigned to the owner's Salesforce user; health score, churn risk,
-  rescue status and top reason are written to the Account by upsert on an external id. Because
-  every write is an upsert on a key derived from the product's own ids, a retried or replayed
-  write updates the record it created the first time instead of creating a second one.
-
-Incremental pulls: ``SalesforceClient.accounts(since=watermark)`` returns the changed rows and the
-new watermark (the greatest ``SystemModstamp`` seen); the caller persists it. SOQL datetime
-literals have whole seconds, so the next pull may return a record changed in the watermark's own
-second again: pulls are at-least-once, and callers merge on the primary key.
+  job's ``failedResults`` and reported per external id), and finds the User an owner name
+  belongs to. Every HTTP call goes through the shared retry policy (`connectors.http_retry`); an
+  expired session triggers one re-login.
+- `SalesforceConnection`: the connection settings as a Dagster resource, shared by the reader
+  (`SalesforceCRM`) and the writer (`SalesforceWriter`).
 
 Credentials come only from config fields bound to `dg.EnvVar` (see `SalesforceConnection`). They
-are excluded from the resources' repr, never logged, and scrubbed from every error this module
+are excluded from the resources' repr, never logged, and scrubbed from every error this package
 raises (`SalesforceAPIError`).
-
-Renewal outcome: a closed and won Opportunity is ``renewed``, closed and lost is ``churned``,
-anything still open is ``open`` (``IsClosed`` / ``IsWon``, which follow the org's stage
-definitions, so custom stage names need no mapping).
 """
 
 from __future__ import annotations
@@ -42,13 +26,13 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, NamedTuple, TypeVar
+from datetime import datetime
+from typing import Any, TypeVar
 
 import dagster as dg
 import pandas as pd
 import requests
-from pydantic import Field, PrivateAttr
+from pydantic import Field
 from simple_salesforce import Salesforce, SalesforceLogin
 from simple_salesforce.exceptions import (
     SalesforceAuthenticationFailed,
@@ -70,8 +54,6 @@ from connectors.http_retry import (
     raise_for_transient,
 )
 from connectors.settings import SalesforceSettings
-from connectors.sources import CRMSource
-from models.contracts import ACCOUNTS, RENEWALS, SEGMENTS, conform
 
 log = logging.getLogger(__name__)
 
@@ -79,47 +61,8 @@ T = TypeVar("T")
 
 DEFAULT_API_VERSION = "59.0"
 
-#: Canonical accounts column -> Salesforce Account field. Dotted names follow a parent
-#: relationship (``Owner.Name``). Standard fields where Salesforce has one; ``Segment__c``,
-#: ``Plan__c`` and ``Seats__c`` are the custom fields most orgs add for these (map them to your
-#: org's names, e.g. ``{"arr": "ARR__c"}``). An empty string drops the column.
-DEFAULT_ACCOUNT_FIELDS: dict[str, str] = {
-    "account_id": "Id",
-    "name": "Name",
-    "segment": "Segment__c",
-    "industry": "Industry",
-    "region": "BillingCountry",
-    "arr": "AnnualRevenue",
-    "plan": "Plan__c",
-    "seats": "Seats__c",
-    "csm_owner": "Owner.Name",
-    "created_at": "CreatedDate",
-}
-
-#: Canonical renewals column -> Salesforce Opportunity field. ``closed_at`` is kept only for
-#: closed opportunities; ``outcome`` is derived from IsClosed / IsWon (see the module docs).
-DEFAULT_RENEWAL_FIELDS: dict[str, str] = {
-    "renewal_id": "Id",
-    "account_id": "AccountId",
-    "renewal_date": "CloseDate",
-    "amount": "Amount",
-    "stage": "StageName",
-    "closed_at": "CloseDate",
-}
-
-#: Canonical account write-back field -> Salesforce Account field (custom fields to create).
-DEFAULT_ACCOUNT_WRITE_FIELDS: dict[str, str] = {
-    "health_score": "Health_Score__c",
-    "churn_risk": "Churn_Risk__c",
-    "rescue_status": "Rescue_Status__c",
-    "top_reason": "Rescue_Top_Reason__c",
-}
-
 #: User fields an owner name from the queue may match, in this order of preference.
 DEFAULT_USER_MATCH_FIELDS = ("Email", "Username", "Name", "Alias")
-
-#: Largest number of characters Salesforce keeps in a text(255) field.
-TEXT_FIELD_MAX = 255
 
 
 class SalesforceAPIError(RuntimeError):
@@ -128,14 +71,6 @@ class SalesforceAPIError(RuntimeError):
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
-
-
-class IncrementalPull(NamedTuple):
-    """Rows changed since the previous watermark, and the watermark to persist for the next pull
-    (the greatest SystemModstamp seen, or the previous watermark when nothing changed)."""
-
-    frame: pd.DataFrame
-    watermark: datetime | None
 
 
 @dataclass(frozen=True)
@@ -266,19 +201,6 @@ def translate_error(exc: BaseException, endpoint: str, secrets: Iterable[str] = 
     return SalesforceAPIError(redact(message, secrets), status=status)
 
 
-def _value_at(record: Mapping[str, Any], path: str) -> Any:
-    """A record's value at a field path: ``"Owner.Name"`` walks the parent relationship in REST
-    JSON; Bulk 2.0 CSV rows carry the dotted header as is."""
-    if path in record:
-        return record[path]
-    value: Any = record
-    for part in path.split("."):
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(part)
-    return value
-
-
 def _csv_records(pages: Iterable[str]) -> list[dict[str, Any]]:
     """Rows of Bulk 2.0 CSV result pages; empty cells (Bulk's null) become None."""
     rows: list[dict[str, Any]] = []
@@ -286,39 +208,6 @@ def _csv_records(pages: Iterable[str]) -> list[dict[str, Any]]:
         for row in csv.DictReader(io.StringIO(page)):
             rows.append({k: (v if v != "" else None) for k, v in row.items()})
     return rows
-
-
-def _as_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() == "true"
-
-
-def _parse_modstamp(value: Any) -> datetime | None:
-    if value is None or value == "":
-        return None
-    stamp = pd.Timestamp(value)
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    return stamp.to_pydatetime()
-
-
-def normalize_segment(value: Any, overrides: Mapping[str, str]) -> Any:
-    """A segment picklist value in canonical form: the configured mapping first, then
-    ``"Mid-Market"`` -> ``"mid_market"``. Unknown values pass through for the checks to name."""
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return None
-    text = str(value).strip()
-    if text in overrides:
-        return overrides[text]
-    canonical = text.lower().replace("-", "_").replace(" ", "_")
-    return canonical if canonical in SEGMENTS else text
-
-
-def renewal_outcome(is_closed: Any, is_won: Any) -> str:
-    """Closed Won -> renewed, Closed Lost -> churned, not closed -> open."""
-    if not _as_bool(is_closed):
-        return "open"
-    return "renewed" if _as_bool(is_won) else "churned"
 
 
 class SalesforceClient:
@@ -410,7 +299,7 @@ class SalesforceClient:
                 raise translate_error(exc, endpoint, secrets) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    # -- reading --------------------------------------------------------------------------------
+    # -- queries --------------------------------------------------------------------------------
 
     def count(self, sobject: str, where: str = "") -> int:
         soql = f"SELECT COUNT() FROM {sobject}" + (f" WHERE {where}" if where else "")
@@ -446,31 +335,7 @@ class SalesforceClient:
             return self.bulk_query_records(sobject, soql)
         return list(self.query_records(soql, label=sobject))
 
-    def accounts(self, since: datetime | None = None, *, field_map: Mapping[str, str] | None = None,
-                 segment_values: Mapping[str, str] | None = None) -> IncrementalPull:
-        """Accounts changed after `since` (all when None) in the ``accounts`` contract."""
-        mapping = _active(field_map if field_map is not None else DEFAULT_ACCOUNT_FIELDS)
-        records = self.select("Account", [*mapping.values(), "SystemModstamp"], _since_clause(since))
-        frame = _mapped_frame(records, mapping)
-        if "segment" in frame:
-            overrides = dict(segment_values or {})
-            frame["segment"] = frame["segment"].map(lambda v: normalize_segment(v, overrides))
-        return IncrementalPull(conform(frame, ACCOUNTS, lenient=True), _max_modstamp(records, since))
-
-    def renewals(self, since: datetime | None = None, *, field_map: Mapping[str, str] | None = None,
-                 renewal_filter: str = "") -> IncrementalPull:
-        """Renewal Opportunities changed after `since` in the ``renewals`` contract."""
-        mapping = _active(field_map if field_map is not None else DEFAULT_RENEWAL_FIELDS)
-        where = " AND ".join(c for c in (f"({renewal_filter})" if renewal_filter else "", _since_clause(since)) if c)
-        records = self.select("Opportunity", [*mapping.values(), "IsClosed", "IsWon", "SystemModstamp"], where)
-        frame = _mapped_frame(records, mapping)
-        closed = pd.Series([_as_bool(r.get("IsClosed")) for r in records], index=frame.index, dtype=bool)
-        frame["outcome"] = [renewal_outcome(r.get("IsClosed"), r.get("IsWon")) for r in records]
-        if "closed_at" in frame:
-            frame["closed_at"] = frame["closed_at"].where(closed, None)
-        return IncrementalPull(conform(frame, RENEWALS, lenient=True), _max_modstamp(records, since))
-
-    # -- writing --------------------------------------------------------------------------------
+    # -- upserts --------------------------------------------------------------------------------
 
     def upsert(self, sobject: str, key_field: str, external_id: str, fields: Mapping[str, Any]) -> UpsertResult:
         """Create or update the record whose `key_field` is `external_id` (PATCH by external id):
@@ -550,31 +415,6 @@ class SalesforceClient:
         return self._user_ids[key]
 
 
-def _active(mapping: Mapping[str, str]) -> dict[str, str]:
-    return {canonical: sf_field for canonical, sf_field in mapping.items() if sf_field}
-
-
-def _since_clause(since: datetime | None) -> str:
-    if since is None:
-        return ""
-    aware = since if since.tzinfo else since.replace(tzinfo=timezone.utc)
-    return format_soql("SystemModstamp > {}", aware)
-
-
-def _mapped_frame(records: Sequence[Mapping[str, Any]], mapping: Mapping[str, str]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {canonical: [_value_at(r, sf_field) for r in records] for canonical, sf_field in mapping.items()},
-        index=pd.RangeIndex(len(records)),
-    )
-
-
-def _max_modstamp(records: Sequence[Mapping[str, Any]], since: datetime | None) -> datetime | None:
-    stamps = [s for s in (_parse_modstamp(r.get("SystemModstamp")) for r in records) if s is not None]
-    if since is not None:
-        stamps.append(since if since.tzinfo else since.replace(tzinfo=timezone.utc))
-    return max(stamps) if stamps else None
-
-
 def _csv_value(value: Any) -> Any:
     # In a Bulk 2.0 CSV an empty cell means "leave unchanged"; #N/A sets the field to null.
     if value is None or (isinstance(value, float) and pd.isna(value)):
@@ -621,154 +461,3 @@ class SalesforceConnection(dg.ConfigurableResource):
             bulk_poll_seconds=self.bulk_poll_seconds, retry_policy=RetryPolicy(max_attempts=self.max_attempts),
             timeout=self.timeout_seconds, session=session, sleep=sleep,
         )
-
-
-class SalesforceCRM(CRMSource):
-    """Accounts and renewal Opportunities from Salesforce, in the canonical contracts.
-
-    ``account_fields`` / ``renewal_fields`` override entries of `DEFAULT_ACCOUNT_FIELDS` /
-    `DEFAULT_RENEWAL_FIELDS` (canonical column -> Salesforce field; ``""`` drops a column), so
-    ``{"arr": "ARR__c", "csm_owner": "CSM__r.Name"}`` is all an org with custom fields needs.
-    ``renewal_filter`` is the SOQL condition that picks renewal opportunities.
-    """
-
-    connection: SalesforceConnection
-    account_fields: dict[str, str] = Field(default_factory=dict, description="Overrides of the account field map.")
-    renewal_fields: dict[str, str] = Field(default_factory=dict, description="Overrides of the renewal field map.")
-    segment_values: dict[str, str] = Field(
-        default_factory=dict, description="Segment picklist value -> enterprise / mid_market / smb.")
-    renewal_filter: str = Field(default="Type = 'Renewal'", description="SOQL condition selecting renewals.")
-
-    def account_field_map(self) -> dict[str, str]:
-        _check_columns(self.account_fields, ACCOUNTS.column_names, "account_fields")
-        return {**DEFAULT_ACCOUNT_FIELDS, **self.account_fields}
-
-    def renewal_field_map(self) -> dict[str, str]:
-        _check_columns(self.renewal_fields, [c for c in RENEWALS.column_names if c != "outcome"], "renewal_fields")
-        return {**DEFAULT_RENEWAL_FIELDS, **self.renewal_fields}
-
-    _client: SalesforceClient | None = PrivateAttr(default=None)
-
-    def get_client(self) -> SalesforceClient:
-        """One logged-in client per resource instance (accounts and renewals share the session)."""
-        if self._client is None:
-            self._client = self.connection.build_client()
-        return self._client
-
-    def accounts(self) -> pd.DataFrame:
-        return self.pull_accounts(self.get_client()).frame
-
-    def renewals(self) -> pd.DataFrame:
-        return self.pull_renewals(self.get_client()).frame
-
-    def pull_accounts(self, client: SalesforceClient, since: datetime | None = None) -> IncrementalPull:
-        return client.accounts(since, field_map=self.account_field_map(), segment_values=self.segment_values)
-
-    def pull_renewals(self, client: SalesforceClient, since: datetime | None = None) -> IncrementalPull:
-        return client.renewals(since, field_map=self.renewal_field_map(), renewal_filter=self.renewal_filter)
-
-
-def _check_columns(overrides: Mapping[str, str], allowed: Sequence[str], name: str) -> None:
-    unknown = sorted(set(overrides) - set(allowed))
-    if unknown:
-        raise ValueError(f"{name}: unknown canonical column(s) {', '.join(unknown)}; "
-                         f"expected some of {', '.join(allowed)}")
-
-
-class SalesforceWriter(dg.ConfigurableResource):
-    """Writes rescue work back to Salesforce by upsert on external ids.
-
-    - ``upsert_task(external_id, fields, owner=...)``: a Task keyed by ``task_key_field``
-      (``Rescue_Key__c``, a unique External ID text field), assigned to the owner's user;
-    - ``upsert_account_fields(rows)``: health score, churn risk, rescue status and top reason
-      on the Account keyed by ``account_key_field``. Use ``Id`` when the product's account ids
-      are Salesforce ids (an unknown id then fails instead of creating an Account); otherwise
-      an External ID field that holds the product's account id on every Account.
-    """
-
-    connection: SalesforceConnection
-    task_key_field: str = Field(default="Rescue_Key__c", description="External id field on Task.")
-    account_key_field: str = Field(default="Rescue_Account_Key__c", description="External id field on Account.")
-    account_write_fields: dict[str, str] = Field(
-        default_factory=dict, description="Overrides of canonical -> Account field for write-back.")
-
-    _client: SalesforceClient | None = PrivateAttr(default=None)
-
-    def get_client(self) -> SalesforceClient:
-        """One client per resource instance, so the owner -> User Id cache lives across writes."""
-        if self._client is None:
-            self._client = self.connection.build_client()
-        return self._client
-
-    def use_client(self, client: SalesforceClient) -> SalesforceWriter:
-        """Use an existing client (shares its session, retry policy and user cache)."""
-        self._client = client
-        return self
-
-    def write_field_map(self) -> dict[str, str]:
-        unknown = sorted(set(self.account_write_fields) - set(DEFAULT_ACCOUNT_WRITE_FIELDS))
-        if unknown:
-            raise ValueError(f"account_write_fields: unknown field(s) {', '.join(unknown)}; expected some of "
-                             f"{', '.join(DEFAULT_ACCOUNT_WRITE_FIELDS)}")
-        return {**DEFAULT_ACCOUNT_WRITE_FIELDS, **self.account_write_fields}
-
-    def upsert_task(self, external_id: str, fields: Mapping[str, Any], *, owner: str | None = None) -> UpsertResult:
-        """Create or update the Task keyed `external_id`. `fields` are Task fields (Subject,
-        Description, ActivityDate, Priority, Status, WhatId, ...). With `owner`, the Task is
-        assigned to that user (OwnerId) when exactly one active user matches."""
-        client = self.get_client()
-        body = dict(fields)
-        owner_id = client.user_id(owner) if owner else None
-        if owner_id:
-            body["OwnerId"] = owner_id
-        result = client.upsert("Task", self.task_key_field, external_id, body)
-        return UpsertResult(external_id=result.external_id, created=result.created,
-                            record_id=result.record_id, owner_id=owner_id)
-
-    def upsert_account_fields(self, rows: list[dict[str, Any]]) -> BatchResult:
-        """Write health fields to Accounts. Each row has ``account_id`` and any of
-        health_score, churn_risk, rescue_status, top_reason. Bulk API 2.0 above the threshold."""
-        mapping = self.write_field_map()
-        payload: dict[str, dict[str, Any]] = {}
-        for i, row in enumerate(rows):
-            account_id = row.get("account_id")
-            if not account_id:
-                raise ValueError(f"upsert_account_fields: row {i} has no account_id")
-            unknown = sorted(set(row) - set(mapping) - {"account_id"})
-            if unknown:
-                raise ValueError(f"upsert_account_fields: row {i} ({account_id}) has unknown field(s) "
-                                 f"{', '.join(unknown)}; expected some of {', '.join(mapping)}")
-            values = {mapping[k]: v for k, v in row.items() if k != "account_id"}
-            if mapping["top_reason"] in values and isinstance(values[mapping["top_reason"]], str):
-                values[mapping["top_reason"]] = values[mapping["top_reason"]][:TEXT_FIELD_MAX]
-            payload[str(account_id)] = values
-        return self.get_client().upsert_many("Account", self.account_key_field, payload)
-
-    def task_fields(self, case: Mapping[str, Any]) -> dict[str, Any]:
-        """Task fields for a rescue case (a queue case or its outbox payload): subject with the
-        priority and account, the reason and top drivers in the description, due date from the
-        first-touch SLA, and the link to the Account (WhatId, or the Account's external id)."""
-        priority = str(case.get("priority") or "")
-        name = case.get("account_name") or case.get("account_id")
-        lines = [f"Churn rescue case {case.get('case_id', '')} for {name}."]
-        for label, key in (("Reason", "reason"), ("Play", "play"), ("Outcome", "outcome"), ("Note", "note")):
-            if case.get(key):
-                lines.append(f"{label}: {case[key]}")
-        if isinstance(case.get("churn_risk"), (int, float)):
-            lines.append(f"Churn risk: {case['churn_risk']:.0%}")
-        fields: dict[str, Any] = {
-            "Subject": f"Churn rescue {priority}: {name}".replace("  ", " ")[:TEXT_FIELD_MAX],
-            "Description": "\n".join(lines),
-            "Priority": "High" if priority in ("P1", "P2") else "Normal",
-            "Status": "Completed" if case.get("outcome") else "Not Started",
-        }
-        due = case.get("sla_first_touch_due")
-        if due:
-            fields["ActivityDate"] = pd.Timestamp(due).date().isoformat()
-        account_id = case.get("account_id")
-        if account_id:
-            if self.account_key_field == "Id":
-                fields["WhatId"] = account_id
-            else:
-                fields["What"] = {"attributes": {"type": "Account"}, self.account_key_field: account_id}
-        return fields

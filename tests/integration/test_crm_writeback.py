@@ -26,12 +26,8 @@ from connectors.writeback import (
 )
 from connectors.http_retry import RetryPolicy
 from connectors.queue.store import QueueStore
-from connectors.salesforce.client import (
-    SalesforceClient,
-    SalesforceConnection,
-    SalesforceCredentials,
-    SalesforceWriter,
-)
+from connectors.salesforce.client import SalesforceClient, SalesforceConnection, SalesforceCredentials
+from connectors.salesforce.writer import SalesforceWriter
 from connectors.warehouse import Warehouse, WarehouseResource
 from tests.conftest import snapshot_frames
 from tests.fakes.salesforce_fake import FaultInjector, SalesforceFake

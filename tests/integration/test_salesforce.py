@@ -18,9 +18,9 @@ from connectors.salesforce.client import (
     SalesforceClient,
     SalesforceConnection,
     SalesforceCredentials,
-    SalesforceCRM,
-    SalesforceWriter,
 )
+from connectors.salesforce.reader import SalesforceCRM, pull_accounts, pull_renewals
+from connectors.salesforce.writer import SalesforceWriter
 from models.contracts import ACCOUNTS, RENEWALS
 from tests.fakes.salesforce_fake import FaultInjector, SalesforceFake
 
@@ -83,7 +83,7 @@ def test_rejected_login_is_a_clear_error_and_is_not_retried(rsps):
 
 def test_query_pages_through_next_records_url(rsps):
     fake = make_fake(rsps, page_size=2)
-    frame = make_client().accounts().frame
+    frame = pull_accounts(make_client()).frame
     assert len(frame) == 5
     assert frame["account_id"].is_unique
     query_calls = [p for p in paths(fake, "GET") if p.startswith(f"{API}/query")]
@@ -115,22 +115,22 @@ def test_unknown_canonical_column_in_the_field_map_is_named(rsps):
 def test_field_the_org_lacks_is_reported_with_a_hint(rsps):
     make_fake(rsps)
     with pytest.raises(SalesforceAPIError, match="No such column 'Churn_Tier__c'.*field map"):
-        make_client().accounts(field_map={"account_id": "Id", "segment": "Churn_Tier__c"})
+        pull_accounts(make_client(), field_map={"account_id": "Id", "segment": "Churn_Tier__c"})
 
 
 def test_incremental_pull_returns_changes_since_the_watermark(rsps):
     fake = make_fake(rsps)
     client = make_client()
-    first = client.accounts()
+    first = pull_accounts(client)
     assert len(first.frame) == 5 and first.watermark is not None
 
     changed_id = first.frame["account_id"].iloc[2]
     fake.touch("Account", changed_id, ARR__c=99.0)
-    second = client.accounts(since=first.watermark)
+    second = pull_accounts(client, since=first.watermark)
     assert list(second.frame["account_id"]) == [changed_id]
     assert second.watermark > first.watermark
 
-    third = client.accounts(since=second.watermark)
+    third = pull_accounts(client, since=second.watermark)
     assert third.frame.empty and third.watermark == second.watermark
 
 
@@ -142,7 +142,7 @@ def test_renewal_opportunities_map_outcomes_from_is_closed_and_is_won(rsps):
                  CloseDate="2025-03-31", Amount=12_000.0)
     fake.add("Opportunity", AccountId=acc, Type="New Business", StageName="Closed Won", IsClosed=True, IsWon=True,
              CloseDate="2025-01-31", Amount=1.0)
-    frame = make_client().renewals(renewal_filter="Type = 'Renewal'").frame
+    frame = pull_renewals(make_client(), renewal_filter="Type = 'Renewal'").frame
     assert list(frame.columns) == RENEWALS.column_names
     by_stage = frame.set_index("stage")
     assert by_stage.loc["Closed Won", "outcome"] == "renewed"
@@ -155,9 +155,9 @@ def test_renewal_opportunities_map_outcomes_from_is_closed_and_is_won(rsps):
 
 def test_bulk_query_is_used_above_the_threshold_and_matches_rest(rsps):
     fake = make_fake(rsps)
-    rest = make_client(bulk_threshold=100).accounts().frame
+    rest = pull_accounts(make_client(bulk_threshold=100)).frame
     assert not fake.query_jobs
-    bulk = make_client(bulk_threshold=3).accounts().frame
+    bulk = pull_accounts(make_client(bulk_threshold=3)).frame
     assert len(fake.query_jobs) == 1
     job_id = next(iter(fake.query_jobs))
     assert f"{API}/jobs/query/{job_id}/results" in paths(fake, "GET")
@@ -329,6 +329,6 @@ def test_secrets_never_appear_in_logs_errors_repr_or_run_output(rsps, monkeypatc
 def test_watermark_is_stable_when_nothing_changed(rsps):
     make_fake(rsps)
     client = make_client()
-    watermark = client.accounts().watermark
-    later = client.accounts(since=watermark + timedelta(days=1))
+    watermark = pull_accounts(client).watermark
+    later = pull_accounts(client, since=watermark + timedelta(days=1))
     assert later.frame.empty and later.watermark == watermark + timedelta(days=1)
