@@ -1,0 +1,134 @@
+"""The Definitions load with every secret configured, hold everything by name, and show no secret.
+
+`pipelines.definitions` is loaded afresh (as `dagster dev` loads it) with a placeholder value
+in every secret variable the settings module declares, plus a policy-named Slack webhook.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from dagster._core.remote_representation.external_data import RepositorySnap
+
+from connectors.settings import declared_names, secret_names
+
+ASSETS = {
+    # sources
+    "crm_accounts", "crm_renewals", "product_usage_daily", "support_tickets",
+    # features, model, scoring
+    "account_features", "churn_outcomes", "training_set", "churn_model", "churn_scores", "health_scores",
+    # routing, operations
+    "rescue_candidates", "rescue_queue", "escalation_policy", "queue_operations_metrics",
+    # feedback
+    "crm_writeback", "rescue_outcomes", "play_effectiveness",
+}
+FEEDBACK_GROUP = {"crm_writeback", "rescue_outcomes", "play_effectiveness"}
+CHECKS = {
+    ("crm_accounts", "crm_accounts_contract"),
+    ("crm_renewals", "crm_renewals_contract"),
+    ("product_usage_daily", "product_usage_daily_contract"),
+    ("support_tickets", "support_tickets_contract"),
+    ("churn_model", "churn_model_promotion_gate"),
+    ("churn_scores", "churn_scores_drift"),
+}
+JOBS = {"daily_rescue_job", "weekly_retrain_job", "feedback_job"}
+SCHEDULES = {"daily_rescue_schedule", "weekly_retrain_schedule"}
+SENSORS = {"sla_clock", "rescue_actions_sensor"}
+RESOURCES = {"warehouse", "crm", "ticketing", "queue", "model_registry", "policy", "notifier", "crm_writer"}
+
+#: A placeholder for each secret: a value no repr, snapshot or metadata may contain.
+PLACEHOLDERS = {
+    "RESCUE_WAREHOUSE_URL": "postgresql+psycopg://rescue:placeholder-warehouse-pw@db.invalid/warehouse",
+    "RESCUE_QUEUE_URL": "postgresql+psycopg://rescue:placeholder-queue-pw@db.invalid/queue",
+    "RESCUE_SLACK_WEBHOOK_URL": "https://hooks.slack.invalid/services/placeholder-slack-default",
+    "RESCUE_SLACK_CSM": "https://hooks.slack.invalid/services/placeholder-slack-csm",
+    "RESCUE_SMTP_PASSWORD": "placeholder-smtp-pw",
+    "RESCUE_SF_PASSWORD": "placeholder-sf-pw",
+    "RESCUE_SF_SECURITY_TOKEN": "placeholder-sf-token",
+    "RESCUE_SF_SESSION_ID": "placeholder-sf-session",
+    "RESCUE_DESK_SECRET": "placeholder-desk-secret",
+}
+PLAIN = {
+    "RESCUE_SMTP_HOST": "smtp.example.invalid",
+    "RESCUE_SMTP_USER": "rescue",
+    "RESCUE_SF_USERNAME": "integration@example.com",
+    "RESCUE_SF_INSTANCE_URL": "https://example.my.salesforce.com",
+    "RESCUE_SF_DOMAIN": "test",
+}
+
+
+@pytest.fixture
+def defs(monkeypatch, tmp_path) -> dg.Definitions:
+    for name in declared_names():
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RESCUE_HOME", str(tmp_path / "home"))
+    for name, value in {**PLACEHOLDERS, **PLAIN}.items():
+        monkeypatch.setenv(name, value)
+    path = Path(__file__).resolve().parents[2] / "pipelines" / "definitions.py"
+    spec = importlib.util.spec_from_file_location("_definitions_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    return module.defs
+
+
+def test_every_secret_has_a_placeholder():
+    assert set(secret_names()) <= set(PLACEHOLDERS)
+
+
+def test_everything_is_there_by_name(defs):
+    repo = defs.get_repository_def()
+    graph = repo.asset_graph
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == ASSETS
+    assert {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name == "feedback"} \
+        == FEEDBACK_GROUP
+    assert {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys} == CHECKS
+    assert {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")} == JOBS
+    assert {s.name for s in repo.schedule_defs} == SCHEDULES
+    assert {s.name for s in repo.sensor_defs} == SENSORS
+    assert set(defs.resources) == RESOURCES
+    assert defs.resources["crm_writer"].target == "salesforce"
+
+
+def _field_values(resource: dg.ConfigurableResource, path: str):
+    """(path, value) of every config field of `resource` and of the resources nested in it."""
+    for name in type(resource).model_fields:
+        value = getattr(resource, name)
+        if isinstance(value, dg.ConfigurableResource):
+            yield from _field_values(value, f"{path}.{name}")
+        else:
+            yield f"{path}.{name}", value
+
+
+def test_secrets_are_bound_by_name_never_held_as_values(defs):
+    for key, resource in defs.resources.items():
+        for path, value in _field_values(resource, key):
+            if isinstance(value, dg.EnvVar):  # a name, resolved only inside a run
+                assert value.env_var_name in declared_names(), path
+                continue
+            assert not any(secret in repr(value) for secret in PLACEHOLDERS.values()), path
+    salesforce = defs.resources["crm_writer"].salesforce
+    for field, name in (("password", "RESCUE_SF_PASSWORD"), ("security_token", "RESCUE_SF_SECURITY_TOKEN"),
+                        ("session_id", "RESCUE_SF_SESSION_ID")):
+        value = getattr(salesforce, field)
+        assert isinstance(value, dg.EnvVar) and value.env_var_name == name
+    assert (salesforce.username, salesforce.domain) == (PLAIN["RESCUE_SF_USERNAME"], PLAIN["RESCUE_SF_DOMAIN"])
+
+
+def test_no_secret_shows_in_a_repr_or_in_what_the_ui_shows(defs):
+    repo = defs.get_repository_def()
+    shown = [f"{key}: {resource!r}" for key, resource in defs.resources.items()]
+    snapshot = RepositorySnap.from_def(repo)
+    shown.append(dg.serialize_value(snapshot))  # resource config, asset and check metadata, job and sensor specs
+    shown += [repr(r.configured_values) for r in snapshot.resources]
+    for text in shown:
+        for name, value in PLACEHOLDERS.items():
+            assert value not in text, f"{name}'s value shows in {text[:120]}"
+    configured = {r.name: r.configured_values for r in snapshot.resources}
+    assert configured["queue"]["url"].name == "RESCUE_QUEUE_URL"
+    assert configured["warehouse"]["url"].name == "RESCUE_WAREHOUSE_URL"
+    assert configured["notifier"]["smtp_password"].name == "RESCUE_SMTP_PASSWORD"
