@@ -7,7 +7,7 @@
     rescue queue snooze CASE --until 2025-06-05T09:00 --as WHO
     rescue queue act CASE --play exec_sponsor_call --note "CFO call booked" --as WHO
     rescue queue resolve CASE --outcome saved|churned|no_action --as WHO
-    rescue queue outbox [--status pending|delivered|dead]
+    rescue queue outbox [--status pending|delivered|dead] [--json]
 
 The queue is `--queue-url`, else `RESCUE_QUEUE_URL`, else the embedded SQLite file. The actor is
 `--as`, else `RESCUE_ACTOR`, else the login name. Times are UTC. An unknown case or a change the
@@ -391,11 +391,15 @@ def resolve(
 def show_outbox(
     status: Annotated[OutboxStatus | None, typer.Option(help="Only rows in this status.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many rows (newest).")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     queue_url: QueueUrl = None,
 ) -> None:
     """Notifications and CRM writes waiting, delivered or dead."""
     with _store(queue_url) as store:
         rows = store.outbox(status.value if status else None).tail(limit)
+    if as_json:
+        typer.echo(json.dumps(_records(rows), indent=2, default=str))
+        return
     console = _console()
     if rows.empty:
         console.print("The outbox is empty." if status is None else f"No {status.value} rows in the outbox.")

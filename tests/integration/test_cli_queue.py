@@ -151,3 +151,20 @@ def test_the_actor_defaults_to_the_login_name(queue, monkeypatch) -> None:
     monkeypatch.setenv("USER", "login-name")
     result = run(url, "claim", ids["A2"])
     assert result.exit_code == 0 and "is login-name's" in result.output
+
+
+def test_outbox_as_json(queue) -> None:
+    url, ids = queue
+    result = run(url, "outbox", "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert rows and {r["kind"] for r in rows} == {"case_opened"}
+    first = rows[0]
+    assert {"outbox_id", "created_at", "kind", "channel", "destination", "case_id", "status", "attempts",
+            "next_attempt_at", "last_error", "payload"} <= set(first)
+    assert first["status"] == "pending" and first["case_id"] in set(ids.values())
+    assert any(r["destination"] == "#enterprise-rescue" for r in rows)
+    assert isinstance(first["created_at"], str) and first["last_error"] is None
+    assert [r["outbox_id"] for r in rows] == sorted(r["outbox_id"] for r in rows)
+    assert len(json.loads(run(url, "outbox", "--json", "--limit", "1").output)) == 1
+    assert json.loads(run(url, "outbox", "--status", "dead", "--json").output) == []
