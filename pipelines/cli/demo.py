@@ -3,8 +3,10 @@
 `rescue demo run` is what `make demo` calls: generate the demo world (if the warehouse has none),
 run the weekly retrain job, replay the feedback loop over the world's history (`rescue demo
 loop`), run the daily rescue job for the world's latest snapshot dates on the local Dagster
-instance (so the runs appear in `make dev`), and print the head of the queue and the
-play-effectiveness table.
+instance (so the runs appear in `make dev`), print the head of the queue and the
+play-effectiveness table, and deliver the notifications the runs queued (as the SLA clock
+sensor would on its next tick: to the log unless Slack or e-mail is configured), so the run
+ends with nothing pending in the outbox.
 
 `rescue demo loop` replays weekly historical snapshots through the daily job with `now` pinned
 to each date, lets the simulated rescue team (`connectors.demo.team`) work the queue after
@@ -210,12 +212,35 @@ def run_loop(instance, *, weeks: int, holdout: float, seed: int) -> None:
               f"holdout outcomes {done.holdout_recorded}; {done.waiting_for_renewal} case(s) renew later")
 
 
-def run_feedback(instance) -> pd.DataFrame:
+def run_feedback(instance, defs=None) -> pd.DataFrame:
     """Run the feedback job (CRM write-back, rescue outcomes, play effectiveness); its table."""
-    from pipelines.definitions import defs
+    from pipelines.definitions import build_definitions
 
-    result = _run_job(defs, "feedback_job", instance)
+    result = _run_job(defs or build_definitions(), "feedback_job", instance)
     return result.output_for_node("play_effectiveness")
+
+
+def deliver_notifications(defs, *, batch: int = 100, max_batches: int = 1_000) -> dict[str, int]:
+    """Deliver every due notification in the outbox through the Definitions' notifier (batch
+    after batch, as SLA clock ticks would); returns the counts delivered, failed, dead and
+    still pending."""
+    import dagster as dg
+
+    from connectors.notify import deliver_outbox
+
+    totals = {"delivered": 0, "failed": 0, "dead": 0}
+    with dg.build_resources({"queue": defs.resources["queue"], "notifier": defs.resources["notifier"]}) as res:
+        store = res.queue.get_client()
+        notifier = res.notifier.get_notifier()
+        for _ in range(max_batches):
+            report = deliver_outbox(store, notifier, max_attempts=res.notifier.max_attempts, batch=batch)
+            for key in totals:
+                totals[key] += getattr(report, key)
+            if report.attempted < batch:
+                break
+        pending = store.outbox("pending")
+        totals["pending"] = int(pending["channel"].isin(notifier.channels).sum())
+    return totals
 
 
 @demo_app.command("loop")
@@ -274,7 +299,9 @@ def run(
         _generate(accounts, seed, None)
     else:
         err.print("demo world found in the warehouse (use --regenerate for a new one)")
-    from pipelines.definitions import defs
+    from pipelines.definitions import build_definitions
+
+    defs = build_definitions()
 
     instance = _instance()
     snapshot = _snapshot_date()
@@ -294,7 +321,11 @@ def run(
         "Next: `make dev` for the Dagster UI, `.venv/bin/rescue queue list` to work the queue."
     )
     if with_loop:
-        print_effectiveness(run_feedback(instance))
+        print_effectiveness(run_feedback(instance, defs))
+    sent = deliver_notifications(defs)
+    out.print(f"Notifications: {sent['delivered']} delivered from the outbox"
+              + (f", {sent['failed']} failed (retried later), {sent['dead']} dead" if sent["failed"] or sent["dead"] else "")
+              + f"; {sent['pending']} pending.")
     if n == 0:
         sys.exit(1)
 

@@ -1,0 +1,46 @@
+"""`rescue demo run` end to end on the smallest demo world: it ends with nothing pending in the outbox."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+import pytest
+from typer.testing import CliRunner
+
+from connectors.demo.world import DemoWorldConfig, generate_demo_world
+from connectors.queue.store import QueueStore
+from connectors.settings import declared_names, default_queue_url, default_warehouse_url
+from connectors.warehouse import Warehouse
+from pipelines.cli.main import app
+
+pytestmark = pytest.mark.slow
+
+#: The end-to-end tests' world (tests/integration/test_pipeline_e2e.py).
+WORLD = DemoWorldConfig(n_accounts=400, seed=3, end_date=date(2026, 11, 20), history_days=540)
+
+
+def test_demo_run_delivers_every_notification_it_queued(tmp_path, monkeypatch):
+    """The whole `make demo` path (with the shortest feedback-loop replay) on the smallest world."""
+    for name in declared_names():
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RESCUE_HOME", str(tmp_path / "home"))
+    (tmp_path / "dagster").mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    monkeypatch.setenv("COLUMNS", "200")
+    generate_demo_world(WORLD, Warehouse(default_warehouse_url()))  # `demo run` finds it and reuses it
+
+    result = CliRunner().invoke(app, ["demo", "run", "--weeks", "2", "--top", "3"])
+    assert result.exit_code == 0, result.output
+    delivered = re.search(r"Notifications: (\d+) delivered from the outbox; 0 pending\.", result.output)
+    assert delivered, result.output[-2000:]
+
+    store = QueueStore(default_queue_url())
+    try:
+        outbox = store.outbox()
+        assert len(outbox) > 0
+        assert outbox[outbox["status"] == "pending"].empty, outbox[outbox["status"] == "pending"][["channel", "kind"]]
+        notifications = outbox[outbox["channel"] != "crm"]
+        assert int(delivered.group(1)) == int((notifications["status"] == "delivered").sum()) > 0
+    finally:
+        store.close()
