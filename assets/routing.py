@@ -12,7 +12,7 @@ from connectors.policy_source import PolicyResource
 from connectors.queue.store import QueueStoreResource
 from connectors.warehouse import WarehouseResource
 from models.cases.context import USAGE_TREND_WEEKS, build_context_packages
-from models.policy.schema import route
+from models.routing.route import route
 from models.churn.scoring import build_candidates
 
 GROUP = "routing"

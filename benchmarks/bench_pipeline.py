@@ -55,7 +55,8 @@ def run_size(n_accounts: int, seed: int) -> dict:
     from models.churn.features import CATEGORICAL_FEATURES, FEATURE_NAMES, USAGE_WINDOW_DAYS, account_features, describe_driver, headline_reason
     from models.churn.health import health_scores, rules_risk
     from models.churn.labels import churn_outcomes, observation_dates, population
-    from models.policy.schema import load_policy, route
+    from models.policy.loader import load_policy
+    from models.routing.route import route
     from models.quality import validate_frame
     from models.churn.scoring import build_candidates, score_accounts
     from models.churn.training import build_training_set, time_split

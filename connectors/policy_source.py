@@ -8,7 +8,8 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from models.policy.schema import Policy, load_policy
+from models.policy.loader import load_policy
+from models.policy.schema import Policy
 
 DEFAULT_POLICY = Path("policies") / "default.yaml"
 

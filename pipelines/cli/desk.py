@@ -28,7 +28,7 @@ from connectors.queue.users import DeskUserError, DeskUsers
 from connectors.policy_source import DEFAULT_POLICY
 from connectors.queue.store import QueueStore
 from connectors.settings import default_queue_url
-from models.policy.schema import PolicyError, load_policy
+from models.policy.loader import PolicyError, load_policy
 
 desk_app = typer.Typer(help="The rescue desk: web pages and JSON API for the rescue team.", no_args_is_help=True)
 
