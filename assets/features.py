@@ -4,11 +4,12 @@
 import dagster as dg
 import pandas as pd
 
+from assets import stages
 from assets.partitions import snapshot_date, snapshot_partitions
 from connectors.warehouse import WarehouseResource
 from models.contracts import CHURN_OUTCOMES
-from models.churn.features import FEATURE_NAMES, USAGE_WINDOW_DAYS, account_features as compute_features
-from models.churn.labels import churn_outcomes as derive_churn_outcomes, population
+from models.churn.features import FEATURE_NAMES
+from models.churn.labels import churn_outcomes as derive_churn_outcomes
 
 GROUP = "features"
 OWNERS = ["team:data"]
@@ -48,9 +49,7 @@ def account_features(
 ) -> pd.DataFrame:
     """Features of every live account as of the snapshot date, from data strictly before it."""
     as_of = snapshot_date(context)
-    ids = population(crm_accounts, churn_outcomes, as_of)
-    usage = warehouse.get_client().read_usage_daily(as_of - pd.Timedelta(days=USAGE_WINDOW_DAYS), as_of)
-    feats = compute_features(crm_accounts, crm_renewals, support_tickets, usage, as_of, account_ids=ids)
+    feats = stages.snapshot_features(warehouse.get_client(), crm_accounts, crm_renewals, support_tickets, churn_outcomes, as_of)
     context.add_output_metadata(
         {
             "dagster/row_count": len(feats),

@@ -7,17 +7,14 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 
+from assets import stages
 from assets.partitions import snapshot_date, snapshot_partitions
 from connectors.policy_source import PolicyResource
 from connectors.queue.store import QueueStoreResource
 from connectors.warehouse import WarehouseResource
-from models.cases.context import USAGE_TREND_WEEKS, build_context_packages
-from models.policy.schema import route
-from models.churn.scoring import build_candidates
 
 GROUP = "routing"
 OWNERS = ["team:cs-ops"]
-CANDIDATE_HISTORY_TABLE = "rescue_candidates_history"
 
 
 @dg.asset(group_name=GROUP, kinds={"pandas"}, owners=OWNERS, partitions_def=snapshot_partitions)
@@ -30,10 +27,8 @@ def rescue_candidates(
     health_scores: pd.DataFrame,
 ) -> pd.DataFrame:
     """Every scored account with the fields policy conditions read, ranked by expected ARR at risk."""
-    as_of = snapshot_date(context)
-    cands = build_candidates(account_features, crm_accounts, churn_scores, health_scores, snapshot_date=as_of)
-    history = cands.drop(columns=["drivers", "movers"]).assign(snapshot_date=as_of.date())
-    warehouse.get_client().replace_partition(CANDIDATE_HISTORY_TABLE, history, "snapshot_date", as_of.date())
+    cands = stages.rescue_candidates(warehouse.get_client(), crm_accounts, account_features, churn_scores, health_scores,
+                                     snapshot_date(context))
     context.add_output_metadata(
         {
             "dagster/row_count": len(cands),
@@ -70,40 +65,9 @@ def rescue_queue(
         now = now.replace(tzinfo=UTC)
     pol = policy.load()
     store = queue.get_client()
-    store.migrate()
-    state = store.routing_state()
-    result = route(
-        rescue_candidates,
-        pol,
-        now=now,
-        open_cases=state.open_cases,
-        recent_resolutions=state.recent_resolutions,
-        account_states=state.account_states,
-        member_load=state.member_load,
-        as_of=as_of,
-    )
-    decisions = result.decisions
-    routed = rescue_candidates[rescue_candidates["account_id"].isin(decisions.loc[decisions["action"].isin(["route", "update"]), "account_id"])]
-    usage = warehouse.get_client().read_usage_daily(as_of - pd.Timedelta(weeks=USAGE_TREND_WEEKS), as_of, account_ids=list(routed["account_id"]))
-    contexts = build_context_packages(
-        routed,
-        health=health_scores,
-        tickets=support_tickets,
-        usage_daily=usage,
-        plays=store.plays(list(routed["account_id"])),
-        snapshot_date=as_of,
-    )
-    summary = store.apply_decisions(
-        decisions,
-        rescue_candidates,
-        contexts=contexts,
-        account_states=result.account_states,
-        policy_version=pol.version,
-        policy_hash=pol.content_hash,
-        model_version=str(rescue_candidates["model_version"].iloc[0]) if len(rescue_candidates) else "",
-        snapshot_date=as_of,
-        now=now,
-    )
+    run = stages.rescue_queue(store, warehouse.get_client(), pol, rescue_candidates, health_scores, support_tickets,
+                              now=now, as_of=as_of)
+    decisions, summary = run.decisions, run.summary
     open_cases = store.list_cases(status="active")
     counts = decisions["action"].value_counts().to_dict()
     return dg.MaterializeResult(

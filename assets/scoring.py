@@ -4,56 +4,16 @@
 import dagster as dg
 import pandas as pd
 
+from assets import stages
 from assets.partitions import snapshot_date, snapshot_partitions
+from assets.stages import DRIFT_HISTORY_TABLE, DRIFT_WARN_PSI
 from connectors.model_registry import ModelRegistryResource
 from connectors.queue.store import QueueStoreResource
 from connectors.warehouse import WarehouseResource
 from models.churn.model import ChurnModel
-from models.churn.drift import drift_report
-from models.churn.explain import score_movers
-from models.churn.features import describe_driver, headline_reason
-from models.churn.health import health_scores as compute_health
-from models.churn.health import intervention_status
-from models.churn.scoring import score_accounts, score_history_frame
 
 GROUP = "scoring"
 OWNERS = ["team:data-science"]
-SCORE_HISTORY_TABLE = "score_history"
-CONTRIBUTION_HISTORY_TABLE = "contribution_history"
-DRIFT_HISTORY_TABLE = "drift_history"
-#: PSI above this on any feature or on the score makes the drift check warn.
-DRIFT_WARN_PSI = 0.25
-
-
-def _previous(warehouse: WarehouseResource, as_of: pd.Timestamp, table: str = SCORE_HISTORY_TABLE, columns: str = "account_id, churn_risk, health_score") -> pd.DataFrame:
-    """Rows of ``table`` for the latest snapshot before ``as_of`` (empty if none)."""
-    client = warehouse.get_client()
-    if not client.table_exists(table):
-        return pd.DataFrame(columns=[c.strip() for c in columns.split(",")])
-    return client.read_sql(
-        f"SELECT {columns} FROM {table} "
-        f"WHERE snapshot_date = (SELECT MAX(snapshot_date) FROM {table} WHERE snapshot_date < :d)",
-        {"d": as_of.date()},
-    )
-
-
-def _movers(warehouse: WarehouseResource, as_of: pd.Timestamp, scores: pd.DataFrame, contribs: pd.DataFrame) -> list[list[dict]]:
-    """What changed since the previous snapshot: per explained account, the features whose
-    contribution to the risk moved most (empty when there is nothing to compare with).
-    ``contribs`` is indexed by account_id (the explained accounts)."""
-    features = [c for c in contribs.columns if c != "bias"]
-    prev = _previous(warehouse, as_of, CONTRIBUTION_HISTORY_TABLE, ", ".join(["account_id", "churn_risk", *features]))
-    if prev.empty or contribs.empty:
-        return [[] for _ in range(len(scores))]
-    curr = scores.set_index("account_id").loc[contribs.index, ["churn_risk"]].reset_index()
-    moved = score_movers(
-        prev, curr, id_col="account_id", score_col="churn_risk",
-        contribs_prev=prev[features], contribs_curr=contribs[features].reset_index(drop=True), k=3,
-    ).set_index("account_id")["movers"]
-    return [
-        [{**m, "delta": round(float(m["delta"]), 4)} for m in moved.get(aid, [])]
-        for aid in scores["account_id"]
-    ]
 
 
 @dg.asset(group_name=GROUP, kinds={"lightgbm", "pandas"}, owners=OWNERS, partitions_def=snapshot_partitions, deps=["churn_model"])
@@ -71,20 +31,8 @@ def churn_scores(
     if version is None:
         raise dg.Failure("no champion model in the registry: materialize churn_model first")
     model = ChurnModel.from_bytes(registry.load_bytes(version))
-    out, contribs = score_accounts(model, account_features, describe=describe_driver, headline=headline_reason)
-    as_of = snapshot_date(context)
-    prev = _previous(warehouse, as_of).set_index("account_id")["churn_risk"]
-    out["churn_risk_delta"] = (out["churn_risk"] - out["account_id"].map(prev)).fillna(0.0)
-    out["movers"] = _movers(warehouse, as_of, out, contribs)
-    history = contribs.drop(columns=["bias"], errors="ignore").reset_index(drop=True)
-    history.insert(0, "churn_risk", out.loc[out["explained"], "churn_risk"].to_numpy())
-    history.insert(0, "account_id", contribs.index.astype(str))
-    history.insert(0, "snapshot_date", as_of.date())
-    warehouse.get_client().replace_partition(CONTRIBUTION_HISTORY_TABLE, history, "snapshot_date", as_of.date())
-    out["model_version"] = version
-    drift = drift_report(model, training_set, account_features, out["churn_risk"], warn_at=DRIFT_WARN_PSI)
-    warehouse.get_client().replace_partition(DRIFT_HISTORY_TABLE, drift.assign(snapshot_date=as_of.date()), "snapshot_date", as_of.date())
-    out["snapshot_date"] = as_of
+    scored = stages.churn_scores(warehouse.get_client(), model, version, account_features, training_set, snapshot_date(context))
+    out, drift = scored.scores, scored.drift
     context.add_output_metadata(
         {
             "dagster/row_count": len(out),
@@ -111,15 +59,8 @@ def health_scores(
 ) -> pd.DataFrame:
     """Composite 0-100 health score (usage, support, relationship, model risk) with band, trend
     and the rescue intervention in progress, if any."""
-    as_of = snapshot_date(context)
-    risk = churn_scores.set_index("account_id")["churn_risk"].reindex(account_features.index)
-    health = compute_health(account_features, risk.to_numpy())
-    prev = _previous(warehouse, as_of).set_index("account_id")["health_score"]
-    health["health_delta"] = (health["health_score"] - health.index.map(prev)).round(1)
-    store = queue.get_client()
-    health["intervention"] = intervention_status(health.index, store.list_cases(status="active"), store.plays())
-    history = score_history_frame(health, churn_scores, snapshot_date=as_of)
-    warehouse.get_client().replace_partition(SCORE_HISTORY_TABLE, history, "snapshot_date", as_of.date())
+    health = stages.health_scores(warehouse.get_client(), queue.get_client(), account_features, churn_scores,
+                                  snapshot_date(context))
     bands = health["health_band"].value_counts().reindex(["healthy", "watch", "at_risk", "critical"], fill_value=0)
     context.add_output_metadata(
         {

@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from models.routing.assignment import Member, assign
-from models.policy.schema import load_policy, route
+from models.policy.loader import load_policy
+from models.routing.route import route
 
 DEFAULT_POLICY = Path(__file__).resolve().parents[1] / "policies" / "default.yaml"
 

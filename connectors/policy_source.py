@@ -8,7 +8,8 @@ import dagster as dg
 from pydantic import Field
 
 from connectors.settings import DEFAULT_POLICY, Settings, default_policy_path
-from models.policy.schema import Policy, load_policy
+from models.policy.loader import load_policy
+from models.policy.schema import Policy
 
 __all__ = ["DEFAULT_POLICY", "PolicyResource"]
 

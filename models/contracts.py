@@ -230,7 +230,7 @@ def empty_frame(contract: TableContract) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------------------------
 # Frames passed between stages (not source tables). Their columns are fixed here so that the
-# policy engine (models.policy.schema), the queue store (connectors.queue.store) and the assets agree.
+# policy engine (models.routing.route), the queue store (connectors.queue.store) and the assets agree.
 # --------------------------------------------------------------------------------------------
 
 #: `rescue_candidates` input to the policy: one row per account at the snapshot, every column
@@ -263,15 +263,18 @@ CANDIDATE_COLUMNS: dict[str, str] = {
     "snapshot_date": "datetime: the observation date",
 }
 
-#: Output of the policy engine, input to QueueStore.apply_decisions: one row per candidate.
+#: Output of the policy engine, input to QueueStore.apply_decisions: one row per candidate. The
+#: headline reason of a case is structured: rule_id, rule_description and reason_driver.
 DECISION_COLUMNS: dict[str, str] = {
     "account_id": "str",
     "action": "str: route (new case) | update (open case re-confirmed) | holdout | overflow | cooldown | not_eligible",
     "priority": "str: P1..P4 (null when not eligible)",
     "team": "str: team key from the policy",
     "required_skills": "list[str]",
-    "rule_id": "str: the severity rule that matched",
-    "reasons": "list[str]: why (matched rule description and drivers)",
+    "rule_id": "str: id of the severity rule that matched (null when not eligible)",
+    "rule_description": "str: that rule's description (null when not eligible)",
+    "reason_driver": "str: the strongest risk driver in words, the candidate's top_reason (null when not eligible or none)",
+    "reasons": "list[str]: human-readable, for display: why this action, then 'rule_id: rule_description' and 'top driver: reason_driver'",
     "expected_arr_at_risk": "float",
     "rank": "int: rank within the team's daily budget (1 = most ARR at risk)",
     "assignee": "str: member id chosen by skills, capacity and load (routed rows)",

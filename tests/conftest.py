@@ -121,6 +121,7 @@ def snapshot_frames(rows: list[dict]) -> tuple:
             "account_id": spec["account_id"], "action": spec.get("action", "route"),
             "priority": spec.get("priority", "P2") if routed else None, "team": spec.get("team", "csm") if routed else None,
             "required_skills": ["renewals"], "rule_id": "enterprise_high_risk",
+            "rule_description": None, "reason_driver": "weekly active users down 38%",
             "reasons": ["enterprise with churn risk >= 0.6", "weekly active users down 38%"],
             "expected_arr_at_risk": risk * arr, "rank": spec.get("rank", 1), "assignee": None,
             "sla_first_touch_due": None, "sla_resolution_due": None, "case_id": None, "previous_priority": None,

@@ -2,7 +2,7 @@
 
 The candidate frame has one row per live account with every column a policy condition may use
 (see `models.contracts.CANDIDATE_COLUMNS`). Nothing here decides who is routed: that is the
-policy's job (`models.policy.schema`).
+policy's job (`models.routing.route`).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Before a policy change ships, `simulate(policy_a, policy_b, snapshots, outcomes)` answers "what
 would this policy have done?" on real history: for each snapshot date, in order, it routes that
-day's candidates exactly as production would (`models.policy.schema.route`), carrying the queue state
+day's candidates exactly as production would (`models.routing.route.route`), carrying the queue state
 forward from one day to the next: hysteresis states, one open case per account, member load,
 cooldown after resolution.
 
@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from models.charts import figure_png
-from models.policy.schema import Policy, route
+from models.policy.schema import Policy
+from models.routing.route import route
 
 #: Metric name -> what it means, in report order.
 METRICS: dict[str, str] = {

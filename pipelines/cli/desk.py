@@ -26,7 +26,7 @@ from rich.table import Table
 from connectors.queue.users import DeskUserError, DeskUsers
 from connectors.queue.store import QueueStore
 from connectors.settings import Settings, current, default_policy_path, default_queue_url
-from models.policy.schema import PolicyError, load_policy
+from models.policy.loader import PolicyError, load_policy
 
 desk_app = typer.Typer(help="The rescue desk: web pages and JSON API for the rescue team.", no_args_is_help=True)
 

@@ -32,7 +32,8 @@ from rich.console import Console
 from rich.table import Table
 
 from models.contracts import CHURN_OUTCOMES
-from models.policy.schema import Policy, PolicyError, load_policy
+from models.policy.loader import PolicyError, load_policy
+from models.policy.schema import Policy
 from models.routing.replay import METRICS, SimulationError, SimulationReport, simulate, weekly_cases_chart
 
 policy_app = typer.Typer(help="Validate and simulate escalation policies.", no_args_is_help=True)

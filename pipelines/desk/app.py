@@ -38,7 +38,8 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from connectors.queue.users import DeskUsers
 from connectors.queue.store import QueueStore
-from models.policy.schema import Policy, load_policy
+from models.policy.loader import load_policy
+from models.policy.schema import Policy
 from pipelines.desk import api, pages
 from pipelines.desk.auth import NotAuthenticated, session_user
 from pipelines.desk.errors import STATUS_BY_ERROR, error_status

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from models.policy.schema import load_policy
+from models.policy.loader import load_policy
 from pipelines.cli.main import app
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"

@@ -22,7 +22,7 @@ from models.policy.diagram import (
     render_policy_diagram,
     step_trigger_text,
 )
-from models.policy.schema import load_policy, parse_policy
+from models.policy.loader import load_policy, parse_policy
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 DEFAULT = load_policy(POLICIES / "default.yaml")

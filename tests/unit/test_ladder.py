@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from models.cases.ladder import LadderError, due_escalations, resolve_raci
-from models.policy.schema import load_policy
+from models.policy.loader import load_policy
 
 POLICY = load_policy(Path(__file__).resolve().parents[2] / "policies" / "default.yaml")
 UTC = dt.timezone.utc

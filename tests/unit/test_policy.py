@@ -12,14 +12,8 @@ import pytest
 import yaml
 
 from models.contracts import DECISION_COLUMNS
-from models.policy.schema import (
-    PolicyError,
-    RoutingError,
-    holdout_draw,
-    load_policy,
-    parse_policy,
-    route,
-)
+from models.policy.loader import PolicyError, load_policy, parse_policy
+from models.routing.route import RoutingError, holdout_draw, route
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 UTC = dt.timezone.utc

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from connectors.warehouse import Warehouse
-from models.policy.schema import load_policy, parse_policy
+from models.policy.loader import load_policy, parse_policy
 from models.routing.replay import SimulationError, replay, simulate
 from pipelines.cli.main import app
 

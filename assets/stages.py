@@ -1,0 +1,281 @@
+"""The daily path as plain functions: features -> scores -> health -> candidates -> queue.
+
+Each stage takes clients (the warehouse, the queue store, a loaded model or policy) and frames,
+and returns frames or a summary; nothing here knows Dagster. The assets (`assets/features.py`,
+`assets/scoring.py`, `assets/routing.py`) are thin wrappers that call these functions and attach
+metadata, and `benchmarks/bench_pipeline.py` calls the same functions in the same order, so what
+it measures is the pipeline and the two cannot drift apart.
+
+Stages that keep history write it to the warehouse per snapshot date (`replace_partition`, so a
+rerun replaces rather than appends): scores and health (`score_history`), per-feature
+contributions (`contribution_history`, read back for "what moved since the previous snapshot"),
+drift (`drift_history`) and the candidate frame (`rescue_candidates_history`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+
+import pandas as pd
+
+from connectors.queue.store import ApplySummary, QueueStore
+from connectors.warehouse import Warehouse
+from models.cases.context import USAGE_TREND_WEEKS, build_context_packages
+from models.churn.drift import drift_report
+from models.churn.explain import score_movers
+from models.churn.features import USAGE_WINDOW_DAYS, describe_driver, headline_reason
+from models.churn.features import account_features as compute_features
+from models.churn.health import health_scores as compute_health
+from models.churn.health import intervention_status
+from models.churn.labels import population
+from models.churn.model import ChurnModel
+from models.churn.scoring import build_candidates, score_accounts, score_history_frame
+from models.policy.schema import Policy
+from models.routing.route import RoutingResult, route
+
+SCORE_HISTORY_TABLE = "score_history"
+CONTRIBUTION_HISTORY_TABLE = "contribution_history"
+DRIFT_HISTORY_TABLE = "drift_history"
+CANDIDATE_HISTORY_TABLE = "rescue_candidates_history"
+#: PSI above this on any feature or on the score makes the drift check warn.
+DRIFT_WARN_PSI = 0.25
+
+#: Decision actions that put an account in front of a person (they get a context package).
+CASE_ACTIONS = ("route", "update")
+
+#: `timer(name)` wraps a sub-stage of `rescue_queue` (the benchmark times them); the default
+#: does nothing.
+Timer = Callable[[str], AbstractContextManager]
+
+
+def _untimed(name: str) -> AbstractContextManager:
+    return nullcontext()
+
+
+# --------------------------------------------------------------------------------------------
+# Features, scores, health, candidates
+# --------------------------------------------------------------------------------------------
+
+
+def snapshot_features(
+    warehouse: Warehouse,
+    accounts: pd.DataFrame,
+    renewals: pd.DataFrame,
+    tickets: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    as_of: pd.Timestamp,
+) -> pd.DataFrame:
+    """Features of every live account as of `as_of`, from data strictly before it."""
+    ids = population(accounts, outcomes, as_of)
+    usage = warehouse.read_usage_daily(as_of - pd.Timedelta(days=USAGE_WINDOW_DAYS), as_of)
+    return compute_features(accounts, renewals, tickets, usage, as_of, account_ids=ids)
+
+
+@dataclass(frozen=True)
+class Scores:
+    scores: pd.DataFrame  # one row per account: churn_risk, drivers, movers, delta, model_version
+    drift: pd.DataFrame   # feature, psi, status: the population stability report
+
+
+def previous_snapshot(
+    warehouse: Warehouse,
+    as_of: pd.Timestamp,
+    table: str = SCORE_HISTORY_TABLE,
+    columns: str = "account_id, churn_risk, health_score",
+) -> pd.DataFrame:
+    """Rows of ``table`` for the latest snapshot before ``as_of`` (empty if none)."""
+    if not warehouse.table_exists(table):
+        return pd.DataFrame(columns=[c.strip() for c in columns.split(",")])
+    return warehouse.read_sql(
+        f"SELECT {columns} FROM {table} "
+        f"WHERE snapshot_date = (SELECT MAX(snapshot_date) FROM {table} WHERE snapshot_date < :d)",
+        {"d": as_of.date()},
+    )
+
+
+def _movers(warehouse: Warehouse, as_of: pd.Timestamp, scores: pd.DataFrame, contribs: pd.DataFrame) -> list[list[dict]]:
+    """What changed since the previous snapshot: per explained account, the features whose
+    contribution to the risk moved most (empty when there is nothing to compare with).
+    ``contribs`` is indexed by account_id (the explained accounts)."""
+    features = [c for c in contribs.columns if c != "bias"]
+    prev = previous_snapshot(warehouse, as_of, CONTRIBUTION_HISTORY_TABLE, ", ".join(["account_id", "churn_risk", *features]))
+    if prev.empty or contribs.empty:
+        return [[] for _ in range(len(scores))]
+    curr = scores.set_index("account_id").loc[contribs.index, ["churn_risk"]].reset_index()
+    moved = score_movers(
+        prev, curr, id_col="account_id", score_col="churn_risk",
+        contribs_prev=prev[features], contribs_curr=contribs[features].reset_index(drop=True), k=3,
+    ).set_index("account_id")["movers"]
+    return [
+        [{**m, "delta": round(float(m["delta"]), 4)} for m in moved.get(aid, [])]
+        for aid in scores["account_id"]
+    ]
+
+
+def churn_scores(
+    warehouse: Warehouse,
+    model: ChurnModel,
+    model_version: str,
+    features: pd.DataFrame,
+    training_set: pd.DataFrame,
+    as_of: pd.Timestamp,
+) -> Scores:
+    """Calibrated churn probability of every account with its drivers in words, the change and
+    the movers since the previous snapshot, and drift against the training data.
+
+    Keeps the explained accounts' contributions and the drift report for the snapshot.
+    """
+    out, contribs = score_accounts(model, features, describe=describe_driver, headline=headline_reason)
+    prev = previous_snapshot(warehouse, as_of).set_index("account_id")["churn_risk"]
+    out["churn_risk_delta"] = (out["churn_risk"] - out["account_id"].map(prev)).fillna(0.0)
+    out["movers"] = _movers(warehouse, as_of, out, contribs)
+    history = contribs.drop(columns=["bias"], errors="ignore").reset_index(drop=True)
+    history.insert(0, "churn_risk", out.loc[out["explained"], "churn_risk"].to_numpy())
+    history.insert(0, "account_id", contribs.index.astype(str))
+    history.insert(0, "snapshot_date", as_of.date())
+    warehouse.replace_partition(CONTRIBUTION_HISTORY_TABLE, history, "snapshot_date", as_of.date())
+    out["model_version"] = model_version
+    drift = drift_report(model, training_set, features, out["churn_risk"], warn_at=DRIFT_WARN_PSI)
+    warehouse.replace_partition(DRIFT_HISTORY_TABLE, drift.assign(snapshot_date=as_of.date()), "snapshot_date", as_of.date())
+    out["snapshot_date"] = as_of
+    return Scores(out, drift)
+
+
+def health_scores(
+    warehouse: Warehouse,
+    store: QueueStore,
+    features: pd.DataFrame,
+    scores: pd.DataFrame,
+    as_of: pd.Timestamp,
+) -> pd.DataFrame:
+    """Composite 0-100 health score with band, change since the previous snapshot and the rescue
+    intervention in progress, if any; kept with the scores in `score_history`."""
+    risk = scores.set_index("account_id")["churn_risk"].reindex(features.index)
+    health = compute_health(features, risk.to_numpy())
+    prev = previous_snapshot(warehouse, as_of).set_index("account_id")["health_score"]
+    health["health_delta"] = (health["health_score"] - health.index.map(prev)).round(1)
+    health["intervention"] = intervention_status(health.index, store.list_cases(status="active"), store.plays())
+    history = score_history_frame(health, scores, snapshot_date=as_of)
+    warehouse.replace_partition(SCORE_HISTORY_TABLE, history, "snapshot_date", as_of.date())
+    return health
+
+
+def rescue_candidates(
+    warehouse: Warehouse,
+    accounts: pd.DataFrame,
+    features: pd.DataFrame,
+    scores: pd.DataFrame,
+    health: pd.DataFrame,
+    as_of: pd.Timestamp,
+) -> pd.DataFrame:
+    """Every scored account with the fields policy conditions read, ranked by expected ARR at
+    risk; kept (without drivers and movers) in `rescue_candidates_history`."""
+    cands = build_candidates(features, accounts, scores, health, snapshot_date=as_of)
+    history = cands.drop(columns=["drivers", "movers"]).assign(snapshot_date=as_of.date())
+    warehouse.replace_partition(CANDIDATE_HISTORY_TABLE, history, "snapshot_date", as_of.date())
+    return cands
+
+
+# --------------------------------------------------------------------------------------------
+# The rescue queue
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueRun:
+    """What one `rescue_queue` pass decided and wrote."""
+
+    routing: RoutingResult
+    summary: ApplySummary
+
+    @property
+    def decisions(self) -> pd.DataFrame:
+        return self.routing.decisions
+
+
+def route_decisions(
+    store: QueueStore,
+    policy: Policy,
+    candidates: pd.DataFrame,
+    *,
+    now: dt.datetime,
+    as_of: pd.Timestamp,
+) -> RoutingResult:
+    """Route the candidates against the queue's state (open cases, resolutions, hysteresis
+    states, member load)."""
+    state = store.routing_state()
+    return route(
+        candidates,
+        policy,
+        now=now,
+        open_cases=state.open_cases,
+        recent_resolutions=state.recent_resolutions,
+        account_states=state.account_states,
+        member_load=state.member_load,
+        as_of=as_of,
+    )
+
+
+def write_queue(
+    store: QueueStore,
+    warehouse: Warehouse,
+    policy: Policy,
+    routing: RoutingResult,
+    candidates: pd.DataFrame,
+    health: pd.DataFrame,
+    tickets: pd.DataFrame,
+    *,
+    now: dt.datetime,
+    as_of: pd.Timestamp,
+) -> ApplySummary:
+    """Apply the decisions to the queue: open and update cases with their handoff context
+    package, log the rest, persist the hysteresis states."""
+    decisions = routing.decisions
+    case_ids = decisions.loc[decisions["action"].isin(CASE_ACTIONS), "account_id"]
+    routed = candidates[candidates["account_id"].isin(case_ids)]
+    accounts = list(routed["account_id"])
+    usage = warehouse.read_usage_daily(as_of - pd.Timedelta(weeks=USAGE_TREND_WEEKS), as_of, account_ids=accounts)
+    contexts = build_context_packages(
+        routed,
+        health=health,
+        tickets=tickets,
+        usage_daily=usage,
+        plays=store.plays(accounts),
+        snapshot_date=as_of,
+    )
+    return store.apply_decisions(
+        decisions,
+        candidates,
+        contexts=contexts,
+        account_states=routing.account_states,
+        policy_version=policy.version,
+        policy_hash=policy.content_hash,
+        model_version=str(candidates["model_version"].iloc[0]) if len(candidates) else "",
+        snapshot_date=as_of,
+        now=now,
+    )
+
+
+def rescue_queue(
+    store: QueueStore,
+    warehouse: Warehouse,
+    policy: Policy,
+    candidates: pd.DataFrame,
+    health: pd.DataFrame,
+    tickets: pd.DataFrame,
+    *,
+    now: dt.datetime,
+    as_of: pd.Timestamp,
+    timer: Timer = _untimed,
+) -> QueueRun:
+    """The daily routing of one snapshot: route the candidates through the policy into the
+    rescue queue (one open case per account). `now` is tz-aware; `as_of` the snapshot date."""
+    store.migrate()
+    with timer("policy_route"):
+        routing = route_decisions(store, policy, candidates, now=now, as_of=as_of)
+    with timer("rescue_queue_write"):
+        summary = write_queue(store, warehouse, policy, routing, candidates, health, tickets, now=now, as_of=as_of)
+    return QueueRun(routing, summary)
