@@ -9,7 +9,7 @@ import pandas as pd
 
 from assets.partitions import snapshot_date, snapshot_partitions
 from connectors.policy_source import PolicyResource
-from connectors.queue.store import QueueStoreResource
+from connectors.queue.resource import QueueStoreResource
 from connectors.warehouse import WarehouseResource
 from models.cases.context import USAGE_TREND_WEEKS, build_context_packages
 from models.policy.schema import route

@@ -6,7 +6,7 @@ import pandas as pd
 
 from assets.partitions import snapshot_date, snapshot_partitions
 from connectors.model_registry import ModelRegistryResource
-from connectors.queue.store import QueueStoreResource
+from connectors.queue.resource import QueueStoreResource
 from connectors.warehouse import WarehouseResource
 from models.churn.model import ChurnModel
 from models.churn.drift import drift_report

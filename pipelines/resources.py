@@ -28,7 +28,7 @@ from connectors.writeback import CRMWriterResource
 from connectors.model_registry import ModelRegistryResource
 from connectors.notify import NotifierResource
 from connectors.policy_source import PolicyResource
-from connectors.queue.store import QueueStoreResource
+from connectors.queue.resource import QueueStoreResource
 from connectors.settings import default_queue_url, default_warehouse_url
 from connectors.sources import WarehouseCRM, WarehouseTicketing
 from connectors.warehouse import WarehouseResource
