@@ -20,7 +20,8 @@ from models.charts import png_markdown
 import pandas as pd
 
 from connectors.writeback import CRMWriterResource, dead_letters
-from connectors.queue.store import QueueStore, QueueStoreResource
+from connectors.queue.resource import QueueStoreResource
+from connectors.queue.store import QueueStore
 from models.experiment.effectiveness import effectiveness_chart
 from models.experiment.outcomes import (
     compare_groups,

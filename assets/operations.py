@@ -15,7 +15,7 @@ from models.charts import png_markdown
 import pandas as pd
 
 from connectors.policy_source import PolicyResource
-from connectors.queue.store import QueueStoreResource
+from connectors.queue.resource import QueueStoreResource
 from models.policy.diagram import render_policy_diagram
 from models.cases.metrics import charts, queue_metrics
 

@@ -10,7 +10,7 @@ import pandas as pd
 from assets import stages
 from assets.partitions import snapshot_date, snapshot_partitions
 from connectors.policy_source import PolicyResource
-from connectors.queue.store import QueueStoreResource
+from connectors.queue.resource import QueueStoreResource
 from connectors.warehouse import WarehouseResource
 
 GROUP = "routing"

@@ -8,7 +8,7 @@ from assets import stages
 from assets.partitions import snapshot_date, snapshot_partitions
 from assets.stages import DRIFT_HISTORY_TABLE, DRIFT_WARN_PSI
 from connectors.model_registry import ModelRegistryResource
-from connectors.queue.store import QueueStoreResource
+from connectors.queue.resource import QueueStoreResource
 from connectors.warehouse import WarehouseResource
 from models.churn.model import ChurnModel
 

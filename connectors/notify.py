@@ -39,7 +39,8 @@ from typing import Any, Protocol
 import dagster as dg
 import requests
 
-from connectors.queue.store import QueueStore, utc_naive
+from connectors.queue.store import QueueStore
+from models.clock import utc_naive
 
 log = logging.getLogger(__name__)
 

@@ -49,7 +49,10 @@ import sqlalchemy as sa
 from pydantic import Field
 
 from connectors.notify import DeliveryReport, backoff_delay, redact
-from connectors.queue.store import CRM_CHANNEL, CaseNotFound, QueueStore, utc_naive
+from connectors.queue.schema import CRM_CHANNEL
+from connectors.queue.store import QueueStore
+from models.cases.lifecycle import CaseNotFound
+from models.clock import utc_naive
 from connectors.salesforce.client import SalesforceConnection
 from connectors.salesforce.writer import SalesforceWriter
 from connectors.warehouse import Warehouse, WarehouseResource

@@ -27,7 +27,7 @@ import dagster as dg
 from connectors.model_registry import ModelRegistryResource
 from connectors.notify import NotifierResource
 from connectors.policy_source import PolicyResource
-from connectors.queue.store import QueueStoreResource
+from connectors.queue.resource import QueueStoreResource
 from connectors.salesforce.client import SalesforceConnection
 from connectors.settings import (
     SalesforceSettings,

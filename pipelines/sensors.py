@@ -19,7 +19,7 @@ import dagster as dg
 
 from connectors.notify import NotifierResource
 from connectors.policy_source import PolicyResource
-from connectors.queue.store import QueueStoreResource
+from connectors.queue.resource import QueueStoreResource
 from models.cases.ladder import due_escalations
 from pipelines.jobs import feedback_job
 

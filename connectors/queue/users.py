@@ -8,8 +8,8 @@ digest and compares digests in constant time. Issuing a new token replaces the o
 stops working at once (and ends the browser sessions signed in with it, see `DeskUser.session_stamp`).
 
 The table lives in the queue database (alembic revision 0002, `connectors/queue/migrations`) and is
-declared with the queue store's other tables (`connectors.queue.store`), so schema
-comparisons see the whole database:
+declared with the queue's other tables (`connectors.queue.schema`), so schema comparisons see
+the whole database. Every read and write goes through the store's transactions:
 
 | column       | what                                                        |
 |--------------|-------------------------------------------------------------|
@@ -28,12 +28,14 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Literal
 
 import sqlalchemy as sa
 
-from connectors.queue.store import QueueStore, desk_users
+from connectors.queue.schema import desk_users
+from connectors.queue.store import QueueStore
+from models.clock import now_or
 
 __all__ = ["ROLES", "DeskUser", "DeskUserError", "DeskUsers", "desk_users", "hash_token"]
 
@@ -86,7 +88,7 @@ def _user(row: sa.RowMapping) -> DeskUser:
 
 class DeskUsers:
     """The desk's users in the queue database (any SQLAlchemy URL, or an open `QueueStore`,
-    whose engine is then shared). The database must be migrated (`QueueStore.migrate()`)."""
+    whose connection pool is then shared). The database must be migrated (`QueueStore.migrate()`)."""
 
     def __init__(self, queue: str | QueueStore) -> None:
         self._owns_store = isinstance(queue, str)
@@ -108,8 +110,8 @@ class DeskUsers:
             raise DeskUserError(f"desk user {user_id} needs a team")
         token = _new_token()
         values = {"user_id": user_id, "name": name.strip() or user_id, "role": role, "team": team.strip(),
-                  "token_hash": hash_token(token), "created_at": _now(now), "disabled": False}
-        with self.store.engine.begin() as conn:
+                  "token_hash": hash_token(token), "created_at": now_or(now), "disabled": False}
+        with self.store.transaction() as conn:
             if conn.execute(sa.select(desk_users.c.user_id).where(desk_users.c.user_id == user_id)).first():
                 raise DeskUserError(f"desk user {user_id} already exists; issue them a new token instead")
             conn.execute(desk_users.insert().values(**values))
@@ -118,7 +120,7 @@ class DeskUsers:
     def issue_token(self, user_id: str) -> str:
         """Replace a user's token with a new one and return it; the old token stops working."""
         token = _new_token()
-        with self.store.engine.begin() as conn:
+        with self.store.transaction() as conn:
             result = conn.execute(desk_users.update().where(desk_users.c.user_id == user_id)
                                   .values(token_hash=hash_token(token)))
             if result.rowcount != 1:
@@ -127,7 +129,7 @@ class DeskUsers:
 
     def set_disabled(self, user_id: str, disabled: bool = True) -> None:
         """Disable (or re-enable) a user: a disabled user's token and sessions are refused."""
-        with self.store.engine.begin() as conn:
+        with self.store.transaction() as conn:
             result = conn.execute(desk_users.update().where(desk_users.c.user_id == user_id)
                                   .values(disabled=disabled))
             if result.rowcount != 1:
@@ -138,7 +140,7 @@ class DeskUsers:
         if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 256:
             return None
         presented = hash_token(token)
-        with self.store.engine.connect() as conn:
+        with self.store.reading() as conn:
             row = conn.execute(sa.select(desk_users).where(desk_users.c.token_hash == presented)).mappings().first()
         if row is None or not hmac.compare_digest(row["token_hash"], presented) or row["disabled"]:
             return None
@@ -146,18 +148,13 @@ class DeskUsers:
 
     def get(self, user_id: str) -> DeskUser | None:
         """The user with this id (enabled or not), or None."""
-        with self.store.engine.connect() as conn:
+        with self.store.reading() as conn:
             row = conn.execute(sa.select(desk_users).where(desk_users.c.user_id == user_id)).mappings().first()
         return None if row is None else _user(row)
 
     def list(self) -> list[DeskUser]:
         """Every user, by id."""
-        with self.store.engine.connect() as conn:
+        with self.store.reading() as conn:
             rows = conn.execute(sa.select(desk_users).order_by(desk_users.c.user_id)).mappings().all()
         return [_user(r) for r in rows]
 
-
-def _now(now: datetime | None) -> datetime:
-    if now is None:
-        return datetime.now(timezone.utc).replace(tzinfo=None)
-    return now.astimezone(timezone.utc).replace(tzinfo=None) if now.tzinfo else now

@@ -8,6 +8,7 @@ weekly usage trend, and the plays already tried with their outcomes.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pandas as pd
@@ -155,3 +156,39 @@ def refresh_context(
     ]
     out["regenerated_at"] = _iso(at)
     return out
+
+
+def reassigned_context(
+    context: Any,
+    *,
+    team: str,
+    assignee: str | None,
+    escalation_level: int,
+    plays: list[dict[str, Any]],
+    moves: list[dict[str, Any]],
+    handoff: dict[str, Any],
+    at: Any,
+) -> dict[str, Any]:
+    """The context package of a case moved to `team` / `assignee` by `handoff`.
+
+    `plays` are the case's rescue actions, `moves` its earlier audit events that moved it (kind
+    handoff or escalated; those whose payload names a `to_team`), oldest first; `handoff` is the
+    move being made (at, actor, note, from/to team and assignee). `context` may be the stored
+    JSON text.
+    """
+    handoffs = []
+    for event in moves:
+        payload = _mapping(event.get("payload"))
+        if "to_team" in payload:
+            handoffs.append({"at": event.get("at"), "actor": event.get("actor"), "note": event.get("reason"), **payload})
+    handoffs.append(handoff)
+    return refresh_context(_mapping(context), team=team, assignee=assignee, escalation_level=escalation_level,
+                           plays=plays, handoffs=handoffs, at=at)
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str) and value.strip():
+        return json.loads(value)
+    return dict(value or {})

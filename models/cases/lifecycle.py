@@ -188,3 +188,20 @@ def decide_claim(status: str, assignee: str | None, actor: str, *, case_id: str 
     if assignee is None:
         raise InvalidTransition(case_id, status, ACKNOWLEDGED, "only open or acknowledged cases can be claimed")
     raise CaseConflict(f"{subject} already claimed by {assignee} (status {status})")
+
+
+def check_handoff(status: str, *, team: str, assignee: str | None, to_team: str, to_assignee: str | None,
+                  case_id: str | None = None) -> None:
+    """Raise unless a case in `status`, owned by `team` / `assignee`, may be handed to `to_team` /
+    `to_assignee`: a closed case cannot be handed off (InvalidTransition); a case handed to a
+    team without naming a person must still be claimable, otherwise nobody could take it
+    (InvalidTransition); handing a case to its current owner is no handoff (CaseConflict)."""
+    validate_status(status)
+    if status in TERMINAL_STATUSES:
+        raise InvalidTransition(case_id, status, status, "a closed case cannot be handed off")
+    if to_assignee is None and status not in CLAIMABLE_STATUSES:
+        raise InvalidTransition(case_id, status, status,
+                                "a case that is being worked needs a person to hand it to, not only a team")
+    if (team, assignee) == (to_team, to_assignee):
+        owner = f"{to_assignee} in team {to_team}" if to_assignee else f"team {to_team}"
+        raise CaseConflict(f"case {case_id} is already with {owner}")

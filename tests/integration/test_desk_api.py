@@ -17,7 +17,9 @@ from fastapi.testclient import TestClient
 
 from connectors.queue.users import DeskUserError, DeskUsers, desk_users
 from connectors.queue.handoff import handoff
-from connectors.queue.store import METADATA, CaseConflict, InvalidTransition, QueueStore
+from connectors.queue.schema import METADATA
+from connectors.queue.store import QueueStore
+from models.cases.lifecycle import CaseConflict, InvalidTransition
 from pipelines.desk import create_app
 from tests.integration.desk_fixtures import (  # noqa: F401
     ACCOUNTS,

@@ -17,7 +17,8 @@ from connectors.writeback import WarehouseCRMWriter
 from connectors.demo.world import DemoWorldConfig, generate_demo_world
 from connectors.model_registry import ModelRegistryResource
 from connectors.policy_source import PolicyResource
-from connectors.queue.store import QueueStore, QueueStoreResource
+from connectors.queue.resource import QueueStoreResource
+from connectors.queue.store import QueueStore
 from connectors.demo.team import simulate_rescue_team
 from connectors.sources import WarehouseCRM, WarehouseTicketing
 from connectors.warehouse import Warehouse, WarehouseResource

@@ -11,16 +11,11 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from connectors.queue.store import (
-    METADATA,
-    CaseConflict,
-    CaseNotFound,
-    InvalidTransition,
-    QueueStore,
-    case_id_for,
-    channel_for,
-    rescue_cases,
-)
+from connectors.queue.decisions import case_id_for
+from connectors.queue.schema import METADATA, rescue_cases
+from connectors.queue.store import QueueStore
+from models.cases.lifecycle import CaseConflict, CaseNotFound, InvalidTransition
+from models.cases.notices import channel_for
 
 S1 = pd.Timestamp("2025-06-02")
 S2 = pd.Timestamp("2025-06-09")

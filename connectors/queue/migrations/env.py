@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
-from connectors.queue.store import METADATA
+from connectors.queue.schema import METADATA
 
 config = context.config
 

@@ -1,0 +1,113 @@
+"""The queue database: engine, transactions and schema migrations.
+
+`QueueDatabase` is the base of `connectors.queue.store.QueueStore`. Its two transaction helpers
+are the only way code outside the store reaches the tables (the desk users, for instance):
+
+- `transaction()`: a read-write transaction (SQLite: `BEGIN IMMEDIATE`, so writers queue behind
+  each other instead of failing with "database is locked");
+- `reading()`: a read-only connection (SQLite: `BEGIN DEFERRED`).
+
+The schema is managed by alembic (`connectors/queue/migrations`); `migrate()` upgrades a database
+to the latest revision and needs no `alembic.ini`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from connectors.queue.schema import MIGRATIONS_DIR
+
+
+class QueueDatabase:
+    """A connection pool to the rescue queue database (any SQLAlchemy URL)."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        self.engine = sa.create_engine(url, echo=echo)
+        if self.engine.dialect.name == "sqlite":
+            _configure_sqlite(self.engine)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.display_url!r})"
+
+    @property
+    def display_url(self) -> str:
+        """The URL with any password masked, for messages and logs."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.engine.dispose()
+
+    # -- transactions --------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """A read-write transaction, committed when the block ends (rolled back on an error)."""
+        with self.engine.connect() as conn:
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def reading(self) -> Iterator[sa.Connection]:
+        """A connection for reads (no write lock taken)."""
+        with self.engine.connect() as conn:
+            conn.execution_options(sqlite_begin="DEFERRED")
+            yield conn
+
+    # -- schema --------------------------------------------------------------------------------
+
+    def alembic_config(self) -> AlembicConfig:
+        """An alembic configuration for this database, built in code (no alembic.ini)."""
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        cfg.set_main_option("sqlalchemy.url", self.engine.url.render_as_string(hide_password=False).replace("%", "%%"))
+        return cfg
+
+    def migrate(self) -> None:
+        """Upgrade the database to the latest schema revision (a no-op when it is current)."""
+        cfg = self.alembic_config()
+        with self.engine.connect() as conn:
+            with conn.begin():
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+
+    def current_revision(self) -> str | None:
+        """The schema revision of the database, or None when it was never migrated."""
+        with self.reading() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def head_revision(self) -> str:
+        return ScriptDirectory.from_config(self.alembic_config()).get_current_head()
+
+
+def _configure_sqlite(engine: sa.Engine) -> None:
+    """WAL, a busy timeout, foreign keys, and transactions that SQLite really begins.
+
+    pysqlite defers BEGIN until the first write, so a read-then-write transaction can fail with
+    "database is locked" instead of waiting. We emit BEGIN ourselves: IMMEDIATE for writes (the
+    write lock is taken up front, and waiting writers queue behind `busy_timeout`), DEFERRED
+    for reads.
+    """
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout = 30000")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        conn.exec_driver_sql(f"BEGIN {mode}")

@@ -1,0 +1,199 @@
+"""From one snapshot's routing decisions to queue rows: new cases, refreshed fields, evidence
+entries, routing-log rows and hysteresis states (used by `QueueStore.apply_decisions`).
+
+The decisions frame follows `models.contracts.DECISION_COLUMNS`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from connectors.queue.schema import CASE_ACTIONS, KNOWN_ACTIONS, account_states, routing_log
+from connectors.queue.values import as_float, jsonable, scalar, str_list
+from models.cases.lifecycle import OPEN
+from models.clock import utc_naive
+from models.contracts import DECISION_COLUMNS
+
+@dataclass(frozen=True)
+class ApplySummary:
+    """What `apply_decisions` did: cases opened and updated, decisions logged, rows unchanged."""
+
+    opened: int
+    updated: int
+    logged: int
+    unchanged: int
+
+
+def case_id_for(account_id: str, snapshot_date: datetime) -> str:
+    """The stable id of the case opened for `account_id` at `snapshot_date` ("RC-" + 10 hex)."""
+    digest = hashlib.sha1(f"{account_id}|{snapshot_date.date().isoformat()}".encode()).hexdigest()
+    return "RC-" + digest[:10].upper()
+
+
+def checked_decisions(decisions: pd.DataFrame) -> pd.DataFrame:
+    """The decisions frame, validated."""
+    missing = [c for c in DECISION_COLUMNS if c not in decisions.columns]
+    if missing:
+        raise ValueError(f"decisions frame is missing column(s): {', '.join(missing)}")
+    dupes = decisions["account_id"][decisions["account_id"].duplicated()]
+    if len(dupes):
+        raise ValueError(f"decisions have {len(dupes)} duplicate account_id(s), e.g. {', '.join(map(str, dupes.head(5)))}")
+    unknown = sorted(set(decisions["action"].dropna().astype(str)) - KNOWN_ACTIONS)
+    if unknown or decisions["action"].isna().any():
+        shown = ", ".join(unknown) if unknown else "null"
+        raise ValueError(f"decisions.action has unknown value(s): {shown}; expected one of: {', '.join(sorted(KNOWN_ACTIONS))}")
+    routed = decisions["action"].isin(CASE_ACTIONS)
+    for column in ("priority", "team"):
+        bad = decisions.loc[routed & decisions[column].isna(), "account_id"]
+        if len(bad):
+            raise ValueError(f"decisions.{column} is null for {len(bad)} routed account(s), e.g. {', '.join(map(str, bad.head(5)))}")
+    return decisions
+
+
+def checked_candidates(candidates: pd.DataFrame) -> pd.DataFrame:
+    required = ["account_id", "churn_risk", "health_score", "arr"]
+    missing = [c for c in required if c not in candidates.columns]
+    if missing:
+        raise ValueError(f"candidates frame is missing column(s): {', '.join(missing)}")
+    dupes = candidates["account_id"][candidates["account_id"].duplicated()]
+    if len(dupes):
+        raise ValueError(f"candidates have {len(dupes)} duplicate account_id(s), e.g. {', '.join(map(str, dupes.head(5)))}")
+    keep = [c for c in ("account_id", "name", "churn_risk", "health_score", "arr", "top_reason") if c in candidates.columns]
+    return candidates[keep].rename(columns={"name": "account_name"})
+
+
+def evidence_entry(row: Mapping[str, Any], snapshot: datetime) -> dict[str, Any]:
+    return {
+        "snapshot_date": snapshot.date().isoformat(),
+        "churn_risk": as_float(row.get("churn_risk")),
+        "health": as_float(row.get("health_score")),
+        "priority": scalar(row.get("priority")),
+        "reasons": str_list(row.get("reasons")),
+    }
+
+
+def headline_reason(row: Mapping[str, Any]) -> str | None:
+    """The case's one-line reason: the severity rule that matched, then the top risk driver
+    ("Health in the at-risk band: weekly active users down 38% vs 90-day average")."""
+    top = scalar(row.get("top_reason"))
+    reasons = str_list(row.get("reasons"))
+    rule = next((r.split(": ", 1)[1] for r in reasons[1:2] if ": " in r), None)
+    parts = [str(p) for p in (rule, top) if p]
+    if parts:
+        return ": ".join(parts)
+    return reasons[0] if reasons else None
+
+
+def refreshed_fields(row: Mapping[str, Any], snapshot: datetime, meta: Mapping[str, Any]) -> dict[str, Any]:
+    """Case fields that follow the latest snapshot confirming the case."""
+    return {
+        "priority": str(row["priority"]),
+        "rule_id": scalar(row.get("rule_id")),
+        "reason": headline_reason(row),
+        "required_skills": str_list(row.get("required_skills")),
+        "churn_risk": as_float(row.get("churn_risk")),
+        "health_score": as_float(row.get("health_score")),
+        "arr": as_float(row.get("arr")),
+        "expected_arr_at_risk": as_float(row.get("expected_arr_at_risk")),
+        "snapshot_date": snapshot,
+        **meta,
+    }
+
+
+def new_case(case_id: str, row: Mapping[str, Any], entry: dict[str, Any], context: Mapping[str, Any] | None,
+             snapshot: datetime, now: datetime, meta: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "case_id": case_id,
+        "account_id": str(row["account_id"]),
+        "account_name": scalar(row.get("account_name")),
+        "status": OPEN,
+        "team": str(row["team"]),
+        "assignee": scalar(row.get("assignee")),
+        "evidence": [entry],
+        "opened_at": now,
+        "updated_at": now,
+        "acknowledged_at": None,
+        "resolved_at": None,
+        "outcome": None,
+        "sla_first_touch_due": utc_naive(scalar(row.get("sla_first_touch_due"))),
+        "sla_resolution_due": utc_naive(scalar(row.get("sla_resolution_due"))),
+        "escalation_level": 0,
+        "snoozed_until": None,
+        "context": jsonable(context or {}),
+        "version": 1,
+        **refreshed_fields(row, snapshot, meta),
+    }
+
+
+def upsert_routing_log(conn: sa.Connection, rows: pd.DataFrame, snapshot: datetime, now: datetime,
+                       meta: Mapping[str, Any]) -> int:
+    """Write one routing_log row per account for this snapshot; returns rows inserted or changed."""
+    if rows.empty:
+        return 0
+    existing = {
+        r["account_id"]: dict(r)
+        for r in conn.execute(sa.select(routing_log).where(routing_log.c.snapshot_date == snapshot)).mappings()
+    }
+    inserts: list[dict[str, Any]] = []
+    written = 0
+    compared = ("action", "priority", "team", "rule_id", "rank", "policy_hash")
+    for row in rows.to_dict("records"):
+        values = {
+            "snapshot_date": snapshot,
+            "account_id": str(row["account_id"]),
+            "action": str(row["action"]),
+            "priority": scalar(row.get("priority")),
+            "team": scalar(row.get("team")),
+            "rule_id": scalar(row.get("rule_id")),
+            "reasons": str_list(row.get("reasons")),
+            "churn_risk": as_float(row.get("churn_risk")),
+            "expected_arr_at_risk": as_float(row.get("expected_arr_at_risk")),
+            "rank": None if scalar(row.get("rank")) is None else int(row["rank"]),
+            "logged_at": now,
+            **meta,
+        }
+        old = existing.get(values["account_id"])
+        if old is None:
+            inserts.append(values)
+            written += 1
+        elif any(old[c] != values[c] for c in compared):
+            conn.execute(routing_log.update().where(routing_log.c.log_id == old["log_id"]).values(**values))
+            written += 1
+    if inserts:
+        conn.execute(routing_log.insert(), inserts)
+    return written
+
+
+def upsert_account_states(conn: sa.Connection, states: pd.DataFrame, now: datetime) -> None:
+    """Store the policy's hysteresis states, writing only rows that are new or changed."""
+    missing = [c for c in ("account_id", "state", "since") if c not in states.columns]
+    if missing:
+        raise ValueError(f"account_states frame is missing column(s): {', '.join(missing)}")
+    states = states.dropna(subset=["state"])
+    if states.empty:
+        return
+    current = {aid: (state, since) for aid, state, since in conn.execute(
+        sa.select(account_states.c.account_id, account_states.c.state, account_states.c.since))}
+    inserts, changes = [], []
+    for account_id, state, since in zip(states["account_id"].astype(str), states["state"].astype(str), states["since"]):
+        since = utc_naive(since) or now
+        if account_id not in current:
+            inserts.append({"account_id": account_id, "state": state, "since": since, "updated_at": now})
+        elif current[account_id] != (state, since):
+            changes.append({"b_account_id": account_id, "b_state": state, "b_since": since, "b_updated_at": now})
+    if inserts:
+        conn.execute(account_states.insert(), inserts)
+    if changes:
+        conn.execute(
+            account_states.update()
+            .where(account_states.c.account_id == sa.bindparam("b_account_id"))
+            .values(state=sa.bindparam("b_state"), since=sa.bindparam("b_since"), updated_at=sa.bindparam("b_updated_at")),
+            changes,
+        )

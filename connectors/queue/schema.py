@@ -1,0 +1,210 @@
+"""The rescue queue's tables and the constants that go with them.
+
+The alembic revisions in `connectors/queue/migrations` create exactly this schema; a test compares
+the two so they cannot drift apart.
+
+| table                      | what                                                           |
+|----------------------------|----------------------------------------------------------------|
+| `rescue_cases`             | one row per case; at most one active case per account          |
+| `case_events`              | append-only audit trail: who did what to a case, when and why  |
+| `rescue_actions`           | plays the rescue team logged (flow back to the CRM)            |
+| `routing_log`              | decisions not routed (holdout, overflow, cooldown) per snapshot |
+| `account_states`           | hysteresis state per account                                   |
+| `escalation_steps_applied` | SLA ladder steps already applied (makes the SLA sensor idempotent) |
+| `outbox`                   | every notification and external write, delivered later         |
+| `desk_users`               | people who may use the rescue desk (`connectors.queue.users`)  |
+| `holdout_outcomes`         | renewal outcomes of held-out accounts (the control group)      |
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from models.cases.lifecycle import TERMINAL_STATUSES
+
+#: Actor recorded on changes made by the pipeline (routing).
+PIPELINE_ACTOR = "rescue-pipeline"
+
+#: Decision actions that open or re-confirm a case, and those recorded in the routing log.
+CASE_ACTIONS = frozenset({"route", "update"})
+LOGGED_ACTIONS = frozenset({"holdout", "overflow", "cooldown"})
+KNOWN_ACTIONS = CASE_ACTIONS | LOGGED_ACTIONS | {"not_eligible"}
+
+#: Outbox channel of external writes to the CRM (consumed by the CRM write-back, not notifiers).
+CRM_CHANNEL = "crm"
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+_TERMINAL_SQL = ", ".join(f"'{s}'" for s in sorted(TERMINAL_STATUSES))
+ACTIVE_CASE_PREDICATE = f"status NOT IN ({_TERMINAL_SQL})"
+
+METADATA = sa.MetaData()
+
+rescue_cases = sa.Table(
+    "rescue_cases",
+    METADATA,
+    sa.Column("case_id", sa.String(32), primary_key=True),
+    sa.Column("account_id", sa.String(128), nullable=False),
+    sa.Column("account_name", sa.String(256)),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("priority", sa.String(8), nullable=False),
+    sa.Column("team", sa.String(64), nullable=False),
+    sa.Column("assignee", sa.String(128)),
+    sa.Column("required_skills", JSONType, nullable=False),
+    sa.Column("rule_id", sa.String(128)),
+    sa.Column("reason", sa.Text),
+    sa.Column("evidence", JSONType, nullable=False),
+    sa.Column("churn_risk", sa.Float),
+    sa.Column("health_score", sa.Float),
+    sa.Column("arr", sa.Float),
+    sa.Column("expected_arr_at_risk", sa.Float),
+    sa.Column("policy_version", sa.String(64)),
+    sa.Column("policy_hash", sa.String(128)),
+    sa.Column("model_version", sa.String(128)),
+    sa.Column("snapshot_date", sa.DateTime, nullable=False),
+    sa.Column("opened_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("acknowledged_at", sa.DateTime),
+    sa.Column("resolved_at", sa.DateTime),
+    sa.Column("outcome", sa.String(32)),
+    sa.Column("sla_first_touch_due", sa.DateTime),
+    sa.Column("sla_resolution_due", sa.DateTime),
+    sa.Column("escalation_level", sa.Integer, nullable=False),
+    sa.Column("snoozed_until", sa.DateTime),
+    sa.Column("context", JSONType, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Index(
+        "uq_rescue_cases_active_account",
+        "account_id",
+        unique=True,
+        sqlite_where=sa.text(ACTIVE_CASE_PREDICATE),
+        postgresql_where=sa.text(ACTIVE_CASE_PREDICATE),
+    ),
+    sa.Index("ix_rescue_cases_status", "status"),
+    sa.Index("ix_rescue_cases_team", "team"),
+    sa.Index("ix_rescue_cases_assignee", "assignee"),
+)
+
+case_events = sa.Table(
+    "case_events",
+    METADATA,
+    sa.Column("event_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("case_id", sa.String(32), sa.ForeignKey("rescue_cases.case_id"), nullable=False),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("from_status", sa.String(32)),
+    sa.Column("to_status", sa.String(32)),
+    sa.Column("reason", sa.Text),
+    sa.Column("payload", JSONType, nullable=False),
+    sa.Index("ix_case_events_case_id", "case_id"),
+)
+
+rescue_actions = sa.Table(
+    "rescue_actions",
+    METADATA,
+    sa.Column("action_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("case_id", sa.String(32), sa.ForeignKey("rescue_cases.case_id"), nullable=False),
+    sa.Column("account_id", sa.String(128), nullable=False),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("play", sa.String(128), nullable=False),
+    sa.Column("note", sa.Text),
+    sa.Column("outcome", sa.String(32)),
+    sa.Index("ix_rescue_actions_case_id", "case_id"),
+    sa.Index("ix_rescue_actions_account_id", "account_id"),
+)
+
+routing_log = sa.Table(
+    "routing_log",
+    METADATA,
+    sa.Column("log_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("snapshot_date", sa.DateTime, nullable=False),
+    sa.Column("account_id", sa.String(128), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("priority", sa.String(8)),
+    sa.Column("team", sa.String(64)),
+    sa.Column("rule_id", sa.String(128)),
+    sa.Column("reasons", JSONType, nullable=False),
+    sa.Column("churn_risk", sa.Float),
+    sa.Column("expected_arr_at_risk", sa.Float),
+    sa.Column("rank", sa.Integer),
+    sa.Column("policy_version", sa.String(64)),
+    sa.Column("policy_hash", sa.String(128)),
+    sa.Column("model_version", sa.String(128)),
+    sa.Column("logged_at", sa.DateTime, nullable=False),
+    sa.UniqueConstraint("snapshot_date", "account_id", name="uq_routing_log_snapshot_account"),
+)
+
+account_states = sa.Table(
+    "account_states",
+    METADATA,
+    sa.Column("account_id", sa.String(128), primary_key=True),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("since", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
+escalation_steps_applied = sa.Table(
+    "escalation_steps_applied",
+    METADATA,
+    sa.Column("step_key", sa.String(256), primary_key=True),
+    sa.Column("case_id", sa.String(32), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("applied_at", sa.DateTime, nullable=False),
+)
+
+outbox = sa.Table(
+    "outbox",
+    METADATA,
+    sa.Column("outbox_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("case_id", sa.String(32)),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("destination", sa.String(256), nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("dedupe_key", sa.String(512), nullable=False, unique=True),
+    sa.Column("payload", JSONType, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.Text),
+    sa.Column("next_attempt_at", sa.DateTime, nullable=False),
+    sa.Column("delivered_at", sa.DateTime),
+    sa.Index("ix_outbox_status_next_attempt", "status", "next_attempt_at"),
+)
+
+#: People who may use the rescue desk (revision 0002; logic in connectors/queue/users.py).
+desk_users = sa.Table(
+    "desk_users",
+    METADATA,
+    sa.Column("user_id", sa.String(128), primary_key=True),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("team", sa.String(64), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("disabled", sa.Boolean, nullable=False),
+    sa.Index("uq_desk_users_token_hash", "token_hash", unique=True),
+)
+
+#: Renewal outcomes of accounts held out of the queue (revision 0003): the control group that
+#: `models.experiment.effectiveness` compares treated accounts with. One row per account and renewal.
+holdout_outcomes = sa.Table(
+    "holdout_outcomes",
+    METADATA,
+    sa.Column("account_id", sa.String(128), primary_key=True),
+    sa.Column("renewal_date", sa.DateTime, primary_key=True),
+    sa.Column("held_out_at", sa.DateTime, nullable=False),
+    sa.Column("outcome", sa.String(32), nullable=False),
+    sa.Column("arr", sa.Float),
+    sa.Column("recorded_at", sa.DateTime, nullable=False),
+    sa.Column("source", sa.String(64), nullable=False),
+)
+
+OUTBOX_STATUSES = ("pending", "delivered", "dead")
+HOLDOUT_OUTCOMES = ("saved", "churned")
+CASE_COLUMNS = [c.name for c in rescue_cases.columns]
