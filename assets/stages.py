@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from connectors.queue.store import ApplySummary, QueueStore
+from connectors.queue.decisions import ApplySummary
+from connectors.queue.store import QueueStore
 from connectors.warehouse import Warehouse
 from models.cases.context import USAGE_TREND_WEEKS, build_context_packages
 from models.churn.drift import drift_report
