@@ -12,13 +12,12 @@
 The experiment unit (an account, counted once) is defined in `models/experiment/outcomes.py`.
 """
 
-from datetime import UTC, datetime
-
 import dagster as dg
 
 from models.charts import png_markdown
 import pandas as pd
 
+from assets.run_clock import run_now
 from connectors.writeback import CRMWriterResource, dead_letters
 from connectors.queue.resource import QueueStoreResource
 from connectors.queue.store import QueueStore
@@ -57,19 +56,16 @@ def rescue_outcomes(context: dg.AssetExecutionContext, queue: QueueStoreResource
 
 
 class WritebackConfig(dg.Config):
-    now: str = ""  # ISO timestamp to pin "now" (replays, tests); empty = the wall clock
-
-
-def _now(value: str) -> datetime:
-    now = pd.Timestamp(value).to_pydatetime() if value else datetime.now(UTC)
-    return now if now.tzinfo else now.replace(tzinfo=UTC)
+    now: str = ""  # ISO timestamp that pins the whole run's clock (`assets.run_clock`); empty = the rule
 
 
 @dg.asset(group_name=GROUP, kinds={"python"}, owners=OWNERS, deps=["rescue_queue"])
-def crm_writeback(config: WritebackConfig, queue: QueueStoreResource, crm_writer: CRMWriterResource) -> dg.MaterializeResult:
+def crm_writeback(
+    context: dg.AssetExecutionContext, config: WritebackConfig, queue: QueueStoreResource, crm_writer: CRMWriterResource
+) -> dg.MaterializeResult:
     """Delivers pending CRM writes from the outbox: a Task per case and per play, account health fields."""
     store = queue.get_client()
-    report = crm_writer.deliver(store, now=_now(config.now))
+    report = crm_writer.deliver(store, now=run_now(context))
     dead = dead_letters(store)
     pending = store.outbox("pending")
     return dg.MaterializeResult(metadata={

@@ -8,7 +8,6 @@ champion on the same validation window. Scoring always uses the champion.
 
 import json
 import platform
-from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -16,6 +15,7 @@ from models.charts import png_markdown
 import numpy as np
 import pandas as pd
 
+from assets.run_clock import run_now
 from connectors.model_registry import ModelRegistryResource
 from connectors.settings import default_report_dir
 from connectors.warehouse import WarehouseResource
@@ -207,7 +207,7 @@ def churn_model(
         "champion": registry.champion(),
         "promoted": bool(decision.promote and champion != version),
         "decision": decision_text,
-        "trained_at": datetime.now(UTC).isoformat(),
+        "trained_at": run_now(context).isoformat(),
     }
 
 

@@ -4,16 +4,16 @@
   drawn as swimlanes with its RACI table (generated from the YAML, so it never drifts).
 - `queue_operations_metrics`: time to first touch, time to resolution, SLA attainment and breach
   rate per team, priority and week, cases that bounce between tiers, and holdout vs treated save
-  rates where outcomes exist.
+  rates where outcomes exist. Open cases are measured at the run's clock (`assets.run_clock`),
+  so a replayed day is measured as of that day, not today.
 """
-
-from datetime import UTC, datetime
 
 import dagster as dg
 
 from models.charts import png_markdown
 import pandas as pd
 
+from assets.run_clock import run_now
 from connectors.policy_source import PolicyResource
 from connectors.queue.resource import QueueStoreResource
 from models.policy.diagram import render_policy_diagram
@@ -58,7 +58,7 @@ def queue_operations_metrics(
         context.log.warning(f"cases of teams not in the policy {sorted(unknown)}: durations in wall-clock hours")
         calendars = None
     metrics = queue_metrics(
-        cases, events, now=datetime.now(UTC), calendars=calendars,
+        cases, events, now=run_now(context), calendars=calendars,
         holdout=store.routing_log(),
         # one outcome per held-out account: the renewal that followed its first holdout
         outcomes=store.holdout_outcomes().drop_duplicates("account_id")[["account_id", "outcome"]],

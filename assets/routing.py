@@ -2,13 +2,13 @@
 
 
 import json
-from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
 
 from assets import stages
 from assets.partitions import snapshot_date, snapshot_partitions
+from assets.run_clock import run_now
 from connectors.policy_source import PolicyResource
 from connectors.queue.resource import QueueStoreResource
 from connectors.warehouse import WarehouseResource
@@ -44,7 +44,7 @@ def rescue_candidates(
 
 
 class QueueRunConfig(dg.Config):
-    now: str = ""  # ISO timestamp to pin "now" (replays, tests); empty = the wall clock
+    now: str = ""  # ISO timestamp that pins the whole run's clock (`assets.run_clock`); empty = the rule
 
 
 @dg.asset(group_name=GROUP, kinds={"sqlite", "postgres"}, owners=OWNERS, partitions_def=snapshot_partitions, deps=["product_usage_daily"])
@@ -60,9 +60,7 @@ def rescue_queue(
 ) -> dg.MaterializeResult:
     """Routes candidates through the escalation policy into the rescue queue (one open case per account)."""
     as_of = snapshot_date(context)
-    now = pd.Timestamp(config.now).to_pydatetime() if config.now else datetime.now(UTC)
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=UTC)
+    now = run_now(context)
     pol = policy.load()
     store = queue.get_client()
     run = stages.rescue_queue(store, warehouse.get_client(), pol, rescue_candidates, health_scores, support_tickets,

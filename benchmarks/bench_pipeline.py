@@ -59,6 +59,7 @@ def run_size(n_accounts: int, seed: int) -> dict:
     from assets import stages
     from assets.model import TrainingConfig
     from assets.quality import USAGE_CHECK_DAYS
+    from assets.run_clock import replay_now
     from connectors.demo.world import DemoWorldConfig, generate_demo_world
     from models.churn.features import CATEGORICAL_FEATURES, FEATURE_NAMES
     from models.churn.health import rules_risk
@@ -139,15 +140,16 @@ def run_size(n_accounts: int, seed: int) -> dict:
         with stage("rescue_candidates") as s:
             cands = stages.rescue_candidates(wh, accounts, feats, scores, health, snapshot)
             s["rows"] = len(cands)
-        now = pd.Timestamp("2026-11-20T09:00:00Z").to_pydatetime()
         days = policy.hysteresis.min_days_in_state
         if days:
             # The policy opens a case only after an account has been at risk for its minimum
             # number of days: run the snapshot that many days earlier first, as the daily
             # schedule would have (it only records the hysteresis states).
-            earlier = pd.Timedelta(days=days)
-            stages.rescue_queue(store, wh, policy, cands, health, tickets, now=now - earlier, as_of=snapshot - earlier)
-        run = stages.rescue_queue(store, wh, policy, cands, health, tickets, now=now, as_of=snapshot, timer=stage)
+            earlier = snapshot - pd.Timedelta(days=days)
+            stages.rescue_queue(store, wh, policy, cands, health, tickets, now=replay_now(earlier), as_of=earlier)
+        # a past snapshot runs at the instant the daily schedule runs it, as a backfill would
+        run = stages.rescue_queue(store, wh, policy, cands, health, tickets, now=replay_now(snapshot), as_of=snapshot,
+                                  timer=stage)
         timed = {info["stage"]: info for info in stages_run}
         timed["policy_route"]["decisions"] = {k: int(v) for k, v in run.decisions["action"].value_counts().items()}
         timed["rescue_queue_write"]["opened"] = run.summary.opened

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from models.charts import figure_png
+from models.clock import utc_timestamp
 from models.policy.schema import Policy
 from models.routing.route import route
 
@@ -114,7 +115,7 @@ def replay(
     all_decisions = []
     for day, candidates in snapshots.groupby("snapshot_date", sort=True):
         now = (day + pd.Timedelta(hours=run_hour_utc)).to_pydatetime().replace(tzinfo=dt.timezone.utc)
-        now_naive = pd.Timestamp(now).tz_localize(None)
+        now_naive = utc_timestamp(now)
         done = open_cases["opened_at"] + pd.Timedelta(days=case_days) <= now_naive
         if done.any():
             closed = open_cases.loc[done]

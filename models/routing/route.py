@@ -113,7 +113,7 @@ def route(
     head = headline(run.frame, policy.severity_rules, sev)
     why = reasons(policy, action=action, states=states, sev=sev, updates=updates, cooling=cooling,
                   budget=budget, assigned=assigned, head=head)
-    decisions = decision_frame(run, policy.severity_rules, sev=sev, action=action, head=head, reasons=why,
+    decisions = decision_frame(run, policy.severity_rules, sev=sev, action=action, head=head, why=why,
                                pool=pool, budget=budget, assigned=assigned, updates=updates,
                                first_due=first_due, resolution_due=resolution_due)
     return RoutingResult(decisions, states.table, policy.version, policy.content_hash)
@@ -575,7 +575,7 @@ def decision_frame(
     sev: Severity,
     action: np.ndarray,
     head: Headline,
-    reasons: list[list[str]],
+    why: list[list[str]],
     pool: np.ndarray,
     budget: Budget,
     assigned: Assignment,
@@ -583,7 +583,8 @@ def decision_frame(
     first_due: np.ndarray,
     resolution_due: np.ndarray,
 ) -> pd.DataFrame:
-    """The `DECISION_COLUMNS` frame, one row per candidate in the candidates' order."""
+    """The `DECISION_COLUMNS` frame, one row per candidate in the candidates' order (`why`: the
+    `reasons` lists)."""
     empty_skills: list[str] = []
     decisions = pd.DataFrame({
         "account_id": run.ids,
@@ -595,7 +596,7 @@ def decision_frame(
         "rule_id": pd.Series(head.rule_id, dtype=object),
         "rule_description": pd.Series(head.rule_description, dtype=object),
         "reason_driver": pd.Series(head.reason_driver, dtype=object),
-        "reasons": reasons,
+        "reasons": why,
         "expected_arr_at_risk": run.arr_at_risk,
         "rank": _ranks(budget.rank, pool),
         "assignee": pd.Series(assigned.assignee, dtype=object),
@@ -608,7 +609,7 @@ def decision_frame(
 
 
 # --------------------------------------------------------------------------------------------
-# Helpers
+# Internals
 # --------------------------------------------------------------------------------------------
 
 
