@@ -13,7 +13,8 @@ from assets import run_clock
 from assets.operations import escalation_policy, queue_operations_metrics
 from assets.run_clock import ClockError, pinned_now, replay_now, resolve_now
 from connectors.policy_source import PolicyResource
-from connectors.queue.store import QueueStore, QueueStoreResource
+from connectors.queue.resource import QueueStoreResource
+from connectors.queue.store import QueueStore
 
 UTC = dt.UTC
 DAY = "2026-11-18"
