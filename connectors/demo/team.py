@@ -57,7 +57,8 @@ from connectors.demo.world import (
     churn_factors_at,
     renewal_churn_probability,
 )
-from connectors.queue.store import QueueStore, utc_naive
+from connectors.queue.store import QueueStore
+from models.clock import utc_naive
 from connectors.warehouse import Warehouse
 from models.cases.lifecycle import ACKNOWLEDGED, IN_PROGRESS, OPEN
 
