@@ -49,7 +49,7 @@ def run_size(n_accounts: int, seed: int) -> dict:
     from connectors.demo.world import DemoWorldConfig, generate_demo_world
     from connectors.queue.store import QueueStore
     from connectors.warehouse import Warehouse
-    from models.churn.model import time_validation_report
+    from models.churn.validation import time_validation_report
     from models.cases.context import USAGE_TREND_WEEKS, build_context_packages
     from models.contracts import ACCOUNTS, RENEWALS, TICKETS, USAGE_DAILY, conform
     from models.churn.features import CATEGORICAL_FEATURES, FEATURE_NAMES, USAGE_WINDOW_DAYS, account_features, describe_driver, headline_reason
