@@ -40,6 +40,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.demo.chunk import Chunk, csm_pool
+from connectors.sources import RAW_TABLES
 from connectors.warehouse import RAW_EVENTS_TABLE, Warehouse
 
 Progress = Callable[[str, float], None]
@@ -49,9 +50,10 @@ ACCOUNTS_PER_CHUNK = 2_000
 #: Bumped whenever the simulation changes, and recorded in ``demo_world_meta``.
 GENERATOR_VERSION = "1"
 
-ACCOUNTS_TABLE = "raw_crm_accounts"
-RENEWALS_TABLE = "raw_crm_renewals"
-TICKETS_TABLE = "raw_support_tickets"
+#: The raw tables the source connectors read (one definition, in `connectors.sources`).
+ACCOUNTS_TABLE = RAW_TABLES["accounts"]
+RENEWALS_TABLE = RAW_TABLES["renewals"]
+TICKETS_TABLE = RAW_TABLES["tickets"]
 EVENTS_TABLE = RAW_EVENTS_TABLE
 TRUTH_TABLE = "demo_truth"
 META_TABLE = "demo_world_meta"
