@@ -19,7 +19,8 @@ from assets.run_clock import run_now
 from connectors.model_registry import ModelRegistryResource
 from connectors.settings import default_report_dir
 from connectors.warehouse import WarehouseResource
-from models.churn.model import ChurnModel, time_validation_report
+from models.churn.model import ChurnModel
+from models.churn.validation import time_validation_report
 from models.churn.features import CATEGORICAL_FEATURES, FEATURE_NAMES
 from models.experiment.outcomes import rescue_treatments
 from models.churn.health import rules_risk

@@ -64,7 +64,7 @@ def run_size(n_accounts: int, seed: int) -> dict:
     from models.churn.features import CATEGORICAL_FEATURES, FEATURE_NAMES
     from models.churn.health import rules_risk
     from models.churn.labels import churn_outcomes, observation_dates
-    from models.churn.model import time_validation_report
+    from models.churn.validation import time_validation_report
     from models.churn.training import build_training_set, time_split
     from models.contracts import ACCOUNTS, RENEWALS, TICKETS, USAGE_DAILY, conform
     from models.quality import validate_frame

@@ -62,6 +62,7 @@ from pydantic import Field
 from connectors.http_retry import Retrier, RetryExhaustedError, RetryPolicy, install_transient_hook
 from connectors.settings import project_home
 from connectors.sources import TicketingSource
+from models.clock import now_or, utc_timestamp, utcnow
 from models.contracts import TICKETS, conform
 
 log = logging.getLogger(__name__)
@@ -157,7 +158,7 @@ class SqlCursorStore:
             return conn.execute(sa.select(_cursor_table.c.cursor).where(_cursor_table.c.stream == stream)).scalar()
 
     def set(self, stream: str, cursor: str) -> None:
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        now = utcnow()
         with self.engine.begin() as conn:
             conn.execute(_cursor_table.delete().where(_cursor_table.c.stream == stream))
             conn.execute(_cursor_table.insert().values(stream=stream, cursor=cursor, updated_at=now))
@@ -338,10 +339,8 @@ def _path_value(record: Mapping[str, Any] | None, path: str) -> Any:
 
 
 def _utc(value: Any) -> pd.Timestamp | None:
-    if value is None or value == "":
-        return None
-    stamp = pd.Timestamp(value)
-    return (stamp.tz_convert("UTC") if stamp.tzinfo else stamp.tz_localize("UTC")).tz_localize(None)
+    """A Zendesk timestamp as naive UTC, None when the field is empty."""
+    return None if value is None or value == "" else utc_timestamp(value)
 
 
 def map_tickets(
@@ -483,7 +482,7 @@ class ZendeskTicketing(TicketingSource):
 
     def sync(self, client: ZendeskClient | None = None, *, now: datetime | None = None) -> SyncReport:
         """Bring the mirror up to date (one incremental export)."""
-        start = (now or datetime.now(timezone.utc)) - timedelta(days=self.history_days)
+        start = (now_or(now) - timedelta(days=self.history_days)).replace(tzinfo=timezone.utc)
         return sync_tickets(
             client or self.build_client(), open_cursor_store(self.cursor_store), self.mirror(),
             stream=self.stream_name(), start_time=int(start.timestamp()), org_account_field=self.org_account_field,

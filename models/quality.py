@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from models.clock import utc_timestamp, utcnow
 from models.contracts import TableContract
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
@@ -202,7 +203,7 @@ def validate_frame(
     now: pd.Timestamp | None = None,
 ) -> QualityResult:
     """Run the contract's suite on ``df`` and return every failure."""
-    now = pd.Timestamp(now) if now is not None else pd.Timestamp.now(tz="UTC").tz_localize(None)
+    now = utc_timestamp(now) if now is not None else pd.Timestamp(utcnow())
     ctx = _context()
     name = f"{contract.name}_{id(df)}"
     source = ctx.data_sources.add_or_update_pandas(name="frames")

@@ -1,6 +1,6 @@
 """The demo's simulated rescue team: works the queue and records outcomes as the demo world decides.
 
-The demo world (`connectors.demo.world`) knows why each account churns: at every renewal the
+The demo world (`connectors.demo.hazard`) knows why each account churns: at every renewal the
 churn probability is `renewal_churn_probability` of latent factors (adoption drop, support pain,
 champion loss, price pressure, tenure). `simulate_rescue_team` plays the people who work the
 rescue queue against that story, so the feedback loop and the play-effectiveness analysis can be
@@ -50,13 +50,8 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from connectors.demo.world import (
-    ACCOUNTS_TABLE,
-    RENEWALS_TABLE,
-    TRUTH_TABLE,
-    churn_factors_at,
-    renewal_churn_probability,
-)
+from connectors.demo.hazard import churn_factors_at, renewal_churn_probability
+from connectors.demo.world import ACCOUNTS_TABLE, RENEWALS_TABLE, TRUTH_TABLE
 from connectors.queue.store import QueueStore
 from models.clock import utc_naive
 from connectors.warehouse import Warehouse

@@ -20,8 +20,10 @@ maps each team to its `BusinessCalendar`. A case counts for the team it was rout
 before its first reassignment), in the ISO week it was opened.
 
 Optionally, holdout accounts from the routing log and their later outcomes give the save rate of
-treated vs held-out accounts (the effect of the plays is measured with confidence intervals in
-`models.experiment.effectiveness`).
+treated vs held-out accounts, with the experiment's definition of the two arms
+(`models.experiment.outcomes.arm_save_rates`: each account once, in the arm of its first
+decision), so the headline agrees with the `play_effectiveness` asset, which measures the effect
+of the plays with confidence intervals (`models.experiment.effectiveness`).
 
 `charts(metrics)` draws SLA attainment per team and week and the time-to-first-touch
 distribution as PNG bytes.
@@ -40,8 +42,10 @@ from models.charts import figure_png
 import pandas as pd
 from matplotlib.figure import Figure
 
+from models.clock import naive_utc_series
+from models.experiment.outcomes import SAVE_RATE_COLUMNS, arm_save_rates, rescue_outcome_frame
 from models.policy.calendar import BusinessCalendar
-from models.cases.lifecycle import OPEN, RESOLVED_CHURNED, RESOLVED_SAVED, TERMINAL_STATUSES
+from models.cases.lifecycle import OPEN, TERMINAL_STATUSES
 
 CASE_COLUMNS: tuple[str, ...] = (
     "case_id", "team", "priority", "opened_at", "acknowledged_at", "resolved_at",
@@ -75,9 +79,6 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "bounced_cases",
     "bounced_share",
 )
-
-_ARM_OUTCOMES: dict[str, str] = {RESOLVED_SAVED: "saved", RESOLVED_CHURNED: "churned"}
-
 
 class QueueMetricsError(ValueError):
     """The frames cannot be measured (missing column, unknown team calendar, bad outcome)."""
@@ -115,16 +116,18 @@ def queue_metrics(
 ) -> QueueMetrics:
     """Measure the queue at `now`.
 
-    `cases` has the `rescue_cases` columns in `CASE_COLUMNS` (account_id and outcome are needed
-    only for save rates); `events` has the `case_events` columns in `EVENT_COLUMNS` (payload a
+    `cases` has the `rescue_cases` columns in `CASE_COLUMNS` (account_id and status are needed
+    only for save rates; evidence, when present, dates each case's decision); `events` has the `case_events` columns in `EVENT_COLUMNS` (payload a
     mapping or its JSON text). Timestamps are naive UTC or timezone-aware.
 
     `calendars` maps every team key to its business calendar (e.g. ``{t: policy.team_calendar(t)
     for t in policy.teams}``); durations are then business hours.
 
-    `holdout` holds routing-log rows (account_id, action); rows with action ``holdout`` are the
-    control group. `outcomes` (account_id, outcome ``saved`` | ``churned``) says what became of
-    held-out accounts; treated accounts take the outcome of their resolved cases.
+    `holdout` holds routing-log rows (account_id, action, optionally snapshot_date); rows with
+    action ``holdout`` are the control group. `outcomes` (account_id, outcome ``saved`` |
+    ``churned``, optionally held_out_at) says what became of held-out accounts; treated accounts
+    take the outcome of their first case. An account counts once, in the arm of its first decision
+    (`models.experiment.outcomes`).
     """
     _require(cases, CASE_COLUMNS, "cases")
     _require(events, EVENT_COLUMNS, "events")
@@ -284,31 +287,30 @@ def _attainment(states: pd.Series, clock: str) -> dict[str, float]:
 
 
 def _save_rates(cases: pd.DataFrame, holdout: pd.DataFrame | None, outcomes: pd.DataFrame | None) -> pd.DataFrame:
-    columns = ["arm", "accounts", "saved", "churned", "save_rate"]
+    """Treated vs holdout save rates, with the experiment's units (`models.experiment.outcomes`):
+    each account once, in the arm of its first decision, so this agrees with `play_effectiveness`."""
     if holdout is None:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=SAVE_RATE_COLUMNS)
     if outcomes is None:
         raise QueueMetricsError("holdout given without outcomes: the held-out accounts' outcomes are needed")
-    _require(cases, ("account_id", "outcome"), "cases")
+    _require(cases, ("account_id", "status"), "cases")
     _require(holdout, ("account_id", "action"), "holdout")
     _require(outcomes, ("account_id", "outcome"), "outcomes")
     unknown = sorted(set(outcomes["outcome"].dropna().astype(str)) - {"saved", "churned"})
     if unknown:
         raise QueueMetricsError(f"outcomes: unknown outcome(s) {', '.join(unknown)}; expected saved or churned")
+    log = _dated(holdout, ("snapshot_date",))
+    known = _dated(outcomes.dropna(subset=["outcome"]), ("held_out_at", "renewal_date"))
+    return arm_save_rates(rescue_outcome_frame(cases, None, log, known))
 
-    resolved = cases[cases["outcome"].isin(_ARM_OUTCOMES)].sort_values("resolved_at", kind="stable")
-    treated = resolved.groupby(resolved["account_id"].astype(str))["outcome"].last().map(_ARM_OUTCOMES)
-    held_ids = set(holdout.loc[holdout["action"] == "holdout", "account_id"].astype(str))
-    known = outcomes.dropna(subset=["outcome"])
-    held = known[known["account_id"].astype(str).isin(held_ids)].groupby(
-        known["account_id"].astype(str))["outcome"].last()
-    rows = []
-    for arm, values in (("treated", treated), ("holdout", held)):
-        saved, churned = int((values == "saved").sum()), int((values == "churned").sum())
-        total = saved + churned
-        rows.append({"arm": arm, "accounts": total, "saved": saved, "churned": churned,
-                     "save_rate": saved / total if total else float("nan")})
-    return pd.DataFrame(rows, columns=columns)
+
+def _dated(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """`frame` with those of `columns` it has as naive UTC."""
+    out = frame.copy()
+    for column in columns:
+        if column in out.columns:
+            out[column] = naive_utc_series(out[column])
+    return out
 
 
 # ---------------------------------------------------------------------------------------- charts

@@ -19,8 +19,8 @@ many categoricals, 5-30 % churners) rather than tuned for one of them:
 
 Two ways to fit: `fit_churn_model(train, valid)` for a time split (early stopping, selection and
 calibration on the later window) and `fit_churn_model_cv(X, y)` which holds out inner folds of
-one table and averages the fold boosters. `cross_validate` runs stratified k-fold CV of the
-model and of the logistic-regression baseline on the same folds.
+one table and averages the fold boosters. Validating the model against its baselines (a time
+split report, stratified k-fold CV) is `models.churn.validation`.
 
 `ChurnModel.to_bytes()` writes JSON (LightGBM's own text format for the trees, plain numbers for
 the linear part and the calibrator): no pickle.
@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import os
 import platform
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -48,7 +48,6 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from models.churn import evaluation as mx
 
 FORMAT = "churn-model/1"
 MAX_THREADS = 2
@@ -122,7 +121,8 @@ def coerce_features(frame: pd.DataFrame, features: Sequence[str],
     return pd.DataFrame(out, index=frame.index)
 
 
-def _label(frame: pd.DataFrame, label: str) -> np.ndarray:
+def label_values(frame: pd.DataFrame, label: str) -> np.ndarray:
+    """`frame[label]` as 0/1 integers; raises `ModelError` unless it holds both classes and nothing else."""
     if label not in frame.columns:
         raise ModelError(f"label column {label!r} not in the frame")
     y = pd.to_numeric(frame[label], errors="coerce").to_numpy(dtype=float)
@@ -143,7 +143,7 @@ def fit_logistic_baseline(train: pd.DataFrame, *, label: str | None = None,
 
     The label comes from `train[label]` or, for feature-only frames, from `y`.
     """
-    y = _label(train, label) if y is None else np.asarray(y, dtype=int)
+    y = label_values(train, label) if y is None else np.asarray(y, dtype=int)
     categorical = [c for c in features if c in set(categorical)]
     numeric = [c for c in features if c not in set(categorical)]
     X = coerce_features(train, features, category_levels(train, categorical))
@@ -505,7 +505,7 @@ def fit_churn_model(train: pd.DataFrame, valid: pd.DataFrame, *, label: str,
     together (the values are known at fit time; unseen levels at scoring time become missing).
     """
     frame = pd.concat([train[list(features)], valid[list(features)]], ignore_index=True)
-    y = np.concatenate([_label(train, label), _label(valid, label)])
+    y = np.concatenate([label_values(train, label), label_values(valid, label)])
     train_rows = np.arange(len(train))
     split = (train_rows, np.arange(len(train), len(frame)))
     return _fit(frame, y, [split], categorical=categorical, seed=seed, tuning_budget=tuning_budget,
@@ -521,109 +521,3 @@ def fit_churn_model_cv(X: pd.DataFrame, y: np.ndarray, *, categorical: Sequence[
     splits = list(inner.split(np.zeros(len(y)), y))
     return _fit(X.reset_index(drop=True), y, splits, categorical=categorical, seed=seed,
                 tuning_budget=tuning_budget, final_linear_rows=np.arange(len(y)))
-
-
-# ---------------------------------------------------------------------------------- validation
-
-
-def _logistic_proba(pipeline: Pipeline, X: pd.DataFrame, features: Sequence[str],
-                    categorical: Sequence[str]) -> np.ndarray:
-    Xc = coerce_features(X, features, category_levels(X, categorical))
-    return pipeline.predict_proba(Xc.astype({c: object for c in categorical}))[:, 1]
-
-
-#: Above this many training rows the tuning grid is cut to its first (most robust) entries: a
-#: large training set needs less search, and each configuration costs minutes there.
-LARGE_TRAINING_ROWS = 200_000
-
-
-def effective_tuning_budget(n_rows: int, budget: int) -> int:
-    """The tuning budget used for ``n_rows`` training rows (at most 2 configurations when large)."""
-    return min(budget, 2) if n_rows > LARGE_TRAINING_ROWS else budget
-
-
-def time_validation_report(
-    train: pd.DataFrame, valid: pd.DataFrame, *, label: str, features: Sequence[str],
-    categorical: Sequence[str],
-    extra_baselines: Mapping[str, Callable[[pd.DataFrame], np.ndarray]] | None = None,
-    capacity_k: int | None = None, seed: int = 0, tuning_budget: int = 6,
-) -> tuple[ChurnModel, dict[str, Any]]:
-    """Fit the model and the logistic-regression baseline on `train`, evaluate all on `valid`.
-
-    `extra_baselines` map a name to a function returning a churn-risk score per row of `valid`
-    (higher = riskier; probability metrics are reported only for scores in [0, 1]).
-    Returns the model and {"model", "baselines", "calibration", "importance", "plots"}.
-    """
-    model = fit_churn_model(train, valid, label=label, features=features, categorical=categorical,
-                            seed=seed, tuning_budget=effective_tuning_budget(len(train), tuning_budget))
-    y = _label(valid, label)
-    baseline = fit_logistic_baseline(train, label=label, features=features, categorical=categorical)
-    scores: dict[str, np.ndarray] = {
-        "model": model.predict_proba(valid),
-        "logistic_regression": _logistic_proba(baseline, valid, features, categorical),
-    }
-    for name, scorer in (extra_baselines or {}).items():
-        scores[name] = np.asarray(scorer(valid), dtype=float)
-    evaluated = {name: mx.evaluate(y, s, capacity_k=capacity_k) for name, s in scores.items()}
-    importance = model.importance(valid)
-    probas = {n: s for n, s in scores.items() if np.all((s >= 0) & (s <= 1))}
-    probas["model (uncalibrated)"] = model.predict_raw(valid)
-    report = {
-        "model": evaluated.pop("model"),
-        "baselines": evaluated,
-        "calibration": {k: model.metadata["calibration"][k] for k in ("method", "brier_raw", "brier_calibrated")},
-        "importance": {str(k): float(v) for k, v in importance.items()},
-        "plots": {
-            "roc": mx.roc_plot(y, scores),
-            "calibration": mx.calibration_plot(y, probas),
-            "gains": mx.gains_plot(y, scores),
-            "importance": mx.importance_plot(importance),
-        },
-    }
-    return model, report
-
-
-def _summary(per_fold: list[dict[str, float]]) -> dict[str, Any]:
-    keys = [k for k in per_fold[0] if all(k in f for f in per_fold)]
-    summary: dict[str, Any] = {k: float(np.mean([f[k] for f in per_fold])) for k in keys}
-    summary["roc_auc_std"] = float(np.std([f["roc_auc"] for f in per_fold]))
-    summary["per_fold"] = per_fold
-    return summary
-
-
-def cross_validate(X: pd.DataFrame, y: np.ndarray, *, folds: int = 5, seed: int = 0,
-                   categorical: Sequence[str] | None = None, tuning_budget: int = 3,
-                   progress: Callable[[int, dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Stratified k-fold CV of the model and of the logistic-regression baseline on the same folds.
-
-    Inside each fold the model sees only that fold's training part (`fit_churn_model_cv` splits
-    it again for early stopping, selection and calibration); the test part is scored once.
-    `progress(fold_number, {"model": metrics, "logistic_regression": metrics})` is called after
-    each fold. Returns {"folds", "model": {mean metrics, "roc_auc_std", "per_fold"},
-    "baselines": {"logistic_regression": {...}}}.
-    """
-    y = np.asarray(y, dtype=int)
-    categorical = list(categorical or [])
-    minority = int(np.bincount(y, minlength=2).min())
-    if not 2 <= folds <= minority:
-        raise ModelError(f"folds must be between 2 and {minority} (the smaller class's size), got {folds}")
-    X = X.reset_index(drop=True)
-    features = list(X.columns)
-    model_folds, lr_folds = [], []
-    outer = StratifiedKFold(folds, shuffle=True, random_state=seed)
-    for number, (tr, te) in enumerate(outer.split(np.zeros(len(y)), y), start=1):
-        X_tr, X_te = X.iloc[tr], X.iloc[te]
-        model = fit_churn_model_cv(X_tr, y[tr], categorical=categorical, seed=seed,
-                                   tuning_budget=tuning_budget)
-        model_metrics = mx.evaluate(y[te], model.predict_proba(X_te))
-        baseline = fit_logistic_baseline(X_tr, features=features, categorical=categorical, y=y[tr])
-        lr_metrics = mx.evaluate(y[te], _logistic_proba(baseline, X_te, features, categorical))
-        model_folds.append(model_metrics)
-        lr_folds.append(lr_metrics)
-        if progress is not None:
-            progress(number, {"model": model_metrics, "logistic_regression": lr_metrics})
-    return {
-        "folds": folds,
-        "model": _summary(model_folds),
-        "baselines": {"logistic_regression": _summary(lr_folds)},
-    }

@@ -32,6 +32,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
+from models.clock import utc_timestamp
+
 COMPARISON_OPS: dict[str, Callable[[Any, Any], Any]] = {
     "==": operator.eq,
     "!=": operator.ne,
@@ -244,12 +246,10 @@ def _coerce_value(column: pd.Series, value: Any) -> Any:
     """Make a policy value comparable with `column` (dates against datetime columns)."""
     if pd.api.types.is_datetime64_any_dtype(column.dtype) and isinstance(value, (str, dt.date)):
         stamp = pd.Timestamp(value)
-        column_tz = getattr(column.dtype, "tz", None)
-        if column_tz is None and stamp.tzinfo is not None:
-            return stamp.tz_convert("UTC").tz_localize(None)
-        if column_tz is not None and stamp.tzinfo is None:
-            return stamp.tz_localize("UTC")
-        return stamp
+        if getattr(column.dtype, "tz", None) is None:
+            return utc_timestamp(stamp)
+        # a timezone-aware column: a naive policy value is UTC, as everywhere
+        return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
     return value
 
 

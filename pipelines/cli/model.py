@@ -21,7 +21,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from models.churn.model import ModelError, cross_validate
+from models.churn.model import ModelError
+from models.churn.validation import cross_validate
 from models.churn.tabular import TableError, prepare_table
 
 BAD_INPUT = 2

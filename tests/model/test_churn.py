@@ -16,12 +16,11 @@ from models.churn.model import (
     ChurnModel,
     LinearScorer,
     ModelError,
-    cross_validate,
     fit_calibrator,
     fit_churn_model,
     fit_logistic_baseline,
-    time_validation_report,
 )
+from models.churn.validation import cross_validate, time_validation_report
 from models.churn.tabular import prepare_table
 
 FEATURES = ["usage_drop", "tickets", "noise", "tier"]
@@ -185,7 +184,7 @@ def test_telco_bar():
 
 
 def test_the_tuning_budget_shrinks_only_on_large_training_sets():
-    from models.churn.model import LARGE_TRAINING_ROWS, effective_tuning_budget
+    from models.churn.validation import LARGE_TRAINING_ROWS, effective_tuning_budget
 
     assert effective_tuning_budget(10_000, 6) == 6
     assert effective_tuning_budget(LARGE_TRAINING_ROWS, 6) == 6

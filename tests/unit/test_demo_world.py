@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
+from connectors.demo.chunk import FEATURES
+from connectors.demo.hazard import CHURN_FACTOR_COLUMNS, churn_factors_at, renewal_churn_probability
 from connectors.demo.world import (
     ACCOUNTS_TABLE,
-    CHURN_FACTOR_COLUMNS,
     EVENTS_TABLE,
-    FEATURES,
     META_TABLE,
     RENEWALS_TABLE,
     TICKETS_TABLE,
@@ -21,10 +21,8 @@ from connectors.demo.world import (
     WORLD_TABLES,
     DemoWorldConfig,
     DemoWorldResource,
-    churn_factors_at,
     generate_demo_world,
     read_world_meta,
-    renewal_churn_probability,
 )
 from connectors.warehouse import Warehouse
 from models.contracts import ACCOUNTS, RENEWALS, TICKETS, USAGE_DAILY, conform
