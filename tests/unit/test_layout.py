@@ -26,9 +26,7 @@ EXCLUDED = ("connectors/queue/migrations/versions/",)
 #: Files over `MAX_LINES` that are being split right now. TEMPORARY: once each split has landed,
 #: remove its entry (the test fails while an entry is stale) until the set is empty.
 TEMPORARY_ALLOWED: frozenset[str] = frozenset({
-    "connectors/queue/store.py",
-    "connectors/salesforce/client.py",
-    "models/policy/schema.py",
+    "models/routing/route.py",  # 641 lines: its stages are to be split by job
 })
 
 
