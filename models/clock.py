@@ -23,7 +23,7 @@ def utc_naive(value: Any) -> datetime | None:
 
     Raises TypeError for a value that is not a point in time.
     """
-    if value is None:
+    if value is None or value is pd.NaT:
         return None
     if isinstance(value, str):
         value = pd.Timestamp(value)

@@ -1,6 +1,7 @@
 """Sensors: the SLA clock, ticking every minute, and the rescue-actions sensor.
 
-The SLA clock does its work in the sensor tick itself (it launches no run): it asks the policy's
+The SLA clock does its work in the sensor tick itself (it launches no run): it puts snoozed cases
+whose wake-up time has come back to work (`QueueStore.wake_snoozed`, audited), asks the policy's
 escalation ladders which steps are due for the open cases (`models.cases.ladder.due_escalations`),
 applies them in the queue store (`QueueStore.apply_escalations`, idempotent by step key, so two
 ticks never escalate twice) and delivers due notifications from the outbox. Checking SLAs every
@@ -28,6 +29,7 @@ def run_sla_tick(queue: QueueStoreResource, policy: PolicyResource, notifier: No
     """One tick of the SLA clock; returns what it did (also used by tests and the CLI)."""
     store = queue.get_client()
     pol = policy.load()
+    woken = store.wake_snoozed(now=now)
     inputs = store.sla_inputs(now=now)
     steps = due_escalations(
         inputs.open_cases,
@@ -40,6 +42,7 @@ def run_sla_tick(queue: QueueStoreResource, policy: PolicyResource, notifier: No
     applied = store.apply_escalations(steps, now=now)
     delivery = notifier.deliver(store, now=now)
     return {
+        "cases_woken": len(woken),
         "open_cases": len(inputs.open_cases),
         "steps_due": len(steps),
         "steps_applied": applied,

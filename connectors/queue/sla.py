@@ -1,7 +1,10 @@
 """The SLA clock's side of the queue store: what the clock reads, and the escalations it writes.
 
 `SlaStore.sla_inputs` reads what `models.cases.ladder.due_escalations` needs in one transaction;
-`SlaStore.apply_escalations` writes the steps it found due, each once (idempotent by step key).
+`SlaStore.apply_escalations` writes the steps it found due, each once (idempotent by step key);
+`SlaStore.wake_snoozed` puts snoozed cases back to work at their wake-up time. `SlaStore.sla_states`
+answers "where does each case stand" with `models.cases.sla.sla_state`, the one rule the desk,
+the CLI, the breaching filter, the ladder and the metrics share.
 """
 
 from __future__ import annotations
@@ -15,12 +18,15 @@ import pandas as pd
 import sqlalchemy as sa
 
 from connectors.queue.database import QueueDatabase
-from connectors.queue.outbox import enqueue_rows, notice_rows
-from connectors.queue.schema import case_events, escalation_steps_applied, rescue_actions, rescue_cases
-from connectors.queue.values import frame, jsonable, str_list
+from connectors.queue.transaction import CaseTransaction
+from connectors.queue.schema import case_events, escalation_steps_applied, rescue_cases
+from connectors.queue.values import frame, jsonable
 from models.cases.context import reassigned_context
-from models.cases.lifecycle import ACTIVE_STATUSES, PAUSED_STATUSES, SNOOZED, TERMINAL_STATUSES, CaseConflict
-from models.cases.notices import case_notices
+from models.cases.lifecycle import ACTIVE_STATUSES, IN_PROGRESS, SNOOZED, TERMINAL_STATUSES
+from models.cases.escalation import step_effect, step_field
+from models.cases.notices import WOKEN, case_notices
+from models.cases.sla import Pause, SlaState, paused_intervals, sla_state
+from models.policy.schema import Policy
 from models.clock import now_or
 
 #: Actor recorded on changes made by the SLA clock.
@@ -41,13 +47,62 @@ class SlaInputs:
     """
 
     open_cases: pd.DataFrame
-    pauses: dict[str, list[tuple[datetime, datetime | None]]]
+    pauses: dict[str, list[Pause]]
     applied_step_keys: frozenset[str]
     member_load: dict[str, int]
 
 
 class SlaStore(QueueDatabase):
     """What the SLA clock reads from and writes to the queue."""
+
+    @property
+    def policy(self) -> Policy | None:
+        """The policy whose calendars and targets SLA clocks run on (None: wall clock, stored due
+        times); `QueueStore` sets it."""
+        return None
+
+    def pauses_of(self, case_ids: Iterable[str], *, now: datetime | None = None,
+                  conn: sa.Connection | None = None) -> dict[str, list[Pause]]:
+        """case_id -> its paused intervals (`models.cases.sla.paused_intervals`), for cases that
+        have any; read from the audit trail in one transaction (or in `conn`'s)."""
+        now = now_or(now)
+        if conn is None:
+            with self.reading() as reading:
+                return self.pauses_of(case_ids, now=now, conn=reading)
+        ids = list(dict.fromkeys(str(c) for c in case_ids))
+        wakes: dict[str, Any] = {}
+        events: dict[str, list[Mapping[str, Any]]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            wakes.update((case_id, wake) for case_id, wake in conn.execute(
+                sa.select(rescue_cases.c.case_id, rescue_cases.c.snoozed_until)
+                .where(rescue_cases.c.case_id.in_(chunk), rescue_cases.c.status == SNOOZED)
+            ))
+            for event in conn.execute(
+                sa.select(case_events.c.case_id, case_events.c.at, case_events.c.from_status, case_events.c.to_status)
+                .where(case_events.c.case_id.in_(chunk), case_events.c.from_status.is_distinct_from(case_events.c.to_status))
+                .order_by(case_events.c.event_id)
+            ).mappings():
+                events.setdefault(event["case_id"], []).append(event)
+        out: dict[str, list[Pause]] = {}
+        for case_id, trail in events.items():
+            intervals = paused_intervals(trail, now=now, snoozed_until=wakes.get(case_id))
+            if intervals:
+                out[case_id] = intervals
+        return out
+
+    def sla_states(self, cases: pd.DataFrame, *, now: datetime | None = None) -> dict[str, SlaState | None]:
+        """case_id -> where each case stands on its running SLA clock at `now`
+        (`models.cases.sla.sla_state` on the store's policy, pauses from the audit trail)."""
+        now = now_or(now)
+        if cases.empty:
+            return {}
+        pauses = self.pauses_of(cases["case_id"], now=now)
+        policy = self.policy
+        return {
+            str(row["case_id"]): sla_state(row, policy, now, pauses.get(str(row["case_id"])))
+            for row in _records(cases)
+        }
 
     def sla_inputs(self, *, now: datetime | None = None) -> SlaInputs:
         """What `models.cases.ladder.due_escalations` needs, read in one transaction (see SlaInputs)."""
@@ -57,157 +112,121 @@ class SlaStore(QueueDatabase):
                 sa.select(rescue_cases).where(rescue_cases.c.status.in_(ACTIVE_STATUSES)).order_by(rescue_cases.c.case_id)
             ).mappings().all()
             ids = [c["case_id"] for c in cases]
-            events: list[Mapping[str, Any]] = []
+            pauses = self.pauses_of(ids, now=now, conn=conn)
             applied: set[str] = set()
             for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
-                events += conn.execute(
-                    sa.select(case_events.c.case_id, case_events.c.at, case_events.c.from_status,
-                              case_events.c.to_status)
-                    .where(case_events.c.case_id.in_(chunk), case_events.c.from_status.is_distinct_from(case_events.c.to_status))
-                    .order_by(case_events.c.event_id)
-                ).mappings().all()
                 applied.update(conn.execute(
-                    sa.select(escalation_steps_applied.c.step_key).where(escalation_steps_applied.c.case_id.in_(chunk))
+                    sa.select(escalation_steps_applied.c.step_key)
+                    .where(escalation_steps_applied.c.case_id.in_(ids[start:start + 500]))
                 ).scalars())
-        by_case: dict[str, list[Mapping[str, Any]]] = {}
-        for event in events:
-            by_case.setdefault(event["case_id"], []).append(event)
-        pauses: dict[str, list[tuple[datetime, datetime | None]]] = {}
-        for case in cases:
-            intervals = _paused_intervals(by_case.get(case["case_id"], []))
-            wake = case["snoozed_until"]
-            if intervals and intervals[-1][1] is None and case["status"] == SNOOZED and wake is not None and wake <= now:
-                intervals[-1] = (intervals[-1][0], wake)  # the snooze is over: the clocks run again
-            if intervals:
-                pauses[case["case_id"]] = intervals
+        columns = ["case_id", "account_id", "status", "team", "priority", "opened_at", "first_touch_at", "assignee",
+                   "csm_owner", "required_skills", "escalation_level", "snoozed_until", "sla_first_touch_due",
+                   "sla_resolution_due"]
         rows = [
-            {
-                "case_id": c["case_id"], "account_id": c["account_id"], "status": c["status"], "team": c["team"],
-                "priority": c["priority"], "opened_at": c["opened_at"], "first_touch_at": c["acknowledged_at"],
-                "assignee": c["assignee"], "csm_owner": ((c["context"] or {}).get("account") or {}).get("csm_owner"),
-                "required_skills": c["required_skills"], "escalation_level": c["escalation_level"],
-                "snoozed_until": c["snoozed_until"],
-            }
+            {**{k: c[k] for k in columns if k in c}, "first_touch_at": c["acknowledged_at"],
+             "csm_owner": ((c["context"] or {}).get("account") or {}).get("csm_owner")}
             for c in cases
         ]
-        columns = ["case_id", "account_id", "status", "team", "priority", "opened_at", "first_touch_at", "assignee",
-                   "csm_owner", "required_skills", "escalation_level", "snoozed_until"]
         open_cases = frame(rows, columns)
         load = open_cases["assignee"].dropna().value_counts()
         return SlaInputs(open_cases=open_cases, pauses=pauses, applied_step_keys=frozenset(applied),
                          member_load={str(k): int(v) for k, v in load.items()})
 
+    def wake_snoozed(self, *, now: datetime | None = None, actor: str = SLA_ACTOR) -> list[str]:
+        """Put every snoozed case whose wake-up time has come back to work (`in_progress`).
+
+        The audit trail records the wake-up at the case's `snoozed_until` (when its clocks started
+        running again), by `actor`; the assignee (else the team's log) is told. Returns the ids
+        of the cases woken. Idempotent: a woken case is no longer snoozed.
+        """
+        now = now_or(now)
+        woken: list[str] = []
+        with self.transaction() as conn:
+            due = conn.execute(
+                sa.select(rescue_cases).where(rescue_cases.c.status == SNOOZED, rescue_cases.c.snoozed_until <= now)
+                .order_by(rescue_cases.c.case_id).with_for_update()
+            ).mappings().all()
+            for case in due:
+                wake = case["snoozed_until"]
+                tx = CaseTransaction(conn, dict(case))
+                tx.update({"status": IN_PROGRESS, "snoozed_until": None}, now)
+                reason = f"snooze ended at {wake:%Y-%m-%d %H:%M} UTC"
+                tx.record(WOKEN, actor=actor, at=wake, reason=reason, payload={"snoozed_until": wake.isoformat()},
+                          from_status=SNOOZED, to_status=IN_PROGRESS)
+                tx.notify(case_notices(tx.case, WOKEN, f"{WOKEN}:{case['case_id']}:v{tx.case['version']}",
+                                       [case["assignee"]] if case["assignee"] else [f"log:{case['team']}"],
+                                       extra={"message": reason}), now)
+                woken.append(case["case_id"])
+        return woken
+
     def apply_escalations(self, steps: Iterable[Any], *, now: datetime | None = None,
                           actor: str = SLA_ACTOR) -> int:
         """Apply SLA ladder steps once each; returns how many were applied now.
 
-        A step (an object or a mapping) has `step_key`, `case_id`, `action` (warn | reassign |
-        notify), `to_team`, `to_assignee`, `raci` (role -> destinations), `message` and, for a
-        reassignment, optionally the regenerated `context` package. Each step is recorded in
-        `escalation_steps_applied` in the same transaction as its effects, so applying the same
-        steps again (the next sensor tick) does nothing. `warn` audits and notifies; `reassign`
-        moves the case to another team / person; both `reassign` and `notify` raise the case's
-        escalation level. Steps for closed or unknown cases are skipped.
+        What a step changes is `models.cases.escalation.step_effect`; this writes it. A step (an
+        object or a mapping) has `step_key`, `case_id`, `action` (warn | reassign | notify),
+        `to_team`, `to_assignee`, `raci` (role -> destinations), `message` and, for a
+        reassignment, optionally the regenerated `context` package (else it is rebuilt here from
+        the case's history). Each step is recorded in `escalation_steps_applied` in the same
+        transaction as its effects, so applying the same steps again (the next sensor tick) does
+        nothing. Steps for closed or unknown cases are skipped.
         """
         now = now_or(now)
         applied = 0
         with self.transaction() as conn:
             for step in steps:
-                key = str(_step_field(step, "step_key"))
-                action = str(_step_field(step, "action"))
-                if action not in ("warn", "reassign", "notify"):
-                    raise ValueError(f"escalation step {key}: unknown action {action!r}; expected warn, reassign or notify")
+                key = str(step_field(step, "step_key"))
                 if conn.execute(sa.select(escalation_steps_applied.c.step_key)
                                 .where(escalation_steps_applied.c.step_key == key)).first():
                     continue
-                case = conn.execute(
-                    sa.select(rescue_cases).where(rescue_cases.c.case_id == str(_step_field(step, "case_id"))).with_for_update()
+                row = conn.execute(
+                    sa.select(rescue_cases).where(rescue_cases.c.case_id == str(step_field(step, "case_id"))).with_for_update()
                 ).mappings().first()
-                if case is None or case["status"] in TERMINAL_STATUSES:
+                if row is None or row["status"] in TERMINAL_STATUSES:
                     continue
-                conn.execute(escalation_steps_applied.insert().values(step_key=key, case_id=case["case_id"],
-                                                                      action=action, applied_at=now))
-                message = _step_field(step, "message", "") or ""
-                values: dict[str, Any] = {}
-                payload: dict[str, Any] = {"step_key": key, "action": action, "message": message}
-                if action in ("reassign", "notify"):
-                    values["escalation_level"] = case["escalation_level"] + 1
-                if action == "reassign":
-                    to_team = _step_field(step, "to_team", None) or case["team"]
-                    to_assignee = _step_field(step, "to_assignee", None)
-                    values.update(team=to_team, assignee=to_assignee)
-                    payload.update(from_team=case["team"], to_team=to_team,
-                                   from_assignee=case["assignee"], to_assignee=to_assignee)
-                    context = _step_field(step, "context", None)
+                tx = CaseTransaction(conn, dict(row))
+                effect = step_effect(step, tx.case)
+                conn.execute(escalation_steps_applied.insert().values(step_key=key, case_id=row["case_id"],
+                                                                      action=effect.action, applied_at=now))
+                values = dict(effect.values)
+                if effect.moves:
+                    context = step_field(step, "context", None)
                     if context is None:
-                        plays, moves = case_history(conn, case["case_id"])
+                        plays, moves = tx.history()
                         context = reassigned_context(
-                            case["context"], team=to_team, assignee=to_assignee,
+                            row["context"], team=values["team"], assignee=values["assignee"],
                             escalation_level=values["escalation_level"], plays=plays, moves=moves, at=now,
-                            handoff={"at": now, "actor": actor, "note": message, **payload},
+                            handoff={"at": now, "actor": actor, "note": effect.message, **effect.payload},
                         )
                     values["context"] = jsonable(context)
-                result = conn.execute(
-                    rescue_cases.update()
-                    .where(rescue_cases.c.case_id == case["case_id"], rescue_cases.c.version == case["version"])
-                    .values(**values, updated_at=now, version=case["version"] + 1)
-                )
-                if result.rowcount != 1:
-                    raise CaseConflict(f"case {case['case_id']} was changed by someone else")
-                kind = "sla_warning" if action == "warn" else "escalated"
-                conn.execute(case_events.insert(), [{
-                    "case_id": case["case_id"], "at": now, "actor": actor, "kind": kind, "from_status": case["status"],
-                    "to_status": case["status"], "reason": message, "payload": jsonable(payload)}])
-                raci = _step_field(step, "raci", None) or {}
-                recipients: dict[str, list[str]] = {}
-                for role, who in raci.items():
-                    for dest in str_list(who):
-                        recipients.setdefault(dest, []).append(str(role))
-                if action == "reassign" and values.get("assignee"):
-                    recipients.setdefault(values["assignee"], []).append("responsible")
-                notice = {**dict(case), **values}
-                enqueue_rows(conn, notice_rows(case_notices(
-                    notice, kind, f"{kind}:{key}", list(recipients) or [f"log:{notice['team']}"],
-                    extra={"message": message, "roles": recipients, "step_key": key}), now))
+                tx.update(values, now)
+                tx.record(effect.kind, actor=actor, at=now, reason=effect.message, payload=effect.payload)
+                tx.notify(case_notices(
+                    tx.case, effect.kind, f"{effect.kind}:{key}", effect.destinations(tx.case["team"]),
+                    extra={"message": effect.message, "roles": effect.recipients, "step_key": key}), now)
                 applied += 1
         return applied
 
 
-def case_history(conn: sa.Connection, case_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(plays logged on a case, its audit events that moved it), oldest first."""
-    plays = conn.execute(
-        sa.select(rescue_actions).where(rescue_actions.c.case_id == case_id).order_by(rescue_actions.c.action_id)
-    ).mappings().all()
-    moves = conn.execute(
-        sa.select(case_events).where(case_events.c.case_id == case_id, case_events.c.kind.in_(("handoff", "escalated")))
-        .order_by(case_events.c.event_id)
-    ).mappings().all()
-    return [dict(p) for p in plays], [dict(m) for m in moves]
+#: Columns `QueueStore.list_cases(sla=True)` adds: the running clock, its state (`models.cases.sla`
+#: SLA_STATES, None without a target), its due instant (naive UTC), business minutes left.
+SLA_COLUMNS: tuple[str, ...] = ("sla_clock", "sla_state", "sla_due_at", "sla_minutes_left")
 
 
-def _paused_intervals(events: list[Mapping[str, Any]]) -> list[tuple[datetime, datetime | None]]:
-    """Intervals a case spent paused, from its status changes in order (open-ended if still paused)."""
-    intervals: list[tuple[datetime, datetime | None]] = []
-    started: datetime | None = None
-    for event in events:
-        was, now_paused = event["from_status"] in PAUSED_STATUSES, event["to_status"] in PAUSED_STATUSES
-        if now_paused and not was:
-            started = event["at"]
-        elif was and not now_paused and started is not None:
-            intervals.append((started, event["at"]))
-            started = None
-    if started is not None:
-        intervals.append((started, None))
-    return intervals
+def with_sla_columns(cases: pd.DataFrame, states: Mapping[str, SlaState | None]) -> pd.DataFrame:
+    """`cases` with `SLA_COLUMNS` from `states` (case_id -> SlaState or None)."""
+    out = cases.copy()
+    got = [states.get(str(c)) for c in out["case_id"]]
+    out["sla_clock"] = pd.Series([s.clock if s else None for s in got], index=out.index, dtype=object)
+    out["sla_state"] = pd.Series([s.state if s else None for s in got], index=out.index, dtype=object)
+    out["sla_due_at"] = pd.Series([s.due_at if s else None for s in got], index=out.index, dtype=object)
+    out["sla_minutes_left"] = pd.Series([s.minutes_left if s else None for s in got], index=out.index, dtype=float)
+    return out
 
 
-def _step_field(step: Any, name: str, *default: Any) -> Any:
-    if isinstance(step, Mapping):
-        if name in step:
-            return step[name]
-    elif hasattr(step, name):
-        return getattr(step, name)
-    if default:
-        return default[0]
-    raise ValueError(f"escalation step {step!r} has no {name!r}")
+def _records(cases: pd.DataFrame) -> list[dict[str, Any]]:
+    """Frame rows as dicts with None for NaN / NaT (a frame's NULL)."""
+    out = []
+    for row in cases.to_dict("records"):
+        out.append({k: (None if not isinstance(v, (list, dict, tuple)) and pd.isna(v) else v) for k, v in row.items()})
+    return out

@@ -28,6 +28,7 @@ datetimes passed in are converted to UTC.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -53,17 +54,15 @@ from connectors.queue.schema import (
     rescue_cases,
     routing_log,
 )
-from connectors.queue.sla import SlaStore
+from connectors.queue.sla import SlaStore, with_sla_columns
+from connectors.queue.transaction import CaseTransaction, event_row
+from connectors.settings import default_policy_path
 from connectors.queue.values import as_float, frame, jsonable, normalize_case_id, require_actor
 from models.cases.lifecycle import (
     ACTIVE_STATUSES,
     OPEN,
-    SNOOZED,
-    TERMINAL_STATUSES,
     CaseConflict,
     CaseNotFound,
-    InvalidTransition,
-    check_transition,
     decide_claim,
     resolution_status,
     status_after_play,
@@ -71,7 +70,11 @@ from models.cases.lifecycle import (
 )
 from models.cases.notices import Notice, opened_notices
 from models.clock import now_or, utc_naive
+from models.cases.sla import BREACHED
+from models.policy.loader import PolicyError, load_policy
 from models.policy.schema import Policy
+
+log = logging.getLogger(__name__)
 
 __all__ = ["CaseTransaction", "QueueStore", "RoutingState"]
 
@@ -94,97 +97,6 @@ class RoutingState:
     member_load: dict[str, int]
 
 
-class CaseTransaction:
-    """One write transaction holding one case row (locked), for a change built from its parts.
-
-    `case` is the row as read (it follows `update`). Every change goes through `update`
-    (optimistic: CaseConflict when someone changed the case since it was read), `record` (an
-    audit event) and `notify` (outbox rows), all committed together when the block ends.
-    """
-
-    def __init__(self, conn: sa.Connection, case: dict[str, Any]) -> None:
-        self.conn = conn
-        self.case = case
-
-    def update(self, values: Mapping[str, Any], now: datetime) -> None:
-        """Set `values` on the case, only if its version is still the one read."""
-        case = self.case
-        stored = {k: jsonable(v) if k in ("context", "evidence", "required_skills") else v for k, v in values.items()}
-        result = self.conn.execute(
-            rescue_cases.update()
-            .where(rescue_cases.c.case_id == case["case_id"], rescue_cases.c.version == case["version"])
-            .values(**stored, updated_at=now, version=case["version"] + 1)
-        )
-        if result.rowcount != 1:
-            current = self.conn.execute(
-                sa.select(rescue_cases.c.assignee, rescue_cases.c.status).where(rescue_cases.c.case_id == case["case_id"])
-            ).first()
-            who = f"; now {current.status}, assigned to {current.assignee or 'nobody'}" if current else ""
-            raise CaseConflict(f"case {case['case_id']} was changed by someone else{who}")
-        self.case = {**case, **values, "updated_at": now, "version": case["version"] + 1}
-
-    def record(self, kind: str, *, actor: str, at: datetime, reason: str | None = None,
-               payload: Mapping[str, Any] | None = None, from_status: str | None = None,
-               to_status: str | None = None) -> None:
-        """Append an audit event (statuses default to the case's current one: no change)."""
-        status = self.case["status"]
-        self.conn.execute(case_events.insert(), [event_row(
-            self.case["case_id"], at, actor, kind, from_status or status, to_status or status, reason, payload or {})])
-
-    def notify(self, notices: Iterable[Notice], now: datetime) -> int:
-        """Queue the notices in the outbox (those already queued are skipped)."""
-        return enqueue_rows(self.conn, notice_rows(notices, now))
-
-    def history(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """(plays logged on the case, its audit events that moved it to another team or person)."""
-        case_id = self.case["case_id"]
-        plays = self.conn.execute(
-            sa.select(rescue_actions).where(rescue_actions.c.case_id == case_id).order_by(rescue_actions.c.action_id)
-        ).mappings().all()
-        moves = self.conn.execute(
-            sa.select(case_events).where(case_events.c.case_id == case_id, case_events.c.kind.in_(("handoff", "escalated")))
-            .order_by(case_events.c.event_id)
-        ).mappings().all()
-        return [dict(p) for p in plays], [dict(m) for m in moves]
-
-    def transition(self, to_status: str, *, actor: str, reason: str | None, now: datetime,
-                   snooze_until: datetime | None = None, expected_version: int | None = None,
-                   kind: str = "status_changed", payload: Mapping[str, Any] | None = None) -> None:
-        """Move the case to `to_status` (validated by models.cases.lifecycle) and audit it."""
-        require_actor(actor)
-        case = self.case
-        if expected_version is not None and expected_version != case["version"]:
-            raise CaseConflict(
-                f"case {case['case_id']} is at version {case['version']}, not {expected_version}: "
-                "it changed since you looked; reload it"
-            )
-        from_status = case["status"]
-        check_transition(from_status, to_status, case_id=case["case_id"])
-        values: dict[str, Any] = {"status": to_status, "snoozed_until": None}
-        if to_status == SNOOZED:
-            until = utc_naive(snooze_until)
-            if until is None or until <= now:
-                raise InvalidTransition(case["case_id"], from_status, to_status,
-                                        "snoozing needs a wake-up time in the future")
-            values["snoozed_until"] = until
-        if from_status == OPEN and case["acknowledged_at"] is None:
-            values["acknowledged_at"] = now
-        if to_status in TERMINAL_STATUSES:
-            values["resolved_at"] = now
-            values["outcome"] = to_status
-        self.update(values, now)
-        wake = {"snoozed_until": values["snoozed_until"].isoformat()} if values["snoozed_until"] else {}
-        self.record(kind, actor=actor, at=now, reason=reason, payload={**(payload or {}), **wake},
-                    from_status=from_status, to_status=to_status)
-
-
-def event_row(case_id: str, at: datetime, actor: str, kind: str, from_status: str | None, to_status: str | None,
-              reason: str | None, payload: Mapping[str, Any]) -> dict[str, Any]:
-    """A `case_events` row."""
-    return {"case_id": case_id, "at": at, "actor": actor, "kind": kind, "from_status": from_status,
-            "to_status": to_status, "reason": reason, "payload": jsonable(payload)}
-
-
 class QueueStore(SlaStore, OutboxStore):
     """Plain-Python client of the rescue queue database (see the module docstring).
 
@@ -196,6 +108,22 @@ class QueueStore(SlaStore, OutboxStore):
     def __init__(self, url: str, *, echo: bool = False, policy: Policy | None = None) -> None:
         super().__init__(url, echo=echo)
         self._policy = policy
+        self._policy_loaded = policy is not None
+
+    @property
+    def policy(self) -> Policy | None:
+        """The policy SLA clocks run on: the one given, else the deployment's policy file
+        (`connectors.settings.default_policy_path`) when it exists and loads, else None (then
+        clocks run on the wall clock against the due times routing stored)."""
+        if not self._policy_loaded:
+            self._policy_loaded = True
+            path = default_policy_path()
+            if path.is_file():
+                try:
+                    self._policy = load_policy(path)
+                except (PolicyError, OSError) as exc:
+                    log.warning("SLA clocks run on the wall clock: the policy at %s does not load (%s)", path, exc)
+        return self._policy
 
     # -- routing -------------------------------------------------------------------------------
 
@@ -359,13 +287,18 @@ class QueueStore(SlaStore, OutboxStore):
         breaching: bool | None = None,
         now: datetime | None = None,
         limit: int | None = None,
+        sla: bool = False,
     ) -> pd.DataFrame:
         """Cases matching every filter given, most urgent first (priority, then ARR at risk).
 
         `status` is one status, several, or "active" (every status that is not terminal); None
-        means all. `breaching=True` keeps active cases past
-        an SLA due time at `now` (first touch due and not yet acknowledged, or resolution due);
-        `breaching=False` keeps the others.
+        means all. `breaching=True` keeps the cases whose SLA clock is breached at `now`
+        (`models.cases.sla.sla_state`: the running clock of an active case, the resolution clock
+        of a closed one; business time on the team's calendar, paused time not counted, so a
+        snoozed case is not breaching until its clock has run out again); `breaching=False`
+        keeps the others. With `sla=True` (implied by a breaching filter) the
+        frame gets `SLA_COLUMNS`: the running clock, its state, its due instant and the business
+        minutes left (negative once overdue).
         """
         query = sa.select(rescue_cases)
         if team is not None:
@@ -379,26 +312,32 @@ class QueueStore(SlaStore, OutboxStore):
             for s in statuses:
                 validate_status(s)
             query = query.where(rescue_cases.c.status.in_(statuses))
-        if breaching is not None:
-            at = now_or(now)
+        at = now_or(now)
+        if breaching:
+            # Pauses only ever push a due time out, so a case breached now has a stored due time
+            # at or before now (or none: measured on the policy's target); the rule decides below.
             c = rescue_cases.c
-            late = sa.and_(
-                c.status.in_(ACTIVE_STATUSES),
-                sa.or_(
-                    sa.and_(c.acknowledged_at.is_(None), c.sla_first_touch_due <= at),
-                    c.sla_resolution_due <= at,
-                ),
-            )
-            query = query.where(late if breaching else sa.not_(sa.func.coalesce(late, False)))
+            query = query.where(sa.or_(
+                c.sla_first_touch_due.is_(None), c.sla_resolution_due.is_(None),
+                c.sla_first_touch_due <= at, c.sla_resolution_due <= at))
         query = query.order_by(
             rescue_cases.c.priority, rescue_cases.c.expected_arr_at_risk.desc(), rescue_cases.c.opened_at,
             rescue_cases.c.case_id,
         )
-        if limit is not None:
+        if limit is not None and breaching is None:
             query = query.limit(limit)
         with self.reading() as conn:
             rows = conn.execute(query).mappings().all()
-        return frame(rows, CASE_COLUMNS)
+        cases = frame(rows, CASE_COLUMNS)
+        if not (sla or breaching is not None):
+            return cases
+        states = self.sla_states(cases, now=at)
+        cases = with_sla_columns(cases, states)
+        if breaching is not None:
+            cases = cases[(cases["sla_state"] == BREACHED) == breaching].reset_index(drop=True)
+            if limit is not None:
+                cases = cases.head(limit)
+        return cases
 
     def get_case(self, case_id: str) -> dict[str, Any]:
         """One case with its rescue actions (`actions`). Raises CaseNotFound."""

@@ -1,13 +1,15 @@
 """Escalation ladders: which steps are due on which open cases, and who each step involves.
 
 A ladder (see `LadderStep` in `models.policy.schema`) is an ordered list of time-bound triggers for a
-priority, optionally overridden per team. `due_escalations` measures each open case's clocks in
-business minutes on its team's calendar, with snoozed / waiting-on-customer intervals paused:
+priority, optionally overridden per team. `due_escalations` measures each open case's clocks with
+`models.cases.sla.sla_state` (business minutes on its team's calendar, snoozed / waiting-on-customer
+intervals paused, due times as routing stored them):
 
 - `after_minutes: X` is due once X business minutes have passed without a first touch;
 - `at_sla_pct: Y` on the `first_touch` clock is due at Y% of the first-touch target while the
   case is still untouched; on the `resolution` clock at Y% of the resolution target. 100% is
-  the breach (re-escalation), `pre_breach` the priority's warning share.
+  the breach (re-escalation: due exactly when `sla_state` says `breached`), `pre_breach` the
+  priority's warning share.
 
 A step is due from the minute its threshold is reached (one minute before: not due). Every due
 step has a stable `step_key` (`<case_id>:<step_id>`), so a caller that records the keys it has
@@ -27,11 +29,8 @@ from typing import Any
 import pandas as pd
 
 from models.routing.assignment import assign
-from models.policy.calendar import BusinessCalendar
+from models.cases.sla import FIRST_TOUCH, Pause, SlaState, sla_state
 from models.policy.schema import CHANNEL_PREFIXES, LadderStep, Policy
-
-#: `(paused_at, resumed_at)`; `resumed_at` None means the case is still paused.
-Pause = tuple[dt.datetime, dt.datetime | None]
 
 RACI_KEYS: tuple[str, ...] = ("responsible", "accountable", "consulted", "informed")
 
@@ -112,7 +111,6 @@ def due_escalations(
     open_cases: pd.DataFrame,
     policy: Policy,
     now: dt.datetime,
-    calendars: Mapping[str, BusinessCalendar] | None = None,
     pauses: Mapping[str, Sequence[Pause]] | None = None,
     *,
     already_applied: Collection[str] = (),
@@ -120,10 +118,12 @@ def due_escalations(
 ) -> list[EscalationStep]:
     """Ladder steps due at `now`, ordered by case then ladder position.
 
-    `open_cases` needs case_id, team, priority, opened_at and may have first_touch_at,
-    assignee, csm_owner and required_skills; timestamps are naive UTC or tz-aware. `calendars`
-    maps calendar names to calendars (default: the policy's). `pauses` maps a case id to its
-    pause intervals. Steps whose `step_key` is in `already_applied` are left out.
+    `open_cases` needs case_id, team, priority, opened_at and may have status, first_touch_at
+    (or acknowledged_at), sla_first_touch_due, sla_resolution_due, snoozed_until, assignee,
+    csm_owner and required_skills; timestamps are naive UTC or tz-aware. `pauses` maps a case id
+    to its pause intervals. Each clock is measured by `models.cases.sla.sla_state`, the rule every
+    view of the queue uses, so a step at 100% fires exactly when the desk, the CLI and the
+    metrics call the case breached. Steps whose `step_key` is in `already_applied` are left out.
 
     With `member_load` (open cases per member id), reassign steps also name the receiving
     person (`to_assignee`), chosen by `models.routing.assignment.assign` in the receiving team or
@@ -137,7 +137,6 @@ def due_escalations(
     if missing:
         raise LadderError(f"open_cases lacks column(s) {', '.join(missing)}; "
                           f"columns: {', '.join(map(str, open_cases.columns))}")
-    calendars = policy.business_calendars if calendars is None else calendars
     pauses = pauses or {}
     applied = set(already_applied)
     now = now.astimezone(dt.timezone.utc)
@@ -153,29 +152,37 @@ def due_escalations(
             continue
         if priority not in policy.sla:
             raise LadderError(f"case {case_id!r} has priority {priority!r} with no sla target")
-        calendar = calendars[policy.teams[team].calendar]
-        opened = _aware(row["opened_at"], "opened_at", case_id)
-        touched = _aware(row.get("first_touch_at"), "first_touch_at", case_id)
-        case_pauses = [(_aware(a, "pause start", case_id), _aware(b, "pause end", case_id) or now)
+        case = {k: (None if _missing(v) else v) for k, v in row.items()}
+        case["opened_at"] = _aware(row["opened_at"], "opened_at", case_id)
+        case["first_touch_at"] = _aware(row.get("first_touch_at"), "first_touch_at", case_id)
+        case_pauses = [(_aware(a, "pause start", case_id), _aware(b, "pause end", case_id))
                        for a, b in pauses.get(case_id, ())]
-        elapsed = calendar.business_minutes_between(opened, now, case_pauses)
-        target = policy.sla[priority]  # type: ignore[index]
+        clocks: dict[str, SlaState | None] = {}
+
+        def clock_state(clock: str) -> SlaState | None:
+            if clock not in clocks:
+                clocks[clock] = sla_state(case, policy, now, case_pauses, clock=clock)
+            return clocks[clock]
 
         for step in ladder:
             step_key = f"{case_id}:{step.id}"
             if step_key in applied:
                 continue
+            state = clock_state(FIRST_TOUCH if step.after_minutes is not None else step.clock)
+            if state is None or state.done:
+                continue
+            elapsed = state.elapsed_minutes
             if step.after_minutes is not None:
-                if touched is not None or elapsed < step.after_minutes:
+                if elapsed < step.after_minutes:
                     continue
                 threshold = step.after_minutes
                 message = f"{elapsed:g} business minutes without a first touch (limit {threshold:g})"
             else:
                 pct = policy.sla_pct(step, priority)
-                goal = target.first_touch_minutes if step.clock == "first_touch" else target.resolution_minutes
-                threshold = goal * pct / 100.0
-                if (step.clock == "first_touch" and touched is not None) or elapsed < threshold:
+                if not state.reached(pct):
                     continue
+                goal = state.target_minutes
+                threshold = goal * pct / 100.0
                 what = "breached" if pct >= 100 else f"at {pct:g}% of"
                 message = (f"{step.clock.replace('_', ' ')} clock {what} its {goal:g}-minute "
                            f"{priority} target ({elapsed:g} business minutes elapsed)")
@@ -221,6 +228,18 @@ def _with_assignees(
             step = replace(step, to_assignee=person, to_team=policy.member_team[person])
         out.append(step)
     return out
+
+
+def _missing(value: Any) -> bool:
+    """None, NaN or NaT (a frame's empty cell); collections are values."""
+    if value is None:
+        return True
+    if isinstance(value, (list, tuple, dict, set, frozenset)):
+        return False
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
 
 
 def _aware(value: Any, name: str, case_id: str) -> dt.datetime | None:

@@ -7,9 +7,11 @@ tables (as frames) and measures every case:
 - **first touch**: `acknowledged_at`, or else the first audit event that moved the case out of
   `open` (a claim, an acknowledgement, a triage close);
 - **resolution**: `resolved_at`, or else the first audit event that moved it to a terminal status;
-- **SLA state** of each clock: `met` (done at or before the due time), `breached` (done after it,
-  or not done and already past it at `now`), `pending` (not done, not yet due) or `no_target`
-  (no due time on the case). Attainment is met / (met + breached) and the breach rate its
+- **SLA state** of each clock, by `models.cases.sla.sla_state` (the rule the desk, the CLI, the
+  breaching filter and the ladder use: business time on the team's calendar when `calendars` is
+  given, paused time not counted): `met` (done at or before the due time), `breached` (done after
+  it, or not done and already past it at `now`), `pending` (not done, not yet due: running,
+  near breach or paused) or `no_target` (no due time on the case). Attainment is met / (met + breached) and the breach rate its
   complement: a case still inside its clock counts for neither yet;
 - **reassignments**: hand-offs (`handoff` events) and SLA escalations that moved the case to
   another team (`escalated` events whose payload action is `reassign`). A case with two or more
@@ -45,7 +47,8 @@ from matplotlib.figure import Figure
 from models.clock import naive_utc_series
 from models.experiment.outcomes import SAVE_RATE_COLUMNS, arm_save_rates, rescue_outcome_frame
 from models.policy.calendar import BusinessCalendar
-from models.cases.lifecycle import OPEN, TERMINAL_STATUSES
+from models.cases.lifecycle import OPEN, SNOOZED, TERMINAL_STATUSES
+from models.cases.sla import BREACHED, FIRST_TOUCH, MET, RESOLUTION, WALL_CLOCK, paused_intervals, sla_state
 
 CASE_COLUMNS: tuple[str, ...] = (
     "case_id", "team", "priority", "opened_at", "acknowledged_at", "resolved_at",
@@ -187,8 +190,7 @@ def _per_case(
     out["resolved_at"] = cases["resolved_at"].fillna(_lookup(first_terminal, ids))
     out["hours_to_first_touch"] = _hours(out, "first_touch_at", calendars)
     out["hours_to_resolution"] = _hours(out, "resolved_at", calendars)
-    out["first_touch_sla"] = _sla_state(out["first_touch_at"], cases["sla_first_touch_due"], now)
-    out["resolution_sla"] = _sla_state(out["resolved_at"], cases["sla_resolution_due"], now)
+    out["first_touch_sla"], out["resolution_sla"] = _sla_states(out, cases, events, now, calendars)
     out["reassignments"] = _lookup(reassignments, ids).fillna(0).astype(int)
     return out
 
@@ -234,13 +236,26 @@ def _hours(frame: pd.DataFrame, end_column: str, calendars: Mapping[str, Busines
     return pd.Series(hours, index=frame.index, dtype=float)
 
 
-def _sla_state(done_at: pd.Series, due: pd.Series, now: pd.Timestamp) -> pd.Series:
-    state = np.select(
-        [due.isna(), done_at.notna() & (done_at <= due), done_at.notna(), due < now],
-        ["no_target", "met", "breached", "breached"],
-        default="pending",
-    )
-    return pd.Series(state, index=done_at.index, dtype=object)
+def _sla_states(out: pd.DataFrame, cases: pd.DataFrame, events: pd.DataFrame, now: pd.Timestamp,
+                calendars: Mapping[str, BusinessCalendar] | None) -> tuple[list[str], list[str]]:
+    """Each case's first-touch and resolution SLA state by `models.cases.sla.sla_state` (the rule
+    the queue's views use), folded into met / breached / pending / no_target."""
+    trails = {case_id: part.to_dict("records") for case_id, part in
+              events[["case_id", "at", "from_status", "to_status"]].groupby("case_id", sort=False)}
+    at = now.to_pydatetime()
+    first, resolution = [], []
+    for i, row in enumerate(cases.to_dict("records")):
+        status = row.get("status") if isinstance(row.get("status"), str) else None
+        wake = row.get("snoozed_until") if status == SNOOZED else None
+        case = {**row, "status": status, "acknowledged_at": out.at[i, "first_touch_at"],
+                "resolved_at": out.at[i, "resolved_at"], "snoozed_until": wake}
+        pauses = paused_intervals(trails.get(row["case_id"], []), now=at, snoozed_until=wake)
+        calendar = (calendars or {}).get(str(row["team"]), WALL_CLOCK)
+        for clock, column in ((FIRST_TOUCH, first), (RESOLUTION, resolution)):
+            state = sla_state(case, None, at, pauses, clock=clock, calendar=calendar)
+            column.append("no_target" if state is None else
+                          state.state if state.state in (MET, BREACHED) else "pending")
+    return first, resolution
 
 
 # ----------------------------------------------------------------------------------- summaries

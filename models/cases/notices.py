@@ -21,6 +21,8 @@ from typing import Any
 
 #: Outbox kinds of the notices this module words.
 CASE_OPENED, SLA_WARNING, ESCALATED, HANDOFF = "case_opened", "sla_warning", "escalated", "handoff"
+#: A snoozed case whose wake-up time came: back to work, its clocks running again.
+WOKEN = "woken"
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -73,6 +75,7 @@ def case_message(case: Mapping[str, Any], kind: str, extra: Mapping[str, Any]) -
         CASE_OPENED: f"New {case['priority']} rescue case {case['case_id']} for {name}",
         SLA_WARNING: f"SLA warning on {case['priority']} rescue case {case['case_id']} ({name})",
         ESCALATED: f"Escalated {case['priority']} rescue case {case['case_id']} ({name})",
+        WOKEN: f"Snooze over: {case['priority']} rescue case {case['case_id']} ({name}) is back in progress",
     }.get(kind, f"{kind} on rescue case {case['case_id']} ({name})")
     why = extra.get("message") or case.get("reason") or ""
     return f"{head}" + (f" ({figures})" if figures else "") + (f": {why}" if why else "") + f". {owner.capitalize()}."

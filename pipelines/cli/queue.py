@@ -21,7 +21,7 @@ import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any
 
@@ -38,6 +38,8 @@ from rich.text import Text
 from connectors.queue.store import QueueStore
 from connectors.settings import Settings, current, default_queue_url
 from models.cases.lifecycle import ACTIVE_STATUSES, STATUSES, CaseError
+from models.cases.sla import BREACHED, PAUSED, WARNING
+from models.clock import utc_naive, utcnow
 
 queue_app = typer.Typer(
     help="Work the rescue queue: list, show, claim, ack, snooze, act, resolve, outbox.",
@@ -118,10 +120,6 @@ def _login_name() -> str | None:
         return None
 
 
-def _utc(value: datetime) -> datetime:
-    return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
-
-
 def _fmt_time(value: Any) -> str:
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return ""
@@ -136,13 +134,21 @@ def _fmt_pct(value: Any) -> str:
     return "" if value is None or pd.isna(value) else f"{float(value):.0%}"
 
 
-def _sla_cell(row: Mapping[str, Any], now: datetime) -> Text:
-    first, resolution = row.get("sla_first_touch_due"), row.get("sla_resolution_due")
-    due = first if (row.get("acknowledged_at") is None or pd.isna(row.get("acknowledged_at"))) else resolution
-    if due is None or pd.isna(due) or row["status"] not in ACTIVE_STATUSES:
+def _sla_cell(row: Mapping[str, Any]) -> Text:
+    """The running clock's due time and state, from the `sla_*` columns of `list_cases(sla=True)`."""
+    state, due = row.get("sla_state"), row.get("sla_due_at")
+    if not isinstance(state, str) or due is None or pd.isna(due):
         return Text("")
     label = _fmt_time(due)
-    return Text(f"{label} BREACHED", style="bold red") if pd.Timestamp(due) <= pd.Timestamp(now) else Text(label)
+    if row["status"] not in ACTIVE_STATUSES:
+        return Text(f"{label} BREACHED" if state == BREACHED else f"{label} met", style="dim")
+    if state == BREACHED:
+        return Text(f"{label} BREACHED", style="bold red")
+    if state == PAUSED:
+        return Text(f"{label} paused", style="dim")
+    if state == WARNING:
+        return Text(f"{label} near breach", style="yellow")
+    return Text(label)
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -160,17 +166,17 @@ def list_cases(
     assignee: Annotated[str | None, typer.Option(help="Only cases assigned to this person.")] = None,
     priority: Annotated[str | None, typer.Option(help="Only this priority (P1-P4).")] = None,
     status: Annotated[str, typer.Option(help=f"A status ({', '.join(STATUSES)}), 'active' or 'all'.")] = "active",
-    breaching: Annotated[bool, typer.Option("--breaching", help="Only cases past an SLA due time.")] = False,
+    breaching: Annotated[bool, typer.Option("--breaching", help="Only cases whose running SLA clock is breached (paused time not counted).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     limit: Annotated[int | None, typer.Option(min=1, help="At most this many cases.")] = 50,
     queue_url: QueueUrl = None,
 ) -> None:
     """List cases, most urgent first (priority, then ARR at risk)."""
     statuses: Sequence[str] | None = {"active": list(ACTIVE_STATUSES), "all": None}.get(status, [status])
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = utcnow()
     with _store(queue_url) as store:
         cases = store.list_cases(team=team, assignee=assignee, priority=priority, status=statuses,
-                                 breaching=True if breaching else None, now=now, limit=limit)
+                                 breaching=True if breaching else None, now=now, limit=limit, sla=True)
         if as_json:
             keep = [c for c in cases.columns if c not in ("context", "evidence")]
             typer.echo(json.dumps(_records(cases[keep]), indent=2, default=str))
@@ -195,7 +201,7 @@ def list_cases(
                 "" if pd.isna(row["health_score"]) else f"{row['health_score']:.0f}",
                 row["team"],
                 row["assignee"] if isinstance(row["assignee"], str) else "-",
-                _sla_cell(row, now),
+                _sla_cell(row),
                 row["reason"] if isinstance(row["reason"], str) else "",
             )
         console.print(table)
@@ -353,7 +359,7 @@ def snooze(
     """Pause a case until a time; its SLA clocks stop meanwhile."""
     who = _actor(actor)
     with _store(queue_url) as store:
-        case = store.transition(case_id, "snoozed", actor=who, reason=reason, snooze_until=_utc(until))
+        case = store.transition(case_id, "snoozed", actor=who, reason=reason, snooze_until=utc_naive(until))
     _done(f"{case['case_id']} snoozed until {_fmt_time(case['snoozed_until'])} UTC by {who}.")
 
 

@@ -19,7 +19,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from connectors.queue.users import DeskUser
 from models.cases.lifecycle import STATUSES
-from pipelines.desk import present
+from models.clock import utcnow
 from pipelines.desk.auth import NotAuthenticated, require_manager
 from pipelines.desk.service import Desk, QueueFilters
 
@@ -243,7 +243,7 @@ def _desk(request: Request) -> Desk:
 
 
 def _done(request: Request, message: str, case_id: str) -> ActionOut:
-    return ActionOut(message=message, case=CaseDetailOut(**_desk(request).case(case_id, present.utc_now())))
+    return ActionOut(message=message, case=CaseDetailOut(**_desk(request).case(case_id, utcnow())))
 
 
 @router.get("/me", response_model=UserOut, summary="Who the token belongs to")
@@ -263,12 +263,12 @@ def list_cases(
 ) -> list[CaseOut]:
     filters = QueueFilters(scope=scope, priority=priority, status=status or "active", breaching=breaching,
                            segment=segment)
-    return [CaseOut(**row) for row in _desk(request).queue(user, filters, present.utc_now())]
+    return [CaseOut(**row) for row in _desk(request).queue(user, filters, utcnow())]
 
 
 @router.get("/cases/{case_id}", response_model=CaseDetailOut, summary="A case with its context and audit trail")
 def get_case(request: Request, user: User, case_id: CaseId) -> CaseDetailOut:
-    return CaseDetailOut(**_desk(request).case(case_id, present.utc_now()))
+    return CaseDetailOut(**_desk(request).case(case_id, utcnow()))
 
 
 @router.post("/cases/{case_id}/claim", response_model=ActionOut, summary="Take the case (409 if someone else has it)")
@@ -307,4 +307,4 @@ def resolve(request: Request, user: User, case_id: CaseId, body: ResolveIn) -> A
 @router.get("/manager", response_model=ManagerOut, summary="Team load vs capacity, SLA attainment, near-breach cases")
 def manager(request: Request, user: User) -> ManagerOut:
     require_manager(user, "see the manager view")
-    return ManagerOut(**_desk(request).manager_view(present.utc_now()))
+    return ManagerOut(**_desk(request).manager_view(utcnow()))

@@ -66,7 +66,7 @@ def create_app(queue_url: str, policy_path: str | Path, *, secret_key: str | Non
     the process restarts (set one, e.g. from `RESCUE_DESK_SECRET`, to keep them).
     """
     policy = load_policy(policy_path)
-    store = QueueStore(queue_url)
+    store = QueueStore(queue_url, policy=policy)
     store.migrate()
     desk = Desk(store, DeskUsers(store), policy)
 

@@ -18,6 +18,7 @@ from fastapi.templating import Jinja2Templates
 
 from connectors.queue.users import DeskUser
 from models.cases.lifecycle import STATUSES
+from models.clock import utcnow
 from pipelines.desk import present
 from pipelines.desk.auth import (
     CSRF_FIELD,
@@ -137,7 +138,7 @@ def queue_page(request: Request, user: User, scope: str = "mine", priority: str 
         return render(request, "error.html", user, 400, title="Bad filter", message="; ".join(problems))
     filters = QueueFilters(scope=scope, priority=priority or None, status=status,  # type: ignore[arg-type]
                            breaching={"yes": True, "no": False}.get(breaching), segment=segment or None)
-    rows = _desk(request).queue(user, filters, present.utc_now())
+    rows = _desk(request).queue(user, filters, utcnow())
     return render(request, "queue.html", user, rows=rows, filters=filters, breaching=breaching,
                   scopes=SCOPES, priorities=PRIORITIES, statuses=("active", "all", *STATUSES),
                   segments=("enterprise", "mid_market", "smb"))
@@ -146,7 +147,7 @@ def queue_page(request: Request, user: User, scope: str = "mine", priority: str 
 def _case_page(request: Request, user: DeskUser, case_id: str, *, status_code: int = 200,
                error: str | None = None) -> HTMLResponse:
     desk = _desk(request)
-    case = desk.case(case_id, present.utc_now())
+    case = desk.case(case_id, utcnow())
     usage = (case["context"].get("usage_trend") or {})
     return render(request, "case.html", user, status_code, case=case, error=error,
                   sparkline=present.sparkline_svg(usage.get("weekly_active_users") or []),
@@ -161,7 +162,7 @@ def case_page(request: Request, user: User, case_id: str) -> Response:
 @router.get("/manager")
 def manager_page(request: Request, user: User) -> Response:
     require_manager(user, "see the manager view")
-    return render(request, "manager.html", user, view=_desk(request).manager_view(present.utc_now()))
+    return render(request, "manager.html", user, view=_desk(request).manager_view(utcnow()))
 
 
 @router.get("/policy")

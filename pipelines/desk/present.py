@@ -3,24 +3,26 @@
 Pure functions over case rows (as the queue store returns them) and the escalation policy; the
 pages and the JSON API both use them, so a countdown reads the same everywhere.
 
-SLA countdowns are in business time when the case's team has a calendar in the policy (the
-clocks the SLA targets are defined on), wall-clock time otherwise. A case is *near breach* when
-the time left on its running clock is at most the policy's pre-breach share of the target
-(e.g. with `pre_breach_pct: 75`, the last 25% of the clock).
+Where a case stands on its SLA clock is `models.cases.sla.sla_state`, the rule the CLI, the
+breaching filter, the ladder and the metrics use too; this module only words it. Countdowns are in
+business time when the case's team has a calendar in the policy, wall-clock time otherwise. A
+case is *near breach* in the rule's `warning` state: its running clock has used the policy's
+pre-breach share of the target (e.g. with `pre_breach_pct: 75`, the last 25% of the clock).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
 from markupsafe import Markup, escape
 
-from models.cases.lifecycle import ACTIVE_STATUSES, PAUSED_STATUSES
+from models.cases.lifecycle import ACTIVE_STATUSES, SNOOZED
+from models.cases.sla import BREACHED, PAUSED, WARNING, Pause, sla_state
 from models.policy.schema import Policy
 
 PRIORITY_ORDER: dict[str, int] = {"P1": 1, "P2": 2, "P3": 3, "P4": 4}
@@ -88,37 +90,31 @@ def when(v: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
     return "" if stamp is None else stamp.strftime(fmt)
 
 
-def sla_status(case: Mapping[str, Any], policy: Policy, now: datetime) -> SlaStatus:
-    """The running clock of a case (first touch until acknowledged, then resolution)."""
-    status = case["status"]
-    if status not in ACTIVE_STATUSES:
-        return SlaStatus(None, None, None, False, False, False, False, "closed")
-    acknowledged = as_datetime(case.get("acknowledged_at"))
-    clock, due = ("resolution", as_datetime(case.get("sla_resolution_due"))) if acknowledged else \
-        ("first touch", as_datetime(case.get("sla_first_touch_due")))
-    if due is None:
-        return SlaStatus(None, None, None, False, False, False, False, "no SLA target")
-    if status in PAUSED_STATUSES:
-        until = as_datetime(case.get("snoozed_until"))
-        label = f"{clock} clock paused" + (f" until {until:%Y-%m-%d %H:%M} UTC" if until else " (waiting on customer)")
-        return SlaStatus(clock, due, None, False, False, False, True, label)
-    team = policy.teams.get(case["team"])
-    calendar = policy.business_calendars.get(team.calendar) if team else None
-    if due <= now:
-        overdue = (now - due).total_seconds() / 60.0
-        return SlaStatus(clock, due, -overdue, False, True, False, False, f"{clock} overdue by {duration(overdue)}")
-    if calendar is not None:
-        left = calendar.business_minutes_between(now.replace(tzinfo=timezone.utc), due.replace(tzinfo=timezone.utc))
-        business = True
+def sla_status(case: Mapping[str, Any], policy: Policy, now: datetime,
+               pauses: Iterable[Pause] | None = None) -> SlaStatus:
+    """The running clock of a case as the desk shows it: `models.cases.sla.sla_state`, worded.
+    A closed case shows whether its resolution clock was met or breached."""
+    state = sla_state(case, policy, now, pauses)
+    closed = case["status"] not in ACTIVE_STATUSES
+    if state is None:
+        return SlaStatus(None, None, None, False, False, False, False, "closed" if closed else "no SLA target")
+    clock = state.clock.replace("_", " ")
+    if closed:
+        verdict = "breached" if state.state == BREACHED else "met"
+        return SlaStatus(clock, state.due_at, state.minutes_left, state.business_time, state.state == BREACHED,
+                         False, False, f"closed; {clock} SLA {verdict}")
+    business = " (business time)" if state.business_time else ""
+    left = state.minutes_left
+    if state.state == BREACHED:
+        label = f"{clock} overdue by {duration(-left)}{business}"
+    elif state.state == PAUSED:
+        until = as_datetime(case.get("snoozed_until")) if case["status"] == SNOOZED else None
+        label = f"{clock} clock paused" + (f" until {until:%Y-%m-%d %H:%M} UTC" if until else " (waiting on customer)") \
+            + f", {duration(left)} left"
     else:
-        left, business = (due - now).total_seconds() / 60.0, False
-    target = policy.sla.get(case["priority"])  # type: ignore[call-overload]
-    near = False
-    if target is not None:
-        full = target.first_touch_minutes if clock == "first touch" else target.resolution_minutes
-        near = left <= full * (1 - target.pre_breach_pct / 100.0)
-    label = f"{clock} due in {duration(left)}" + (" (business time)" if business else "")
-    return SlaStatus(clock, due, left, business, False, near, False, label)
+        label = f"{clock} due in {duration(left)}{business}"
+    return SlaStatus(clock, state.due_at, left, state.business_time, state.state == BREACHED,
+                     state.state == WARNING, state.state == PAUSED, label)
 
 
 def sort_queue(cases: pd.DataFrame, now: datetime) -> pd.DataFrame:
@@ -162,5 +158,3 @@ def sparkline_svg(values: Sequence[float], *, width: int = 240, height: int = 48
     )
 
 
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)

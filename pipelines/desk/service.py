@@ -9,7 +9,7 @@ the policy checks of a handoff (known team, known person, capacity).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -18,9 +18,10 @@ from typing import Any, Literal
 from connectors.queue.users import DeskUser, DeskUsers
 from connectors.queue.handoff import handoff
 from connectors.queue.store import QueueStore
-from models.cases.lifecycle import ACTIVE_STATUSES, STATUSES
+from models.cases.lifecycle import ACTIVE_STATUSES, SNOOZED, STATUSES
 from models.policy.schema import Policy
 from models.cases.metrics import queue_metrics
+from models.cases.sla import Pause, paused_intervals
 from pipelines.desk import present
 from pipelines.desk.auth import check_can_act, check_can_hand_off
 
@@ -61,13 +62,16 @@ class Desk:
             breaching=filters.breaching,
             now=now,
         )
-        rows = [self.summary(case, now) for case in present.sort_queue(cases, now).to_dict("records")]
+        pauses = self.store.pauses_of(cases["case_id"], now=now)
+        rows = [self.summary(case, now, pauses.get(case["case_id"]))
+                for case in present.sort_queue(cases, now).to_dict("records")]
         if filters.segment:
             rows = [r for r in rows if r["segment"] == filters.segment]
         return rows
 
-    def summary(self, case: Mapping[str, Any], now: datetime) -> dict[str, Any]:
-        """The fields of a case shown in a queue row (and returned by the API)."""
+    def summary(self, case: Mapping[str, Any], now: datetime, pauses: Iterable[Pause] | None = None) -> dict[str, Any]:
+        """The fields of a case shown in a queue row (and returned by the API); `pauses` are its
+        paused intervals (`QueueStore.pauses_of`), for its SLA clock."""
         v = present.value
         return {
             "case_id": case["case_id"],
@@ -90,7 +94,7 @@ class Desk:
             "outcome": v(case.get("outcome")),
             "escalation_level": int(case.get("escalation_level") or 0),
             "version": int(case["version"]),
-            "sla": present.sla_status(case, self.policy, now).as_dict(),
+            "sla": present.sla_status(case, self.policy, now, pauses).as_dict(),
         }
 
     def case(self, case_id: str, now: datetime) -> dict[str, Any]:
@@ -102,7 +106,9 @@ class Desk:
             row["at"] = present.as_datetime(row["at"])
             row["payload"] = row["payload"] or {}
         return {
-            **self.summary(case, now),
+            **self.summary(case, now, paused_intervals(
+                events.to_dict("records"), now=now,
+                snoozed_until=case["snoozed_until"] if case["status"] == SNOOZED else None)),
             "policy_version": case["policy_version"],
             "model_version": case["model_version"],
             "rule_id": case["rule_id"],
@@ -145,7 +151,8 @@ class Desk:
                 "load_pct": (int(open_by_team.get(key, 0)) / capacity) if capacity else None,
                 "members": members,
             })
-        near = [s for s in (self.summary(c, now) for c in active.to_dict("records"))
+        pauses = self.store.pauses_of(active["case_id"], now=now)
+        near = [s for s in (self.summary(c, now, pauses.get(c["case_id"])) for c in active.to_dict("records"))
                 if s["sla"]["breached"] or s["sla"]["near_breach"]]
         near.sort(key=lambda s: (s["sla"]["minutes_left"], present.PRIORITY_ORDER.get(s["priority"], 99)))
         return {"teams": teams, "attainment": self._attainment(now), "near_breach": near}
