@@ -230,7 +230,7 @@ def empty_frame(contract: TableContract) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------------------------
 # Frames passed between stages (not source tables). Their columns are fixed here so that the
-# policy engine (models.routing.route), the queue store (connectors.queue.store) and the assets agree.
+# policy engine (models.routing), the queue store (connectors.queue.store) and the assets agree.
 # --------------------------------------------------------------------------------------------
 
 #: `rescue_candidates` input to the policy: one row per account at the snapshot, every column

@@ -13,7 +13,8 @@ import yaml
 
 from models.contracts import DECISION_COLUMNS
 from models.policy.loader import PolicyError, load_policy, parse_policy
-from models.routing.route import RoutingError, holdout_draw, route
+from models.routing.route import RoutingError, route
+from models.routing.selection import holdout_draw
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 UTC = dt.timezone.utc

@@ -9,27 +9,21 @@ import pandas as pd
 import pytest
 
 from models.contracts import DECISION_COLUMNS
-from models.routing.route import (
+from models.routing.decisions import Headline, actions, headline, reasons, sla_due_times
+from models.routing.inputs import States, hysteresis, prepare_inputs
+from models.routing.route import route
+from models.routing.selection import (
     Budget,
     Cooldown,
-    Headline,
     Severity,
-    States,
     Updates,
-    actions,
     assignment,
     budget_ranking,
     cooldown,
-    headline,
     holdout,
-    hysteresis,
     open_case_updates,
-    prepare_inputs,
-    reasons,
     remaining_budget,
-    route,
     severity,
-    sla_due_times,
 )
 from tests.unit.test_policy import NOW, at_risk_since, candidates, small
 
