@@ -20,7 +20,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from connectors.queue.users import DeskUser
 from models.cases.lifecycle import STATUSES
 from models.clock import utcnow
-from pipelines.desk.auth import NotAuthenticated, require_manager
+from pipelines.desk.auth import NotAuthenticated, require_manager, verify_or_throttle
 from pipelines.desk.service import Desk, QueueFilters
 
 # Free text: bounded, and without NUL characters (which some databases refuse in text columns).
@@ -196,7 +196,8 @@ class ResolveIn(_Body):
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut, "description": text}
     for code, text in ((400, "Bad input"), (401, "Missing or invalid token"), (403, "Not allowed for your role"),
-                       (404, "Unknown case"), (409, "Lost race or invalid lifecycle transition"))
+                       (404, "Unknown case"), (409, "Lost race or invalid lifecycle transition"),
+                       (429, "Too many wrong tokens from this client; retry after the Retry-After seconds"))
 }
 
 
@@ -204,10 +205,15 @@ def api_user(request: Request,
              credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> DeskUser:
     """The user of the request's bearer token; 401 otherwise."""
     desk: Desk = request.app.state.desk
-    user = desk.users.verify_token(credentials.credentials if credentials else None)
+    user = verify_or_throttle(desk.users, request.app.state.failed_sign_ins, _client(request),
+                              credentials.credentials if credentials else None)
     if user is None:
         raise NotAuthenticated("a valid bearer token is required")
     return user
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 def _query_names(dependant: Dependant) -> set[str]:

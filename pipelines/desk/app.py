@@ -41,7 +41,14 @@ from connectors.queue.store import QueueStore
 from models.policy.loader import load_policy
 from models.policy.schema import Policy
 from pipelines.desk import api, pages
-from pipelines.desk.auth import NotAuthenticated, session_user
+from pipelines.desk.auth import (
+    FailedSignIns,
+    NotAuthenticated,
+    RedactQueryTokens,
+    TooManyAttempts,
+    session_user,
+    token_in_query,
+)
 from pipelines.desk.errors import STATUS_BY_ERROR, error_status
 from pipelines.desk.service import Desk
 
@@ -86,14 +93,29 @@ def create_app(queue_url: str, policy_path: str | Path, *, secret_key: str | Non
     app.state.desk = desk
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     app.state.policy_diagram = _policy_diagram(policy)
+    app.state.failed_sign_ins = FailedSignIns()
+    access_log = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactQueryTokens) for f in access_log.filters):
+        access_log.addFilter(RedactQueryTokens())
     app.add_middleware(SessionMiddleware, secret_key=secret_key or secrets.token_urlsafe(32),
                        session_cookie=SESSION_COOKIE, max_age=SESSION_MAX_AGE, same_site="lax")
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
-        response = await call_next(request)
+        leaked = token_in_query(request.query_params)
+        if leaked is not None:
+            message = (f"credentials do not belong in a URL (query parameter {leaked!r}): send the token in the "
+                       "Authorization header, or sign in with the form")
+            response = _json_error(400, message) if _is_api(request) else Response(message, status_code=400)
+        else:
+            response = await call_next(request)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        if request.url.scheme == "https":  # the session cookie only ever travels encrypted
+            raw = response.raw_headers
+            for i, (key, val) in enumerate(raw):
+                if key.lower() == b"set-cookie" and b"secure" not in val.lower():
+                    raw[i] = (key, val + b"; Secure")
         return response
 
     app.include_router(api.router)
@@ -145,6 +167,15 @@ def _install_error_handlers(app: FastAPI) -> None:
             return _json_error(401, "authentication required: send Authorization: Bearer <token>")
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+
+    @app.exception_handler(TooManyAttempts)
+    async def throttled(request: Request, exc: TooManyAttempts) -> Response:
+        headers = {"Retry-After": str(exc.retry_after)}
+        if _is_api(request):
+            return JSONResponse({"error": str(exc)}, status_code=429, headers=headers)
+        response = pages.render(request, "login.html", None, 429, next="/queue", error=str(exc))
+        response.headers.update(headers)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:

@@ -13,14 +13,27 @@
   at capacity; managers act on every case, reassign across teams and may assign beyond a
   member's capacity (the policy's capacity is a routing limit; a manager's decision overrides it).
 
-Tokens are never logged and never put in URLs: they travel in a header or a POST body only.
+- **Throttling**: after `MAX_FAILED_SIGN_INS` wrong tokens from one client within
+  `FAILED_WINDOW_SECONDS`, further attempts from it get 429 (with Retry-After) until the window
+  has passed, whether the token was right or not; a right token does not reset the count.
+- **Tokens are never logged and never put in URLs**: they travel in a header or a POST body
+  only. A request whose query string carries a token-like parameter (`token`, `access_token`,
+  `api_key`, ...) is refused with 400, and the access log shows such values as `[redacted]`.
+- **Secure cookie**: over HTTPS (the request's scheme, as the server sees it, e.g. behind a
+  proxy that sets X-Forwarded-Proto with uvicorn's `--proxy-headers`), the session cookie is
+  marked `Secure`.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
+import re
 import secrets
-from collections.abc import Mapping
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from connectors.queue.users import DeskUser, DeskUsers
@@ -31,8 +44,82 @@ SESSION_CSRF = "csrf"
 CSRF_FIELD = "csrf_token"
 
 
+#: Wrong tokens one client may send within the window before it is throttled.
+MAX_FAILED_SIGN_INS = 10
+FAILED_WINDOW_SECONDS = 300
+#: Query parameters that look like credentials: refused, and redacted from the access log.
+TOKEN_QUERY_PARAMS = re.compile(r"(?i)^(token|access_token|auth|auth_token|api_key|apikey|key|password|secret)$")
+_TOKEN_IN_QUERY = re.compile(r"(?i)([?&](?:token|access_token|auth|auth_token|api_key|apikey|key|password|secret)=)[^&\s]*")
+
+
 class NotAuthenticated(Exception):
     """No valid credentials on the request."""
+
+
+class TooManyAttempts(Exception):
+    """A client sent too many wrong tokens; `retry_after` seconds until it may try again."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many wrong tokens from this address; try again in {retry_after} s")
+        self.retry_after = retry_after
+
+
+class FailedSignIns:
+    """Wrong tokens per client in a sliding window (in memory: per desk process)."""
+
+    def __init__(self, limit: int = MAX_FAILED_SIGN_INS, window: float = FAILED_WINDOW_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit, self.window, self.clock = limit, window, clock
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, client: str, now: float) -> deque[float]:
+        failures = self._failures.setdefault(client, deque())
+        while failures and failures[0] <= now - self.window:
+            failures.popleft()
+        return failures
+
+    def check(self, client: str) -> None:
+        """TooManyAttempts when `client` is throttled now."""
+        with self._lock:
+            now = self.clock()
+            failures = self._recent(client, now)
+            if len(failures) >= self.limit:
+                raise TooManyAttempts(max(1, int(failures[0] + self.window - now + 0.999)))
+
+    def failed(self, client: str) -> None:
+        with self._lock:
+            now = self.clock()
+            self._recent(client, now).append(now)
+            if len(self._failures) > 10_000:  # forget idle clients rather than grow without bound
+                for key in [k for k, v in self._failures.items() if not v]:
+                    del self._failures[key]
+
+
+def verify_or_throttle(users: DeskUsers, attempts: FailedSignIns, client: str, token: str | None) -> DeskUser | None:
+    """The user of `token`, None for a wrong one (counted); TooManyAttempts when throttled."""
+    attempts.check(client)
+    user = users.verify_token(token)
+    if user is None and token:
+        attempts.failed(client)
+    return user
+
+
+def token_in_query(query_params: Mapping[str, Any]) -> str | None:
+    """The name of a credential-like query parameter, if the request has one."""
+    return next((name for name in query_params if TOKEN_QUERY_PARAMS.match(name)), None)
+
+
+class RedactQueryTokens(logging.Filter):
+    """Shows credential-like query values as [redacted] in uvicorn's access log lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_TOKEN_IN_QUERY.sub(r"\1[redacted]", a) if isinstance(a, str) else a
+                                for a in record.args)
+        elif isinstance(record.msg, str):
+            record.msg = _TOKEN_IN_QUERY.sub(r"\1[redacted]", record.msg)
+        return True
 
 
 class PermissionDenied(Exception):

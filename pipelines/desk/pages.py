@@ -28,6 +28,7 @@ from pipelines.desk.auth import (
     csrf_token,
     require_manager,
     session_user,
+    verify_or_throttle,
     sign_in,
 )
 from pipelines.desk.errors import error_status
@@ -99,7 +100,8 @@ def login(request: Request, token: FormText = "", csrf_token: FormText = "", nex
         check_csrf(request.session, csrf_token)
     except CsrfError as exc:
         return render(request, "login.html", None, 403, next=_safe_next(next), error=str(exc))
-    user = _desk(request).users.verify_token(token.strip())
+    user = verify_or_throttle(_desk(request).users, request.app.state.failed_sign_ins,
+                              request.client.host if request.client else "unknown", token.strip())
     if user is None:
         return render(request, "login.html", None, 401, next=_safe_next(next),
                       error="That token is not valid (unknown, replaced or disabled). Ask a desk admin for a new one.")
