@@ -226,21 +226,13 @@ def deliver_notifications(defs, *, batch: int = 100, max_batches: int = 1_000) -
     still pending."""
     import dagster as dg
 
-    from connectors.notify import deliver_outbox
-
-    totals = {"delivered": 0, "failed": 0, "dead": 0}
     with dg.build_resources({"queue": defs.resources["queue"], "notifier": defs.resources["notifier"]}) as res:
         store = res.queue.get_client()
-        notifier = res.notifier.get_notifier()
-        for _ in range(max_batches):
-            report = deliver_outbox(store, notifier, max_attempts=res.notifier.max_attempts, batch=batch)
-            for key in totals:
-                totals[key] += getattr(report, key)
-            if report.attempted < batch:
-                break
+        report = res.notifier.deliver_all(store, batch=batch, max_batches=max_batches)
         pending = store.outbox("pending")
-        totals["pending"] = int(pending["channel"].isin(notifier.channels).sum())
-    return totals
+        channels = res.notifier.get_notifier().channels
+        return {"delivered": report.delivered, "failed": report.failed, "dead": report.dead,
+                "pending": int(pending["channel"].isin(channels).sum())}
 
 
 @demo_app.command("loop")

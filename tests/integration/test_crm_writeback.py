@@ -202,6 +202,19 @@ def test_a_late_retry_never_puts_an_older_case_state_back(store, tmp_path):
     assert task["status"] == "completed" and task["outcome"] == "resolved_churned"
 
 
+def test_a_case_row_for_a_case_not_in_the_queue_is_dead_at_once_and_stops_nothing(store, tmp_path):
+    writer = WarehouseCRMWriter(Warehouse(f"duckdb:///{tmp_path / 'crm.duckdb'}"))
+    store.enqueue([{"case_id": "RC-GONE", "channel": "crm", "destination": "ACC-9", "kind": "case_sync",
+                    "dedupe_key": "case_sync:RC-GONE", "payload": {}}], now=T0)
+    (case_id,) = open_cases(store, 1)
+    queue_case_syncs(store, now=T0)
+    report = deliver_crm_outbox(store, writer, now=T0)
+    assert (report.attempted, report.delivered, report.failed, report.dead) == (2, 1, 0, 1)
+    (error,) = dead_letters(store)["last_error"]
+    assert error == "Undeliverable: case RC-GONE is not in the queue"
+    assert list(writer.tasks()["external_id"]) == [case_task_key(case_id)]
+
+
 def test_the_resource_picks_the_demo_crm_and_delivers_pending_rows_only(store, tmp_path):
     resource = CRMWriterResource(warehouse=WarehouseResource(url=f"duckdb:///{tmp_path / 'crm.duckdb'}"))
     open_cases(store, 2)
