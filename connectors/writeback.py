@@ -54,6 +54,7 @@ from pydantic import Field
 from connectors.queue.outbox import Backoff, DeliveryReport, Undeliverable, deliver, deliver_until_drained
 from connectors.queue.schema import CRM_CHANNEL
 from connectors.queue.store import QueueStore
+from connectors.queue.values import scalar
 from models.cases.lifecycle import CaseNotFound
 from models.clock import utc_naive
 from connectors.salesforce.client import SalesforceConnection
@@ -238,17 +239,21 @@ def action_task(payload: Mapping[str, Any]) -> CRMTask:
 
 def queue_case_syncs(store: QueueStore, *, now: datetime | None = None) -> int:
     """Queue a ``case_sync`` for every active case whose current state (status, assignee,
-    priority, snapshot date) has not been queued before. Returns how many were queued."""
+    priority, snapshot date) has not been queued before. Returns how many were queued. A case
+    with no assignee (handed to a whole team, or left unassigned by an escalation) syncs with
+    no owner."""
     cases = store.list_cases(status=list(ACTIVE_STATUSES))
     items = []
-    for case in cases.to_dict("records"):
+    for record in cases.to_dict("records"):
+        case = {key: scalar(value) for key, value in record.items()}  # NaN (no assignee) -> None
         snapshot = utc_naive(case["snapshot_date"])
-        state = ":".join([case["status"], case.get("assignee") or "-", case["priority"], snapshot.date().isoformat()])
+        state = ":".join(str(part) for part in (case["status"], case["assignee"] or "-", case["priority"],
+                                                 snapshot.date().isoformat()))
         items.append({
             "case_id": case["case_id"], "channel": CRM_CHANNEL, "destination": case["account_id"], "kind": CASE_SYNC,
             "dedupe_key": f"{CASE_SYNC}:{case['case_id']}:{state}",
             "payload": {"case_id": case["case_id"], "account_id": case["account_id"], "status": case["status"],
-                        "assignee": case.get("assignee"), "snapshot_date": snapshot.date().isoformat()},
+                        "assignee": case["assignee"], "snapshot_date": snapshot.date().isoformat()},
         })
     return store.enqueue(items, now=now)
 

@@ -178,6 +178,27 @@ def test_case_syncs_keep_one_task_per_case_with_its_latest_state(store, tmp_path
     assert queue_case_syncs(store, now=T0 + timedelta(days=2)) == 0  # terminal cases are not re-synced
 
 
+def test_an_unassigned_case_syncs_with_no_owner_and_stops_no_other_case(store, tmp_path):
+    writer = WarehouseCRMWriter(Warehouse(f"duckdb:///{tmp_path / 'crm.duckdb'}"))
+    decisions, candidates = snapshot_frames([  # one handed to a person, one to the whole team
+        {"account_id": "ACC-0001", "assignee": "ana"}, {"account_id": "ACC-0002", "assignee": None}])
+    store.apply_decisions(decisions, candidates, policy_version="t", policy_hash="h", model_version="m",
+                          snapshot_date="2026-06-01", now=T0)
+    cases = store.list_cases().set_index("account_id")["case_id"]
+    assert queue_case_syncs(store, now=T0) == 2
+    assert queue_case_syncs(store, now=T0) == 0
+    syncs = crm_rows(store, "pending").set_index("case_id")
+    assert syncs.loc[cases["ACC-0002"], "payload"]["assignee"] is None
+    assert syncs.loc[cases["ACC-0002"], "dedupe_key"].split(":")[3] == "-"
+
+    resource = CRMWriterResource(warehouse=WarehouseResource(url=f"duckdb:///{tmp_path / 'crm.duckdb'}"))
+    report = resource.deliver(store, now=T0, writer=writer)  # queues the syncs again (nothing new), delivers
+    assert (report.delivered, report.failed, report.dead) == (2, 0, 0)
+    tasks = writer.tasks().set_index("case_id")
+    assert tasks.loc[cases["ACC-0001"], "owner"] == "ana"
+    assert pd.isna(tasks.loc[cases["ACC-0002"], "owner"])  # no owner: NULL in the CRM
+
+
 def test_a_late_retry_never_puts_an_older_case_state_back(store, tmp_path):
     warehouse = Warehouse(f"duckdb:///{tmp_path / 'crm.duckdb'}")
     (case_id,) = open_cases(store, 1)
