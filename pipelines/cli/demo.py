@@ -12,10 +12,10 @@ ends with nothing pending in the outbox.
 to each date, lets the simulated rescue team (`connectors.demo.team`) work the queue after
 each and delivers that day's notifications at the simulated time, resolves cases once their
 renewal has passed (delivering those notifications too, so the replay ends with none pending),
-then runs the feedback job and prints treated vs holdout. The default policy holds out 10% of eligible accounts: over a few months of a
-2,000-account world that is a handful of accounts, too few to conclude anything. The replay
-therefore runs an experiment copy of the policy with a larger holdout (`--holdout`, default 50%),
-versioned as such on every case it opens.
+then runs the feedback job and prints treated vs holdout. The default policy holds out 10% of
+eligible accounts: over a few months of a 2,000-account world that is a handful of accounts,
+too few to conclude anything. The replay therefore runs an experiment copy of the policy with a
+larger holdout (`--holdout`, default 50%), versioned as such on every case it opens.
 """
 
 from __future__ import annotations
