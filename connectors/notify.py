@@ -2,12 +2,14 @@
 
 Nothing in the product sends a notification directly. The queue store writes each one to its
 `outbox` table in the same transaction as the change that causes it; `deliver_outbox()` then sends
-the rows that are due through a `Notifier` and records the result:
+the rows that are due through a `Notifier`, each of its channels an outbox sender
+(`NotificationSender`) of the one delivery loop, `connectors.queue.outbox.deliver`:
 
 - delivered rows are marked `delivered` and never sent again;
 - a failed attempt is recorded with a secret-free error and retried on a later run after an
-  exponential backoff (`next_attempt_at`); after `max_attempts` the row is `dead` (kept, visible
-  with `rescue queue outbox --status dead`, never silently dropped);
+  exponential backoff (`NOTIFICATION_BACKOFF`: 30 s doubling up to an hour); after
+  `max_attempts` (5) the row is `dead` (kept, visible with `rescue queue outbox --status dead`,
+  never silently dropped);
 - rows are leased before sending, so two deliverers running at once never send the same row.
 
 Channels: `slack` (incoming-webhook JSON with `text` and Block Kit `blocks`; a destination that
@@ -19,7 +21,7 @@ demo needs no credentials.
 
 Secrets (the webhook URL, which embeds its token, and the SMTP password) never appear in logs,
 exceptions or the outbox's `last_error`: notifiers raise `DeliveryError` with messages built from
-status codes and exception types only, and `deliver_outbox` redacts every secret the notifier
+status codes and exception types only, and the delivery loop redacts every secret the notifier
 declares as a second line of defence.
 """
 
@@ -30,17 +32,17 @@ import logging
 import os
 import re
 import smtplib
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any, Protocol
 
 import dagster as dg
 import requests
 
+from connectors.queue.outbox import Backoff, DeliveryReport, deliver, deliver_until_drained, redact
 from connectors.queue.store import QueueStore
-from models.clock import utc_naive
 
 log = logging.getLogger(__name__)
 
@@ -280,31 +282,31 @@ class ChannelNotifier:
         return tuple(s for s in found if s)
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every secret (and, for URLs, their path and query) replaced by [redacted]."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, "[redacted]")
-        if "://" in secret:
-            tail = secret.split("://", 1)[1]
-            path = tail.partition("/")[2]
-            if path:
-                text = text.replace("/" + path, "/[redacted]")
-    return text
+class NotificationSender:
+    """One notification channel of a `Notifier` as an outbox sender
+    (`connectors.queue.outbox.ChannelSender`): each row is sent alone, as a `Notification`."""
+
+    def __init__(self, notifier: Notifier) -> None:
+        self.notifier = notifier
+
+    def send(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        for row in rows:
+            self.notifier.send(Notification.from_row(row))
+
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(self.notifier.secrets())
 
 
-@dataclass(frozen=True)
-class DeliveryReport:
-    """What one `deliver_outbox` run did."""
-
-    attempted: int
-    delivered: int
-    failed: int
-    dead: int
+def notification_senders(notifier: Notifier) -> dict[str, NotificationSender]:
+    """The outbox senders of the notifier's channels (channel -> sender)."""
+    sender = NotificationSender(notifier)
+    return {channel: sender for channel in sorted(notifier.channels)}
 
 
-def backoff_delay(attempts: int, *, base: timedelta, cap: timedelta) -> timedelta:
-    """Wait before the next attempt after `attempts` failures: base, 2 x base, 4 x base ... <= cap."""
-    return min(base * (2 ** max(attempts - 1, 0)), cap)
+#: Retries of a notification: 30 s, doubling up to an hour; dead after 5 attempts.
+NOTIFICATION_BACKOFF = Backoff(max_attempts=5, base_delay=timedelta(seconds=30), max_delay=timedelta(hours=1))
+#: Notification rows leased per delivery batch.
+NOTIFICATION_BATCH = 100
 
 
 def deliver_outbox(
@@ -312,46 +314,22 @@ def deliver_outbox(
     notifier: Notifier,
     *,
     now: datetime | None = None,
-    max_attempts: int = 5,
-    batch: int = 100,
-    base_delay: timedelta = timedelta(seconds=30),
-    max_delay: timedelta = timedelta(hours=1),
+    max_attempts: int = NOTIFICATION_BACKOFF.max_attempts,
+    batch: int = NOTIFICATION_BATCH,
+    base_delay: timedelta = NOTIFICATION_BACKOFF.base_delay,
+    max_delay: timedelta = NOTIFICATION_BACKOFF.max_delay,
 ) -> DeliveryReport:
-    """Send the outbox rows of the notifier's channels that are due at `now` (one batch).
+    """Send the outbox rows of the notifier's channels that are due at `now` (one batch), through
+    `connectors.queue.outbox.deliver`.
 
-    Each row is leased, sent, then marked delivered, or failed with a backoff (dead after
-    `max_attempts` attempts). Errors are redacted of the notifier's secrets before they are stored
-    or logged; one failing row never stops the others.
+    Each row is leased, sent, then marked delivered, or failed with a backoff of `base_delay`
+    doubling per attempt up to `max_delay` (dead after `max_attempts` attempts). Errors are
+    redacted of the notifier's secrets before they are stored or logged; one failing row never
+    stops the others.
     """
-    if max_attempts < 1:
-        raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
-    now = utc_naive(now or datetime.now(timezone.utc))
-    delivered = failed = dead = 0
-    rows = store.lease_outbox(batch, now=now, channels=notifier.channels)
-    for row in rows:
-        item = Notification.from_row(row)
-        try:
-            notifier.send(item)
-        except Exception as exc:  # noqa: BLE001 - any channel failure is recorded and retried
-            attempts = item.attempts + 1
-            error = redact(f"{type(exc).__name__}: {exc}", notifier.secrets())
-            status = store.mark_failed(
-                item.outbox_id,
-                attempts=attempts,
-                last_error=error,
-                next_attempt_at=now + backoff_delay(attempts, base=base_delay, cap=max_delay),
-                dead_after=max_attempts,
-            )
-            log.warning("outbox %s (%s to %s) attempt %d failed: %s", item.outbox_id, item.kind,
-                        item.destination, attempts, error)
-            if status == "dead":
-                dead += 1
-            else:
-                failed += 1
-            continue
-        store.mark_delivered(item.outbox_id, now=now)
-        delivered += 1
-    return DeliveryReport(attempted=len(rows), delivered=delivered, failed=failed, dead=dead)
+    return deliver(store, notification_senders(notifier), now=now,
+                   backoff=Backoff(max_attempts=max_attempts, base_delay=base_delay, max_delay=max_delay),
+                   batch=batch)
 
 
 class NotifierResource(dg.ConfigurableResource):
@@ -373,7 +351,7 @@ class NotifierResource(dg.ConfigurableResource):
     smtp_sender: str = "churn-rescue@localhost"
     smtp_starttls: bool = True
     timeout_seconds: float = 10.0
-    max_attempts: int = 5
+    max_attempts: int = NOTIFICATION_BACKOFF.max_attempts
 
     def get_notifier(self) -> ChannelNotifier:
         fallback = LogNotifier()
@@ -392,6 +370,14 @@ class NotifierResource(dg.ConfigurableResource):
             )
         return ChannelNotifier(by_channel, fallback=fallback)
 
-    def deliver(self, store: QueueStore, *, now: datetime | None = None, batch: int = 100) -> DeliveryReport:
+    def deliver(self, store: QueueStore, *, now: datetime | None = None,
+                batch: int = NOTIFICATION_BATCH) -> DeliveryReport:
         """Deliver one batch of due notifications from `store`'s outbox."""
         return deliver_outbox(store, self.get_notifier(), now=now, max_attempts=self.max_attempts, batch=batch)
+
+    def deliver_all(self, store: QueueStore, *, now: datetime | None = None, batch: int = NOTIFICATION_BATCH,
+                    max_batches: int = 1_000) -> DeliveryReport:
+        """Deliver due notifications batch after batch until none is due at `now` (or `max_batches`)."""
+        return deliver_until_drained(store, notification_senders(self.get_notifier()), now=now,
+                                     backoff=replace(NOTIFICATION_BACKOFF, max_attempts=self.max_attempts),
+                                     batch=batch, max_batches=max_batches)

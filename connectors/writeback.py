@@ -24,11 +24,15 @@ by that key, so re-running it queues nothing new. A case row is delivered by rea
 *current* state from the queue, so rows delivered late or out of order can never put an older
 state back: the last write always carries the latest state.
 
-Delivery (`deliver_crm_outbox`): due rows are leased (concurrent deliverers never send the same
-row), written through a `CRMWriter`, then marked delivered. A failed write is recorded with a
-secret-free error and retried by a later run after an exponential backoff; after
-``max_attempts`` the row is dead (kept, shown by the ``crm_writeback`` asset and by
-``rescue queue outbox --status dead``). Re-running delivers only what is pending.
+Delivery (`deliver_crm_outbox`, one batch; `deliver_all`, until none is due) is the outbox's one
+delivery loop (`connectors.queue.outbox.deliver`) with the CRM channel's sender, `CRMSender`:
+due rows are leased (concurrent deliverers never send the same row), grouped by what they write
+(a case, a play), written once per group through a `CRMWriter`, then marked delivered. A failed
+write is recorded with a secret-free error and retried by a later run after an exponential
+backoff (`CRM_BACKOFF`: a minute doubling up to 6 hours); after ``max_attempts`` (8) the row is
+dead (kept, shown by the ``crm_writeback`` asset and by ``rescue queue outbox --status dead``),
+and a row no retry can write (unknown kind, case not in the queue) is dead at once. Re-running
+delivers only what is pending.
 
 Writers: `WarehouseCRMWriter` (the embedded demo CRM: tables ``crm_tasks`` and
 ``crm_account_health`` in the warehouse) and `SalesforceCRMWriter` (Tasks and Account fields
@@ -37,9 +41,8 @@ through `connectors.salesforce.writer.SalesforceWriter`). `CRMWriterResource` pi
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
@@ -48,9 +51,10 @@ import pandas as pd
 import sqlalchemy as sa
 from pydantic import Field
 
-from connectors.notify import DeliveryReport, backoff_delay, redact
+from connectors.queue.outbox import Backoff, DeliveryReport, Undeliverable, deliver, deliver_until_drained
 from connectors.queue.schema import CRM_CHANNEL
 from connectors.queue.store import QueueStore
+from connectors.queue.values import scalar
 from models.cases.lifecycle import CaseNotFound
 from models.clock import utc_naive
 from connectors.salesforce.client import SalesforceConnection
@@ -58,17 +62,14 @@ from connectors.salesforce.writer import SalesforceWriter
 from connectors.warehouse import Warehouse, WarehouseResource
 from models.cases.lifecycle import ACTIVE_STATUSES, OPEN, TERMINAL_STATUSES
 
-log = logging.getLogger(__name__)
-
 __all__ = [
     "AccountHealth",
     "CRMDeliveryError",
     "CRMTask",
     "CRMWriter",
+    "CRMSender",
     "CRMWriterResource",
-    "DeliveryReport",
     "SalesforceCRMWriter",
-    "UndeliverableError",
     "WarehouseCRMWriter",
     "action_task_key",
     "case_task_key",
@@ -93,11 +94,6 @@ ACCOUNT_HEALTH_TABLE = "crm_account_health"
 
 class CRMDeliveryError(RuntimeError):
     """A write the CRM refused. The message never contains a credential."""
-
-
-class UndeliverableError(CRMDeliveryError):
-    """An outbox row no retry can deliver (unknown kind, incomplete payload, case not in the
-    queue): it becomes a dead letter at once."""
 
 
 def case_task_key(case_id: str) -> str:
@@ -216,7 +212,7 @@ def action_task(payload: Mapping[str, Any]) -> CRMTask:
     """The completed Task of one rescue play (the payload `QueueStore.log_play` queues)."""
     missing = [k for k in ("action_id", "case_id", "account_id", "play") if payload.get(k) is None]
     if missing:
-        raise UndeliverableError(f"rescue_action payload has no {', '.join(missing)}")
+        raise Undeliverable(f"rescue_action payload has no {', '.join(missing)}")
     name = payload.get("account_name") or payload["account_id"]
     lines = [f"Rescue play {payload['play']} on case {payload['case_id']} for {name}, by {payload.get('actor')}."]
     if payload.get("note"):
@@ -243,49 +239,72 @@ def action_task(payload: Mapping[str, Any]) -> CRMTask:
 
 def queue_case_syncs(store: QueueStore, *, now: datetime | None = None) -> int:
     """Queue a ``case_sync`` for every active case whose current state (status, assignee,
-    priority, snapshot date) has not been queued before. Returns how many were queued."""
+    priority, snapshot date) has not been queued before. Returns how many were queued. A case
+    with no assignee (handed to a whole team, or left unassigned by an escalation) syncs with
+    no owner."""
     cases = store.list_cases(status=list(ACTIVE_STATUSES))
     items = []
-    for case in cases.to_dict("records"):
+    for record in cases.to_dict("records"):
+        case = {key: scalar(value) for key, value in record.items()}  # NaN (no assignee) -> None
         snapshot = utc_naive(case["snapshot_date"])
-        state = ":".join([case["status"], case.get("assignee") or "-", case["priority"], snapshot.date().isoformat()])
+        state = ":".join(str(part) for part in (case["status"], case["assignee"] or "-", case["priority"],
+                                                 snapshot.date().isoformat()))
         items.append({
             "case_id": case["case_id"], "channel": CRM_CHANNEL, "destination": case["account_id"], "kind": CASE_SYNC,
             "dedupe_key": f"{CASE_SYNC}:{case['case_id']}:{state}",
             "payload": {"case_id": case["case_id"], "account_id": case["account_id"], "status": case["status"],
-                        "assignee": case.get("assignee"), "snapshot_date": snapshot.date().isoformat()},
+                        "assignee": case["assignee"], "snapshot_date": snapshot.date().isoformat()},
         })
     return store.enqueue(items, now=now)
 
 
-def _target(row: Mapping[str, Any]) -> tuple[str, str]:
-    """What a row writes: ("case", case_id) or ("action", action_id). Rows with the same target
-    in one batch are written once."""
-    kind = row["kind"]
-    payload = row["payload"] or {}
-    if kind in (CASE_SYNC, CASE_OUTCOME):
-        case_id = row["case_id"] or payload.get("case_id")
-        if not case_id:
-            raise UndeliverableError(f"{kind} row has no case_id")
-        return "case", str(case_id)
-    if kind == RESCUE_ACTION:
-        if payload.get("action_id") is None:
-            raise UndeliverableError("rescue_action payload has no action_id")
-        return "action", str(payload["action_id"])
-    raise UndeliverableError(f"unknown CRM outbox kind {kind!r}; expected one of: {', '.join(sorted(CRM_KINDS))}")
+class CRMSender:
+    """The CRM channel as an outbox sender (`connectors.queue.outbox.ChannelSender`): rows are
+    grouped by what they write (`target`: the case, or the rescue play), and each group is
+    written once, from its latest row; a case is written in its current state, read from `store`."""
+
+    def __init__(self, store: QueueStore, writer: CRMWriter) -> None:
+        self.store = store
+        self.writer = writer
+
+    def target(self, row: Mapping[str, Any]) -> tuple[str, str]:
+        """What a row writes: ("case", case_id) or ("action", action_id)."""
+        kind = row["kind"]
+        payload = row["payload"] or {}
+        if kind in (CASE_SYNC, CASE_OUTCOME):
+            case_id = row["case_id"] or payload.get("case_id")
+            if not case_id:
+                raise Undeliverable(f"{kind} row has no case_id")
+            return "case", str(case_id)
+        if kind == RESCUE_ACTION:
+            if payload.get("action_id") is None:
+                raise Undeliverable("rescue_action payload has no action_id")
+            return "action", str(payload["action_id"])
+        raise Undeliverable(f"unknown CRM outbox kind {kind!r}; expected one of: {', '.join(sorted(CRM_KINDS))}")
+
+    def send(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        latest = rows[-1]
+        what, key = self.target(latest)
+        if what == "action":
+            self.writer.upsert_task(action_task(latest["payload"] or {}))
+            return
+        try:
+            case = self.store.get_case(key)
+        except CaseNotFound:
+            raise Undeliverable(f"case {key} is not in the queue") from None
+        self.writer.upsert_task(case_task(case))
+        self.writer.upsert_account_health(case_health(case))
+
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(self.writer.secrets())
 
 
-def _write(store: QueueStore, writer: CRMWriter, target: tuple[str, str], row: Mapping[str, Any]) -> None:
-    what, key = target
-    if what == "action":
-        writer.upsert_task(action_task(row["payload"] or {}))
-        return
-    try:
-        case = store.get_case(key)
-    except CaseNotFound:
-        raise UndeliverableError(f"case {key} is not in the queue") from None
-    writer.upsert_task(case_task(case))
-    writer.upsert_account_health(case_health(case))
+#: Retries of a CRM write: a minute, doubling up to 6 hours; dead after 8 attempts.
+CRM_BACKOFF = Backoff(max_attempts=8, base_delay=timedelta(minutes=1), max_delay=timedelta(hours=6))
+#: CRM outbox rows leased per delivery batch.
+CRM_BATCH = 200
+#: How the CRM channel's deliveries are named in the log.
+CRM_LABEL = "CRM outbox"
 
 
 def deliver_crm_outbox(
@@ -293,12 +312,13 @@ def deliver_crm_outbox(
     writer: CRMWriter,
     *,
     now: datetime | None = None,
-    max_attempts: int = 8,
-    batch: int = 200,
-    base_delay: timedelta = timedelta(minutes=1),
-    max_delay: timedelta = timedelta(hours=6),
+    max_attempts: int = CRM_BACKOFF.max_attempts,
+    batch: int = CRM_BATCH,
+    base_delay: timedelta = CRM_BACKOFF.base_delay,
+    max_delay: timedelta = CRM_BACKOFF.max_delay,
 ) -> DeliveryReport:
-    """Write the CRM outbox rows due at `now` (one batch of up to `batch` rows).
+    """Write the CRM outbox rows due at `now` (one batch of up to `batch` rows), through
+    `connectors.queue.outbox.deliver` with a `CRMSender`.
 
     Each row is leased, written, then marked delivered; or marked failed with a backoff of
     `base_delay` doubling per attempt up to `max_delay`, and dead after `max_attempts` attempts.
@@ -306,62 +326,18 @@ def deliver_crm_outbox(
     redacted of the writer's secrets before they are stored or logged; one failing row never
     stops the others.
     """
-    if max_attempts < 1:
-        raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
-    if batch < 1:
-        raise ValueError(f"batch must be >= 1, got {batch}")
-    now = utc_naive(now or datetime.now(UTC))
-    rows = store.lease_outbox(batch, now=now, channels=[CRM_CHANNEL])
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    delivered = failed = dead = 0
-
-    def fail(row: Mapping[str, Any], error: str, *, permanent: bool) -> None:
-        nonlocal failed, dead
-        attempts = int(row["attempts"]) + 1
-        status = store.mark_failed(
-            int(row["outbox_id"]), attempts=attempts, last_error=error,
-            next_attempt_at=now + backoff_delay(attempts, base=base_delay, cap=max_delay),
-            dead_after=attempts if permanent else max_attempts,
-        )
-        log.warning("CRM outbox %s (%s for %s) attempt %d failed%s: %s", row["outbox_id"], row["kind"],
-                    row["destination"], attempts, " (dead letter)" if status == "dead" else "", error)
-        if status == "dead":
-            dead += 1
-        else:
-            failed += 1
-
-    for row in rows:
-        try:
-            groups.setdefault(_target(row), []).append(row)
-        except UndeliverableError as exc:
-            fail(row, redact(str(exc), writer.secrets()), permanent=True)
-
-    for target, members in groups.items():
-        try:
-            _write(store, writer, target, members[-1])
-        except Exception as exc:  # noqa: BLE001 - any CRM failure is recorded and retried
-            error = redact(f"{type(exc).__name__}: {exc}", writer.secrets())
-            for row in members:
-                fail(row, error, permanent=isinstance(exc, UndeliverableError))
-            continue
-        for row in members:
-            store.mark_delivered(int(row["outbox_id"]), now=now)
-            delivered += 1
-    return DeliveryReport(attempted=len(rows), delivered=delivered, failed=failed, dead=dead)
+    return deliver(store, {CRM_CHANNEL: CRMSender(store, writer)}, now=now,
+                   backoff=Backoff(max_attempts=max_attempts, base_delay=base_delay, max_delay=max_delay),
+                   batch=batch, label=CRM_LABEL)
 
 
-def deliver_all(store: QueueStore, writer: CRMWriter, *, now: datetime | None = None, max_attempts: int = 8,
-                batch: int = 200, max_batches: int = 1_000) -> DeliveryReport:
+def deliver_all(store: QueueStore, writer: CRMWriter, *, now: datetime | None = None,
+                max_attempts: int = CRM_BACKOFF.max_attempts, batch: int = CRM_BATCH,
+                max_batches: int = 1_000) -> DeliveryReport:
     """`deliver_crm_outbox` batch after batch until no row is due at `now` (or `max_batches`)."""
-    totals = DeliveryReport(0, 0, 0, 0)
-    for _ in range(max_batches):
-        report = deliver_crm_outbox(store, writer, now=now, max_attempts=max_attempts, batch=batch)
-        totals = DeliveryReport(*(a + b for a, b in zip(
-            (totals.attempted, totals.delivered, totals.failed, totals.dead),
-            (report.attempted, report.delivered, report.failed, report.dead))))
-        if report.attempted < batch:
-            break
-    return totals
+    return deliver_until_drained(store, {CRM_CHANNEL: CRMSender(store, writer)}, now=now,
+                                 backoff=replace(CRM_BACKOFF, max_attempts=max_attempts), batch=batch,
+                                 label=CRM_LABEL, max_batches=max_batches)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -508,8 +484,9 @@ class CRMWriterResource(dg.ConfigurableResource):
         default=None, description="The Salesforce connection (needed when target is 'salesforce').")
     task_key_field: str = Field(default="Rescue_Key__c", description="External id field on Task.")
     account_key_field: str = Field(default="Rescue_Account_Key__c", description="External id field on Account.")
-    max_attempts: int = Field(default=8, description="Delivery attempts per outbox row before it is dead.")
-    batch: int = Field(default=200, description="Outbox rows leased per delivery batch.")
+    max_attempts: int = Field(default=CRM_BACKOFF.max_attempts,
+                              description="Delivery attempts per outbox row before it is dead.")
+    batch: int = Field(default=CRM_BATCH, description="Outbox rows leased per delivery batch.")
 
     def get_writer(self) -> CRMWriter:
         if self.target == "warehouse":

@@ -5,13 +5,15 @@ Queuing (`enqueue_rows`, `notice_rows`): a row is inserted in the same transacti
 that causes it, so a crash never loses one nor sends one for a change that rolled back. Rows are
 keyed by a unique `dedupe_key`: queuing the same row twice queues it once.
 
-Delivery (`deliver`): due rows of the given channels are leased (pushed a few minutes into the
-future, so concurrent deliverers never send the same row), handed to their channel's sender and
-marked delivered; or, when the sender raises, marked failed with an exponential backoff and dead
-after `max_attempts` attempts (kept, visible with `rescue queue outbox --status dead`, never
-silently dropped). A sender raising `Undeliverable` makes the row dead at once. Errors are
-redacted of every secret the sender declares before they are stored in `last_error` or logged.
-A sender may group rows that write the same thing (`target`): each group is sent once.
+Delivery (`deliver`: one batch; `deliver_until_drained`: batch after batch until none is due):
+due rows of the given channels are leased (pushed a few minutes into the future, so concurrent
+deliverers never send the same row), handed to their channel's sender and marked delivered; or,
+when the sender raises, marked failed with an exponential backoff and dead after
+`max_attempts` attempts (kept, visible with `rescue queue outbox --status dead`, never silently
+dropped). A sender raising `Undeliverable` makes the row dead at once. Errors are redacted of
+every secret the sender declares before they are stored in `last_error` or logged. A sender may
+group rows that write the same thing (`target`): each group is sent once. The notification
+channels (`connectors.notify`) and the CRM channel (`connectors.writeback`) are such senders.
 
 `OutboxStore` holds the queue store's outbox methods (`connectors.queue.store.QueueStore` has
 them all).
@@ -176,7 +178,12 @@ class Undeliverable(Exception):
 
 
 class ChannelSender(Protocol):
-    """Delivers the outbox rows of one channel."""
+    """Delivers the outbox rows of one channel.
+
+    A sender may also have `target(row) -> Hashable`: rows with the same target in one batch are
+    sent together, in one `send` (a row it raises `Undeliverable` for is dead at once). Without
+    it every row is sent alone.
+    """
 
     def send(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Deliver rows that share one target (see `target`), or raise."""
@@ -291,6 +298,28 @@ def deliver(
             store.mark_delivered(int(row["outbox_id"]), now=now)
             delivered += 1
     return DeliveryReport(attempted=len(rows), delivered=delivered, failed=failed, dead=dead)
+
+
+def deliver_until_drained(
+    store: OutboxStore,
+    senders: Mapping[str, ChannelSender],
+    *,
+    now: datetime | None = None,
+    backoff: Backoff = Backoff(),
+    batch: int = 100,
+    label: str = "outbox",
+    max_batches: int = 1_000,
+) -> DeliveryReport:
+    """`deliver` batch after batch until no row of these channels is due at `now` (a batch
+    shorter than `batch`), or `max_batches` batches; the totals of every batch."""
+    now = now_or(now)
+    totals = DeliveryReport(0, 0, 0, 0)
+    for _ in range(max_batches):
+        report = deliver(store, senders, now=now, backoff=backoff, batch=batch, label=label)
+        totals += report
+        if report.attempted < batch:
+            break
+    return totals
 
 
 def _error(exc: BaseException, sender: ChannelSender, *, with_type: bool = True) -> str:

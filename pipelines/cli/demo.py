@@ -10,11 +10,12 @@ ends with nothing pending in the outbox.
 
 `rescue demo loop` replays weekly historical snapshots through the daily job with `now` pinned
 to each date, lets the simulated rescue team (`connectors.demo.team`) work the queue after
-each, resolves cases once their renewal has passed, then runs the feedback job and prints treated
-vs holdout. The default policy holds out 10% of eligible accounts: over a few months of a
-2,000-account world that is a handful of accounts, too few to conclude anything. The replay
-therefore runs an experiment copy of the policy with a larger holdout (`--holdout`, default 50%),
-versioned as such on every case it opens.
+each and delivers that day's notifications at the simulated time, resolves cases once their
+renewal has passed (delivering those notifications too, so the replay ends with none pending),
+then runs the feedback job and prints treated vs holdout. The default policy holds out 10% of
+eligible accounts: over a few months of a 2,000-account world that is a handful of accounts,
+too few to conclude anything. The replay therefore runs an experiment copy of the policy with a
+larger holdout (`--holdout`, default 50%), versioned as such on every case it opens.
 """
 
 from __future__ import annotations
@@ -197,19 +198,32 @@ def run_loop(instance, *, weeks: int, holdout: float, seed: int) -> None:
               "accounts to conclude) and a simulated rescue team")
     defs = build_definitions({"policy": PolicyResource(path=str(policy))})
     warehouse = Warehouse(default_warehouse_url())
+    sent = {"delivered": 0, "failed": 0, "dead": 0, "pending": 0}
+
+    def deliver(now: pd.Timestamp) -> None:
+        """The day's notifications, delivered at `now` of the simulated clock."""
+        day_sent = deliver_notifications(defs, now=now)
+        for key in ("delivered", "failed", "dead"):
+            sent[key] += day_sent[key]
+        sent["pending"] = day_sent["pending"]
+
     for day in dates:
         pinned = f"{day.date()}T09:00:00+00:00"
         _run_job(defs, "daily_rescue_job", instance, partition_key=str(day.date()),
                  run_config={"ops": {"rescue_queue": {"config": {"now": pinned}},
                                      "crm_writeback": {"config": {"now": pinned}}}})
-        done = simulate_rescue_team(store, warehouse, now=day + pd.Timedelta(hours=17), seed=seed)
+        evening = day + pd.Timedelta(hours=17)
+        done = simulate_rescue_team(store, warehouse, now=evening, seed=seed)
+        deliver(evening)
         err.print(f"  rescue team {day.date()}: claimed {done.claimed}, plays {done.plays_logged}, "
                   f"saved {done.saved}, churned {done.churned}, waiting for renewal {done.waiting_for_renewal}; "
                   f"holdout outcomes {done.holdout_recorded}")
     end = dates[-1] + pd.Timedelta(days=91)
     done = simulate_rescue_team(store, warehouse, now=end, seed=seed)
+    deliver(end)
     err.print(f"  renewals up to {end.date()}: saved {done.saved}, churned {done.churned}, "
               f"holdout outcomes {done.holdout_recorded}; {done.waiting_for_renewal} case(s) renew later")
+    err.print(f"  {notifications_summary(sent, 'over the replay')}")
 
 
 def run_feedback(instance, defs=None) -> pd.DataFrame:
@@ -220,27 +234,26 @@ def run_feedback(instance, defs=None) -> pd.DataFrame:
     return result.output_for_node("play_effectiveness")
 
 
-def deliver_notifications(defs, *, batch: int = 100, max_batches: int = 1_000) -> dict[str, int]:
-    """Deliver every due notification in the outbox through the Definitions' notifier (batch
-    after batch, as SLA clock ticks would); returns the counts delivered, failed, dead and
-    still pending."""
+def deliver_notifications(defs, *, now=None, batch: int = 100, max_batches: int = 1_000) -> dict[str, int]:
+    """Deliver every notification in the outbox due at `now` (default: the current instant)
+    through the Definitions' notifier (batch after batch, as SLA clock ticks would); returns the
+    counts delivered, failed, dead and still pending."""
     import dagster as dg
 
-    from connectors.notify import deliver_outbox
-
-    totals = {"delivered": 0, "failed": 0, "dead": 0}
     with dg.build_resources({"queue": defs.resources["queue"], "notifier": defs.resources["notifier"]}) as res:
         store = res.queue.get_client()
-        notifier = res.notifier.get_notifier()
-        for _ in range(max_batches):
-            report = deliver_outbox(store, notifier, max_attempts=res.notifier.max_attempts, batch=batch)
-            for key in totals:
-                totals[key] += getattr(report, key)
-            if report.attempted < batch:
-                break
+        report = res.notifier.deliver_all(store, now=now, batch=batch, max_batches=max_batches)
         pending = store.outbox("pending")
-        totals["pending"] = int(pending["channel"].isin(notifier.channels).sum())
-    return totals
+        channels = res.notifier.get_notifier().channels
+        return {"delivered": report.delivered, "failed": report.failed, "dead": report.dead,
+                "pending": int(pending["channel"].isin(channels).sum())}
+
+
+def notifications_summary(sent: dict[str, int], when: str = "from the outbox") -> str:
+    """`Notifications: N delivered <when>[, F failed (retried later), D dead]; P pending.`"""
+    return (f"Notifications: {sent['delivered']} delivered {when}"
+            + (f", {sent['failed']} failed (retried later), {sent['dead']} dead" if sent["failed"] or sent["dead"] else "")
+            + f"; {sent['pending']} pending.")
 
 
 @demo_app.command("loop")
@@ -322,10 +335,7 @@ def run(
     )
     if with_loop:
         print_effectiveness(run_feedback(instance, defs))
-    sent = deliver_notifications(defs)
-    out.print(f"Notifications: {sent['delivered']} delivered from the outbox"
-              + (f", {sent['failed']} failed (retried later), {sent['dead']} dead" if sent["failed"] or sent["dead"] else "")
-              + f"; {sent['pending']} pending.")
+    out.print(notifications_summary(deliver_notifications(defs)))
     if n == 0:
         sys.exit(1)
 

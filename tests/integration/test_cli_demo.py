@@ -1,10 +1,12 @@
-"""`rescue demo run` end to end on the smallest demo world: it ends with nothing pending in the outbox."""
+"""`rescue demo run` end to end on the smallest demo world: it ends with nothing pending in the
+outbox, and so does the feedback-loop replay (`rescue demo loop`) it runs first."""
 
 from __future__ import annotations
 
 import re
 from datetime import date
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -12,6 +14,8 @@ from connectors.demo.world import DemoWorldConfig, generate_demo_world
 from connectors.queue.store import QueueStore
 from connectors.settings import declared_names, default_queue_url, default_warehouse_url
 from connectors.warehouse import Warehouse
+from pipelines.cli import demo
+from pipelines.cli.demo import run_loop
 from pipelines.cli.main import app
 
 pytestmark = pytest.mark.slow
@@ -29,11 +33,30 @@ def test_demo_run_delivers_every_notification_it_queued(tmp_path, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
     monkeypatch.setenv("COLUMNS", "200")
     generate_demo_world(WORLD, Warehouse(default_warehouse_url()))  # `demo run` finds it and reuses it
+    after_loop: list[pd.DataFrame] = []
 
+    def loop_then_look(*args, **kwargs) -> None:  # the outbox as `rescue demo loop` leaves it
+        run_loop(*args, **kwargs)
+        store = QueueStore(default_queue_url())
+        try:
+            after_loop.append(store.outbox())
+        finally:
+            store.close()
+
+    monkeypatch.setattr(demo, "run_loop", loop_then_look)
     result = CliRunner().invoke(app, ["demo", "run", "--weeks", "2", "--top", "3"])
     assert result.exit_code == 0, result.output
     delivered = re.search(r"Notifications: (\d+) delivered from the outbox; 0 pending\.", result.output)
     assert delivered, result.output[-2000:]
+
+    # The loop delivered its own notifications, day by day: none were left for the end of the run.
+    (looped,) = after_loop
+    looped_notes = looped[looped["channel"] != "crm"]
+    assert len(looped_notes) > 0 and (looped_notes["status"] == "delivered").all(), \
+        looped_notes[looped_notes["status"] != "delivered"][["channel", "kind", "status", "next_attempt_at"]]
+    assert looped_notes["delivered_at"].max() <= pd.Timestamp(WORLD.end_date)  # on the replay's clock
+    replayed = re.search(r"Notifications: (\d+) delivered over the replay; 0 pending\.", result.output)
+    assert replayed and int(replayed.group(1)) == len(looped_notes), result.output[-2000:]
 
     store = QueueStore(default_queue_url())
     try:
@@ -41,6 +64,8 @@ def test_demo_run_delivers_every_notification_it_queued(tmp_path, monkeypatch):
         assert len(outbox) > 0
         assert outbox[outbox["status"] == "pending"].empty, outbox[outbox["status"] == "pending"][["channel", "kind"]]
         notifications = outbox[outbox["channel"] != "crm"]
-        assert int(delivered.group(1)) == int((notifications["status"] == "delivered").sum()) > 0
+        # the run's last delivery sent what its jobs queued after the replay had sent its own
+        assert int(delivered.group(1)) > 0
+        assert int(delivered.group(1)) + int(replayed.group(1)) == int((notifications["status"] == "delivered").sum())
     finally:
         store.close()

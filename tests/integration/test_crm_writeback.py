@@ -178,6 +178,27 @@ def test_case_syncs_keep_one_task_per_case_with_its_latest_state(store, tmp_path
     assert queue_case_syncs(store, now=T0 + timedelta(days=2)) == 0  # terminal cases are not re-synced
 
 
+def test_an_unassigned_case_syncs_with_no_owner_and_stops_no_other_case(store, tmp_path):
+    writer = WarehouseCRMWriter(Warehouse(f"duckdb:///{tmp_path / 'crm.duckdb'}"))
+    decisions, candidates = snapshot_frames([  # one handed to a person, one to the whole team
+        {"account_id": "ACC-0001", "assignee": "ana"}, {"account_id": "ACC-0002", "assignee": None}])
+    store.apply_decisions(decisions, candidates, policy_version="t", policy_hash="h", model_version="m",
+                          snapshot_date="2026-06-01", now=T0)
+    cases = store.list_cases().set_index("account_id")["case_id"]
+    assert queue_case_syncs(store, now=T0) == 2
+    assert queue_case_syncs(store, now=T0) == 0
+    syncs = crm_rows(store, "pending").set_index("case_id")
+    assert syncs.loc[cases["ACC-0002"], "payload"]["assignee"] is None
+    assert syncs.loc[cases["ACC-0002"], "dedupe_key"].split(":")[3] == "-"
+
+    resource = CRMWriterResource(warehouse=WarehouseResource(url=f"duckdb:///{tmp_path / 'crm.duckdb'}"))
+    report = resource.deliver(store, now=T0, writer=writer)  # queues the syncs again (nothing new), delivers
+    assert (report.delivered, report.failed, report.dead) == (2, 0, 0)
+    tasks = writer.tasks().set_index("case_id")
+    assert tasks.loc[cases["ACC-0001"], "owner"] == "ana"
+    assert pd.isna(tasks.loc[cases["ACC-0002"], "owner"])  # no owner: NULL in the CRM
+
+
 def test_a_late_retry_never_puts_an_older_case_state_back(store, tmp_path):
     warehouse = Warehouse(f"duckdb:///{tmp_path / 'crm.duckdb'}")
     (case_id,) = open_cases(store, 1)
@@ -200,6 +221,19 @@ def test_a_late_retry_never_puts_an_older_case_state_back(store, tmp_path):
     deliver_crm_outbox(store, writer, now=T0 + timedelta(hours=1))
     task = writer.tasks().set_index("external_id").loc[case_task_key(case_id)]
     assert task["status"] == "completed" and task["outcome"] == "resolved_churned"
+
+
+def test_a_case_row_for_a_case_not_in_the_queue_is_dead_at_once_and_stops_nothing(store, tmp_path):
+    writer = WarehouseCRMWriter(Warehouse(f"duckdb:///{tmp_path / 'crm.duckdb'}"))
+    store.enqueue([{"case_id": "RC-GONE", "channel": "crm", "destination": "ACC-9", "kind": "case_sync",
+                    "dedupe_key": "case_sync:RC-GONE", "payload": {}}], now=T0)
+    (case_id,) = open_cases(store, 1)
+    queue_case_syncs(store, now=T0)
+    report = deliver_crm_outbox(store, writer, now=T0)
+    assert (report.attempted, report.delivered, report.failed, report.dead) == (2, 1, 0, 1)
+    (error,) = dead_letters(store)["last_error"]
+    assert error == "Undeliverable: case RC-GONE is not in the queue"
+    assert list(writer.tasks()["external_id"]) == [case_task_key(case_id)]
 
 
 def test_the_resource_picks_the_demo_crm_and_delivers_pending_rows_only(store, tmp_path):

@@ -16,6 +16,7 @@ import requests
 import responses
 
 from connectors.notify import (
+    NOTIFICATION_CHANNELS,
     ChannelNotifier,
     DeliveryError,
     EmailNotifier,
@@ -23,9 +24,9 @@ from connectors.notify import (
     Notification,
     NotifierResource,
     SlackWebhookNotifier,
-    backoff_delay,
     deliver_outbox,
 )
+from connectors.queue.outbox import backoff_delay
 from connectors.queue.store import QueueStore
 
 NOW = datetime(2025, 6, 2, 8, 0)
@@ -265,3 +266,10 @@ def test_the_resource_sends_unconfigured_channels_to_the_log(queue_store: QueueS
     assert isinstance(channels.by_channel["slack"], SlackWebhookNotifier)
     assert isinstance(channels.by_channel["email"], EmailNotifier)
     assert set(channels.secrets()) == {WEBHOOK, PASSWORD}
+
+
+def test_the_resource_delivers_batch_after_batch_until_nothing_is_due(queue_store: QueueStore, frames) -> None:
+    fill(queue_store, frames, 5, {"csm": ["#csm-rescue", "lead@example.com"]})
+    report = NotifierResource().deliver_all(queue_store, now=NOW, batch=4)
+    assert (report.attempted, report.delivered, report.failed, report.dead) == (15, 15, 0, 0)
+    assert queue_store.pending_outbox(100, channels=NOTIFICATION_CHANNELS).empty
