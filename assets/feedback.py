@@ -66,6 +66,9 @@ def crm_writeback(
     """Delivers pending CRM writes from the outbox: a Task per case and per play, account health fields."""
     store = queue.get_client()
     report = crm_writer.deliver(store, now=run_now(context))
+    if report.open_circuits:
+        context.log.warning(f"CRM unreachable: {report.deferred} write(s) deferred to the next run "
+                            f"(circuit open on {', '.join(report.open_circuits)}); nothing was lost")
     dead = dead_letters(store)
     pending = store.outbox("pending")
     return dg.MaterializeResult(metadata={
@@ -73,6 +76,8 @@ def crm_writeback(
         "delivered": report.delivered,
         "failed": report.failed,
         "dead": report.dead,
+        "deferred": report.deferred,
+        "circuit_open": ", ".join(report.open_circuits) or "no",
         "pending": int((pending["channel"] == "crm").sum()),
         "dead_letters_total": len(dead),
         "dead_letters": dg.MetadataValue.md(dead.tail(20).to_markdown(index=False) if len(dead) else "(none)"),

@@ -49,6 +49,7 @@ def run_sla_tick(queue: QueueStoreResource, policy: PolicyResource, notifier: No
         "notifications_delivered": delivery.delivered,
         "notifications_failed": delivery.failed,
         "notifications_dead": delivery.dead,
+        "notifications_deferred": delivery.deferred,
     }
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -211,16 +211,53 @@ class Backoff:
 
 @dataclass(frozen=True)
 class DeliveryReport:
-    """What one delivery run did."""
+    """What one delivery run did. `deferred` rows were not tried because their channel's circuit
+    was open (`open_circuits`); they stay pending, their attempts unchanged."""
 
     attempted: int
     delivered: int
     failed: int
     dead: int
+    deferred: int = 0
+    open_circuits: tuple[str, ...] = ()
 
     def __add__(self, other: DeliveryReport) -> DeliveryReport:
         return DeliveryReport(self.attempted + other.attempted, self.delivered + other.delivered,
-                              self.failed + other.failed, self.dead + other.dead)
+                              self.failed + other.failed, self.dead + other.dead, self.deferred + other.deferred,
+                              tuple(dict.fromkeys((*self.open_circuits, *other.open_circuits))))
+
+
+#: Consecutive failed sends on one channel after which the rest of the run defers that channel.
+BREAKER_THRESHOLD = 5
+
+
+@dataclass
+class CircuitBreaker:
+    """Stops hammering a system that is down: after `threshold` consecutive failed sends on a
+    channel (a failure that is about the system, not one row: `Undeliverable` does not count),
+    the channel is open for the rest of the run and its remaining rows are deferred to a later
+    run (still pending, attempts unchanged). A success closes the count again."""
+
+    threshold: int = BREAKER_THRESHOLD
+    failures: dict[str, int] = field(default_factory=dict)
+    last_error: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.threshold < 1:
+            raise ValueError(f"threshold must be >= 1, got {self.threshold}")
+
+    def is_open(self, channel: str) -> bool:
+        return self.failures.get(channel, 0) >= self.threshold
+
+    def open_channels(self) -> tuple[str, ...]:
+        return tuple(sorted(c for c in self.failures if self.is_open(c)))
+
+    def failed(self, channel: str, error: str) -> None:
+        self.failures[channel] = self.failures.get(channel, 0) + 1
+        self.last_error[channel] = error
+
+    def succeeded(self, channel: str) -> None:
+        self.failures[channel] = 0
 
 
 def backoff_delay(attempts: int, *, base: timedelta, cap: timedelta) -> timedelta:
@@ -248,19 +285,33 @@ def deliver(
     backoff: Backoff = Backoff(),
     batch: int = 100,
     label: str = "outbox",
+    breaker: CircuitBreaker | None = None,
 ) -> DeliveryReport:
     """Deliver one batch of due rows of the channels in `senders` (channel -> its sender).
 
     Rows are leased, grouped by their sender's `target(row)` when it has one (each row alone
     otherwise), sent group by group, and marked delivered, or failed with `backoff` (dead after
-    its `max_attempts`, or at once for `Undeliverable`). One failing group never stops the others.
+    its `max_attempts`, or at once for `Undeliverable`). One failing group never stops the others;
+    a channel that keeps failing trips `breaker` (a fresh `CircuitBreaker` when None; pass one
+    to share it across batches) and its remaining rows are deferred, not tried.
     """
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
     now = now_or(now)
-    rows = store.lease_outbox(batch, now=now, channels=list(senders))
+    breaker = breaker if breaker is not None else CircuitBreaker()
+    channels = [c for c in senders if not breaker.is_open(c)]
+    rows = store.lease_outbox(batch, now=now, channels=channels) if channels else []
     groups: dict[tuple[str, Hashable], list[dict[str, Any]]] = {}
-    delivered = failed = dead = 0
+    delivered = failed = dead = deferred = 0
+
+    def defer(row: Mapping[str, Any], channel: str) -> None:
+        nonlocal deferred
+        attempts = int(row["attempts"])
+        error = (f"deferred: the {channel} channel failed {breaker.threshold} times in a row in this run "
+                 f"(last: {breaker.last_error.get(channel, '')})")
+        store.mark_failed(int(row["outbox_id"]), attempts=attempts, last_error=error,
+                          next_attempt_at=now + backoff.delay(max(attempts, 1)), dead_after=attempts + 1)
+        deferred += 1
 
     def fail(row: Mapping[str, Any], error: str, *, permanent: bool) -> None:
         nonlocal failed, dead
@@ -286,18 +337,30 @@ def deliver(
         groups.setdefault((row["channel"], key), []).append(row)
 
     for (channel, _), members in groups.items():
+        if breaker.is_open(channel):
+            for row in members:
+                defer(row, channel)
+            continue
         sender = senders[channel]
         try:
             sender.send(members)
         except Exception as exc:  # noqa: BLE001 - any channel failure is recorded and retried
             error = _error(exc, sender)
+            permanent = isinstance(exc, Undeliverable)
             for row in members:
-                fail(row, error, permanent=isinstance(exc, Undeliverable))
+                fail(row, error, permanent=permanent)
+            if not permanent:
+                breaker.failed(channel, error)
+                if breaker.is_open(channel):
+                    log.warning("%s: the %s channel failed %d times in a row; deferring the rest of this run",
+                                label, channel, breaker.threshold)
             continue
+        breaker.succeeded(channel)
         for row in members:
             store.mark_delivered(int(row["outbox_id"]), now=now)
             delivered += 1
-    return DeliveryReport(attempted=len(rows), delivered=delivered, failed=failed, dead=dead)
+    return DeliveryReport(attempted=len(rows) - deferred, delivered=delivered, failed=failed, dead=dead,
+                          deferred=deferred, open_circuits=breaker.open_channels())
 
 
 def deliver_until_drained(
@@ -309,15 +372,19 @@ def deliver_until_drained(
     batch: int = 100,
     label: str = "outbox",
     max_batches: int = 1_000,
+    breaker: CircuitBreaker | None = None,
 ) -> DeliveryReport:
     """`deliver` batch after batch until no row of these channels is due at `now` (a batch
-    shorter than `batch`), or `max_batches` batches; the totals of every batch."""
+    shorter than `batch`), every channel's circuit is open, or `max_batches` batches; the totals
+    of every batch. One breaker spans the batches, so a system that is down costs
+    `breaker.threshold` failed sends per run, not per batch."""
     now = now_or(now)
+    breaker = breaker if breaker is not None else CircuitBreaker()
     totals = DeliveryReport(0, 0, 0, 0)
     for _ in range(max_batches):
-        report = deliver(store, senders, now=now, backoff=backoff, batch=batch, label=label)
+        report = deliver(store, senders, now=now, backoff=backoff, batch=batch, label=label, breaker=breaker)
         totals += report
-        if report.attempted < batch:
+        if report.attempted + report.deferred < batch or all(breaker.is_open(c) for c in senders):
             break
     return totals
 
