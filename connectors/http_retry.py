@@ -31,7 +31,7 @@ import email.utils
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -77,6 +77,18 @@ def endpoint_of(method: str, url: str) -> str:
     """
     parts = urlsplit(url)
     return f"{method.upper()} {parts.path or '/'}"
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every secret (and, for URLs, their path and query) replaced by [redacted]."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, "[redacted]")
+        if "://" in secret:
+            tail = secret.split("://", 1)[1]
+            path = tail.partition("/")[2]
+            if path:
+                text = text.replace("/" + path, "/[redacted]")
+    return text
 
 
 def describe_error(exc: BaseException) -> str:

@@ -41,7 +41,8 @@ from typing import Any, Protocol
 import dagster as dg
 import requests
 
-from connectors.queue.outbox import Backoff, DeliveryReport, deliver, deliver_until_drained, redact
+from connectors.http_retry import redact
+from connectors.queue.outbox import Backoff, DeliveryReport, deliver, deliver_until_drained
 from connectors.queue.store import QueueStore
 
 log = logging.getLogger(__name__)

@@ -59,7 +59,7 @@ import requests
 import sqlalchemy as sa
 from pydantic import Field
 
-from connectors.http_retry import Retrier, RetryExhaustedError, RetryPolicy, install_transient_hook
+from connectors.http_retry import Retrier, RetryExhaustedError, RetryPolicy, install_transient_hook, redact
 from connectors.settings import project_home
 from connectors.sources import TicketingSource
 from models.clock import now_or, utc_timestamp, utcnow
@@ -273,7 +273,7 @@ class ZendeskClient:
         try:
             response = self.retrier.call(endpoint, once)
         except RetryExhaustedError as exc:
-            raise ZendeskAPIError(_redact(str(exc), self._secrets)) from None
+            raise ZendeskAPIError(redact(str(exc), self._secrets)) from None
         if response.status_code == 401:
             raise ZendeskAPIError(f"{endpoint}: authentication failed (HTTP 401); check the email and "
                                   f"API token, and that token access is enabled", status=401)
@@ -282,7 +282,7 @@ class ZendeskClient:
                                   f"tickets and organizations", status=403)
         if response.status_code >= 400:
             raise ZendeskAPIError(f"{endpoint}: HTTP {response.status_code} "
-                                  f"({_redact(response.text[:300], self._secrets)})", status=response.status_code)
+                                  f"({redact(response.text[:300], self._secrets)})", status=response.status_code)
         return response.json()
 
     def export_pages(self, *, start_time: int | None = None, cursor: str | None = None,
@@ -315,13 +315,6 @@ class ZendeskClient:
             for org_id in batch:
                 self._organizations[org_id] = found.get(org_id)
         return {i: self._organizations[i] for i in wanted}
-
-
-def _redact(text: str, secrets: Sequence[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
 
 
 # ---------------------------------------------------------------------------------------------

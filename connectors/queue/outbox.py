@@ -34,6 +34,7 @@ from connectors.queue.database import QueueDatabase
 from connectors.queue.schema import CRM_CHANNEL, OUTBOX_STATUSES, outbox, rescue_actions
 from connectors.queue.values import frame, jsonable
 from models.cases.notices import Notice
+from connectors.http_retry import redact
 from models.clock import now_or, utc_naive
 
 log = logging.getLogger(__name__)
@@ -263,18 +264,6 @@ class CircuitBreaker:
 def backoff_delay(attempts: int, *, base: timedelta, cap: timedelta) -> timedelta:
     """Wait before the next attempt after `attempts` failures: base, 2 x base, 4 x base ... <= cap."""
     return min(base * (2 ** max(attempts - 1, 0)), cap)
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every secret (and, for URLs, their path and query) replaced by [redacted]."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, "[redacted]")
-        if "://" in secret:
-            tail = secret.split("://", 1)[1]
-            path = tail.partition("/")[2]
-            if path:
-                text = text.replace("/" + path, "/[redacted]")
-    return text
 
 
 def deliver(

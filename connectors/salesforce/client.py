@@ -52,6 +52,7 @@ from connectors.http_retry import (
     RetryPolicy,
     TransientHTTPError,
     raise_for_transient,
+    redact,
 )
 from connectors.settings import SalesforceSettings
 
@@ -126,14 +127,6 @@ class SalesforceCredentials:
             f"or instance_url and session_id ({SalesforceSettings.env('instance_url')} / "
             f"{SalesforceSettings.env('session_id')})"
         )
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every secret replaced by ``***`` (longest first, so a password that is a
-    prefix of password+token is not left half-visible)."""
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
 
 
 def _salesforce_transient_hook(response: requests.Response, *_args: Any, **_kwargs: Any) -> None:
