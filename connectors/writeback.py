@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 import dagster as dg
@@ -56,7 +56,7 @@ from connectors.queue.schema import CRM_CHANNEL
 from connectors.queue.store import QueueStore
 from connectors.queue.values import scalar
 from models.cases.lifecycle import CaseNotFound
-from models.clock import utc_naive
+from models.clock import utc_naive, utcnow
 from connectors.salesforce.client import SalesforceConnection
 from connectors.salesforce.writer import SalesforceWriter
 from connectors.warehouse import Warehouse, WarehouseResource
@@ -387,7 +387,7 @@ class WarehouseCRMWriter:
 
     def __init__(self, warehouse: Warehouse, *, clock: Any = None) -> None:
         self.warehouse = warehouse
-        self._clock = clock or (lambda: datetime.now(UTC).replace(tzinfo=None))
+        self._clock = clock or utcnow
         self._ready = False
 
     def __repr__(self) -> str:
