@@ -29,7 +29,7 @@ from connectors.demo.hazard import (
 from models.contracts import SEGMENTS, TICKET_PRIORITIES
 
 if TYPE_CHECKING:
-    from connectors.demo.world import DemoWorldConfig
+    from connectors.demo.config import DemoWorldConfig
 
 #: Random stream of the CSM team: never a chunk index (10M accounts are 5,000 chunks).
 _CSM_STREAM = 2**32 - 1

@@ -33,13 +33,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date
 
 import dagster as dg
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from connectors.demo.chunk import Chunk, csm_pool
+from connectors.demo.config import DemoWorldConfig
 from connectors.sources import RAW_TABLES
 from connectors.warehouse import RAW_EVENTS_TABLE, Warehouse
 
@@ -59,22 +60,6 @@ TRUTH_TABLE = "demo_truth"
 META_TABLE = "demo_world_meta"
 WORLD_TABLES = (ACCOUNTS_TABLE, RENEWALS_TABLE, TICKETS_TABLE, EVENTS_TABLE, TRUTH_TABLE)
 _STAGING_SUFFIX = "__generating"
-
-
-class DemoWorldConfig(BaseModel):
-    """What to simulate. The same configuration always produces the same world."""
-
-    model_config = ConfigDict(frozen=True)
-
-    n_accounts: int = Field(2_000, ge=1, le=10_000_000, description="Number of customer accounts.")
-    seed: int = Field(7, ge=0, description="Random seed.")
-    end_date: date = Field(date(2026, 11, 20), description="The world's 'today': data stops before it.")
-    history_days: int = Field(540, ge=120, le=3_650, description="Days of product and support history.")
-
-    @property
-    def start_date(self) -> date:
-        """First day of product and support history."""
-        return self.end_date - timedelta(days=self.history_days)
 
 
 # ------------------------------------------------------------------------------------------
