@@ -56,6 +56,14 @@ class QueueDatabase:
             with conn.begin():
                 yield conn
 
+    @staticmethod
+    def serialize(conn: sa.Connection, name: str) -> None:
+        """Hold the lock `name` until `conn`'s transaction ends, so writers of the same kind run
+        one after the other (PostgreSQL: a transaction-level advisory lock; SQLite write
+        transactions are serialized by the database already)."""
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
+
     @contextmanager
     def reading(self) -> Iterator[sa.Connection]:
         """A connection for reads (no write lock taken)."""

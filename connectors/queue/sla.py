@@ -176,13 +176,15 @@ class SlaStore(QueueDatabase):
         with self.transaction() as conn:
             for step in steps:
                 key = str(step_field(step, "step_key"))
-                if conn.execute(sa.select(escalation_steps_applied.c.step_key)
-                                .where(escalation_steps_applied.c.step_key == key)).first():
-                    continue
+                # The case row first: a second tick applying the same step waits here, then sees
+                # the step recorded by the first and skips it.
                 row = conn.execute(
                     sa.select(rescue_cases).where(rescue_cases.c.case_id == str(step_field(step, "case_id"))).with_for_update()
                 ).mappings().first()
                 if row is None or row["status"] in TERMINAL_STATUSES:
+                    continue
+                if conn.execute(sa.select(escalation_steps_applied.c.step_key)
+                                .where(escalation_steps_applied.c.step_key == key)).first():
                     continue
                 tx = CaseTransaction(conn, dict(row))
                 effect = step_effect(step, tx.case)

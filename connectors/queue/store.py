@@ -212,6 +212,9 @@ class QueueStore(SlaStore, OutboxStore):
 
         opened = updated = unchanged = 0
         with self.transaction() as conn:
+            # Two runs of one day at once (a retry beside a slow run): the second waits, then
+            # finds the first's cases and changes nothing.
+            self.serialize(conn, "rescue-queue:apply-decisions")
             active = {
                 r["account_id"]: dict(r)
                 for r in conn.execute(sa.select(rescue_cases).where(rescue_cases.c.status.in_(ACTIVE_STATUSES))).mappings()
