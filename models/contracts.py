@@ -213,6 +213,10 @@ CONTRACTS: dict[str, TableContract] = {
 }
 
 
+#: Text read as a boolean (case and surrounding spaces ignored).
+BOOLEAN_TEXT = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
+
+
 def _coerce(series: pd.Series, col: Column, table: str) -> pd.Series:
     try:
         if col.kind == "str":
@@ -224,7 +228,8 @@ def _coerce(series: pd.Series, col: Column, table: str) -> pd.Series:
             if num.isna().any():
                 out = num.astype("Int64")
             else:
-                if not np.all(np.mod(num.to_numpy(dtype="float64"), 1) == 0):
+                values = num.to_numpy(dtype="float64")
+                if not np.all(np.isfinite(values)) or not np.all(np.mod(values, 1) == 0):
                     raise ValueError("non-integer values")
                 out = num.astype("int64")
         elif col.kind == "datetime":
@@ -234,12 +239,11 @@ def _coerce(series: pd.Series, col: Column, table: str) -> pd.Series:
             if pd.api.types.is_bool_dtype(series):
                 out = series.astype("bool")
             else:
-                mapping = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
                 lowered = series.astype("string").str.strip().str.lower()
-                bad = ~lowered.isin(list(mapping)) & lowered.notna()
+                bad = ~lowered.isin(list(BOOLEAN_TEXT)) & lowered.notna()
                 if bad.any():
                     raise ValueError(f"not a boolean: {lowered[bad].iloc[0]!r}")
-                out = lowered.map(mapping).astype("boolean").fillna(False).astype("bool")
+                out = lowered.map(BOOLEAN_TEXT).astype("boolean").fillna(False).astype("bool")
         else:  # pragma: no cover - Kind is closed
             raise ValueError(f"unknown kind {col.kind}")
     except (ValueError, TypeError) as exc:

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from models.clock import utc_timestamp, utcnow
-from models.contracts import TableContract
+from models.contracts import BOOLEAN_TEXT, TableContract
 from models.text import preview
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
@@ -172,6 +172,9 @@ def _mistyped(df: pd.DataFrame, contract: TableContract) -> dict[str, pd.Series]
         elif col.kind == "datetime":
             parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
             unreadable = parsed.isna() & raw.notna()
+        elif col.kind == "bool":
+            text = raw.astype("string").str.strip().str.lower()
+            unreadable = ~text.isin(list(BOOLEAN_TEXT)).fillna(False) & raw.notna()
         else:
             unreadable = pd.Series(False, index=raw.index)
         bad[col.name] = raw[unreadable]
