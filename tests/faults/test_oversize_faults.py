@@ -184,3 +184,12 @@ def test_fit_document_cuts_every_string_at_any_depth():
     doc = fit_document({"a": ["y" * 100, {"b": "z" * 100, "n": 3}], "k" * 100: None}, 20)
     assert doc["a"][0] == "y" * 8 + TRUNCATION_MARKER and doc["a"][1] == {"b": "z" * 8 + TRUNCATION_MARKER, "n": 3}
     assert "k" * 8 + TRUNCATION_MARKER in doc
+
+
+def test_a_10_mb_name_stays_out_of_the_source_asset_metadata(tables):
+    from assets.sources import _frame_metadata
+
+    accounts = tables["accounts"].copy()
+    accounts.loc[0, "name"] = "N" * (10 * MB)
+    preview = _frame_metadata(accounts)["preview"].value
+    assert TRUNCATION_MARKER in preview and len(preview) < 4000
