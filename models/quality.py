@@ -71,7 +71,7 @@ class Failure:
         if self.column == TABLE:
             return self.problem
         where = f"{self.table}.{self.column}" if self.table else self.column
-        if self.expectation in ("expect_column_to_exist",):
+        if self.expectation == "expect_column_to_exist":
             return f"{where}: {self.problem}"
         head = f"{where}: {self.unexpected_count} row(s) {self.problem}"
         if self.detail and self.expectation == "expect_column_values_to_be_in_type_list" and not self.examples:
@@ -79,13 +79,13 @@ class Failure:
         if not self.examples and not self.ids:
             return head
         example = self.ids[0] if self.ids else ""
-        if self.examples and not self._keyed:
+        if self.examples and not self.keyed:
             value = preview(self.examples[0], EXAMPLE_CHARS)
             example = f"{example} = {value}" if example else value
         return f"{head}, e.g. {example}"
 
     @property
-    def _keyed(self) -> bool:
+    def keyed(self) -> bool:
         """The failing column is the row's key: its id is the example."""
         return bool(self.ids) and self.column in self.key_columns
 
@@ -127,7 +127,7 @@ class QualityResult:
             return self.summary()
         lines = ["| column | problem | bad rows | examples |", "|---|---|---|---|"]
         for f in self.failures:
-            if f.ids and (f._keyed or not f.examples):
+            if f.ids and (f.keyed or not f.examples):
                 shown = f.ids[:5]
             else:
                 shown = [f"{i} = {preview(x, EXAMPLE_CHARS)}" if i else preview(x, EXAMPLE_CHARS)
