@@ -11,16 +11,20 @@ import pandas as pd
 
 from connectors.sources import CRMSource, TicketingSource
 from connectors.warehouse import WarehouseResource
+from models.text import fit_text
 
 GROUP = "sources"
 OWNERS = ["team:cs-ops"]
+#: Characters a cell of the metadata preview shows (a source value may be megabytes long).
+PREVIEW_CELL_CHARS = 60
 
 
 def _frame_metadata(df: pd.DataFrame) -> dict:
+    head = df.head(5).map(lambda v: fit_text(v, PREVIEW_CELL_CHARS))
     return {
         "dagster/row_count": dg.MetadataValue.int(len(df)),
         "columns": dg.MetadataValue.text(", ".join(map(str, df.columns))),
-        "preview": dg.MetadataValue.md(df.head(5).to_markdown(index=False) if len(df) else "(empty)"),
+        "preview": dg.MetadataValue.md(head.to_markdown(index=False) if len(df) else "(empty)"),
     }
 
 

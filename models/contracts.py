@@ -2,10 +2,21 @@
 
 Every source system (the embedded demo world, Salesforce, a Zendesk-style API, any SQL
 warehouse) is mapped into these tables before anything downstream sees it. Each contract names
-its columns, their kind, whether they may be null, the primary key and the references to other
-tables. `conform()` turns a raw frame into the contract's dtypes and raises `ContractError`
-naming the problem; the Great Expectations suites in `models.quality` check the rest (duplicate
-ids, unknown references, impossible dates, negative counts).
+its columns, their kind, whether they may be null, the range of every number, the length of
+every identifier, the primary key and the references to other tables. `conform()` turns a raw
+frame into the contract's dtypes and raises `ContractError` naming the problem; the Great
+Expectations suites in `models.quality` check the rest (empty tables, duplicate ids, unknown
+references, impossible dates, numbers out of range, over-long ids).
+
+Every number has a finite range (`Column.min_value`, `Column.max_value`): a value outside it
+(infinite, negative, absurdly large) is a fault of the source, never something to route on. The
+ranges are generic ceilings for a B2B customer base, not fitted to one data set: money per
+account up to `MAX_ARR`, people per account up to `MAX_PEOPLE`, events per account and day up
+to `MAX_DAILY_EVENTS`, CSAT 1 to 5. Account ids are at most `ACCOUNT_ID_CHARS` characters, the
+length of the rescue queue's account_id columns (`connectors/queue/schema.py` declares them from
+this constant), so a longer id is refused at the source instead of failing the queue write. A
+source table may not be empty (`TableContract.may_be_empty`): an empty pull is an outage, not a
+quiet day. The frames passed to routing have their own ranges (`CANDIDATE_BOUNDS`).
 
 Timestamps are timezone-naive UTC (`datetime64[ns]`), dates are midnight timestamps.
 
@@ -26,6 +37,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from models.text import preview
+
 Kind = Literal["str", "float", "int", "datetime", "bool"]
 
 SEGMENTS = ("enterprise", "mid_market", "smb")
@@ -33,9 +46,35 @@ RENEWAL_OUTCOMES = ("renewed", "churned", "open")
 TICKET_PRIORITIES = ("urgent", "high", "normal", "low")
 TICKET_STATUSES = ("new", "open", "pending", "solved", "closed")
 
+#: Ceiling of money per account (ARR, a renewal's amount, ARR lost), in currency units. Generous
+#: for any currency with cents-sized units; a currency of much smaller units needs a higher one.
+MAX_ARR = 1e10
+#: Ceiling of people per account: licensed seats, active users on one day.
+MAX_PEOPLE = 10_000_000
+#: Ceiling of product events per account per day (about 115,000 a second, all day).
+MAX_DAILY_EVENTS = 10_000_000_000
+#: Longest account id, in characters: the length of the rescue queue's account_id columns.
+ACCOUNT_ID_CHARS = 128
+
 
 class ContractError(ValueError):
     """A frame does not satisfy its contract. The message names the table and the column."""
+
+
+def _number(value: float) -> str:
+    value = float(value)
+    return f"{int(value):,}" if value.is_integer() and abs(value) < 1e16 else f"{value:g}"
+
+
+def bounds_text(min_value: float | None, max_value: float | None) -> str:
+    """A range in words: "0 to 1", "at least 0", "at most 5", "any finite number"."""
+    if min_value is not None and max_value is not None:
+        return f"{_number(min_value)} to {_number(max_value)}"
+    if min_value is not None:
+        return f"at least {_number(min_value)}"
+    if max_value is not None:
+        return f"at most {_number(max_value)}"
+    return "any finite number"
 
 
 @dataclass(frozen=True)
@@ -46,7 +85,19 @@ class Column:
     description: str = ""
     allowed: tuple[str, ...] | None = None
     min_value: float | None = None
+    max_value: float | None = None  # numbers: every value lies in [min_value, max_value]
     may_be_future: bool = False  # datetimes only: scheduled dates (e.g. a renewal) may lie ahead
+    max_length: int | None = None  # strings: longest value, in characters (longer is refused)
+
+    @property
+    def numeric(self) -> bool:
+        return self.kind in ("float", "int")
+
+    def range_text(self) -> str:
+        """The declared range in words ("0 to 10,000,000,000"), empty when there is none."""
+        if self.min_value is None and self.max_value is None:
+            return ""
+        return bounds_text(self.min_value, self.max_value)
 
 
 @dataclass(frozen=True)
@@ -63,6 +114,7 @@ class TableContract:
     columns: tuple[Column, ...]
     primary_key: tuple[str, ...]
     references: tuple[Reference, ...] = field(default_factory=tuple)
+    may_be_empty: bool = False  # source tables may not: an empty pull is an outage
 
     @property
     def column_names(self) -> list[str]:
@@ -80,14 +132,14 @@ ACCOUNTS = TableContract(
     description="Customer accounts from the CRM.",
     primary_key=("account_id",),
     columns=(
-        Column("account_id", "str", description="Stable account identifier (CRM id)."),
-        Column("name", "str", description="Account name."),
+        Column("account_id", "str", max_length=ACCOUNT_ID_CHARS, description="Stable account identifier (CRM id)."),
+        Column("name", "str", description="Account name, any length (the rescue queue stores and shows it cut to its column's size, marked as cut)."),
         Column("segment", "str", allowed=SEGMENTS, description="enterprise / mid_market / smb."),
         Column("industry", "str", nullable=True),
         Column("region", "str", nullable=True),
-        Column("arr", "float", min_value=0, description="Annual recurring revenue, in currency units."),
+        Column("arr", "float", min_value=0, max_value=MAX_ARR, description="Annual recurring revenue, in currency units."),
         Column("plan", "str", nullable=True, description="Commercial plan / edition."),
-        Column("seats", "int", min_value=0, description="Licensed seats."),
+        Column("seats", "int", min_value=0, max_value=MAX_PEOPLE, description="Licensed seats."),
         Column("csm_owner", "str", nullable=True, description="Customer success manager who owns the account."),
         Column("created_at", "datetime", description="When the account became a customer."),
     ),
@@ -100,9 +152,9 @@ RENEWALS = TableContract(
     references=(Reference("account_id", "accounts"),),
     columns=(
         Column("renewal_id", "str"),
-        Column("account_id", "str"),
+        Column("account_id", "str", max_length=ACCOUNT_ID_CHARS),
         Column("renewal_date", "datetime", may_be_future=True, description="End of the contract term being renewed."),
-        Column("amount", "float", min_value=0, description="ARR up for renewal."),
+        Column("amount", "float", min_value=0, max_value=MAX_ARR, description="ARR up for renewal."),
         Column("stage", "str", nullable=True, description="CRM opportunity stage."),
         Column("closed_at", "datetime", nullable=True, description="When the outcome became known."),
         Column("outcome", "str", allowed=RENEWAL_OUTCOMES),
@@ -116,14 +168,14 @@ TICKETS = TableContract(
     references=(Reference("account_id", "accounts"),),
     columns=(
         Column("ticket_id", "str"),
-        Column("account_id", "str"),
+        Column("account_id", "str", max_length=ACCOUNT_ID_CHARS),
         Column("created_at", "datetime"),
         Column("first_response_at", "datetime", nullable=True),
         Column("solved_at", "datetime", nullable=True),
         Column("priority", "str", allowed=TICKET_PRIORITIES),
         Column("category", "str", nullable=True),
         Column("status", "str", allowed=TICKET_STATUSES),
-        Column("csat", "float", nullable=True, min_value=1, description="1-5, given when solved."),
+        Column("csat", "float", nullable=True, min_value=1, max_value=5, description="Given when solved."),
         Column("escalated", "bool"),
     ),
 )
@@ -134,12 +186,12 @@ USAGE_DAILY = TableContract(
     primary_key=("account_id", "date"),
     references=(Reference("account_id", "accounts"),),
     columns=(
-        Column("account_id", "str"),
+        Column("account_id", "str", max_length=ACCOUNT_ID_CHARS),
         Column("date", "datetime"),
-        Column("active_users", "int", min_value=0),
-        Column("events", "int", min_value=0),
-        Column("core_events", "int", min_value=0, description="Events on the product's core workflow."),
-        Column("advanced_events", "int", min_value=0, description="Events on advanced / sticky features."),
+        Column("active_users", "int", min_value=0, max_value=MAX_PEOPLE),
+        Column("events", "int", min_value=0, max_value=MAX_DAILY_EVENTS),
+        Column("core_events", "int", min_value=0, max_value=MAX_DAILY_EVENTS, description="Events on the product's core workflow."),
+        Column("advanced_events", "int", min_value=0, max_value=MAX_DAILY_EVENTS, description="Events on advanced / sticky features."),
     ),
 )
 
@@ -148,16 +200,21 @@ CHURN_OUTCOMES = TableContract(
     description="Churn events derived from renewals: the labels of the churn model.",
     primary_key=("account_id", "churned_at"),
     references=(Reference("account_id", "accounts"),),
+    may_be_empty=True,  # derived: no account may have churned yet
     columns=(
-        Column("account_id", "str"),
+        Column("account_id", "str", max_length=ACCOUNT_ID_CHARS),
         Column("churned_at", "datetime", description="When the churn became known (renewal closed lost)."),
-        Column("arr_lost", "float", min_value=0),
+        Column("arr_lost", "float", min_value=0, max_value=MAX_ARR),
     ),
 )
 
 CONTRACTS: dict[str, TableContract] = {
     c.name: c for c in (ACCOUNTS, RENEWALS, TICKETS, USAGE_DAILY, CHURN_OUTCOMES)
 }
+
+
+#: Text read as a boolean (case and surrounding spaces ignored).
+BOOLEAN_TEXT = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
 
 
 def _coerce(series: pd.Series, col: Column, table: str) -> pd.Series:
@@ -171,7 +228,8 @@ def _coerce(series: pd.Series, col: Column, table: str) -> pd.Series:
             if num.isna().any():
                 out = num.astype("Int64")
             else:
-                if not np.all(np.mod(num.to_numpy(dtype="float64"), 1) == 0):
+                values = num.to_numpy(dtype="float64")
+                if not np.all(np.isfinite(values)) or not np.all(np.mod(values, 1) == 0):
                     raise ValueError("non-integer values")
                 out = num.astype("int64")
         elif col.kind == "datetime":
@@ -181,12 +239,11 @@ def _coerce(series: pd.Series, col: Column, table: str) -> pd.Series:
             if pd.api.types.is_bool_dtype(series):
                 out = series.astype("bool")
             else:
-                mapping = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
                 lowered = series.astype("string").str.strip().str.lower()
-                bad = ~lowered.isin(list(mapping)) & lowered.notna()
+                bad = ~lowered.isin(list(BOOLEAN_TEXT)) & lowered.notna()
                 if bad.any():
                     raise ValueError(f"not a boolean: {lowered[bad].iloc[0]!r}")
-                out = lowered.map(mapping).astype("boolean").fillna(False).astype("bool")
+                out = lowered.map(BOOLEAN_TEXT).astype("boolean").fillna(False).astype("bool")
         else:  # pragma: no cover - Kind is closed
             raise ValueError(f"unknown kind {col.kind}")
     except (ValueError, TypeError) as exc:
@@ -263,6 +320,67 @@ CANDIDATE_COLUMNS: dict[str, str] = {
     "snapshot_date": "datetime: the observation date",
 }
 
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The range of a number in a stage frame: finite, within [min_value, max_value], and
+    missing (NaN) only when `nullable`."""
+
+    min_value: float | None = None
+    max_value: float | None = None
+    nullable: bool = False
+
+    def text(self) -> str:
+        return bounds_text(self.min_value, self.max_value) + ("; may be missing" if self.nullable else "")
+
+
+#: The range of every number of the candidate frame. `models.routing.inputs` refuses a frame
+#: with a value outside them (whatever produced it), so an infinite ARR or a risk above 1 never
+#: decides a priority.
+CANDIDATE_BOUNDS: dict[str, Bounds] = {
+    "arr": Bounds(0, MAX_ARR),
+    "churn_risk": Bounds(0, 1),
+    "churn_risk_delta": Bounds(-1, 1),
+    "health_score": Bounds(0, 100),
+    "expected_arr_at_risk": Bounds(0, MAX_ARR),
+    "days_to_renewal": Bounds(nullable=True),
+    "open_urgent_tickets": Bounds(0),
+    "oldest_open_urgent_hours": Bounds(0),
+    "open_compliance_tickets": Bounds(0),
+    "wau_trend": Bounds(-1, nullable=True),
+}
+
+
+def out_of_bounds(frame: pd.DataFrame, bounds: dict[str, Bounds], *, table: str,
+                  id_column: str = "account_id") -> list[str]:
+    """One line per column of `frame` with values outside its `bounds` (columns absent from the
+    frame are not checked): not a number, infinite, missing where required, below the minimum or
+    above the maximum. Each line names the table, the column, the number of such rows and the
+    first one's id and value."""
+    problems: list[str] = []
+    for name, rng in bounds.items():
+        if name not in frame.columns:
+            continue
+        raw = frame[name]
+        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        missing = pd.isna(raw).to_numpy()
+        bad = (np.isnan(values) & ~missing) | np.isinf(values) | (missing & (not rng.nullable))
+        with np.errstate(invalid="ignore"):
+            if rng.min_value is not None:
+                bad |= values < rng.min_value
+            if rng.max_value is not None:
+                bad |= values > rng.max_value
+        if bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            ident = frame[id_column].iloc[first] if id_column in frame.columns else f"row {first}"
+            problems.append(
+                f"{table}.{name}: {int(bad.sum())} value(s) outside its range ({rng.text()}), "
+                f"e.g. {id_column} {preview(ident)} = {preview(raw.iloc[first])}"
+            )
+    return problems
+
+
 #: Output of the policy engine, input to QueueStore.apply_decisions: one row per candidate. The
 #: headline reason of a case is structured: rule_id, rule_description and reason_driver.
 DECISION_COLUMNS: dict[str, str] = {
@@ -293,23 +411,38 @@ def describe_contracts_markdown() -> str:
         "Generated from `models/contracts.py`, the single source of truth: regenerate with",
         "`rescue demo contracts > docs/contracts.md` after changing it.",
         "",
+        "Each source table is validated by a blocking check before anything downstream runs: a table",
+        "that must not be empty and is, a missing column, a value of the wrong type, a null in a",
+        "required column, a duplicate key, an unknown account, an impossible date, a number outside",
+        "its range or an id longer than its limit fails the check, which names the table, the",
+        "column, the number of bad rows and an example. Ranges are generic ceilings, not fitted to",
+        f"one data set: money per account up to {_number(MAX_ARR)} currency units (`MAX_ARR`), people",
+        f"per account up to {_number(MAX_PEOPLE)} (`MAX_PEOPLE`), events per account and day up to",
+        f"{_number(MAX_DAILY_EVENTS)} (`MAX_DAILY_EVENTS`).",
+        "",
     ]
     for contract in CONTRACTS.values():
+        empty = "May be empty." if contract.may_be_empty else "Must not be empty."
         lines.append(f"### `{contract.name}`\n\n{contract.description} Primary key: "
-                     f"`{', '.join(contract.primary_key)}`.\n")
+                     f"`{', '.join(contract.primary_key)}`. {empty}\n")
         lines.append("| column | type | nullable | notes |")
         lines.append("|---|---|---|---|")
         for c in contract.columns:
             notes = c.description
             if c.allowed:
                 notes = (notes + " One of: " + ", ".join(c.allowed) + ".").strip()
-            if c.min_value is not None:
-                notes = (notes + f" >= {c.min_value:g}.").strip()
+            if c.numeric:
+                notes = (notes + f" Range: {c.range_text() or 'any finite number'}.").strip()
+            if c.max_length is not None:
+                notes = (notes + f" At most {c.max_length} characters.").strip()
             lines.append(f"| {c.name} | {c.kind} | {'yes' if c.nullable else 'no'} | {notes} |")
         lines.append("")
-    for title, columns in (("rescue candidates (policy input)", CANDIDATE_COLUMNS),
-                           ("routing decisions (policy output)", DECISION_COLUMNS)):
-        lines += [f"### {title}", "", "| column | meaning |", "|---|---|"]
-        lines += [f"| {k} | {v} |" for k, v in columns.items()]
-        lines.append("")
+    lines += ["### rescue candidates (policy input)", "",
+              "Routing refuses a frame with a number outside its range (a missing value only where "
+              "the range says so).", "", "| column | meaning | range |", "|---|---|---|"]
+    lines += [f"| {k} | {v} | {CANDIDATE_BOUNDS[k].text() if k in CANDIDATE_BOUNDS else ''} |"
+              for k, v in CANDIDATE_COLUMNS.items()]
+    lines += ["", "### routing decisions (policy output)", "", "| column | meaning |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in DECISION_COLUMNS.items()]
+    lines.append("")
     return "\n".join(lines)

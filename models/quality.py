@@ -1,12 +1,16 @@
 """Great Expectations suites for the source tables, generated from the data contracts.
 
-One suite per contract (GX 1.x, ephemeral context, in code, offline, progress bars off). Each
-suite checks, for every column of the contract: that it exists, its type, non-null where the
-contract says so, allowed values, minimum values; uniqueness of the primary key; that every
-account reference is a known account; and that no timestamp is impossible (in the future, or a
-response/solve before the ticket was created). `validate_frame` runs a suite and returns the
-failures with the column, the number of bad rows and a few examples, ready for asset-check
-metadata.
+One suite per contract (GX 1.x, ephemeral context, in code, offline, progress bars off). A
+source table that is empty fails on that alone ("source table tickets is empty"), before any
+other expectation, so nothing downstream reads it and no cross-table check blames another table
+for it. Otherwise the suite checks, for every column of the contract: that it exists, its type,
+non-null where the contract says so, allowed values, the declared range of every number (which
+also refuses infinities), the declared length of ids; uniqueness of the primary key; that every
+account reference is a known account (skipped, with a note, when the accounts have no ids: their
+own check says why); and that no timestamp is impossible (in the future, or a response/solve
+before the ticket was created). `validate_frame` runs a suite and returns the failures, each with
+a one-line message naming the table, the column, the number of bad rows and an example row's id
+and value, ready for asset-check metadata.
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from models.clock import utc_timestamp, utcnow
-from models.contracts import TableContract
+from models.contracts import BOOLEAN_TEXT, TableContract
+from models.text import preview
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
@@ -38,6 +44,11 @@ _ORDERED_PAIRS = (
     ("solved_at", "created_at"),
 )
 
+#: The column of a failure about the whole table (it is empty).
+TABLE = "(table)"
+#: Examples kept per failure, and the characters an example value is shown with.
+EXAMPLES, EXAMPLE_CHARS = 10, 60
+
 
 @dataclass
 class Failure:
@@ -46,14 +57,46 @@ class Failure:
     unexpected_count: int
     examples: list[Any]
     detail: str = ""
+    #: The example rows' keys ("ticket_id T00001"), aligned with `examples` when known.
+    ids: list[str] = field(default_factory=list)
+    #: What is wrong, in words ("outside its range (0 to 10,000,000,000)").
+    problem: str = ""
+    table: str = ""
+    #: The columns `ids` name (the table's primary key).
+    key_columns: tuple[str, ...] = ()
+
+    @property
+    def message(self) -> str:
+        """One line: table, column, how many rows, what is wrong and the first example."""
+        if self.column == TABLE:
+            return self.problem
+        where = f"{self.table}.{self.column}" if self.table else self.column
+        if self.expectation == "expect_column_to_exist":
+            return f"{where}: {self.problem}"
+        head = f"{where}: {self.unexpected_count} row(s) {self.problem}"
+        if self.detail and self.expectation == "expect_column_values_to_be_in_type_list" and not self.examples:
+            head += f" ({self.detail})"
+        if not self.examples and not self.ids:
+            return head
+        example = self.ids[0] if self.ids else ""
+        if self.examples and not self.keyed:
+            value = preview(self.examples[0], EXAMPLE_CHARS)
+            example = f"{example} = {value}" if example else value
+        return f"{head}, e.g. {example}"
+
+    @property
+    def keyed(self) -> bool:
+        """The failing column is the row's key: its id is the example."""
+        return bool(self.ids) and self.column in self.key_columns
 
     def as_row(self) -> dict[str, Any]:
         return {
             "expectation": self.expectation,
             "column": self.column,
             "bad_rows": self.unexpected_count,
-            "examples": ", ".join(str(x) for x in self.examples[:5]),
+            "examples": ", ".join(preview(x, EXAMPLE_CHARS) for x in self.examples[:5]),
             "detail": self.detail,
+            "message": self.message,
         }
 
 
@@ -63,24 +106,35 @@ class QualityResult:
     rows: int
     evaluated: int
     failures: list[Failure] = field(default_factory=list)
+    #: What was not checked and why (e.g. references to a table without ids).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def success(self) -> bool:
         return not self.failures
 
     def summary(self) -> str:
+        notes = "".join(f"; {n}" for n in self.notes)
         if self.success:
-            return f"{self.table}: {self.evaluated} expectations passed on {self.rows} rows"
-        parts = [f"{f.column} ({f.expectation}: {f.unexpected_count} bad)" for f in self.failures]
-        return f"{self.table}: {len(self.failures)} expectation(s) failed: " + "; ".join(parts)
+            return f"{self.table}: {self.evaluated} expectations passed on {self.rows} rows{notes}"
+        if [f.column for f in self.failures] == [TABLE]:
+            return self.failures[0].message + notes
+        parts = [f.message for f in self.failures]
+        return f"{self.table}: {len(self.failures)} expectation(s) failed: " + "; ".join(parts) + notes
 
     def markdown(self) -> str:
         if self.success:
             return self.summary()
-        lines = ["| column | expectation | bad rows | examples |", "|---|---|---|---|"]
+        lines = ["| column | problem | bad rows | examples |", "|---|---|---|---|"]
         for f in self.failures:
-            ex = ", ".join(str(x) for x in f.examples[:5]).replace("|", "/")
-            lines.append(f"| {f.column} | {f.expectation} | {f.unexpected_count} | {ex} |")
+            if f.ids and (f.keyed or not f.examples):
+                shown = f.ids[:5]
+            else:
+                shown = [f"{i} = {preview(x, EXAMPLE_CHARS)}" if i else preview(x, EXAMPLE_CHARS)
+                         for i, x in zip(f.ids or [""] * len(f.examples), f.examples[:5])]
+            ex = ", ".join(shown).replace("|", "/")
+            lines.append(f"| {f.column} | {f.problem.replace('|', '/')} | {f.unexpected_count} | {ex} |")
+        lines += [f"\n{n}" for n in self.notes]
         return "\n".join(lines)
 
 
@@ -100,7 +154,8 @@ def _context():
 
 
 def _mistyped(df: pd.DataFrame, contract: TableContract) -> dict[str, pd.Series]:
-    """Columns whose dtype is not the contract's, with the values that cannot be read as it."""
+    """Columns whose dtype is not the contract's, with the values that cannot be read as it
+    (for an int column: also fractions and infinities)."""
     bad: dict[str, pd.Series] = {}
     for col in contract.columns:
         if col.name not in df.columns or str(df[col.name].dtype) in _TYPE_LISTS[col.kind]:
@@ -108,12 +163,26 @@ def _mistyped(df: pd.DataFrame, contract: TableContract) -> dict[str, pd.Series]
         raw = df[col.name]
         if col.kind in ("float", "int"):
             parsed = pd.to_numeric(raw, errors="coerce")
+            unreadable = parsed.isna() & raw.notna()
+            if col.kind == "int":
+                number = parsed.to_numpy(dtype="float64", na_value=np.nan)
+                with np.errstate(invalid="ignore"):
+                    unreadable |= pd.Series(~np.isnan(number) & ~(np.isfinite(number) & (np.mod(number, 1) == 0)),
+                                            index=raw.index)
         elif col.kind == "datetime":
             parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
+            unreadable = parsed.isna() & raw.notna()
+        elif col.kind == "bool":
+            text = raw.astype("string").str.strip().str.lower()
+            unreadable = ~text.isin(list(BOOLEAN_TEXT)).fillna(False) & raw.notna()
         else:
-            parsed = raw
-        bad[col.name] = raw[parsed.isna() & raw.notna()]
+            unreadable = pd.Series(False, index=raw.index)
+        bad[col.name] = raw[unreadable]
     return bad
+
+
+def _problem(text: str) -> dict[str, str]:
+    return {"problem": text}
 
 
 def build_suite(
@@ -123,55 +192,97 @@ def build_suite(
     known_accounts: list[str] | None,
     now: pd.Timestamp,
     mistyped: set[str] = frozenset(),
+    rows: int | None = None,
 ):
-    """The expectation suite for ``contract``.
+    """The expectation suite for ``contract``; each expectation carries its problem in words
+    (`meta["problem"]`).
 
-    Columns that are missing get only the existence check; columns of the wrong type get only
-    the type check (value checks on them would be meaningless).
+    An empty table that must not be (``rows == 0``) gets only the row-count check. Columns that
+    are missing get only the existence check; columns of the wrong type get only the type check
+    (value checks on them would be meaningless). ``known_accounts`` empty (the accounts have no
+    ids) skips the reference checks: they would blame this table for the other one.
     """
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
     suite = gx.ExpectationSuite(name=f"{contract.name}_contract")
+    if rows == 0 and not contract.may_be_empty:
+        suite.add_expectation(gxe.ExpectTableRowCountToBeBetween(
+            min_value=1, meta=_problem(f"source table {contract.name} is empty")))
+        return suite
     present = set(frame_columns)
     for col in contract.columns:
-        suite.add_expectation(gxe.ExpectColumnToExist(column=col.name))
+        suite.add_expectation(gxe.ExpectColumnToExist(column=col.name, meta=_problem("column is missing")))
         if col.name not in present:
             continue
-        suite.add_expectation(gxe.ExpectColumnValuesToBeInTypeList(column=col.name, type_list=_TYPE_LISTS[col.kind]))
+        suite.add_expectation(gxe.ExpectColumnValuesToBeInTypeList(
+            column=col.name, type_list=_TYPE_LISTS[col.kind], meta=_problem(f"not readable as {col.kind}")))
         if col.name in mistyped:
             continue
         if not col.nullable:
-            suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=col.name))
+            suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(
+                column=col.name, meta=_problem("null in a required column")))
         if col.allowed:
-            suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(column=col.name, value_set=list(col.allowed)))
-        if col.min_value is not None:
-            suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column=col.name, min_value=col.min_value))
+            suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(
+                column=col.name, value_set=list(col.allowed), meta=_problem(f"not one of {', '.join(col.allowed)}")))
+        if col.numeric and (col.min_value is not None or col.max_value is not None):
+            suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(
+                column=col.name, min_value=col.min_value, max_value=col.max_value,
+                meta=_problem(f"outside its range ({col.range_text()})")))
+        if col.max_length is not None:
+            suite.add_expectation(gxe.ExpectColumnValueLengthsToBeBetween(
+                column=col.name, max_value=col.max_length,
+                meta=_problem(f"longer than {col.max_length} characters (the longest {col.name} the rescue queue stores)")))
         if col.kind == "datetime" and not col.may_be_future:
-            suite.add_expectation(
-                gxe.ExpectColumnValuesToBeBetween(column=col.name, max_value=now.to_pydatetime())
-            )
+            suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(
+                column=col.name, max_value=now.to_pydatetime(),
+                meta=_problem(f"in the future (after {now:%Y-%m-%d %H:%M} UTC)")))
     pk = [c for c in contract.primary_key if c in present]
     if len(pk) == len(contract.primary_key):
+        duplicate = _problem(f"with a duplicate {' + '.join(pk)}")
         if len(pk) == 1:
-            suite.add_expectation(gxe.ExpectColumnValuesToBeUnique(column=pk[0]))
+            suite.add_expectation(gxe.ExpectColumnValuesToBeUnique(column=pk[0], meta=duplicate))
         else:
-            suite.add_expectation(gxe.ExpectCompoundColumnsToBeUnique(column_list=pk))
-    if known_accounts is not None:
+            suite.add_expectation(gxe.ExpectCompoundColumnsToBeUnique(column_list=pk, meta=duplicate))
+    if known_accounts:
         for ref in contract.references:
-            if ref.column in present:
-                suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(column=ref.column, value_set=known_accounts))
+            if ref.column in present and ref.column not in mistyped:
+                suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(
+                    column=ref.column, value_set=known_accounts,
+                    meta=_problem(f"not a known account (no such {ref.table}.{ref.target})")))
     for later, earlier in _ORDERED_PAIRS:
         if {later, earlier} <= present - set(mistyped):
             suite.add_expectation(
                 gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-                    column_A=later, column_B=earlier, or_equal=True, ignore_row_if="either_value_is_missing"
+                    column_A=later, column_B=earlier, or_equal=True, ignore_row_if="either_value_is_missing",
+                    meta=_problem(f"with {later} before {earlier}"),
                 )
             )
     return suite
 
 
-def _failure_from(result) -> Failure:
+def _key_text(row: dict[str, Any], keys: list[str]) -> str:
+    return ", ".join(f"{k} {preview(_plain(row.get(k)), EXAMPLE_CHARS)}" for k in keys if k in row)
+
+
+def _plain(value: Any) -> Any:
+    """A metadata-ready example: numbers and strings as they are, instants to the second, pairs
+    and compound keys joined."""
+    if isinstance(value, (pd.Timestamp, np.datetime64)) or hasattr(value, "isoformat"):
+        stamp = pd.Timestamp(value)
+        return "NaT" if pd.isna(stamp) else stamp.isoformat(sep=" ", timespec="seconds")
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (int, float, str)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return ", ".join(str(_plain(v)) for v in value.values())
+    if isinstance(value, (tuple, list)):
+        return " / ".join(str(_plain(v)) for v in value)
+    return str(value)
+
+
+def _failure_from(result, table: str, keys: list[str]) -> Failure:
     cfg = result.expectation_config
     kwargs = cfg.kwargs
     column = kwargs.get("column") or ",".join(
@@ -181,7 +292,10 @@ def _failure_from(result) -> Failure:
     examples = list(res.get("partial_unexpected_list") or [])
     count = res.get("unexpected_count")
     detail = ""
-    if cfg.type == "expect_column_to_exist":
+    problem = str((cfg.meta or {}).get("problem", "")) or cfg.type
+    if cfg.type == "expect_table_row_count_to_be_between":
+        column, count = TABLE, 0
+    elif cfg.type == "expect_column_to_exist":
         count = count or 0
         detail = "column is missing"
     elif cfg.type == "expect_column_values_to_be_in_type_list":
@@ -190,9 +304,16 @@ def _failure_from(result) -> Failure:
     exc = result.exception_info or {}
     if isinstance(exc, dict) and exc.get("raised_exception"):
         detail = (detail + " " + str(exc.get("exception_message", ""))).strip()
+    if cfg.type == "expect_column_values_to_not_be_null":
+        examples = []  # the value is null: the row's key is the example
+    ids = [_key_text(row, keys) for row in (res.get("partial_unexpected_index_list") or [])
+           if isinstance(row, dict)][:EXAMPLES]
     # Timestamps and numpy scalars become plain strings/numbers for metadata.
-    examples = [str(x) if not isinstance(x, (int, float, str)) else x for x in examples][:10]
-    return Failure(cfg.type, column or "", int(count or 0), examples, detail)
+    examples = [_plain(x) for x in examples][:EXAMPLES]
+    if cfg.type == "expect_compound_columns_to_be_unique":
+        column = ",".join(keys) or column
+    return Failure(cfg.type, column or "", int(count or 0), examples, detail, ids=ids, problem=problem, table=table,
+                   key_columns=tuple(keys) + ((",".join(keys),) if len(keys) > 1 else ()))
 
 
 def validate_frame(
@@ -202,25 +323,39 @@ def validate_frame(
     known_accounts: pd.Series | list[str] | None = None,
     now: pd.Timestamp | None = None,
 ) -> QualityResult:
-    """Run the contract's suite on ``df`` and return every failure."""
+    """Run the contract's suite on ``df`` and return every failure.
+
+    ``known_accounts`` are the account ids references must point to (None: references are not
+    checked; empty: not checked either, with a note, since the accounts' own check fails)."""
     now = utc_timestamp(now) if now is not None else pd.Timestamp(utcnow())
     ctx = _context()
     name = f"{contract.name}_{id(df)}"
+    known = None if known_accounts is None else sorted(set(pd.Series(known_accounts).dropna().astype(str)))
+    notes = []
+    if known is not None and not known and len(df):
+        notes += [f"{ref.column} references not checked: {ref.table} has no {ref.target} (its own check says why)"
+                  for ref in contract.references]
+    mistyped = _mistyped(df, contract)
+    keys = [c for c in contract.primary_key if c in df.columns and c not in mistyped]
+    keys = keys if len(keys) == len(contract.primary_key) else []
     source = ctx.data_sources.add_or_update_pandas(name="frames")
     asset = source.add_dataframe_asset(name=name)
     try:
         batch_def = asset.add_batch_definition_whole_dataframe("all")
         batch = batch_def.get_batch(batch_parameters={"dataframe": df})
-        known = None if known_accounts is None else sorted(set(pd.Series(known_accounts).dropna().astype(str)))
-        mistyped = _mistyped(df, contract)
-        suite = build_suite(contract, list(df.columns), known_accounts=known, now=now, mistyped=set(mistyped))
-        res = batch.validate(suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": 10})
+        suite = build_suite(contract, list(df.columns), known_accounts=known, now=now, mistyped=set(mistyped),
+                            rows=len(df))
+        result_format: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLES}
+        if keys:
+            result_format["unexpected_index_column_names"] = keys
+        res = batch.validate(suite, result_format=result_format)
     finally:
         source.delete_asset(name=name)
-    failures = [_failure_from(r) for r in res.results if not r.success]
+    failures = [_failure_from(r, contract.name, keys) for r in res.results if not r.success]
     for f in failures:
         if f.expectation == "expect_column_values_to_be_in_type_list" and f.column in mistyped:
             values = mistyped[f.column]
             f.unexpected_count = int(len(values))
-            f.examples = [str(v) for v in values.head(10)]
-    return QualityResult(table=contract.name, rows=len(df), evaluated=len(res.results), failures=failures)
+            f.examples = [_plain(v) for v in values.head(EXAMPLES)]
+            f.ids = [_key_text(row, keys) for row in df.loc[values.index[:EXAMPLES], keys].to_dict("records")] if keys else []
+    return QualityResult(table=contract.name, rows=len(df), evaluated=len(res.results), failures=failures, notes=notes)

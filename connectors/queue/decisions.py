@@ -1,7 +1,9 @@
 """From one snapshot's routing decisions to queue rows: new cases, refreshed fields, evidence
 entries, routing-log rows and hysteresis states (used by `QueueStore.apply_decisions`).
 
-The decisions frame follows `models.contracts.DECISION_COLUMNS`.
+The decisions frame follows `models.contracts.DECISION_COLUMNS`. Display text (the account name,
+reasons, the context package) is cut to its column's size before it is written (`fit_row`), so a
+source row with a huge name opens a case like any other, on every database.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from connectors.queue.schema import CASE_ACTIONS, KNOWN_ACTIONS, account_states, routing_log
-from connectors.queue.values import as_float, jsonable, scalar, str_list
+from connectors.queue.schema import CASE_ACTIONS, KNOWN_ACTIONS, account_states, rescue_cases, routing_log
+from connectors.queue.values import as_float, fit, fit_row, jsonable, scalar, str_list
 from models.cases.lifecycle import OPEN
 from models.clock import utc_naive
 from models.contracts import DECISION_COLUMNS
@@ -107,9 +109,19 @@ def refreshed_fields(row: Mapping[str, Any], snapshot: datetime, meta: Mapping[s
     }
 
 
+def stored_context(context: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A context package as a case stores it: JSON-ready, the account's name cut like the case's
+    `account_name`, every other string to the context column's size."""
+    doc = jsonable(context or {})
+    account = doc.get("account")
+    if isinstance(account, dict) and "name" in account:
+        doc = {**doc, "account": {**account, "name": fit(rescue_cases.c.account_name, account["name"])}}
+    return fit(rescue_cases.c.context, doc)
+
+
 def new_case(case_id: str, row: Mapping[str, Any], entry: dict[str, Any], context: Mapping[str, Any] | None,
              snapshot: datetime, now: datetime, meta: Mapping[str, Any]) -> dict[str, Any]:
-    return {
+    return fit_row(rescue_cases, {
         "case_id": case_id,
         "account_id": str(row["account_id"]),
         "account_name": scalar(row.get("account_name")),
@@ -126,10 +138,10 @@ def new_case(case_id: str, row: Mapping[str, Any], entry: dict[str, Any], contex
         "sla_resolution_due": utc_naive(scalar(row.get("sla_resolution_due"))),
         "escalation_level": 0,
         "snoozed_until": None,
-        "context": jsonable(context or {}),
+        "context": stored_context(context),
         "version": 1,
         **refreshed_fields(row, snapshot, meta),
-    }
+    })
 
 
 def upsert_routing_log(conn: sa.Connection, rows: pd.DataFrame, snapshot: datetime, now: datetime,
@@ -145,7 +157,7 @@ def upsert_routing_log(conn: sa.Connection, rows: pd.DataFrame, snapshot: dateti
     written = 0
     compared = ("action", "priority", "team", "rule_id", "rank", "policy_hash")
     for row in rows.to_dict("records"):
-        values = {
+        values = fit_row(routing_log, {
             "snapshot_date": snapshot,
             "account_id": str(row["account_id"]),
             "action": str(row["action"]),
@@ -158,7 +170,7 @@ def upsert_routing_log(conn: sa.Connection, rows: pd.DataFrame, snapshot: dateti
             "rank": None if scalar(row.get("rank")) is None else int(row["rank"]),
             "logged_at": now,
             **meta,
-        }
+        })
         old = existing.get(values["account_id"])
         if old is None:
             inserts.append(values)

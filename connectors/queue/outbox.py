@@ -32,7 +32,7 @@ import sqlalchemy as sa
 
 from connectors.queue.database import QueueDatabase
 from connectors.queue.schema import CRM_CHANNEL, OUTBOX_STATUSES, outbox, rescue_actions
-from connectors.queue.values import frame, jsonable
+from connectors.queue.values import fit, frame
 from models.cases.notices import Notice
 from connectors.http_retry import redact
 from models.clock import now_or, utc_naive
@@ -50,9 +50,10 @@ MAX_ERROR_CHARS = 2000
 
 def outbox_row(now: datetime, case_id: str | None, channel: str, destination: str, kind: str, dedupe_key: str,
                payload: Mapping[str, Any]) -> dict[str, Any]:
-    """A pending outbox row, due at `now`."""
+    """A pending outbox row, due at `now`; every string of its payload (the notification text, a
+    note) cut to the payload column's size."""
     return {"created_at": now, "case_id": case_id, "channel": channel, "destination": destination, "kind": kind,
-            "dedupe_key": dedupe_key, "payload": jsonable(payload), "status": "pending", "attempts": 0,
+            "dedupe_key": dedupe_key, "payload": fit(outbox.c.payload, payload), "status": "pending", "attempts": 0,
             "last_error": None, "next_attempt_at": now, "delivered_at": None}
 
 

@@ -3,6 +3,15 @@
 The alembic revisions in `connectors/queue/migrations` create exactly this schema; a test compares
 the two so they cannot drift apart.
 
+Sizes. Account ids are `models.contracts.ACCOUNT_ID_CHARS` long at most: the source checks refuse
+a longer one, so it never reaches a write. Display text (account names, reasons, notification
+text) is never refused: it is cut to fit, ending in a visible marker, before it is stored or
+enqueued (`connectors.queue.values.fit_row`, `models.text.fit_text`), so the same row is stored
+alike on SQLite (which would keep any length) and PostgreSQL (which refuses an over-long value
+and would fail the whole write). A display column is marked with `display()`: a String column
+holds its length; a Text or JSON column declares `max_chars` (for JSON, each string in the
+document). `text_limit` reads the size; nothing else repeats the numbers.
+
 | table                      | what                                                           |
 |----------------------------|----------------------------------------------------------------|
 | `rescue_cases`             | one row per case; at most one active case per account          |
@@ -24,6 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from models.cases.lifecycle import TERMINAL_STATUSES
+from models.contracts import ACCOUNT_ID_CHARS
 
 #: Actor recorded on changes made by the pipeline (routing).
 PIPELINE_ACTOR = "rescue-pipeline"
@@ -44,20 +54,40 @@ ACTIVE_CASE_PREDICATE = f"status NOT IN ({_TERMINAL_SQL})"
 
 METADATA = sa.MetaData()
 
+#: `Column.info` key marking a display column (see the module docstring).
+DISPLAY = "display"
+
+
+def display(max_chars: int | None = None) -> dict[str, object]:
+    """`info` of a display column: its text is cut to fit, never refused. A Text or JSON column
+    says how many characters (per string, for JSON) it keeps."""
+    return {DISPLAY: True, **({"max_chars": max_chars} if max_chars is not None else {})}
+
+
+def text_limit(column: sa.Column) -> int:
+    """How many characters a display column keeps (each string of the document, for JSON)."""
+    if not column.info.get(DISPLAY):
+        raise ValueError(f"{column.table.name}.{column.name} is not a display column")
+    limit = column.info.get("max_chars") or getattr(column.type, "length", None)
+    if not limit:
+        raise ValueError(f"display column {column.table.name}.{column.name} declares no size")
+    return int(limit)
+
+
 rescue_cases = sa.Table(
     "rescue_cases",
     METADATA,
     sa.Column("case_id", sa.String(32), primary_key=True),
-    sa.Column("account_id", sa.String(128), nullable=False),
-    sa.Column("account_name", sa.String(256)),
+    sa.Column("account_id", sa.String(ACCOUNT_ID_CHARS), nullable=False),
+    sa.Column("account_name", sa.String(256), info=display()),
     sa.Column("status", sa.String(32), nullable=False),
     sa.Column("priority", sa.String(8), nullable=False),
     sa.Column("team", sa.String(64), nullable=False),
     sa.Column("assignee", sa.String(128)),
     sa.Column("required_skills", JSONType, nullable=False),
     sa.Column("rule_id", sa.String(128)),
-    sa.Column("reason", sa.Text),
-    sa.Column("evidence", JSONType, nullable=False),
+    sa.Column("reason", sa.Text, info=display(1000)),
+    sa.Column("evidence", JSONType, nullable=False, info=display(1000)),
     sa.Column("churn_risk", sa.Float),
     sa.Column("health_score", sa.Float),
     sa.Column("arr", sa.Float),
@@ -75,7 +105,7 @@ rescue_cases = sa.Table(
     sa.Column("sla_resolution_due", sa.DateTime),
     sa.Column("escalation_level", sa.Integer, nullable=False),
     sa.Column("snoozed_until", sa.DateTime),
-    sa.Column("context", JSONType, nullable=False),
+    sa.Column("context", JSONType, nullable=False, info=display(1000)),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Index(
         "uq_rescue_cases_active_account",
@@ -109,7 +139,7 @@ rescue_actions = sa.Table(
     METADATA,
     sa.Column("action_id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("case_id", sa.String(32), sa.ForeignKey("rescue_cases.case_id"), nullable=False),
-    sa.Column("account_id", sa.String(128), nullable=False),
+    sa.Column("account_id", sa.String(ACCOUNT_ID_CHARS), nullable=False),
     sa.Column("at", sa.DateTime, nullable=False),
     sa.Column("actor", sa.String(128), nullable=False),
     sa.Column("play", sa.String(128), nullable=False),
@@ -124,12 +154,12 @@ routing_log = sa.Table(
     METADATA,
     sa.Column("log_id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("snapshot_date", sa.DateTime, nullable=False),
-    sa.Column("account_id", sa.String(128), nullable=False),
+    sa.Column("account_id", sa.String(ACCOUNT_ID_CHARS), nullable=False),
     sa.Column("action", sa.String(32), nullable=False),
     sa.Column("priority", sa.String(8)),
     sa.Column("team", sa.String(64)),
     sa.Column("rule_id", sa.String(128)),
-    sa.Column("reasons", JSONType, nullable=False),
+    sa.Column("reasons", JSONType, nullable=False, info=display(1000)),
     sa.Column("churn_risk", sa.Float),
     sa.Column("expected_arr_at_risk", sa.Float),
     sa.Column("rank", sa.Integer),
@@ -143,7 +173,7 @@ routing_log = sa.Table(
 account_states = sa.Table(
     "account_states",
     METADATA,
-    sa.Column("account_id", sa.String(128), primary_key=True),
+    sa.Column("account_id", sa.String(ACCOUNT_ID_CHARS), primary_key=True),
     sa.Column("state", sa.String(32), nullable=False),
     sa.Column("since", sa.DateTime, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
@@ -168,7 +198,7 @@ outbox = sa.Table(
     sa.Column("destination", sa.String(256), nullable=False),
     sa.Column("kind", sa.String(64), nullable=False),
     sa.Column("dedupe_key", sa.String(512), nullable=False, unique=True),
-    sa.Column("payload", JSONType, nullable=False),
+    sa.Column("payload", JSONType, nullable=False, info=display(4000)),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("last_error", sa.Text),
@@ -196,7 +226,7 @@ desk_users = sa.Table(
 holdout_outcomes = sa.Table(
     "holdout_outcomes",
     METADATA,
-    sa.Column("account_id", sa.String(128), primary_key=True),
+    sa.Column("account_id", sa.String(ACCOUNT_ID_CHARS), primary_key=True),
     sa.Column("renewal_date", sa.DateTime, primary_key=True),
     sa.Column("held_out_at", sa.DateTime, nullable=False),
     sa.Column("outcome", sa.String(32), nullable=False),

@@ -248,7 +248,7 @@ class QueueStore(SlaStore, OutboxStore):
                 if snapshot >= case["snapshot_date"]:
                     values.update(dec.refreshed_fields(row, snapshot, meta))
                     if account_id in contexts:
-                        values["context"] = contexts[account_id]
+                        values["context"] = dec.stored_context(contexts[account_id])
                 try:
                     CaseTransaction(conn, case).update(values, now)
                 except CaseConflict:

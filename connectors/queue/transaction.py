@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from connectors.queue.outbox import enqueue_rows, notice_rows
 from connectors.queue.schema import case_events, rescue_actions, rescue_cases
-from connectors.queue.values import jsonable, require_actor
+from connectors.queue.values import fit_row, jsonable, require_actor
 from models.cases.lifecycle import OPEN, SNOOZED, TERMINAL_STATUSES, CaseConflict, InvalidTransition, check_transition
 from models.cases.notices import Notice
 from models.clock import utc_naive
@@ -31,8 +31,10 @@ class CaseTransaction:
         self.case = case
 
     def update(self, values: Mapping[str, Any], now: datetime) -> None:
-        """Set `values` on the case, only if its version is still the one read."""
+        """Set `values` on the case, only if its version is still the one read. Display text is
+        cut to its column's size (`fit_row`)."""
         case = self.case
+        values = fit_row(rescue_cases, values)
         stored = {k: jsonable(v) if k in ("context", "evidence", "required_skills") else v for k, v in values.items()}
         result = self.conn.execute(
             rescue_cases.update()

@@ -2,6 +2,7 @@
 
 Frames give NaN / NaT / numpy scalars where the database wants NULL and plain Python values;
 JSON columns want ISO strings instead of timestamps. Every instant is naive UTC (`models.clock`).
+Display text is cut to its column's size before it is written (`fit_row`).
 """
 
 from __future__ import annotations
@@ -14,8 +15,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+import sqlalchemy as sa
+
+from connectors.queue.schema import DISPLAY, text_limit
 from models.cases.lifecycle import CaseNotFound
 from models.clock import utc_naive
+from models.text import fit_document, fit_text
 
 
 def jsonable(value: Any) -> Any:
@@ -79,3 +84,19 @@ def normalize_case_id(case_id: str) -> str:
 def require_actor(actor: str) -> None:
     if not actor or not str(actor).strip():
         raise ValueError("every change to a case needs an actor (who is doing it)")
+
+
+def fit(column: sa.Column, value: Any) -> Any:
+    """`value` as `column` stores it: a display column's text cut to its size, marked
+    (`models.text.fit_text`; for a JSON column, every string of the JSON-ready document)."""
+    limit = text_limit(column)
+    if isinstance(column.type, sa.JSON):
+        return fit_document(jsonable(value), limit)
+    return fit_text(value, limit)
+
+
+def fit_row(table: sa.Table, values: Mapping[str, Any]) -> dict[str, Any]:
+    """`values` for a row of `table` with every display column's text cut to fit (`fit`); the
+    other columns are left as they are."""
+    return {k: fit(table.c[k], v) if k in table.c and table.c[k].info.get(DISPLAY) else v
+            for k, v in values.items()}

@@ -15,13 +15,15 @@ import numpy as np
 import pandas as pd
 
 from models.clock import naive_utc_series, utc_timestamp
+from models.contracts import CANDIDATE_BOUNDS, out_of_bounds
 from models.policy.schema import HysteresisSpec, Policy
 
 STATE_AT_RISK, STATE_OK = "at_risk", "ok"
 
 
 class RoutingError(ValueError):
-    """The frames given to `route` do not fit the policy (missing column, duplicate account)."""
+    """The frames given to `route` do not fit the policy (missing column, duplicate account) or
+    hold a number outside its declared range (`models.contracts.CANDIDATE_BOUNDS`)."""
 
 
 @dataclass(frozen=True)
@@ -62,11 +64,16 @@ def prepare_inputs(
 ) -> RoutingInputs:
     """Check the frames `route` receives and fill in the missing ones (see `route`).
 
-    Raises `RoutingError` for a naive `now`, a missing column or a duplicate account id.
+    Raises `RoutingError` for a naive `now`, a missing column, a duplicate account id, or a
+    number outside its range (an infinite or absurd ARR, a risk that is not a probability): such
+    a frame is refused whole rather than routed on a value that would pick the priority.
     """
     now_ts = _aware_utc(now)
     state_clock = now_ts.tz_localize(None) if as_of is None else utc_timestamp(as_of)
     _require(candidates, {"account_id", "expected_arr_at_risk"} | policy.condition_fields(), "candidates")
+    problems = out_of_bounds(candidates, CANDIDATE_BOUNDS, table="candidates")
+    if problems:
+        raise RoutingError("nothing routed: " + "; ".join(problems))
     open_cases = open_cases if open_cases is not None else _empty(
         {"account_id": "str", "case_id": "str", "priority": "str", "team": "str", "opened_at": "datetime64[ns]"})
     recent_resolutions = recent_resolutions if recent_resolutions is not None else _empty(

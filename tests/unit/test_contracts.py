@@ -66,3 +66,25 @@ def test_empty_frame_has_contract_dtypes():
 def test_docs_contracts_md_matches_the_code():
     doc = (REPO / "docs" / "contracts.md").read_text()
     assert doc.strip() == describe_contracts_markdown().strip(), "regenerate: rescue demo contracts > docs/contracts.md"
+
+
+def test_every_number_of_every_contract_has_a_finite_declared_range():
+    from models.contracts import CONTRACTS
+
+    for contract in CONTRACTS.values():
+        for c in contract.columns:
+            if c.numeric:
+                assert c.min_value is not None and c.max_value is not None, f"{contract.name}.{c.name} has no range"
+                assert float("-inf") < c.min_value <= c.max_value < float("inf"), f"{contract.name}.{c.name}"
+
+
+def test_account_ids_have_the_queue_column_length_and_sources_may_not_be_empty():
+    from connectors.queue import schema
+    from models.contracts import ACCOUNT_ID_CHARS, CONTRACTS
+
+    for contract in CONTRACTS.values():
+        assert contract.column("account_id").max_length == ACCOUNT_ID_CHARS
+    for table in schema.METADATA.tables.values():
+        if "account_id" in table.c:
+            assert table.c.account_id.type.length == ACCOUNT_ID_CHARS, table.name
+    assert [c.name for c in CONTRACTS.values() if c.may_be_empty] == ["churn_outcomes"]
