@@ -2,6 +2,7 @@
 
 Sub-commands live next to the feature they drive:
 
+- `rescue run ...`     run one snapshot of the daily rescue job on the configured sources
 - `rescue demo ...`    generate the embedded demo world and run the whole pipeline
 - `rescue model ...`   evaluate the churn model on any churn table (bring your own data)
 - `rescue queue ...`   work the rescue queue (list, show, claim, ack, snooze, act, resolve)
@@ -21,6 +22,7 @@ from pipelines.cli.desk import desk_app
 from pipelines.cli.model import model_app
 from pipelines.cli.policy import policy_app
 from pipelines.cli.queue import queue_app
+from pipelines.cli.run import run as run_snapshot
 from pipelines.cli.runner import set_verbose
 
 app = typer.Typer(
@@ -39,6 +41,7 @@ def _options(
     set_verbose(verbose)
 
 
+app.command("run")(run_snapshot)
 app.add_typer(demo_app, name="demo")
 app.add_typer(model_app, name="model")
 app.add_typer(queue_app, name="queue")
