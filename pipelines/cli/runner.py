@@ -69,18 +69,37 @@ def dagster_dir() -> Path:
 
 def instance():
     """The Dagster instance of CLI runs: `$DAGSTER_HOME`'s when set, else one under
-    `dagster_dir()` configured by the repository's dagster.yaml (an ephemeral one when the
-    repository's file is not there, as in an installed package)."""
+    `dagster_dir()` configured by the repository's dagster.yaml (Dagster's defaults when the
+    file is not there, as in an installed package). Either way the runs, and the step outputs a
+    later run reads (the daily job reads the retrain's training set), persist between commands."""
     import dagster as dg
     from dagster._core.instance.ref import InstanceRef
 
-    if os.environ.get("DAGSTER_HOME"):
-        return dg.DagsterInstance.get()
-    if not DAGSTER_YAML.is_file():
-        return dg.DagsterInstance.ephemeral()
-    home = dagster_dir()
-    home.mkdir(parents=True, exist_ok=True)
-    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home), config_dir=str(DAGSTER_YAML.parent)))
+    explicit = os.environ.get("DAGSTER_HOME")
+    try:
+        if explicit:
+            return dg.DagsterInstance.get()
+        home = dagster_dir()
+        home.mkdir(parents=True, exist_ok=True)
+        config_dir = DAGSTER_YAML.parent if DAGSTER_YAML.is_file() else home
+        return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home), config_dir=str(config_dir)))
+    except (dg.DagsterError, OSError) as exc:
+        where = f"DAGSTER_HOME={explicit}" if explicit else str(dagster_dir())
+        cause = innermost(exc)
+        err.print(f"[bold red]error:[/] {escape(f'cannot open the Dagster instance ({where}): {type(cause).__name__}: {one_line(str(cause))}')}",
+                  markup=True)
+        raise typer.Exit(1) from None
+
+
+def innermost(exc: BaseException) -> BaseException:
+    """The exception at the bottom of `exc`'s chain (explicit causes first, then context)."""
+    seen = {id(exc)}
+    while True:
+        nxt = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+        if nxt is None or id(nxt) in seen:
+            return exc
+        seen.add(id(nxt))
+        exc = nxt
 
 
 # ------------------------------------------------------------------------------- summaries

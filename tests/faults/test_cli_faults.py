@@ -191,6 +191,32 @@ def test_rescue_run_reads_the_configured_sources_and_never_generates_them(tmp_pa
     assert loaded.stdout.strip() == "[]", f"`rescue run` loads the demo world: {loaded.stdout}"
 
 
+def _relative_dagster_home(tmp_path: Path) -> str:
+    return "relative/dagster-home"
+
+
+def _dagster_yaml_needs_an_unset_variable(tmp_path: Path) -> str:
+    (tmp_path / "dagster-home").mkdir()
+    (tmp_path / "dagster-home" / "dagster.yaml").write_text("storage:\n  sqlite:\n    base_dir: {env: RESCUE_TEST_UNSET}\n")
+    return str(tmp_path / "dagster-home")
+
+
+@pytest.mark.parametrize(("dagster_home", "names"), [
+    pytest.param(_relative_dagster_home, ["cannot open the Dagster instance", "must be an absolute path"],
+                 id="relative-dagster-home"),
+    pytest.param(_dagster_yaml_needs_an_unset_variable, ["cannot open the Dagster instance", "RESCUE_TEST_UNSET"],
+                 id="dagster-yaml-variable-unset"),
+])
+def test_an_instance_that_does_not_load_is_one_line(tmp_path, monkeypatch, dagster_home, names) -> None:
+    _clean_env(monkeypatch, tmp_path / "home")
+    monkeypatch.delenv("RESCUE_TEST_UNSET", raising=False)
+    monkeypatch.setenv("DAGSTER_HOME", dagster_home(tmp_path))
+    result = invoke("run", "--snapshot", SNAPSHOT)
+    assert result.exit_code == 1
+    assert_one_line(result.output, names=names, exit_code=result.exit_code)
+    assert len(result.output.strip().splitlines()) == 1
+
+
 # --------------------------------------------------------------------------- queue URLs
 
 
