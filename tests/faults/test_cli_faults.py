@@ -394,8 +394,10 @@ def test_make_dev_gives_dagster_a_home_under_rescue_home(tmp_path, monkeypatch) 
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert (home / "dagster" / "dagster.yaml").resolve() == REPO / "dagster.yaml"
-    dry = subprocess.run(["make", "-n", "dev", f"RESCUE_HOME={home}", "STAMP=Makefile"], cwd=REPO,
-                         capture_output=True, text=True, timeout=60)
+    stamp = tmp_path / "installed"  # newer than pyproject.toml: nothing to install
+    stamp.touch()
+    dry = subprocess.run(["make", "-n", "dev", f"RESCUE_HOME={home}", f"STAMP={stamp}", "BIN=/nonexistent/bin"],
+                         cwd=REPO, capture_output=True, text=True, timeout=60)
     assert f"DAGSTER_HOME={home}/dagster" in dry.stdout, dry.stdout
     monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
     instance = dg.DagsterInstance.get()
