@@ -4,10 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-export DAGSTER_HOME := $(CURDIR)
 export RESCUE_HOME ?= $(CURDIR)/.rescue
+# Dagster's home for `dagster dev` and `dagster definitions validate`: the instance (runs, event
+# logs, schedules) lives with the rest of the state under RESCUE_HOME, configured by ./dagster.yaml
+# (linked there). The `rescue` CLI keeps its runs in the same place without being told.
+DAGSTER_HOME_DIR = $(abspath $(RESCUE_HOME))/dagster
 
-.PHONY: install demo test dev desk bench validate clean
+.PHONY: install demo test dev desk bench validate clean dagster-home
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,14 +26,17 @@ demo: install  ## generate the demo world, run the whole asset graph, print the 
 test: install  ## the whole suite (unit, data, model, integration incl. PostgreSQL)
 	$(BIN)/python -m pytest
 
-dev: install  ## the Dagster UI on the same definitions (http://127.0.0.1:3000)
-	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
+dagster-home:  ## Dagster's home under RESCUE_HOME, with this repository's dagster.yaml
+	@mkdir -p $(DAGSTER_HOME_DIR) && ln -sf $(CURDIR)/dagster.yaml $(DAGSTER_HOME_DIR)/dagster.yaml
+
+dev: install dagster-home  ## the Dagster UI on the same definitions (http://127.0.0.1:3000)
+	DAGSTER_HOME=$(DAGSTER_HOME_DIR) $(BIN)/dagster dev -h 127.0.0.1 -p 3000
 
 desk: install  ## the rescue desk (web + JSON API) on http://127.0.0.1:8080
 	$(BIN)/rescue desk serve --host 127.0.0.1 --port 8080
 
-validate: install  ## the Definitions load
-	$(BIN)/dagster definitions validate
+validate: install dagster-home  ## the Definitions load
+	DAGSTER_HOME=$(DAGSTER_HOME_DIR) $(BIN)/dagster definitions validate
 
 bench: install  ## per-stage wall time and peak memory at 10k and 100k accounts (JSON)
 	$(BIN)/python benchmarks/bench_pipeline.py --accounts 10000 100000

@@ -9,6 +9,10 @@ are the only way code outside the store reaches the tables (the desk users, for 
 
 The schema is managed by alembic (`connectors/queue/migrations`); `migrate()` upgrades a database
 to the latest revision and needs no `alembic.ini`.
+
+A URL that is not a database URL raises `QueueUrlError` when the store is made, and
+`describe_database_error` turns an error reaching or writing the database into one line for
+people (the queue is read-only, cannot be reached at host:port, ...). Neither shows a password.
 """
 
 from __future__ import annotations
@@ -26,12 +30,70 @@ from alembic.script import ScriptDirectory
 from connectors.queue.schema import MIGRATIONS_DIR
 
 
+#: Where a URL's port is not given.
+DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433, "oracle": 1521}
+#: What a database URL looks like, for messages.
+URL_EXAMPLES = "sqlite:///path/to/queue.db or postgresql://user@host:5432/dbname"
+
+
+class QueueUrlError(ValueError):
+    """The queue URL is not a database URL SQLAlchemy can use. The message never holds a
+    password (an unparseable URL is not repeated at all)."""
+
+
+def make_engine(url: str | sa.URL, *, echo: bool = False) -> sa.Engine:
+    """An engine for `url`; `QueueUrlError` when it is not a usable database URL."""
+    try:
+        parsed = sa.make_url(url)
+    except (sa.exc.ArgumentError, TypeError, ValueError):
+        raise QueueUrlError(f"the queue URL is not a database URL (expected e.g. {URL_EXAMPLES})") from None
+    shown = parsed.render_as_string(hide_password=True)
+    try:
+        return sa.create_engine(parsed, echo=echo)
+    except sa.exc.NoSuchModuleError:
+        raise QueueUrlError(f"{shown} is not a database URL: no database kind {parsed.drivername!r} "
+                            f"(expected e.g. {URL_EXAMPLES})") from None
+    except ImportError as exc:
+        raise QueueUrlError(f"{shown}: the database driver {exc.name or parsed.drivername!r} is not installed") from None
+    except (sa.exc.ArgumentError, TypeError, ValueError) as exc:
+        raise QueueUrlError(f"{shown} is not a usable database URL: {_first_line(exc, parsed)}") from None
+
+
+def _first_line(exc: BaseException, url: sa.URL) -> str:
+    """The first line of `exc`'s message, with the URL's password masked."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    if url.password:
+        text = text.replace(str(url.password), "***")
+    return text
+
+
+def describe_database_error(url: str | sa.URL, exc: BaseException) -> str:
+    """One line for an error opening, reading or writing the queue database at `url`: that it
+    is read-only, cannot be opened (SQLite) or reached (a server, by host:port), or else what
+    failed. No password, and no SQL."""
+    parsed = sa.make_url(url)
+    cause = getattr(exc, "orig", None) or exc
+    reason = _first_line(cause, parsed)
+    shown = parsed.render_as_string(hide_password=True)
+    lowered = reason.lower()
+    if "readonly database" in lowered or "read-only" in lowered or "read only" in lowered:
+        return f"the queue database {shown} is read-only ({reason})"
+    backend = parsed.get_backend_name()
+    if isinstance(exc, sa.exc.OperationalError) or isinstance(exc, sa.exc.InterfaceError):
+        if backend == "sqlite":
+            return f"cannot open the queue database {shown} ({reason})"
+        where = f"{parsed.host or 'localhost'}:{parsed.port or DEFAULT_PORTS.get(backend, '?')}"
+        return f"cannot reach the queue database at {where} ({type(cause).__name__}: {reason})"
+    return f"the queue database {shown} failed: {type(cause).__name__}: {reason}"
+
+
 class QueueDatabase:
     """A connection pool to the rescue queue database (any SQLAlchemy URL)."""
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
-        self.engine = sa.create_engine(url, echo=echo)
+        self.engine = make_engine(url, echo=echo)
         if self.engine.dialect.name == "sqlite":
             _configure_sqlite(self.engine)
 
@@ -42,6 +104,10 @@ class QueueDatabase:
     def display_url(self) -> str:
         """The URL with any password masked, for messages and logs."""
         return self.engine.url.render_as_string(hide_password=True)
+
+    def describe_error(self, exc: BaseException) -> str:
+        """One line for an error reaching or writing this database (`describe_database_error`)."""
+        return describe_database_error(self.engine.url, exc)
 
     def close(self) -> None:
         """Release pooled connections."""

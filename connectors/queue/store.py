@@ -22,6 +22,10 @@ Guarantees:
   others get `CaseConflict("... already claimed by X")`. `locked_case` hands that transaction
   (a `CaseTransaction`) to operations built outside the store, such as handoffs.
 
+A missing case raises `CaseNotFound` naming the case, not the database: the caller says which
+queue it asked when that helps (the CLI shows the URL with the password hidden; the desk, whose
+users need not know where the queue lives, does not).
+
 All timestamps are timezone-naive UTC, like the rest of the product (`models.clock`); aware
 datetimes passed in are converted to UTC.
 """
@@ -348,7 +352,7 @@ class QueueStore(SlaStore, OutboxStore):
         with self.reading() as conn:
             row = conn.execute(sa.select(rescue_cases).where(rescue_cases.c.case_id == case_id)).mappings().first()
             if row is None:
-                raise CaseNotFound(f"no rescue case {case_id!r} in the queue at {self.display_url}")
+                raise CaseNotFound(f"no rescue case {case_id!r}")
             actions = conn.execute(
                 sa.select(rescue_actions).where(rescue_actions.c.case_id == case_id).order_by(rescue_actions.c.action_id)
             ).mappings().all()
@@ -361,7 +365,7 @@ class QueueStore(SlaStore, OutboxStore):
         case_id = normalize_case_id(case_id)
         with self.reading() as conn:
             if conn.execute(sa.select(rescue_cases.c.case_id).where(rescue_cases.c.case_id == case_id)).first() is None:
-                raise CaseNotFound(f"no rescue case {case_id!r} in the queue at {self.display_url}")
+                raise CaseNotFound(f"no rescue case {case_id!r}")
             rows = conn.execute(
                 sa.select(case_events).where(case_events.c.case_id == case_id).order_by(case_events.c.event_id)
             ).mappings().all()
@@ -396,7 +400,7 @@ class QueueStore(SlaStore, OutboxStore):
                 sa.select(rescue_cases).where(rescue_cases.c.case_id == case_id).with_for_update()
             ).mappings().first()
             if row is None:
-                raise CaseNotFound(f"no rescue case {case_id!r} in the queue at {self.display_url}")
+                raise CaseNotFound(f"no rescue case {case_id!r}")
             yield CaseTransaction(conn, dict(row))
 
     def claim(self, case_id: str, actor: str, *, now: datetime | None = None) -> dict[str, Any]:

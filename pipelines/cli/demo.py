@@ -20,7 +20,6 @@ larger holdout (`--holdout`, default 50%), versioned as such on every case it op
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from datetime import date
@@ -31,23 +30,13 @@ import typer
 from rich.table import Table
 
 from pipelines.cli.console import make_console
+from pipelines.cli.runner import instance as _instance
+from pipelines.cli.runner import run_job as _run_job
+from pipelines.cli.runner import set_verbose
 
 demo_app = typer.Typer(help="Generate the embedded demo world and run the pipeline on it.", no_args_is_help=True)
 err = make_console(stderr=True)
 out = make_console()
-
-QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-
-def _instance():
-    import dagster as dg
-
-    home = os.environ.get("DAGSTER_HOME")
-    if not home and Path("dagster.yaml").exists():
-        os.environ["DAGSTER_HOME"] = str(Path.cwd())
-        home = os.environ["DAGSTER_HOME"]
-    return dg.DagsterInstance.get() if home else dg.DagsterInstance.ephemeral()
-
 
 def _generate(accounts: int, seed: int, end_date: date | None) -> None:
     from connectors.demo.world import DemoWorldConfig, generate_demo_world
@@ -74,29 +63,6 @@ def _snapshot_date() -> pd.Timestamp:
 
     last = Warehouse(default_warehouse_url()).read_sql("SELECT MAX(occurred_at) AS last FROM raw_product_events").iloc[0]["last"]
     return pd.Timestamp(last).normalize() + pd.Timedelta(days=1)
-
-
-def _run_job(defs, name: str, instance, run_config: dict | None = None, **kwargs):
-    started = time.perf_counter()
-    with err.status(f"running {name} {kwargs.get('partition_key', '')}"):
-        result = defs.resolve_job_def(name).execute_in_process(
-            instance=instance, run_config={**QUIET_LOGS, **(run_config or {})}, raise_on_error=False, **kwargs
-        )
-    failed = [e for e in result.all_events if e.is_step_failure]
-    checks = [
-        e.event_specific_data
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.passed
-    ]
-    if not result.success or failed or checks:
-        for e in failed:
-            err.print(f"[red]step failed[/red] {e.step_key}: {e.event_specific_data.error.message.strip()}")
-        for c in checks:
-            err.print(f"[red]check failed[/red] {c.asset_key.to_user_string()}.{c.check_name}: {c.metadata.get('summary').value if c.metadata.get('summary') else ''}")
-        err.print(f"[red]{name} failed[/red] (run {result.run_id}); nothing downstream of the failure was written")
-        raise typer.Exit(1)
-    err.print(f"{name} {kwargs.get('partition_key', '')} succeeded in {time.perf_counter() - started:.1f}s (run {result.run_id[:8]})")
-    return result
 
 
 def print_queue(limit: int = 15) -> int:
@@ -292,6 +258,7 @@ def run(
     top: int = typer.Option(15, help="Rows of the queue to print."),
     with_loop: bool = typer.Option(True, "--loop/--no-loop", help="Replay the feedback loop (`rescue demo loop`)."),
     weeks: int = typer.Option(12, min=2, help="Weekly snapshots the loop replays."),
+    verbose: bool = typer.Option(False, "--verbose", help="Show Dagster's logs and stack traces as the runs go."),
 ) -> None:
     """Generate the world if needed, retrain, replay the feedback loop, score and route the latest
     snapshots, print the queue and the play-effectiveness table.
@@ -300,6 +267,8 @@ def run(
     would have: the policy only opens a case for an account that has been at risk for its
     minimum number of days, and scores get a trend.
     """
+    if verbose:
+        set_verbose(True)
     from connectors.settings import (
         default_queue_url,
         default_warehouse_url,

@@ -19,10 +19,13 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
+import sqlalchemy as sa
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from connectors.queue.database import QueueUrlError, describe_database_error
 from connectors.queue.users import DeskUserError, DeskUsers
 from connectors.queue.store import QueueStore
 from connectors.settings import Settings, current, default_policy_path, default_queue_url
@@ -47,21 +50,31 @@ class Role(str, Enum):
     manager = "manager"
 
 
-def _fail(message: str) -> typer.Exit:
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {message}")
-    return typer.Exit(2)
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    return typer.Exit(code)
 
 
 @contextmanager
 def _users(queue_url: str | None) -> Iterator[DeskUsers]:
-    store = QueueStore(queue_url or default_queue_url())
+    """The desk users of the queue; one line for a bad URL (exit 2), a queue database that
+    cannot be reached or written (exit 1) and a bad request (exit 2)."""
     try:
-        store.migrate()
+        store = QueueStore(queue_url or default_queue_url())
+    except QueueUrlError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        try:
+            store.migrate()
+        except sa.exc.SQLAlchemyError as exc:
+            raise _fail(store.describe_error(exc), code=1) from None
         users = DeskUsers(store)
         try:
             yield users
         except DeskUserError as exc:
             raise _fail(str(exc)) from None
+        except sa.exc.SQLAlchemyError as exc:
+            raise _fail(store.describe_error(exc), code=1) from None
     finally:
         store.close()
 
@@ -78,11 +91,13 @@ def serve(
 
     from pipelines.desk import create_app
 
+    url = queue_url or default_queue_url()
     try:
-        app = create_app(queue_url or default_queue_url(), policy or default_policy_path(),
-                         secret_key=current().desk_secret)
-    except (PolicyError, OSError) as exc:
+        app = create_app(url, policy or default_policy_path(), secret_key=current().desk_secret)
+    except (PolicyError, OSError, QueueUrlError) as exc:
         raise _fail(str(exc)) from None
+    except sa.exc.SQLAlchemyError as exc:
+        raise _fail(describe_database_error(url, exc), code=1) from None
     # uvicorn's access log records method, path and status only: never headers (tokens) or bodies.
     uvicorn.run(app, host=host, port=port, proxy_headers=False, server_header=False)
 

@@ -2,10 +2,15 @@
 
 Sub-commands live next to the feature they drive:
 
+- `rescue run ...`     run one snapshot of the daily rescue job on the configured sources
 - `rescue demo ...`    generate the embedded demo world and run the whole pipeline
 - `rescue model ...`   evaluate the churn model on any churn table (bring your own data)
 - `rescue queue ...`   work the rescue queue (list, show, claim, ack, snooze, act, resolve)
 - `rescue policy ...`  validate and simulate escalation policies
+- `rescue desk ...`    serve the rescue desk and manage who may use it
+
+`rescue --verbose ...` shows Dagster's logs and stack traces of the runs a command makes (they
+go to a log file under `$RESCUE_HOME/logs/runs` otherwise).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from pipelines.cli.desk import desk_app
 from pipelines.cli.model import model_app
 from pipelines.cli.policy import policy_app
 from pipelines.cli.queue import queue_app
+from pipelines.cli.run import run as run_snapshot
+from pipelines.cli.runner import set_verbose
 
 app = typer.Typer(
     name="rescue",
@@ -25,6 +32,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def _options(
+    verbose: bool = typer.Option(False, "--verbose", help="Show Dagster's logs and stack traces of the runs."),
+) -> None:
+    set_verbose(verbose)
+
+
+app.command("run")(run_snapshot)
 app.add_typer(demo_app, name="demo")
 app.add_typer(model_app, name="model")
 app.add_typer(queue_app, name="queue")

@@ -31,13 +31,15 @@ import typer
 from rich.console import Console
 
 from pipelines.cli.console import make_console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from connectors.queue.database import QueueUrlError
 from connectors.queue.store import QueueStore
 from connectors.settings import Settings, current, default_queue_url
-from models.cases.lifecycle import ACTIVE_STATUSES, STATUSES, CaseError
+from models.cases.lifecycle import ACTIVE_STATUSES, STATUSES, CaseError, CaseNotFound
 from models.cases.sla import BREACHED, PAUSED, WARNING
 from models.clock import utc_naive, utcnow
 
@@ -81,27 +83,35 @@ def _console(stderr: bool = False) -> Console:
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    _console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    _console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
 @contextmanager
 def _store(url: str | None) -> Iterator[QueueStore]:
-    """Open the queue; one clear line (no traceback) for every error a user can cause."""
-    store = QueueStore(url or default_queue_url())
+    """Open the queue; one clear line (no traceback, no password) for every error a user can
+    cause: a URL that is not a database URL (exit 2), a database that cannot be reached or
+    written (exit 1), a missing case or a change the lifecycle does not allow (exit 2)."""
+    try:
+        store = QueueStore(url or default_queue_url())
+    except QueueUrlError as exc:
+        raise _fail(str(exc)) from None
     try:
         try:
             revision = store.current_revision()
         except sa.exc.SQLAlchemyError as exc:
-            cause = getattr(exc, "orig", None) or exc
-            raise _fail(f"cannot open the rescue queue at {store.display_url} ({type(cause).__name__})", code=1) from None
+            raise _fail(store.describe_error(exc), code=1) from None
         if revision is None:
             raise _fail(f"the rescue queue at {store.display_url} has no tables yet; run the pipeline first "
                         f"(make demo), or point --queue-url / {QUEUE_URL_VAR} at the right database")
         try:
             yield store
+        except CaseNotFound as exc:
+            raise _fail(f"{exc} in the queue at {store.display_url}") from None
         except (CaseError, ValueError) as exc:
             raise _fail(str(exc)) from None
+        except sa.exc.SQLAlchemyError as exc:
+            raise _fail(store.describe_error(exc), code=1) from None
     finally:
         store.close()
 
