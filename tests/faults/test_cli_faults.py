@@ -133,7 +133,7 @@ def _queue_down(home: Path, mp: pytest.MonkeyPatch) -> None:
 
 PIPELINE_FAULTS: list[tuple[str, Callable[[Path, pytest.MonkeyPatch], None], list[str]]] = [
     ("missing-source-table", _drop_tickets, ["asset support_tickets failed", "raw_support_tickets", "not found"]),
-    ("blocking-check", _negative_arr, ["check crm_accounts_contract on crm_accounts failed", "arr", "3 bad"]),
+    ("blocking-check", _negative_arr, ["check crm_accounts_contract on crm_accounts failed", "arr", "3 row(s) outside its range"]),
     ("bad-policy", _bad_policy, ["asset escalation_policy failed", "PolicyError", "invalid YAML"]),
     ("no-champion-model", _no_champion, ["asset churn_scores failed", "no champion model"]),
     ("queue-database-down", _queue_down, ["failed", "OperationalError", "127.0.0.1", "port 1"]),
