@@ -121,8 +121,8 @@ class QueueStore(SlaStore, OutboxStore):
             if path.is_file():
                 try:
                     self._policy = load_policy(path)
-                except (PolicyError, OSError) as exc:
-                    log.warning("SLA clocks run on the wall clock: the policy at %s does not load (%s)", path, exc)
+                except PolicyError as exc:
+                    log.warning("SLA clocks run on the wall clock: the policy does not load (%s)", exc.summary())
         return self._policy
 
     # -- routing -------------------------------------------------------------------------------

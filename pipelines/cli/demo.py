@@ -132,11 +132,19 @@ def _experiment_policy(holdout: float) -> Path:
     """A copy of the active policy with holdout fraction `holdout`, under the project home."""
     import yaml
 
+    from rich.markup import escape
+
     from connectors.policy_source import PolicyResource
     from connectors.settings import project_home
+    from models.policy.loader import PolicyError, load_policy
 
     source = PolicyResource().resolved_path()
-    spec = yaml.safe_load(source.read_text())
+    try:
+        load_policy(source)  # validated within the loader's limits before it is copied
+    except PolicyError as exc:
+        err.print(f"[red]invalid policy[/red] {escape(exc.summary())}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    spec = yaml.safe_load(source.read_text(encoding="utf-8"))
     spec["holdout"]["fraction"] = holdout
     spec["version"] = f"{spec['version']}-holdout{round(holdout * 100)}"
     target = project_home() / "policies" / f"{source.stem}.holdout{round(holdout * 100)}.yaml"

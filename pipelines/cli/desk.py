@@ -21,6 +21,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from connectors.queue.users import DeskUserError, DeskUsers
@@ -48,7 +49,7 @@ class Role(str, Enum):
 
 
 def _fail(message: str) -> typer.Exit:
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {message}")
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}")
     return typer.Exit(2)
 
 
@@ -81,7 +82,9 @@ def serve(
     try:
         app = create_app(queue_url or default_queue_url(), policy or default_policy_path(),
                          secret_key=current().desk_secret)
-    except (PolicyError, OSError) as exc:
+    except PolicyError as exc:
+        raise _fail(f"invalid policy {exc.summary()}") from None
+    except OSError as exc:
         raise _fail(str(exc)) from None
     # uvicorn's access log records method, path and status only: never headers (tokens) or bodies.
     uvicorn.run(app, host=host, port=port, proxy_headers=False, server_header=False)
@@ -100,8 +103,8 @@ def add_user(
     policy = policy or default_policy_path()
     try:
         rules = load_policy(policy)
-    except (PolicyError, OSError) as exc:
-        raise _fail(str(exc)) from None
+    except PolicyError as exc:
+        raise _fail(f"invalid policy {exc.summary()}") from None
     member = rules.members_by_id.get(member_id)
     if member is None:
         raise _fail(f"{member_id!r} is not a member of any team in {policy}; members: "

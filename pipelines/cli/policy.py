@@ -29,6 +29,7 @@ from typing import cast
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from models.contracts import CHURN_OUTCOMES
@@ -48,10 +49,16 @@ def _load_or_exit(file: Path) -> Policy:
         return load_policy(file)
     except PolicyError as exc:
         err = Console(stderr=True)
-        # One unwrapped line per problem, so the output can be grepped and diffed.
-        err.print(f"[bold red]invalid policy[/] {exc.source}", highlight=False, soft_wrap=True)
+        # One unwrapped line per problem, so the output can be grepped and diffed; a file with
+        # one problem (unreadable, not YAML, too large) is one line.
+        if exc.count == 1:
+            err.print(f"[bold red]invalid policy[/] {escape(exc.summary())}", highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_INVALID) from None
+        err.print(f"[bold red]invalid policy[/] {escape(exc.source)}", highlight=False, soft_wrap=True)
         for path, why in exc.problems:
             err.print(f"  {path or '(file)'}: {why}", highlight=False, markup=False, soft_wrap=True)
+        if exc.omitted:
+            err.print(f"  {exc.omitted_line}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_INVALID) from None
 
 
@@ -81,7 +88,7 @@ def diagram(
         policy = load_policy(file)
     except PolicyError as exc:
         path, why = exc.problems[0]
-        more = len(exc.problems) - 1
+        more = exc.count - 1
         tail = f" (and {more} more problem{'s' if more > 1 else ''}: rescue policy validate {file})" if more else ""
         err.print(f"invalid policy {exc.source}: {path + ': ' if path else ''}{why}{tail}",
                   highlight=False, markup=False, soft_wrap=True)
