@@ -56,7 +56,7 @@ from connectors.queue.schema import (
 )
 from connectors.queue.sla import SlaStore, with_sla_columns
 from connectors.queue.transaction import CaseTransaction, event_row
-from connectors.settings import default_policy_path
+from connectors.settings import Settings, default_policy_path
 from connectors.queue.values import as_float, frame, jsonable, normalize_case_id, require_actor
 from models.cases.lifecycle import (
     ACTIVE_STATUSES,
@@ -109,6 +109,7 @@ class QueueStore(SlaStore, OutboxStore):
         super().__init__(url, echo=echo)
         self._policy = policy
         self._policy_loaded = policy is not None
+        self._policy_problem = ""
 
     @property
     def policy(self) -> Policy | None:
@@ -118,12 +119,22 @@ class QueueStore(SlaStore, OutboxStore):
         if not self._policy_loaded:
             self._policy_loaded = True
             path = default_policy_path()
+            self._policy_problem = f"there is no policy file at {path} (set {Settings.env('policy_path')})"
             if path.is_file():
                 try:
                     self._policy = load_policy(path)
                 except PolicyError as exc:
-                    log.warning("SLA clocks run on the wall clock: the policy does not load (%s)", exc.summary())
+                    self._policy_problem = f"the policy does not load: {exc.summary()}"
+                    log.warning("SLA clocks run on the wall clock: %s", self._policy_problem)
         return self._policy
+
+    def known_play(self, play: str) -> str:
+        """`play` if it is in the catalogue of the store's `policy` (`Policy.check_play`); a
+        ValueError naming the known plays, or why there is no catalogue, otherwise."""
+        policy = self.policy
+        if policy is None:
+            raise ValueError(f"cannot check the play against the policy's catalogue: {self._policy_problem}")
+        return policy.check_play(play)
 
     # -- routing -------------------------------------------------------------------------------
 
@@ -439,11 +450,13 @@ class QueueStore(SlaStore, OutboxStore):
                  now: datetime | None = None) -> dict[str, Any]:
         """Record a rescue play on a case (a `rescue_actions` row, an audit event and a CRM
         write-back in the outbox). A play on an acknowledged or paused case resumes work
-        (in_progress). Returns the action row with the case's new status."""
+        (in_progress). The play must be in the catalogue of the store's `policy` (`known_play`),
+        checked before anything is written. Returns the action row with the case's new status."""
         now = now_or(now)
         require_actor(actor)
         if not play or not play.strip():
-            raise ValueError("a play needs a name (e.g. exec_sponsor_call)")
+            raise ValueError("a play needs a name (rescue policy plays lists them)")
+        play = self.known_play(play.strip())
         with self.locked_case(case_id) as tx:
             case = tx.case
             new_status = status_after_play(case["status"], case_id=case["case_id"])
@@ -453,11 +466,11 @@ class QueueStore(SlaStore, OutboxStore):
                 tx.update({}, now)
             action_id = tx.conn.execute(
                 rescue_actions.insert().values(case_id=case["case_id"], account_id=case["account_id"], at=now,
-                                               actor=actor, play=play.strip(), note=note, outcome=None)
+                                               actor=actor, play=play, note=note, outcome=None)
             ).inserted_primary_key[0]
             action = {"action_id": action_id, "case_id": case["case_id"], "account_id": case["account_id"],
-                      "at": now, "actor": actor, "play": play.strip(), "note": note, "outcome": None}
-            tx.record("play_logged", actor=actor, at=now, reason=note, payload={"action_id": action_id, "play": play.strip()})
+                      "at": now, "actor": actor, "play": play, "note": note, "outcome": None}
+            tx.record("play_logged", actor=actor, at=now, reason=note, payload={"action_id": action_id, "play": play})
             enqueue_rows(tx.conn, [outbox_row(
                 now, case["case_id"], CRM_CHANNEL, case["account_id"], "rescue_action", f"rescue_action:{action_id}",
                 {**jsonable(action), "account_name": case["account_name"], "priority": case["priority"]},

@@ -210,6 +210,7 @@ def _cross_reference_problems(policy: Policy, known_fields: set[str]) -> list[tu
             if leaf.field not in known_fields:
                 problems.append((f"{path}.field",
                                  f"unknown field {leaf.field!r}; {_one_of(known_fields)}"))
+    problems += _play_problems(policy)
     if policy.hysteresis.field not in known_fields:
         problems.append(("hysteresis.field",
                          f"unknown field {policy.hysteresis.field!r}; {_one_of(known_fields)}"))
@@ -246,4 +247,21 @@ def _cross_reference_problems(policy: Policy, known_fields: set[str]) -> list[tu
                                          f"unknown entry {entry!r}; expected a role "
                                          f"({', '.join(RACI_ROLES)}), a member id, a team key, "
                                          f"or a channel (slack:ENV_VAR, email:address)"))
+    return problems
+
+
+def _play_problems(policy: Policy) -> list[tuple[str, str]]:
+    """Plays name known teams; a former name belongs to one play and is no play's id."""
+    problems: list[tuple[str, str]] = []
+    owner: dict[str, str] = {}
+    for key, play in policy.plays.items():
+        for i, team in enumerate(play.teams):
+            if team not in policy.teams:
+                problems.append((f"plays.{key}.teams[{i}]", f"unknown team {team!r}; {_one_of(policy.teams)}"))
+        for i, alias in enumerate(play.aliases):
+            if alias in policy.plays:
+                problems.append((f"plays.{key}.aliases[{i}]", f"{alias!r} is the id of a play, not a former name"))
+            elif alias in owner:
+                problems.append((f"plays.{key}.aliases[{i}]", f"{alias!r} is already a former name of {owner[alias]!r}"))
+            owner.setdefault(alias, key)
     return problems

@@ -204,18 +204,19 @@ def run_loop(instance, *, weeks: int, holdout: float, seed: int) -> None:
               f"{policy.name} ({holdout:.0%} holdout; the default policy's 10% would leave too few held-out "
               "accounts to conclude) and a simulated rescue team")
     defs = build_definitions({"policy": PolicyResource(path=str(policy))})
+    replayed = PolicyResource(path=str(policy)).load()  # the simulated team runs its catalogue's plays
     warehouse = Warehouse(default_warehouse_url())
     for day in dates:
         pinned = f"{day.date()}T09:00:00+00:00"
         _run_job(defs, "daily_rescue_job", instance, partition_key=str(day.date()),
                  run_config={"ops": {"rescue_queue": {"config": {"now": pinned}},
                                      "crm_writeback": {"config": {"now": pinned}}}})
-        done = simulate_rescue_team(store, warehouse, now=day + pd.Timedelta(hours=17), seed=seed)
+        done = simulate_rescue_team(store, warehouse, now=day + pd.Timedelta(hours=17), seed=seed, policy=replayed)
         err.print(f"  rescue team {day.date()}: claimed {done.claimed}, plays {done.plays_logged}, "
                   f"saved {done.saved}, churned {done.churned}, waiting for renewal {done.waiting_for_renewal}; "
                   f"holdout outcomes {done.holdout_recorded}")
     end = dates[-1] + pd.Timedelta(days=91)
-    done = simulate_rescue_team(store, warehouse, now=end, seed=seed)
+    done = simulate_rescue_team(store, warehouse, now=end, seed=seed, policy=replayed)
     err.print(f"  renewals up to {end.date()}: saved {done.saved}, churned {done.churned}, "
               f"holdout outcomes {done.holdout_recorded}; {done.waiting_for_renewal} case(s) renew later")
 

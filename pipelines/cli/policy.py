@@ -13,6 +13,11 @@ one or two policies and prints, side by side, cases per team and week, P1 cases,
 churners caught and their lead time, ARR covered and holdout size. It writes the same report as
 Markdown with a chart of weekly volumes to the report directory.
 
+    rescue policy plays [policies/default.yaml]
+
+lists the policy's catalogue of rescue plays (the only plays `rescue queue act --play` and the
+desk accept), the teams each suits and its former names; without a file, the deployment's policy.
+
     rescue policy diagram policies/default.yaml --out policy.svg
 
 draws the policy as a swimlane diagram (teams as lanes by tier, severity rules and escalation
@@ -68,6 +73,27 @@ def validate(
 ) -> None:
     """Validate a policy file and print a summary of what it does."""
     _print_summary(_load_or_exit(file), Console(), file)
+
+
+@policy_app.command("plays")
+def plays(
+    file: Path | None = typer.Argument(None, help="Policy YAML file (default: the deployment's policy)."),
+) -> None:
+    """List the policy's rescue plays: the only plays the queue and the desk accept."""
+    from connectors.settings import default_policy_path
+
+    path = file or default_policy_path()
+    _print_plays(_load_or_exit(path), Console())
+
+
+def _print_plays(policy: Policy, console: Console) -> None:
+    table = Table(title=f"Rescue plays ({policy.name or 'policy'} {policy.version})", title_justify="left")
+    table.add_column("play", no_wrap=True, min_width=max(map(len, policy.plays)))  # ids are never cut
+    for column in ("description", "suits", "former names"):
+        table.add_column(column, overflow="fold")
+    for key, play in policy.plays.items():
+        table.add_row(key, play.description, ", ".join(play.teams) or "every team", ", ".join(play.aliases) or "-")
+    console.print(table)
 
 
 @policy_app.command("diagram")
@@ -237,6 +263,8 @@ def _print_summary(policy: Policy, console: Console, file: Path) -> None:
         for priority, steps in per_priority.items():
             console.print(f"ladder override for {team_key} {priority}: "
                           + ", ".join(step.id for step in steps), highlight=False)
+
+    _print_plays(policy, console)
 
     hyst = policy.hysteresis
     console.print(

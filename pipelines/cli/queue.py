@@ -5,13 +5,14 @@
     rescue queue claim CASE --as WHO
     rescue queue ack CASE --as WHO
     rescue queue snooze CASE --until 2025-06-05T09:00 --as WHO
-    rescue queue act CASE --play exec_sponsor_call --note "CFO call booked" --as WHO
+    rescue queue act CASE --play executive_sponsor_call --note "CFO call booked" --as WHO
     rescue queue resolve CASE --outcome saved|churned|no_action --as WHO
     rescue queue outbox [--status pending|delivered|dead] [--json]
 
 The queue is `--queue-url`, else `RESCUE_QUEUE_URL`, else the embedded SQLite file. The actor is
 `--as`, else `RESCUE_ACTOR`, else the login name. Times are UTC. An unknown case or a change the
-lifecycle does not allow exits with status 2 and one line saying why.
+lifecycle does not allow exits with status 2 and one line saying why. A play is one of the
+escalation policy's catalogue (`rescue policy plays` lists them).
 """
 
 from __future__ import annotations
@@ -366,7 +367,8 @@ def snooze(
 @queue_app.command("act")
 def act(
     case_id: CaseArg,
-    play: Annotated[str, typer.Option("--play", help="The play run, e.g. exec_sponsor_call.")],
+    play: Annotated[str, typer.Option("--play", help="The play run, one of the policy's catalogue (`rescue policy "
+                                                     "plays` lists them), e.g. executive_sponsor_call.")],
     note: Annotated[str, typer.Option("--note", help="What happened.")] = "",
     actor: Actor = None,
     queue_url: QueueUrl = None,

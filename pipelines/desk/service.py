@@ -194,11 +194,19 @@ class Desk:
         return f"{case['case_id']} snoozed until {wake:%Y-%m-%d %H:%M} UTC."
 
     def log_play(self, user: DeskUser, case_id: str, play: str, note: str | None) -> str:
+        """Log a play of the policy's catalogue (the queue store refuses any other)."""
         case = self._case_for(user, case_id)
         if not play or not play.strip():
-            raise ValueError("name the play you ran (e.g. exec_sponsor_call)")
-        self.store.log_play(case["case_id"], actor=user.user_id, play=play.strip(), note=_text(note))
-        return f"Play {play.strip()} logged on {case['case_id']}."
+            raise ValueError(f"name the play you ran, one of: {', '.join(self.policy.plays)}")
+        action = self.store.log_play(case["case_id"], actor=user.user_id, play=play.strip(), note=_text(note))
+        return f"Play {action['play']} logged on {case['case_id']}."
+
+    def play_choices(self, team: str) -> list[dict[str, Any]]:
+        """The policy's plays for a case of `team`: those that suit the team first."""
+        suited = self.policy.plays_for(team)
+        order = suited + [key for key in self.policy.plays if key not in suited]
+        return [{"id": key, "description": self.policy.plays[key].description, "suits": key in suited}
+                for key in order]
 
     def resolve(self, user: DeskUser, case_id: str, outcome: str, note: str | None) -> str:
         case = self._case_for(user, case_id)

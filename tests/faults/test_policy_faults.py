@@ -164,3 +164,31 @@ def test_every_command_that_loads_a_policy_refuses_it_in_one_line_and_writes_not
     assert "invalid policy" in _one_line(output)
     assert code == 2 and seconds < FAST_SECONDS
     assert nothing_written(), f"{command} wrote something for a policy it refused"
+
+
+# -- the catalogue of plays ----------------------------------------------------------------------
+
+#: A mistake in the `plays:` catalogue -> (the edit, the key path and reason of the one line).
+_PLAYS_BLOCK = DEFAULT[DEFAULT.index("plays:\n"):DEFAULT.index("\n# ---", DEFAULT.index("plays:\n"))]
+CATALOGUE = {
+    "no_catalogue": ((_PLAYS_BLOCK, ""), ("plays: required key is missing",)),
+    "empty_catalogue": ((_PLAYS_BLOCK, "plays: {}\n"), ("plays: dictionary should have at least 1 item",)),
+    "play_id_not_an_id": (("  adoption_workshop:\n", "  Adoption Workshop:\n"),
+                          ("plays.Adoption Workshop", "a play id is at most 64 lower-case letters")),
+    "play_for_unknown_team": (("teams: [csm]\n    aliases: [training_session]", "teams: [cms]\n    aliases: [training_session]"),
+                              ("plays.adoption_workshop.teams[0]", "unknown team 'cms'")),
+    "former_name_is_a_play": (("aliases: [discount_offer]", "aliases: [success_plan]"),
+                              ("plays.commercial_concession.aliases[0]", "is the id of a play")),
+    "former_name_used_twice": (("aliases: [discount_offer]", "aliases: [training_session]"),
+                               ("plays.commercial_concession.aliases[0]", "already a former name of 'adoption_workshop'")),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CATALOGUE))
+def test_a_broken_play_catalogue_is_refused_in_one_line_naming_the_key(tmp_path: Path, kind: str) -> None:
+    (old, new), names = CATALOGUE[kind]
+    path = tmp_path / f"{kind}.yaml"
+    path.write_text(_with(old, new), encoding="utf-8")
+    output, code, _ = _invoke("policy", "validate", str(path))
+    assert_clean_failure(output, names=(str(path), *names), exit_code=code)
+    assert code == 2 and _one_line(output).startswith(f"invalid policy {path}")

@@ -73,6 +73,8 @@ ladders:
   P1:
     - {id: p1_warn, at_sla_pct: pre_breach, action: warn, raci: {responsible: [assignee]}}
 hysteresis: {field: churn_risk, enter_threshold: 0.5, exit_threshold: 0.3, min_days_in_state: 0}
+plays:
+  check_in: {description: Call the customer, teams: [csm]}
 cooldown_days: 10
 holdout: {fraction: 0.0, seed: s}
 """
