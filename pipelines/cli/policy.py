@@ -36,6 +36,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from models.contracts import CHURN_OUTCOMES
 from models.policy.loader import PolicyError, load_policy
@@ -72,7 +73,7 @@ def validate(
     file: Path = typer.Argument(..., help="Policy YAML file."),
 ) -> None:
     """Validate a policy file and print a summary of what it does."""
-    _print_summary(_load_or_exit(file), Console(), file)
+    _print_summary(_load_or_exit(file), Console(markup=False), file)  # the policy's text shown as written
 
 
 @policy_app.command("plays")
@@ -83,7 +84,7 @@ def plays(
     from connectors.settings import default_policy_path
 
     path = file or default_policy_path()
-    _print_plays(_load_or_exit(path), Console())
+    _print_plays(_load_or_exit(path), Console(markup=False))
 
 
 def _print_plays(policy: Policy, console: Console) -> None:
@@ -122,7 +123,8 @@ def diagram(
     image = render_policy_diagram(policy, fmt=cast(DiagramFormat, fmt))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(image)
-    Console().print(f"wrote {out} ({len(image):,} bytes, policy {policy.version})", highlight=False, soft_wrap=True)
+    Console().print(f"wrote {out} ({len(image):,} bytes, policy {policy.version})", highlight=False, markup=False,
+                    soft_wrap=True)
 
 
 @policy_app.command("simulate")
@@ -159,9 +161,9 @@ def simulate_command(
         outcomes = warehouse.read_contract_table(OUTCOMES_TABLE, CHURN_OUTCOMES)
         report = simulate(policy_a, policy_b, snapshots, outcomes, case_days=case_days)
     except (WarehouseError, SimulationError) as exc:
-        err.print(f"[bold red]cannot simulate:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]cannot simulate:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
-    console = Console()
+    console = Console(markup=False)
     _print_report(report, console)
     written = write_report(report, report_dir or default_report_dir())
     console.print(f"report: {written}", highlight=False, soft_wrap=True)
@@ -225,8 +227,8 @@ def write_report(report: SimulationReport, directory: Path) -> Path:
 
 def _print_summary(policy: Policy, console: Console, file: Path) -> None:
     console.print(
-        f"[bold green]valid[/] {file}  version [bold]{policy.version}[/]  "
-        f"hash [bold]{policy.content_hash}[/]",
+        Text.assemble(("valid", "bold green"), f" {file}  version ", (policy.version, "bold"),
+                      "  hash ", (policy.content_hash, "bold")),
         highlight=False,
         soft_wrap=True,
     )

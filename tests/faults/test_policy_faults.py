@@ -192,3 +192,13 @@ def test_a_broken_play_catalogue_is_refused_in_one_line_naming_the_key(tmp_path:
     output, code, _ = _invoke("policy", "validate", str(path))
     assert_clean_failure(output, names=(str(path), *names), exit_code=code)
     assert code == 2 and _one_line(output).startswith(f"invalid policy {path}")
+
+
+def test_brackets_in_a_policy_are_shown_as_written_not_read_as_console_styles(tmp_path: Path) -> None:
+    path = tmp_path / "brackets.yaml"
+    path.write_text(_with("name: default", "name: '[/] [red]x'").replace('version: "2026.12.0"', 'version: "[/]"', 1),
+                    encoding="utf-8")
+    for command in ("validate", "plays"):
+        output, code, _ = _invoke("policy", command, str(path))
+        assert code == 0, output
+        assert_clean_failure(output, names=("[/] [red]x",) if command == "plays" else ("version [/]",))
