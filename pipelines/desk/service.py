@@ -18,6 +18,7 @@ from typing import Any, Literal
 from connectors.queue.users import DeskUser, DeskUsers
 from connectors.queue.handoff import handoff
 from connectors.queue.store import QueueStore
+from connectors.queue.values import require_id
 from models.cases.lifecycle import ACTIVE_STATUSES, SNOOZED, STATUSES
 from models.policy.schema import Policy
 from models.cases.metrics import queue_metrics
@@ -217,6 +218,8 @@ class Desk:
                  note: str) -> str:
         """Reassign a case after the policy and role checks (see module docstring)."""
         to_team, to_assignee = _text(to_team), _text(to_assignee)
+        to_team = require_id(to_team, "team") if to_team is not None else None  # plain text before any lookup
+        to_assignee = require_id(to_assignee, "assignee") if to_assignee is not None else None
         if not note or not note.strip():
             raise ValueError("a handoff needs a note for the next owner: what was done, what is next")
         if to_assignee is not None:

@@ -279,7 +279,7 @@ def test_refused_changes_raise_clear_errors_and_write_nothing(queue_store: Queue
         queue_store.claim("RC-NOPE", "ana")
     with pytest.raises(ValueError, match="unknown outcome 'won'"):
         queue_store.resolve(case_id, actor="ana", outcome="won")
-    with pytest.raises(ValueError, match="needs an actor"):
+    with pytest.raises(ValueError, match="actor cannot be empty"):
         queue_store.transition(case_id, "in_progress", actor="")
 
     after_counts = counts(queue_store)
