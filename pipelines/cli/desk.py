@@ -136,7 +136,7 @@ def list_users(queue_url: QueueUrl = None) -> None:
     """Who may use the desk."""
     with _users(queue_url) as users:
         rows = users.list()
-    console = Console(highlight=False)
+    console = Console(highlight=False, markup=False)  # names as typed, not console styles
     if not rows:
         console.print("No desk users yet: add one with `rescue desk add-user MEMBER_ID --role agent`.")
         return
