@@ -18,6 +18,7 @@ from models.charts import png_markdown
 import pandas as pd
 
 from assets.run_clock import run_now
+from connectors.policy_source import PolicyResource
 from connectors.writeback import CRMWriterResource, dead_letters
 from connectors.queue.resource import QueueStoreResource
 from connectors.queue.store import QueueStore
@@ -85,10 +86,12 @@ def crm_writeback(
 
 
 @dg.asset(group_name=GROUP, kinds={"pandas"}, owners=OWNERS)
-def play_effectiveness(context: dg.AssetExecutionContext, rescue_outcomes: pd.DataFrame) -> pd.DataFrame:
-    """Save rate and ARR retained of treated vs holdout accounts, overall and per play, with CIs."""
+def play_effectiveness(context: dg.AssetExecutionContext, rescue_outcomes: pd.DataFrame,
+                       policy: PolicyResource) -> pd.DataFrame:
+    """Save rate and ARR retained of treated vs holdout accounts, overall and per play of the
+    policy's catalogue (plays logged under a former name count with the play), with CIs."""
     treated, holdout = experiment_units(rescue_outcomes)
-    eff = compare_groups(treated, holdout)
+    eff = compare_groups(treated, holdout, plays=policy.load().play_names)
     chart = png_markdown("play effectiveness", effectiveness_chart(eff), heading=False)
     context.add_output_metadata({
         "verdict": eff.overall["verdict"],

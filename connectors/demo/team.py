@@ -8,8 +8,9 @@ shown end to end:
 
 1. **Claim and acknowledge**: every open case is claimed by its routed assignee (or, unassigned,
    by its team's queue handle).
-2. **Plays**: each claimed case gets one or two plays from `PLAYS`, chosen with a random stream
-   seeded by (seed, case id) and weighted by the case's team (`TEAM_PLAY_WEIGHTS`).
+2. **Plays**: each claimed case gets one or two plays of the policy's catalogue (`plays:` in the
+   policy, `Policy.plays_for` the case's team), chosen with a random stream seeded by (seed, case
+   id) and weighted by the team's habits (`TEAM_PLAY_WEIGHTS`).
 3. **Outcome at the renewal**: the case's renewal is the account's first renewal on or after the
    snapshot that opened the case. Once the simulation's `now` has passed it, the churn
    probability is ``renewal_churn_probability(churn_factors_at(truth, renewal_date),
@@ -26,7 +27,9 @@ outcomes of one account are therefore a clean counterfactual pair: a play can tu
 save, never the reverse. These simulated outcomes live in the queue only; the world's recorded
 renewals are not rewritten.
 
-True play effects (odds multipliers on churn; 1 = no effect, 0.5 = halves the odds):
+True play effects (`TRUE_EFFECTS`, odds multipliers on churn; 1 = no effect, 0.5 = halves the
+odds), by the play ids of the shipped policies' catalogue; a play the policy declares and this
+table does not know has no effect in the demo world:
 
 =========================  =====  =============================================================
 play                       odds   why it works in the demo world
@@ -56,6 +59,7 @@ from connectors.queue.store import QueueStore
 from models.clock import utc_naive
 from connectors.warehouse import Warehouse
 from models.cases.lifecycle import ACKNOWLEDGED, IN_PROGRESS, OPEN
+from models.policy.schema import Policy
 
 log = logging.getLogger(__name__)
 
@@ -63,27 +67,17 @@ log = logging.getLogger(__name__)
 SIMULATOR_SOURCE = "demo-rescue-team"
 
 
-@dataclass(frozen=True)
-class Play:
-    """A rescue play and its true effect in the demo world (an odds multiplier on churn)."""
-
-    name: str
-    odds_multiplier: float
-    description: str
-
-
-PLAYS: dict[str, Play] = {
-    p.name: p
-    for p in (
-        Play("executive_sponsor_call", 0.55, "Executive sponsor call to rebuild the relationship"),
-        Play("adoption_workshop", 0.60, "Hands-on adoption workshop with the customer's users"),
-        Play("support_escalation", 0.70, "Escalate the open support issues to engineering"),
-        Play("success_plan", 0.80, "Agree a written success plan with milestones"),
-        Play("commercial_concession", 0.50, "Discount or extra seats at renewal"),
-    )
+#: The demo world's truth: each play's odds multiplier on churn, by play id of the policy's catalogue.
+TRUE_EFFECTS: dict[str, float] = {
+    "executive_sponsor_call": 0.55,
+    "adoption_workshop": 0.60,
+    "support_escalation": 0.70,
+    "success_plan": 0.80,
+    "commercial_concession": 0.50,
 }
 
-#: Relative weights of each play per team (teams not listed use "default").
+#: How often the simulated people pick each play, per team (teams not listed use "default"); a
+#: play of the catalogue that suits the team and is not listed here has weight 1.
 TEAM_PLAY_WEIGHTS: dict[str, dict[str, float]] = {
     "rescue_squad": {"executive_sponsor_call": 3, "commercial_concession": 2, "support_escalation": 1,
                      "success_plan": 1},
@@ -113,25 +107,33 @@ def outcome_draw(seed: int | str, account_id: str, renewal_date: object) -> floa
     return int.from_bytes(digest, "big") / 2.0**64
 
 
-def choose_plays(case_id: str, team: str, seed: int, *, catalogue: Mapping[str, Play] = PLAYS) -> list[str]:
-    """One or two distinct plays for a case, by its team's weights; the same for the same
-    (seed, case id)."""
+def choose_plays(case_id: str, team: str, seed: int, policy: Policy) -> list[str]:
+    """One or two distinct plays of the policy's catalogue for a case: those that suit its team
+    (every play for a team the policy does not know), by the team's weights; the same for the
+    same (seed, case id)."""
+    suited = policy.plays_for(team) if team in policy.teams else list(policy.plays)
+    if not suited:
+        raise ValueError(f"no play of the policy's catalogue suits team {team!r} ({', '.join(policy.plays)})")
     weights = TEAM_PLAY_WEIGHTS.get(team, TEAM_PLAY_WEIGHTS["default"])
-    names = [n for n in weights if n in catalogue]
-    if not names:
-        raise ValueError(f"no play of team {team!r} is in the catalogue ({', '.join(catalogue)})")
-    p = np.array([weights[n] for n in names], dtype=float)
+    names = [n for n in weights if n in suited] + [n for n in suited if n not in weights]
+    p = np.array([weights.get(n, 1.0) for n in names], dtype=float)
     rng = np.random.default_rng([int(seed), int(hashlib.blake2b(case_id.encode(), digest_size=4).hexdigest(), 16)])
     k = min(len(names), 1 + int(rng.random() < 0.5))
     return [str(x) for x in rng.choice(names, size=k, replace=False, p=p / p.sum())]
 
 
-def treatment_effect(plays: list[str], *, catalogue: Mapping[str, Play] = PLAYS) -> float:
+def play_effects(policy: Policy) -> dict[str, float]:
+    """The true effect of every play of the policy's catalogue (1.0 for a play the demo world
+    does not know)."""
+    return {key: TRUE_EFFECTS.get(key, 1.0) for key in policy.plays}
+
+
+def treatment_effect(plays: list[str], *, effects: Mapping[str, float] = TRUE_EFFECTS) -> float:
     """The odds multiplier of a set of plays: the product of each distinct play's multiplier."""
-    unknown = sorted(set(plays) - set(catalogue))
+    unknown = sorted(set(plays) - set(effects))
     if unknown:
-        raise ValueError(f"unknown play(s) {', '.join(unknown)}; the catalogue has {', '.join(catalogue)}")
-    return float(np.prod([catalogue[p].odds_multiplier for p in set(plays)])) if plays else 1.0
+        raise ValueError(f"unknown play(s) {', '.join(unknown)}; the catalogue has {', '.join(effects)}")
+    return float(np.prod([effects[p] for p in set(plays)])) if plays else 1.0
 
 
 def renewal_outcomes(
@@ -178,9 +180,15 @@ def simulate_rescue_team(
     *,
     now: datetime,
     seed: int = 7,
-    catalogue: Mapping[str, Play] = PLAYS,
+    policy: Policy | None = None,
 ) -> SimulationReport:
-    """One pass of the simulated rescue team at `now` (see the module docstring)."""
+    """One pass of the simulated rescue team at `now` (see the module docstring). Its plays are
+    those of `policy`'s catalogue, by default the store's policy."""
+    policy = policy or store.policy
+    if policy is None:
+        raise ValueError("the simulated rescue team runs the plays of the policy's catalogue, and the queue "
+                         "store has no policy")
+    effects = play_effects(policy)
     now = utc_naive(now)
     truth = warehouse.read_sql(f"SELECT * FROM {TRUTH_TABLE}")
     renewals = warehouse.read_sql(f"SELECT account_id, renewal_date FROM {RENEWALS_TABLE}")
@@ -197,9 +205,9 @@ def simulate_rescue_team(
             claimed += 1
             case["status"] = ACKNOWLEDGED
         if case["status"] in (ACKNOWLEDGED, IN_PROGRESS) and not plays_by_case.get(case["case_id"]):
-            chosen = choose_plays(case["case_id"], case["team"], seed, catalogue=catalogue)
+            chosen = choose_plays(case["case_id"], case["team"], seed, policy)
             for play in chosen:
-                store.log_play(case["case_id"], actor=actor, play=play, note=catalogue[play].description, now=now)
+                store.log_play(case["case_id"], actor=actor, play=play, note=policy.plays[play].description, now=now)
                 plays_logged += 1
             plays_by_case[case["case_id"]] = chosen
 
@@ -211,7 +219,8 @@ def simulate_rescue_team(
         working["renewal_date"] = next_renewals(renewals, working)
         due = working[working["renewal_date"].notna() & (working["renewal_date"] <= now)].copy()
         waiting = len(working) - len(due)
-        due["effect"] = [treatment_effect(plays_by_case.get(c, []), catalogue=catalogue) for c in due["case_id"]]
+        due["effect"] = [treatment_effect([policy.play_names.get(p, p) for p in plays_by_case.get(c, [])],
+                                          effects=effects) for c in due["case_id"]]
         for row in renewal_outcomes(truth, due, seed=seed).to_dict("records"):
             renewal = pd.Timestamp(row["renewal_date"]).to_pydatetime()
             store.resolve(row["case_id"], actor=row["assignee"] or f"{row['team']}-queue", outcome=row["outcome"],

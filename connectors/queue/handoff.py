@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from connectors.queue.store import QueueStore
+from connectors.queue.values import clean_text, require_actor, require_id
 from models.cases.context import reassigned_context
 from models.cases.lifecycle import check_handoff
 from models.cases.notices import HANDOFF, handoff_notices
@@ -50,17 +51,17 @@ def handoff(
     `notify` are extra outbox destinations (`slack:...`, `email:...`, handles); the new assignee
     is always told. Returns the case as `QueueStore.get_case` does. Raises CaseNotFound,
     InvalidTransition (closed case, or team-only handoff of a case that is being worked),
-    CaseConflict (changed concurrently, or no change at all) and ValueError (empty actor, team
-    or note).
+    CaseConflict (changed concurrently, or no change at all) and ValueError (an actor, team,
+    assignee or note that is empty or not plain text: `connectors.queue.values`).
     """
-    if not actor or not actor.strip():
-        raise ValueError("a handoff needs an actor (who is handing the case off)")
+    actor = require_actor(actor)
     if not to_team or not to_team.strip():
         raise ValueError("a handoff needs a team to hand the case to")
+    to_team = require_id(to_team, "team")
+    to_assignee = require_id(to_assignee, "assignee") if to_assignee and to_assignee.strip() else None
     if not note or not note.strip():
         raise ValueError("a handoff needs a note for the next owner: what was done, what is next")
-    to_team, note = to_team.strip(), note.strip()
-    to_assignee = to_assignee.strip() if to_assignee and to_assignee.strip() else None
+    note = clean_text(note, "note", required=True)
     at = now_or(now)
 
     with store.locked_case(case_id) as tx:

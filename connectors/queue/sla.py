@@ -61,6 +61,9 @@ class SlaStore(QueueDatabase):
         times); `QueueStore` sets it."""
         return None
 
+    def _note_wall_clock(self) -> None:
+        """Called when SLA clocks run without a policy (`QueueStore` says why, once)."""
+
     def pauses_of(self, case_ids: Iterable[str], *, now: datetime | None = None,
                   conn: sa.Connection | None = None) -> dict[str, list[Pause]]:
         """case_id -> its paused intervals (`models.cases.sla.paused_intervals`), for cases that
@@ -99,6 +102,8 @@ class SlaStore(QueueDatabase):
             return {}
         pauses = self.pauses_of(cases["case_id"], now=now)
         policy = self.policy
+        if policy is None:
+            self._note_wall_clock()
         return {
             str(row["case_id"]): sla_state(row, policy, now, pauses.get(str(row["case_id"])))
             for row in _records(cases)

@@ -60,8 +60,8 @@ from connectors.queue.schema import (
 )
 from connectors.queue.sla import SlaStore, with_sla_columns
 from connectors.queue.transaction import CaseTransaction, event_row
-from connectors.settings import default_policy_path
-from connectors.queue.values import as_float, frame, jsonable, normalize_case_id, require_actor
+from connectors.settings import Settings, default_policy_path
+from connectors.queue.values import as_float, clean_text, frame, jsonable, normalize_case_id, require_actor, require_id
 from models.cases.lifecycle import (
     ACTIVE_STATUSES,
     OPEN,
@@ -113,21 +113,38 @@ class QueueStore(SlaStore, OutboxStore):
         super().__init__(url, echo=echo)
         self._policy = policy
         self._policy_loaded = policy is not None
+        self._policy_problem = ""
+        self._wall_clock_noted = False
 
     @property
     def policy(self) -> Policy | None:
-        """The policy SLA clocks run on: the one given, else the deployment's policy file
-        (`connectors.settings.default_policy_path`) when it exists and loads, else None (then
-        clocks run on the wall clock against the due times routing stored)."""
+        """The policy SLA clocks run on and whose catalogue of plays `log_play` accepts: the one
+        given, else the deployment's policy file (`connectors.settings.default_policy_path`) when
+        it exists and loads, else None (then clocks run on the wall clock against the due times
+        routing stored, and no play can be logged)."""
         if not self._policy_loaded:
             self._policy_loaded = True
             path = default_policy_path()
+            self._policy_problem = f"there is no policy file at {path} (set {Settings.env('policy_path')})"
             if path.is_file():
                 try:
                     self._policy = load_policy(path)
-                except (PolicyError, OSError) as exc:
-                    log.warning("SLA clocks run on the wall clock: the policy at %s does not load (%s)", path, exc)
+                except PolicyError as exc:
+                    self._policy_problem = f"the policy does not load: {exc.summary()}"
         return self._policy
+
+    def _note_wall_clock(self) -> None:
+        if self._policy_problem.startswith("the policy does not load") and not self._wall_clock_noted:
+            self._wall_clock_noted = True
+            log.warning("SLA clocks run on the wall clock: %s", self._policy_problem)
+
+    def known_play(self, play: str) -> str:
+        """`play` if it is in the catalogue of the store's `policy` (`Policy.check_play`); a
+        ValueError naming the known plays, or why there is no catalogue, otherwise."""
+        policy = self.policy
+        if policy is None:
+            raise ValueError(f"cannot check the play against the policy's catalogue: {self._policy_problem}")
+        return policy.check_play(play)
 
     # -- routing -------------------------------------------------------------------------------
 
@@ -407,6 +424,7 @@ class QueueStore(SlaStore, OutboxStore):
         """Make `actor` the case's owner. Exactly one of many concurrent claimers wins; the others
         get CaseConflict naming the winner. Claiming a case already yours changes nothing."""
         now = now_or(now)
+        actor = require_actor(actor)
         with self.locked_case(case_id) as tx:
             case = tx.case
             decision = decide_claim(case["status"], case["assignee"], actor, case_id=case["case_id"])
@@ -434,9 +452,11 @@ class QueueStore(SlaStore, OutboxStore):
 
         Snoozing needs `snooze_until` in the future. Terminal statuses record the outcome; use
         `resolve()` to also close the case's plays. `expected_version` guards against acting on a
-        stale view (CaseConflict when the case changed since).
+        stale view (CaseConflict when the case changed since). The actor and the reason are
+        checked first (`connectors.queue.values`).
         """
         now = now_or(now)
+        actor, reason = require_actor(actor), clean_text(reason, "reason")
         with self.locked_case(case_id) as tx:
             tx.transition(to_status, actor=actor, reason=reason, snooze_until=snooze_until, now=now,
                           expected_version=expected_version)
@@ -446,11 +466,11 @@ class QueueStore(SlaStore, OutboxStore):
                  now: datetime | None = None) -> dict[str, Any]:
         """Record a rescue play on a case (a `rescue_actions` row, an audit event and a CRM
         write-back in the outbox). A play on an acknowledged or paused case resumes work
-        (in_progress). Returns the action row with the case's new status."""
+        (in_progress). The play must be in the catalogue of the store's `policy` (`known_play`),
+        checked before anything is written. Returns the action row with the case's new status."""
         now = now_or(now)
-        require_actor(actor)
-        if not play or not play.strip():
-            raise ValueError("a play needs a name (e.g. exec_sponsor_call)")
+        actor, note = require_actor(actor), clean_text(note, "note")
+        play = self.known_play(require_id(play, "play"))
         with self.locked_case(case_id) as tx:
             case = tx.case
             new_status = status_after_play(case["status"], case_id=case["case_id"])
@@ -460,11 +480,11 @@ class QueueStore(SlaStore, OutboxStore):
                 tx.update({}, now)
             action_id = tx.conn.execute(
                 rescue_actions.insert().values(case_id=case["case_id"], account_id=case["account_id"], at=now,
-                                               actor=actor, play=play.strip(), note=note, outcome=None)
+                                               actor=actor, play=play, note=note, outcome=None)
             ).inserted_primary_key[0]
             action = {"action_id": action_id, "case_id": case["case_id"], "account_id": case["account_id"],
-                      "at": now, "actor": actor, "play": play.strip(), "note": note, "outcome": None}
-            tx.record("play_logged", actor=actor, at=now, reason=note, payload={"action_id": action_id, "play": play.strip()})
+                      "at": now, "actor": actor, "play": play, "note": note, "outcome": None}
+            tx.record("play_logged", actor=actor, at=now, reason=note, payload={"action_id": action_id, "play": play})
             enqueue_rows(tx.conn, [outbox_row(
                 now, case["case_id"], CRM_CHANNEL, case["account_id"], "rescue_action", f"rescue_action:{action_id}",
                 {**jsonable(action), "account_name": case["account_name"], "priority": case["priority"]},
@@ -476,6 +496,7 @@ class QueueStore(SlaStore, OutboxStore):
         """Close a case as saved, churned or no_action. Its plays get the case's outcome, and the
         outcome is queued for the CRM write-back."""
         now = now_or(now)
+        actor, note = require_actor(actor), clean_text(note, "note")
         to_status = resolution_status(outcome)
         with self.locked_case(case_id) as tx:
             case = tx.case

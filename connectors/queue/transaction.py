@@ -13,7 +13,14 @@ import sqlalchemy as sa
 from connectors.queue.outbox import enqueue_rows, notice_rows
 from connectors.queue.schema import case_events, rescue_actions, rescue_cases
 from connectors.queue.values import fit_row, jsonable, require_actor
-from models.cases.lifecycle import OPEN, SNOOZED, TERMINAL_STATUSES, CaseConflict, InvalidTransition, check_transition
+from models.cases.lifecycle import (
+    OPEN,
+    SNOOZED,
+    TERMINAL_STATUSES,
+    CaseConflict,
+    check_snooze_until,
+    check_transition,
+)
 from models.cases.notices import Notice
 from models.clock import utc_naive
 
@@ -69,7 +76,7 @@ class CaseTransaction:
                    snooze_until: datetime | None = None, expected_version: int | None = None,
                    kind: str = "status_changed", payload: Mapping[str, Any] | None = None) -> None:
         """Move the case to `to_status` (validated by models.cases.lifecycle) and audit it."""
-        require_actor(actor)
+        actor = require_actor(actor)
         case = self.case
         if expected_version is not None and expected_version != case["version"]:
             raise CaseConflict(
@@ -80,11 +87,8 @@ class CaseTransaction:
         check_transition(from_status, to_status, case_id=case["case_id"])
         values: dict[str, Any] = {"status": to_status, "snoozed_until": None}
         if to_status == SNOOZED:
-            until = utc_naive(snooze_until)
-            if until is None or until <= now:
-                raise InvalidTransition(case["case_id"], from_status, to_status,
-                                        "snoozing needs a wake-up time in the future")
-            values["snoozed_until"] = until
+            values["snoozed_until"] = check_snooze_until(utc_naive(snooze_until), now, case_id=case["case_id"],
+                                                         from_status=from_status)
         if from_status == OPEN and case["acknowledged_at"] is None:
             values["acknowledged_at"] = now
         if to_status in TERMINAL_STATUSES:

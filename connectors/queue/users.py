@@ -35,6 +35,7 @@ import sqlalchemy as sa
 
 from connectors.queue.schema import desk_users
 from connectors.queue.store import QueueStore
+from connectors.queue.values import require_id
 from models.clock import now_or
 
 __all__ = ["ROLES", "DeskUser", "DeskUserError", "DeskUsers", "desk_users", "hash_token"]
@@ -108,8 +109,14 @@ class DeskUsers:
             raise DeskUserError(f"unknown role {role!r} for {user_id}; expected one of: {', '.join(ROLES)}")
         if not team or not team.strip():
             raise DeskUserError(f"desk user {user_id} needs a team")
+        try:  # ids and names as every other value people type (connectors.queue.values)
+            user_id = require_id(user_id, "actor", label="user id")
+            team = require_id(team, "team")
+            name = require_id(name, "name") if isinstance(name, str) and name.strip() else user_id
+        except ValueError as exc:
+            raise DeskUserError(str(exc)) from None
         token = _new_token()
-        values = {"user_id": user_id, "name": name.strip() or user_id, "role": role, "team": team.strip(),
+        values = {"user_id": user_id, "name": name, "role": role, "team": team,
                   "token_hash": hash_token(token), "created_at": now_or(now), "disabled": False}
         with self.store.transaction() as conn:
             if conn.execute(sa.select(desk_users.c.user_id).where(desk_users.c.user_id == user_id)).first():

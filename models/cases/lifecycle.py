@@ -10,7 +10,8 @@ A case is opened by routing and then worked by a person::
   and makes the claimer its assignee.
 - *in_progress*: someone is working it (a play was logged or work was resumed).
 - *snoozed* / *waiting_customer*: paused; SLA clocks do not run. Work resumes with
-  *in_progress*. Snoozing a snoozed case moves its wake-up time.
+  *in_progress*. Snoozing a snoozed case moves its wake-up time; a snooze wakes at most
+  `MAX_SNOOZE_DAYS` days ahead.
 - *resolved_saved*, *resolved_churned*, *closed_no_action*: terminal. A terminal case is never
   reopened; after the policy's cooldown a new case may be opened for the account.
 
@@ -24,6 +25,7 @@ before writing it, and the CLI shows its error messages as they are.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Literal
 
 OPEN = "open"
@@ -53,6 +55,8 @@ ACTIVE_STATUSES: tuple[str, ...] = tuple(s for s in STATUSES if s not in TERMINA
 PAUSED_STATUSES: frozenset[str] = frozenset({SNOOZED, WAITING_CUSTOMER})
 #: Statuses from which `claim` may take a case.
 CLAIMABLE_STATUSES: frozenset[str] = frozenset({OPEN, ACKNOWLEDGED})
+#: The furthest a snooze may reach: a case snoozed longer is a case nobody works.
+MAX_SNOOZE_DAYS = 365
 
 _RESOLUTIONS = (RESOLVED_SAVED, RESOLVED_CHURNED, CLOSED_NO_ACTION)
 
@@ -126,6 +130,20 @@ def check_transition(from_status: str, to_status: str, *, case_id: str | None = 
     validate_status(to_status)
     if to_status not in TRANSITIONS[from_status]:
         raise InvalidTransition(case_id, from_status, to_status)
+
+
+def check_snooze_until(until: datetime | None, now: datetime, *, case_id: str | None = None,
+                       from_status: str = ACKNOWLEDGED) -> datetime:
+    """`until` if a case may be snoozed until then: in the future (InvalidTransition otherwise)
+    and at most `MAX_SNOOZE_DAYS` days ahead (ValueError naming the limit otherwise)."""
+    if until is None or until <= now:
+        raise InvalidTransition(case_id, from_status, SNOOZED, "snoozing needs a wake-up time in the future")
+    latest = now + timedelta(days=MAX_SNOOZE_DAYS)
+    if until > latest:
+        subject = f"case {case_id}: " if case_id else ""
+        raise ValueError(f"{subject}cannot snooze until {until:%Y-%m-%d %H:%M}: a snooze lasts at most "
+                         f"{MAX_SNOOZE_DAYS} days (MAX_SNOOZE_DAYS), until {latest:%Y-%m-%d %H:%M} UTC at the latest")
+    return until
 
 
 def resolution_status(outcome: str) -> str:

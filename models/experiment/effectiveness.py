@@ -15,7 +15,10 @@ team. `play_effectiveness(treated, holdout)` measures it, overall and per play:
   arm)".
 
 An account counts once overall, and once for every play it received in the per-play rows; every
-per-play row is compared with the whole holdout (held-out accounts received no play). The
+per-play row is compared with the whole holdout (held-out accounts received no play). Per-play
+rows are labelled by the policy's catalogue of plays when it is given (`plays`, the
+`Policy.play_names` mapping): a play logged under a former name counts with the play, so one play
+never splits into two rows. The
 per-play rows are not randomized between plays: a play chosen for harder cases can look worse
 than it is. Only the overall row is a clean experiment.
 
@@ -25,6 +28,7 @@ than it is. Only the overall row is a clean experiment.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -133,18 +137,22 @@ def play_effectiveness(
     *,
     min_per_arm: int = 30,
     confidence: float = 0.95,
+    plays: Mapping[str, str] | None = None,
 ) -> Effectiveness:
     """Compare treated accounts with held-out ones, overall and per play.
 
     `treated`: account_id, arr, outcome (saved | churned), play; one row per account and play
     (an account given several plays has several rows). `holdout`: account_id, arr, outcome.
-    An account may not be in both groups.
+    An account may not be in both groups. `plays` maps every name a play is known by to the
+    label of its row (the catalogue's `Policy.play_names`); a name it does not know keeps its own.
     """
     if min_per_arm < 1:
         raise ValueError(f"min_per_arm must be at least 1, got {min_per_arm}")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
     treated = _checked(treated, "treated", ("account_id", "arr", "outcome", "play"))
+    if plays:
+        treated["play"] = [plays.get(p, p) for p in treated["play"]]
     holdout = _checked(holdout, "holdout", ("account_id", "arr", "outcome"))
     treated_accounts = _one_per_account(treated, "treated")
     held = _one_per_account(holdout, "holdout")

@@ -16,6 +16,8 @@ treated-vs-holdout save rate goes through `experiment_units`, so they agree: the
 `play_effectiveness` asset and the queue-operations metrics (`arm_save_rates`).
 """
 
+from collections.abc import Mapping
+
 import pandas as pd
 
 from models.experiment.effectiveness import Effectiveness
@@ -159,9 +161,10 @@ def arm_save_rates(outcomes: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=SAVE_RATE_COLUMNS)
 
 
-def compare_groups(treated: pd.DataFrame, holdout: pd.DataFrame) -> Effectiveness:
-    """`models.experiment.effectiveness.play_effectiveness` with the product's defaults (30 per arm, 95%)."""
-    return compare_with_holdout(treated, holdout, min_per_arm=MIN_PER_ARM, confidence=0.95)
+def compare_groups(treated: pd.DataFrame, holdout: pd.DataFrame, plays: Mapping[str, str] | None = None) -> Effectiveness:
+    """`models.experiment.effectiveness.play_effectiveness` with the product's defaults (30 per arm,
+    95%); `plays` is the policy's catalogue (`Policy.play_names`), the labels of the per-play rows."""
+    return compare_with_holdout(treated, holdout, min_per_arm=MIN_PER_ARM, confidence=0.95, plays=plays)
 
 
 def effectiveness_markdown(table: pd.DataFrame) -> str:

@@ -9,39 +9,101 @@ reason, e.g.
 
 Each policy carries its declared `version` and a `content_hash` (sha256 of its normalized
 content, so comments and formatting do not change it); both are stored on every case it creates.
+
+A policy file is read with limits, so a hostile or broken file fails fast with one line instead
+of exhausting the machine: at most `MAX_POLICY_BYTES` of UTF-8 text; at most `MAX_NODES` YAML
+nodes once every alias is expanded (an "alias bomb" of a few kilobytes expands to millions), no
+alias that refers to a node containing it and at most `MAX_DEPTH` levels of nesting
+(`models.policy.safe_yaml`); every reported reason on one line and clipped to
+`MAX_REASON_CHARS` characters, at most `MAX_PROBLEMS` of them.
 """
 
 from __future__ import annotations
 
+import reprlib
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from models.contracts import CANDIDATE_COLUMNS
 from models.policy.conditions import format_location
+from models.policy.safe_yaml import MAX_DEPTH, MAX_NODES, YamlRefused, read_yaml
 from models.policy.schema import CHANNEL_PREFIXES, RACI_ROLES, LadderStep, Policy, condition_leaves
 
 
+#: Largest policy file read, in bytes (the shipped policies are about 12 KB).
+MAX_POLICY_BYTES = 1024 * 1024
+#: Longest reason or key path reported for one problem; longer ones are clipped.
+MAX_REASON_CHARS = 300
+#: Most problems reported for one file; the rest are counted.
+MAX_PROBLEMS = 40
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxdict, _SHORT.maxlist, _SHORT.maxstring, _SHORT.maxother = 2, 4, 4, 60, 60
+
+
+def _clip(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    """`text` on one line, at most `limit` characters."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+__all__ = ["MAX_DEPTH", "MAX_NODES", "MAX_POLICY_BYTES", "PolicyError", "load_policy", "parse_policy"]
+
+
 class PolicyError(ValueError):
-    """A policy file is malformed. `problems` holds `(key path, reason)` pairs."""
+    """A policy file is malformed. `problems` holds `(key path, reason)` pairs, each on one
+    line and clipped (`MAX_REASON_CHARS`), at most `MAX_PROBLEMS` of them; `count` is how many
+    there were in all."""
 
     def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:
         self.source = source
-        self.problems = problems
-        super().__init__("\n".join(f"{source}: {path}: {why}" if path else f"{source}: {why}"
-                                   for path, why in problems))
+        self.count = len(problems)
+        self.problems = [(_clip(path, 120), _clip(why)) for path, why in problems[:MAX_PROBLEMS]]
+        lines = [f"{source}: {path}: {why}" if path else f"{source}: {why}" for path, why in self.problems]
+        if self.omitted:
+            lines.append(f"{source}: {self.omitted_line}")
+        super().__init__("\n".join(lines))
+
+    @property
+    def omitted(self) -> int:
+        """Problems found but not listed (past `MAX_PROBLEMS`)."""
+        return self.count - len(self.problems)
+
+    @property
+    def omitted_line(self) -> str:
+        return f"and {self.omitted} more problem{'s' if self.omitted > 1 else ''} (not listed)"
+
+    def summary(self) -> str:
+        """The first problem on one line, with the number of the others."""
+        path, why = self.problems[0] if self.problems else ("", "invalid policy")
+        more = self.count - 1
+        tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more > 0 else ""
+        return f"{self.source}: {path + ': ' if path else ''}{why}{tail}"
 
 
 def load_policy(path: str | Path, *, known_fields: set[str] | None = None) -> Policy:
-    """Read and validate a policy file. See `parse_policy`."""
+    """Read and validate a policy file (at most `MAX_POLICY_BYTES` of UTF-8). See `parse_policy`."""
     path = Path(path)
+    source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_POLICY_BYTES + 1)
     except OSError as exc:
-        raise PolicyError(str(path), [("", f"cannot read the file: {exc.strerror or exc}")]) from None
-    return parse_policy(text, source=str(path), known_fields=known_fields)
+        raise PolicyError(source, [("", f"cannot read the file: {exc.strerror or exc}")]) from None
+    if len(data) > MAX_POLICY_BYTES:
+        raise PolicyError(source, [("", _too_big())])
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise PolicyError(source, [("", f"the policy file is not UTF-8 text "
+                                        f"(byte 0x{data[exc.start]:02x} at offset {exc.start})")]) from None
+    return parse_policy(text, source=source, known_fields=known_fields)
+
+
+def _too_big() -> str:
+    return f"the file is larger than {MAX_POLICY_BYTES:,} bytes (MAX_POLICY_BYTES), the most a policy may be"
 
 
 def parse_policy(
@@ -56,13 +118,9 @@ def parse_policy(
     contract (`models.contracts.CANDIDATE_COLUMNS`). Raises `PolicyError` listing every problem
     with its key path.
     """
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise PolicyError(source, [(where, f"invalid YAML: {problem}")]) from None
+    if len(text) > MAX_POLICY_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_POLICY_BYTES:
+        raise PolicyError(source, [("", _too_big())])
+    data = _read_yaml(text, source)
     if not isinstance(data, dict):
         raise PolicyError(source, [("", f"a policy is a mapping of keys, got {type(data).__name__}")])
     try:
@@ -74,6 +132,14 @@ def parse_policy(
     if problems:
         raise PolicyError(source, problems)
     return policy
+
+
+def _read_yaml(text: str, source: str) -> Any:
+    """The YAML document of `text` (`models.policy.safe_yaml`); PolicyError naming the line."""
+    try:
+        return read_yaml(text)
+    except YamlRefused as exc:
+        raise PolicyError(source, [(exc.where, str(exc))]) from None
 
 
 def _describe(err: Any) -> tuple[str, str]:
@@ -88,7 +154,7 @@ def _describe(err: Any) -> tuple[str, str]:
     else:
         why = err["msg"]
         if "input" in err and kind not in ("invalid_condition",):
-            why += f", got {err['input']!r}"
+            why += f", got {_SHORT.repr(err['input'])}"
     return path, why
 
 
@@ -144,6 +210,7 @@ def _cross_reference_problems(policy: Policy, known_fields: set[str]) -> list[tu
             if leaf.field not in known_fields:
                 problems.append((f"{path}.field",
                                  f"unknown field {leaf.field!r}; {_one_of(known_fields)}"))
+    problems += _play_problems(policy)
     if policy.hysteresis.field not in known_fields:
         problems.append(("hysteresis.field",
                          f"unknown field {policy.hysteresis.field!r}; {_one_of(known_fields)}"))
@@ -180,4 +247,21 @@ def _cross_reference_problems(policy: Policy, known_fields: set[str]) -> list[tu
                                          f"unknown entry {entry!r}; expected a role "
                                          f"({', '.join(RACI_ROLES)}), a member id, a team key, "
                                          f"or a channel (slack:ENV_VAR, email:address)"))
+    return problems
+
+
+def _play_problems(policy: Policy) -> list[tuple[str, str]]:
+    """Plays name known teams; a former name belongs to one play and is no play's id."""
+    problems: list[tuple[str, str]] = []
+    owner: dict[str, str] = {}
+    for key, play in policy.plays.items():
+        for i, team in enumerate(play.teams):
+            if team not in policy.teams:
+                problems.append((f"plays.{key}.teams[{i}]", f"unknown team {team!r}; {_one_of(policy.teams)}"))
+        for i, alias in enumerate(play.aliases):
+            if alias in policy.plays:
+                problems.append((f"plays.{key}.aliases[{i}]", f"{alias!r} is the id of a play, not a former name"))
+            elif alias in owner:
+                problems.append((f"plays.{key}.aliases[{i}]", f"{alias!r} is already a former name of {owner[alias]!r}"))
+            owner.setdefault(alias, key)
     return problems

@@ -3,7 +3,8 @@
 One YAML file says who handles which at-risk account, how fast, and what happens when nobody
 does (see `policies/default.yaml` for a commented example). Its shape is declared here: calendars,
 teams and their members, severity rules, SLA targets, escalation ladders with RACI, hysteresis,
-cooldown and holdout. `Policy` also answers the lookups the rest of the product needs (a team's
+cooldown and holdout, and the catalogue of rescue plays (`plays`): the only plays the queue
+accepts, the desk suggests and the effectiveness report counts. `Policy` also answers the lookups the rest of the product needs (a team's
 calendar, escalation path and ladder, the fields the conditions read) and carries its
 `content_hash`, the identity stored on every case it creates.
 
@@ -15,15 +16,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from functools import cached_property
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    StringConstraints,
     field_validator,
     model_validator,
 )
@@ -47,6 +51,27 @@ RACI_ROLES: dict[str, str] = {
 }
 #: Literal channel addresses allowed in RACI lists (`slack:ENV_VAR`, `email:someone@example.com`).
 CHANNEL_PREFIXES: tuple[str, ...] = ("slack:", "email:")
+
+
+#: A play id: lower-case letters, digits and underscores, starting with a letter (it is stored
+#: on every play logged, sent to the CRM and used as a label, so it stays plain).
+PLAY_ID_PATTERN = r"[a-z][a-z0-9_]*"
+PLAY_ID_MAX_LENGTH = 64
+
+
+def _play_id(value: str) -> str:
+    if len(value) > PLAY_ID_MAX_LENGTH or not re.fullmatch(PLAY_ID_PATTERN, value):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        raise ValueError(f"a play id is at most {PLAY_ID_MAX_LENGTH} lower-case letters, digits and underscores, "
+                         f"starting with a letter; got {shown!r}")
+    return value
+
+
+PlayId = Annotated[str, AfterValidator(_play_id)]
+
+
+class UnknownPlay(ValueError):
+    """A play that is not in the policy's catalogue; the message lists the known ones."""
 
 
 class _Spec(BaseModel):
@@ -230,6 +255,16 @@ class HoldoutSpec(_Spec):
     seed: str | int
 
 
+class PlaySpec(_Spec):
+    """A rescue play of the catalogue: what the team may run on a case and log."""
+
+    description: str = Field(min_length=1, description="What the play is, in a few words.")
+    teams: list[str] = Field(default_factory=list, description="Team keys it suits; empty: every team.")
+    aliases: list[Annotated[str, StringConstraints(min_length=1, max_length=128)]] = Field(
+        default_factory=list,
+        description="Former names of the play: plays logged under them count as this play in reports.")
+
+
 class Policy(_Spec):
     """A validated escalation policy. Build it with `models.policy.loader.load_policy` or `parse_policy`."""
 
@@ -245,6 +280,7 @@ class Policy(_Spec):
     hysteresis: HysteresisSpec
     cooldown_days: int = Field(ge=0)
     holdout: HoldoutSpec
+    plays: dict[PlayId, PlaySpec] = Field(min_length=1, description="The catalogue of rescue plays.")
 
     # -- identity -----------------------------------------------------------------------------
 
@@ -312,6 +348,30 @@ class Policy(_Spec):
         if step.at_sla_pct == "pre_breach":
             return self.sla[priority].pre_breach_pct  # type: ignore[index]
         return float(step.at_sla_pct)
+
+    # -- plays --------------------------------------------------------------------------------
+
+    @cached_property
+    def play_names(self) -> dict[str, str]:
+        """Every name a play is known by (its id and its former names) -> its id."""
+        names = {alias: key for key, play in self.plays.items() for alias in play.aliases}
+        return {**names, **{key: key for key in self.plays}}
+
+    def check_play(self, name: str) -> str:
+        """`name` if it is a play of the catalogue; UnknownPlay otherwise, naming the plays (and
+        the new name of a renamed one)."""
+        if name in self.plays:
+            return name
+        known = ", ".join(self.plays)
+        renamed = self.play_names.get(name)
+        if renamed is not None:
+            raise UnknownPlay(f"play {name!r} is now called {renamed!r}; the policy's plays: {known}")
+        shown = name if len(name) <= 40 else name[:37] + "..."
+        raise UnknownPlay(f"unknown play {shown!r}; the policy's plays: {known}")
+
+    def plays_for(self, team: str) -> list[str]:
+        """The plays that suit `team` (those naming it, and those naming no team), in catalogue order."""
+        return [key for key, play in self.plays.items() if not play.teams or team in play.teams]
 
     def condition_fields(self) -> set[str]:
         """Every column the severity rules read, plus the hysteresis field."""

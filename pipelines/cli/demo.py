@@ -99,11 +99,19 @@ def _experiment_policy(holdout: float) -> Path:
     """A copy of the active policy with holdout fraction `holdout`, under the project home."""
     import yaml
 
+    from rich.markup import escape
+
     from connectors.policy_source import PolicyResource
     from connectors.settings import project_home
+    from models.policy.loader import PolicyError, load_policy
 
     source = PolicyResource().resolved_path()
-    spec = yaml.safe_load(source.read_text())
+    try:
+        load_policy(source)  # validated within the loader's limits before it is copied
+    except PolicyError as exc:
+        err.print(f"[red]invalid policy[/red] {escape(exc.summary())}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    spec = yaml.safe_load(source.read_text(encoding="utf-8"))
     spec["holdout"]["fraction"] = holdout
     spec["version"] = f"{spec['version']}-holdout{round(holdout * 100)}"
     target = project_home() / "policies" / f"{source.stem}.holdout{round(holdout * 100)}.yaml"
@@ -163,6 +171,7 @@ def run_loop(instance, *, weeks: int, holdout: float, seed: int) -> None:
               f"{policy.name} ({holdout:.0%} holdout; the default policy's 10% would leave too few held-out "
               "accounts to conclude) and a simulated rescue team")
     defs = build_definitions({"policy": PolicyResource(path=str(policy))})
+    replayed = PolicyResource(path=str(policy)).load()  # the simulated team runs its catalogue's plays
     warehouse = Warehouse(default_warehouse_url())
     sent = {"delivered": 0, "failed": 0, "dead": 0, "pending": 0}
 
@@ -179,13 +188,13 @@ def run_loop(instance, *, weeks: int, holdout: float, seed: int) -> None:
                  run_config={"ops": {"rescue_queue": {"config": {"now": pinned}},
                                      "crm_writeback": {"config": {"now": pinned}}}})
         evening = day + pd.Timedelta(hours=17)
-        done = simulate_rescue_team(store, warehouse, now=evening, seed=seed)
+        done = simulate_rescue_team(store, warehouse, now=evening, seed=seed, policy=replayed)
         deliver(evening)
         err.print(f"  rescue team {day.date()}: claimed {done.claimed}, plays {done.plays_logged}, "
                   f"saved {done.saved}, churned {done.churned}, waiting for renewal {done.waiting_for_renewal}; "
                   f"holdout outcomes {done.holdout_recorded}")
     end = dates[-1] + pd.Timedelta(days=91)
-    done = simulate_rescue_team(store, warehouse, now=end, seed=seed)
+    done = simulate_rescue_team(store, warehouse, now=end, seed=seed, policy=replayed)
     deliver(end)
     err.print(f"  renewals up to {end.date()}: saved {done.saved}, churned {done.churned}, "
               f"holdout outcomes {done.holdout_recorded}; {done.waiting_for_renewal} case(s) renew later")

@@ -51,7 +51,7 @@ class Role(str, Enum):
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}")
     return typer.Exit(code)
 
 
@@ -94,7 +94,9 @@ def serve(
     url = queue_url or default_queue_url()
     try:
         app = create_app(url, policy or default_policy_path(), secret_key=current().desk_secret)
-    except (PolicyError, OSError, QueueUrlError) as exc:
+    except PolicyError as exc:
+        raise _fail(f"invalid policy {exc.summary()}") from None
+    except (OSError, QueueUrlError) as exc:
         raise _fail(str(exc)) from None
     except sa.exc.SQLAlchemyError as exc:
         raise _fail(describe_database_error(url, exc), code=1) from None
@@ -115,8 +117,8 @@ def add_user(
     policy = policy or default_policy_path()
     try:
         rules = load_policy(policy)
-    except (PolicyError, OSError) as exc:
-        raise _fail(str(exc)) from None
+    except PolicyError as exc:
+        raise _fail(f"invalid policy {exc.summary()}") from None
     member = rules.members_by_id.get(member_id)
     if member is None:
         raise _fail(f"{member_id!r} is not a member of any team in {policy}; members: "
@@ -148,7 +150,7 @@ def list_users(queue_url: QueueUrl = None) -> None:
     """Who may use the desk."""
     with _users(queue_url) as users:
         rows = users.list()
-    console = Console(highlight=False)
+    console = Console(highlight=False, markup=False)  # names as typed, not console styles
     if not rows:
         console.print("No desk users yet: add one with `rescue desk add-user MEMBER_ID --role agent`.")
         return

@@ -13,6 +13,11 @@ one or two policies and prints, side by side, cases per team and week, P1 cases,
 churners caught and their lead time, ARR covered and holdout size. It writes the same report as
 Markdown with a chart of weekly volumes to the report directory.
 
+    rescue policy plays [policies/default.yaml]
+
+lists the policy's catalogue of rescue plays (the only plays `rescue queue act --play` and the
+desk accept), the teams each suits and its former names; without a file, the deployment's policy.
+
     rescue policy diagram policies/default.yaml --out policy.svg
 
 draws the policy as a swimlane diagram (teams as lanes by tier, severity rules and escalation
@@ -29,7 +34,9 @@ from typing import cast
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from models.contracts import CHURN_OUTCOMES
 from models.policy.loader import PolicyError, load_policy
@@ -48,10 +55,16 @@ def _load_or_exit(file: Path) -> Policy:
         return load_policy(file)
     except PolicyError as exc:
         err = Console(stderr=True)
-        # One unwrapped line per problem, so the output can be grepped and diffed.
-        err.print(f"[bold red]invalid policy[/] {exc.source}", highlight=False, soft_wrap=True)
+        # One unwrapped line per problem, so the output can be grepped and diffed; a file with
+        # one problem (unreadable, not YAML, too large) is one line.
+        if exc.count == 1:
+            err.print(f"[bold red]invalid policy[/] {escape(exc.summary())}", highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_INVALID) from None
+        err.print(f"[bold red]invalid policy[/] {escape(exc.source)}", highlight=False, soft_wrap=True)
         for path, why in exc.problems:
             err.print(f"  {path or '(file)'}: {why}", highlight=False, markup=False, soft_wrap=True)
+        if exc.omitted:
+            err.print(f"  {exc.omitted_line}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_INVALID) from None
 
 
@@ -60,7 +73,28 @@ def validate(
     file: Path = typer.Argument(..., help="Policy YAML file."),
 ) -> None:
     """Validate a policy file and print a summary of what it does."""
-    _print_summary(_load_or_exit(file), Console(), file)
+    _print_summary(_load_or_exit(file), Console(markup=False), file)  # the policy's text shown as written
+
+
+@policy_app.command("plays")
+def plays(
+    file: Path | None = typer.Argument(None, help="Policy YAML file (default: the deployment's policy)."),
+) -> None:
+    """List the policy's rescue plays: the only plays the queue and the desk accept."""
+    from connectors.settings import default_policy_path
+
+    path = file or default_policy_path()
+    _print_plays(_load_or_exit(path), Console(markup=False))
+
+
+def _print_plays(policy: Policy, console: Console) -> None:
+    table = Table(title=f"Rescue plays ({policy.name or 'policy'} {policy.version})", title_justify="left")
+    table.add_column("play", no_wrap=True, min_width=max(map(len, policy.plays)))  # ids are never cut
+    for column in ("description", "suits", "former names"):
+        table.add_column(column, overflow="fold")
+    for key, play in policy.plays.items():
+        table.add_row(key, play.description, ", ".join(play.teams) or "every team", ", ".join(play.aliases) or "-")
+    console.print(table)
 
 
 @policy_app.command("diagram")
@@ -81,7 +115,7 @@ def diagram(
         policy = load_policy(file)
     except PolicyError as exc:
         path, why = exc.problems[0]
-        more = len(exc.problems) - 1
+        more = exc.count - 1
         tail = f" (and {more} more problem{'s' if more > 1 else ''}: rescue policy validate {file})" if more else ""
         err.print(f"invalid policy {exc.source}: {path + ': ' if path else ''}{why}{tail}",
                   highlight=False, markup=False, soft_wrap=True)
@@ -89,7 +123,8 @@ def diagram(
     image = render_policy_diagram(policy, fmt=cast(DiagramFormat, fmt))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(image)
-    Console().print(f"wrote {out} ({len(image):,} bytes, policy {policy.version})", highlight=False, soft_wrap=True)
+    Console().print(f"wrote {out} ({len(image):,} bytes, policy {policy.version})", highlight=False, markup=False,
+                    soft_wrap=True)
 
 
 @policy_app.command("simulate")
@@ -126,9 +161,9 @@ def simulate_command(
         outcomes = warehouse.read_contract_table(OUTCOMES_TABLE, CHURN_OUTCOMES)
         report = simulate(policy_a, policy_b, snapshots, outcomes, case_days=case_days)
     except (WarehouseError, SimulationError) as exc:
-        err.print(f"[bold red]cannot simulate:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]cannot simulate:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
-    console = Console()
+    console = Console(markup=False)
     _print_report(report, console)
     written = write_report(report, report_dir or default_report_dir())
     console.print(f"report: {written}", highlight=False, soft_wrap=True)
@@ -192,8 +227,8 @@ def write_report(report: SimulationReport, directory: Path) -> Path:
 
 def _print_summary(policy: Policy, console: Console, file: Path) -> None:
     console.print(
-        f"[bold green]valid[/] {file}  version [bold]{policy.version}[/]  "
-        f"hash [bold]{policy.content_hash}[/]",
+        Text.assemble(("valid", "bold green"), f" {file}  version ", (policy.version, "bold"),
+                      "  hash ", (policy.content_hash, "bold")),
         highlight=False,
         soft_wrap=True,
     )
@@ -230,6 +265,8 @@ def _print_summary(policy: Policy, console: Console, file: Path) -> None:
         for priority, steps in per_priority.items():
             console.print(f"ladder override for {team_key} {priority}: "
                           + ", ".join(step.id for step in steps), highlight=False)
+
+    _print_plays(policy, console)
 
     hyst = policy.hysteresis
     console.print(

@@ -5,13 +5,14 @@
     rescue queue claim CASE --as WHO
     rescue queue ack CASE --as WHO
     rescue queue snooze CASE --until 2025-06-05T09:00 --as WHO
-    rescue queue act CASE --play exec_sponsor_call --note "CFO call booked" --as WHO
+    rescue queue act CASE --play executive_sponsor_call --note "CFO call booked" --as WHO
     rescue queue resolve CASE --outcome saved|churned|no_action --as WHO
     rescue queue outbox [--status pending|delivered|dead] [--json]
 
 The queue is `--queue-url`, else `RESCUE_QUEUE_URL`, else the embedded SQLite file. The actor is
 `--as`, else `RESCUE_ACTOR`, else the login name. Times are UTC. An unknown case or a change the
-lifecycle does not allow exits with status 2 and one line saying why.
+lifecycle does not allow exits with status 2 and one line saying why. A play is one of the
+escalation policy's catalogue (`rescue policy plays` lists them).
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ import typer
 from rich.console import Console
 
 from pipelines.cli.console import make_console
-from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -39,7 +39,8 @@ from rich.text import Text
 from connectors.queue.database import QueueUrlError
 from connectors.queue.store import QueueStore
 from connectors.settings import Settings, current, default_queue_url
-from models.cases.lifecycle import ACTIVE_STATUSES, STATUSES, CaseError, CaseNotFound
+from connectors.queue.values import require_id
+from models.cases.lifecycle import ACTIVE_STATUSES, MAX_SNOOZE_DAYS, STATUSES, CaseError, CaseNotFound
 from models.cases.sla import BREACHED, PAUSED, WARNING
 from models.clock import utc_naive, utcnow
 
@@ -79,11 +80,12 @@ class OutboxStatus(str, Enum):
 
 
 def _console(stderr: bool = False) -> Console:
-    return make_console(stderr=stderr, highlight=False, soft_wrap=False)
+    # No markup: cases carry what people typed (notes, names), shown as typed, never as styles.
+    return make_console(stderr=stderr, highlight=False, soft_wrap=False, markup=False)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    _console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False, soft_wrap=True)
+    _console(stderr=True).print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -117,10 +119,18 @@ def _store(url: str | None) -> Iterator[QueueStore]:
 
 
 def _actor(actor: str | None) -> str:
-    who = actor or current().actor or os.environ.get("USER") or _login_name()
-    if not who:
-        raise _fail(f"who is acting? pass --as NAME or set {ACTOR_VAR}")
-    return who
+    """`--as` when given (it may not be empty), else `RESCUE_ACTOR`, else the login name; checked
+    as the queue checks every actor (`connectors.queue.values.require_id`)."""
+    if actor is not None:
+        label, who = "--as", actor
+    else:
+        label, who = ACTOR_VAR, current().actor or os.environ.get("USER") or _login_name()
+        if not who:
+            raise _fail(f"who is acting? pass --as NAME or set {ACTOR_VAR}")
+    try:
+        return require_id(who, "actor", label=label)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
 
 
 def _login_name() -> str | None:
@@ -297,7 +307,7 @@ def show(case_id: CaseArg, queue_url: QueueUrl = None) -> None:
         ("why", case["reason"]),
         ("policy / model", f"{case['policy_version']} ({(case['policy_hash'] or '')[:8]}) / {case['model_version']}"),
     ])
-    console.print(Panel(header, title=f"{case['case_id']}  {name}", title_align="left"))
+    console.print(Panel(header, title=Text(f"{case['case_id']}  {name}"), title_align="left"))
 
     console.print(_kv_table([
         ("account", f"{case['account_id']}  {account.get('segment') or ''}".strip()),
@@ -317,10 +327,11 @@ def show(case_id: CaseArg, queue_url: QueueUrl = None) -> None:
     weekly = usage.get("weekly_active_users") or []
     if weekly:
         trend = usage.get("wau_trend")
-        console.print(f"[bold]Usage[/] weekly active users, last {len(weekly)} weeks: {_sparkline(weekly)} "
-                      f"{weekly[0]:.1f} -> {weekly[-1]:.1f}" + (f"  (trend {trend:+.0%})" if trend is not None else ""))
+        console.print(Text.assemble(("Usage", "bold"), f" weekly active users, last {len(weekly)} weeks: "
+                                    f"{_sparkline(weekly)} {weekly[0]:.1f} -> {weekly[-1]:.1f}"
+                                    + (f"  (trend {trend:+.0%})" if trend is not None else "")))
     for key, value in ctx.items():
-        console.print(f"[bold]{key}[/] {json.dumps(value, default=str)}")
+        console.print(Text.assemble((str(key), "bold"), f" {json.dumps(value, default=str)}"))
     if case["actions"]:
         console.print(_rows_table("Plays tried", case["actions"], ["at", "actor", "play", "note", "outcome"]))
     else:
@@ -359,24 +370,30 @@ def ack(case_id: CaseArg, actor: Actor = None,
 @queue_app.command("snooze")
 def snooze(
     case_id: CaseArg,
-    until: Annotated[datetime, typer.Option("--until", help="Wake-up time (UTC unless an offset is given).",
+    until: Annotated[datetime, typer.Option("--until", help=f"Wake-up time (UTC unless an offset is given), "
+                                                            f"at most {MAX_SNOOZE_DAYS} days ahead.",
                                             formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M",
                                                      "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M%z"])],
     actor: Actor = None,
     reason: Annotated[str | None, typer.Option(help="Why, for the audit trail.")] = None,
     queue_url: QueueUrl = None,
 ) -> None:
-    """Pause a case until a time; its SLA clocks stop meanwhile."""
+    """Pause a case until a time (at most {MAX_SNOOZE_DAYS} days ahead); its SLA clocks stop meanwhile."""
     who = _actor(actor)
+    try:
+        wake = utc_naive(until)
+    except (OverflowError, ValueError):
+        raise _fail(f"--until {until.isoformat()} is not a usable time") from None
     with _store(queue_url) as store:
-        case = store.transition(case_id, "snoozed", actor=who, reason=reason, snooze_until=utc_naive(until))
+        case = store.transition(case_id, "snoozed", actor=who, reason=reason, snooze_until=wake)
     _done(f"{case['case_id']} snoozed until {_fmt_time(case['snoozed_until'])} UTC by {who}.")
 
 
 @queue_app.command("act")
 def act(
     case_id: CaseArg,
-    play: Annotated[str, typer.Option("--play", help="The play run, e.g. exec_sponsor_call.")],
+    play: Annotated[str, typer.Option("--play", help="The play run, one of the policy's catalogue (`rescue policy "
+                                                     "plays` lists them), e.g. executive_sponsor_call.")],
     note: Annotated[str, typer.Option("--note", help="What happened.")] = "",
     actor: Actor = None,
     queue_url: QueueUrl = None,

@@ -18,15 +18,23 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from connectors.queue.users import DeskUser
+from connectors.queue.values import ID_MAX_LENGTHS, TEXT_MAX_LENGTH, clean_text, require_id
 from models.cases.lifecycle import STATUSES
 from models.clock import utcnow
 from pipelines.desk.auth import NotAuthenticated, require_manager, verify_or_throttle
 from pipelines.desk.service import Desk, QueueFilters
 
-# Free text: bounded, and without NUL characters (which some databases refuse in text columns).
-_NO_NUL = r"^[^\x00]*$"
-ShortText = Annotated[str, StringConstraints(max_length=128, pattern=_NO_NUL)]
-LongText = Annotated[str, StringConstraints(max_length=4000, pattern=_NO_NUL)]
+# What people type is checked by the queue's one rule (`connectors.queue.values`): ids as
+# long as their column at most and in plain text (no control, bidirectional or invisible
+# characters), free text without NUL or bidirectional controls; the limits are in the schema.
+def _id(kind: str) -> Any:
+    return Annotated[str, StringConstraints(max_length=ID_MAX_LENGTHS[kind]),
+                     AfterValidator(lambda value, info: require_id(value, kind, label=info.field_name))]
+
+
+TeamId, MemberId, PlayName = _id("team"), _id("assignee"), _id("play")
+LongText = Annotated[str, StringConstraints(max_length=TEXT_MAX_LENGTH),
+                     AfterValidator(lambda value, info: clean_text(value, info.field_name) or "")]
 CaseId = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$",
                              description="Case id, e.g. RC-1A2B3C4D5E.", examples=["RC-1A2B3C4D5E"])]
 
@@ -177,14 +185,15 @@ class SnoozeIn(_Body):
 
 
 class PlayIn(_Body):
-    play: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00]*\S[^\x00]*$")]
+    play: PlayName = Field(description="A play of the policy's catalogue (`rescue policy plays`); any other is refused.")
     note: LongText | None = None
 
 
 class HandoffIn(_Body):
-    to_team: ShortText | None = Field(None, description="Team key; inferred from to_assignee when omitted.")
-    to_assignee: ShortText | None = Field(None, description="Member id; omit to hand the case to the whole team.")
-    note: Annotated[str, StringConstraints(min_length=1, max_length=4000, pattern=r"^[^\x00]*\S[^\x00]*$")] = Field(
+    to_team: TeamId | None = Field(None, description="Team key; inferred from to_assignee when omitted.")
+    to_assignee: MemberId | None = Field(None, description="Member id; omit to hand the case to the whole team.")
+    note: Annotated[str, StringConstraints(min_length=1, max_length=TEXT_MAX_LENGTH),
+                    AfterValidator(lambda value, info: clean_text(value, info.field_name, required=True))] = Field(
         description="Required: what was done and what the next owner should do.")
 
 

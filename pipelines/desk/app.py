@@ -182,7 +182,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         problems = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
-            problems.append(f"{where}: {err.get('msg', 'invalid')}")
+            if err.get("type") == "value_error" and "error" in (err.get("ctx") or {}):
+                problems.append(str(err["ctx"]["error"]))  # the queue's own rule, naming the field
+            else:
+                problems.append(f"{where}: {err.get('msg', 'invalid')}")
         message = "; ".join(problems) or "invalid request"
         if _is_api(request):
             return _json_error(400, message)

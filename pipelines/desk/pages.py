@@ -153,7 +153,7 @@ def _case_page(request: Request, user: DeskUser, case_id: str, *, status_code: i
     usage = (case["context"].get("usage_trend") or {})
     return render(request, "case.html", user, status_code, case=case, error=error,
                   sparkline=present.sparkline_svg(usage.get("weekly_active_users") or []),
-                  targets=desk.handoff_targets(user), outcomes=OUTCOMES)
+                  targets=desk.handoff_targets(user), outcomes=OUTCOMES, plays=desk.play_choices(case["team"]))
 
 
 @router.get("/cases/{case_id}")

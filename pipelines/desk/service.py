@@ -18,6 +18,7 @@ from typing import Any, Literal
 from connectors.queue.users import DeskUser, DeskUsers
 from connectors.queue.handoff import handoff
 from connectors.queue.store import QueueStore
+from connectors.queue.values import require_id
 from models.cases.lifecycle import ACTIVE_STATUSES, SNOOZED, STATUSES
 from models.policy.schema import Policy
 from models.cases.metrics import queue_metrics
@@ -194,11 +195,19 @@ class Desk:
         return f"{case['case_id']} snoozed until {wake:%Y-%m-%d %H:%M} UTC."
 
     def log_play(self, user: DeskUser, case_id: str, play: str, note: str | None) -> str:
+        """Log a play of the policy's catalogue (the queue store refuses any other)."""
         case = self._case_for(user, case_id)
         if not play or not play.strip():
-            raise ValueError("name the play you ran (e.g. exec_sponsor_call)")
-        self.store.log_play(case["case_id"], actor=user.user_id, play=play.strip(), note=_text(note))
-        return f"Play {play.strip()} logged on {case['case_id']}."
+            raise ValueError(f"name the play you ran, one of: {', '.join(self.policy.plays)}")
+        action = self.store.log_play(case["case_id"], actor=user.user_id, play=play.strip(), note=_text(note))
+        return f"Play {action['play']} logged on {case['case_id']}."
+
+    def play_choices(self, team: str) -> list[dict[str, Any]]:
+        """The policy's plays for a case of `team`: those that suit the team first."""
+        suited = self.policy.plays_for(team)
+        order = suited + [key for key in self.policy.plays if key not in suited]
+        return [{"id": key, "description": self.policy.plays[key].description, "suits": key in suited}
+                for key in order]
 
     def resolve(self, user: DeskUser, case_id: str, outcome: str, note: str | None) -> str:
         case = self._case_for(user, case_id)
@@ -209,6 +218,8 @@ class Desk:
                  note: str) -> str:
         """Reassign a case after the policy and role checks (see module docstring)."""
         to_team, to_assignee = _text(to_team), _text(to_assignee)
+        to_team = require_id(to_team, "team") if to_team is not None else None  # plain text before any lookup
+        to_assignee = require_id(to_assignee, "assignee") if to_assignee is not None else None
         if not note or not note.strip():
             raise ValueError("a handoff needs a note for the next owner: what was done, what is next")
         if to_assignee is not None:

@@ -90,8 +90,8 @@ def test_a_case_is_worked_from_the_command_line(queue, monkeypatch) -> None:
     assert taken.output.strip() == f"error: case {case} already claimed by ana (status acknowledged)"
 
     monkeypatch.setenv("RESCUE_ACTOR", "ana")
-    played = run(url, "act", case, "--play", "exec_sponsor_call", "--note", "CFO call booked")
-    assert played.exit_code == 0 and "play exec_sponsor_call logged by ana (case in_progress)" in played.output
+    played = run(url, "act", case, "--play", "executive_sponsor_call", "--note", "CFO call booked")
+    assert played.exit_code == 0 and "play executive_sponsor_call logged by ana (case in_progress)" in played.output
     until = (datetime.now(timezone.utc) + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
     snoozed = run(url, "snooze", case, "--until", until, "--reason", "customer offsite")
     assert snoozed.exit_code == 0 and f"snoozed until {until.replace('T', ' ')} UTC by ana" in snoozed.output
@@ -102,7 +102,7 @@ def test_a_case_is_worked_from_the_command_line(queue, monkeypatch) -> None:
     assert shown.exit_code == 0, shown.output
     out = shown.output
     for expected in ("Company A1", "resolved_saved", "100,000", "2025-09-01  (in 91 days)", "usage 22.5",
-                     "weekly active users down 38%", "T-9", "outage", "██▆▅ 40.0 -> 22.0  (trend -38%)", "exec_sponsor_call",
+                     "weekly active users down 38%", "T-9", "outage", "██▆▅ 40.0 -> 22.0  (trend -38%)", "executive_sponsor_call",
                      "CFO call booked", "claimed", "play_logged", "customer offsite", "2025.1 (abcdef12) / m1"):
         assert expected in out, expected
     trail = out[out.index("Audit trail"):]
@@ -127,7 +127,7 @@ def test_ack_without_claiming_then_claim_by_someone_else(queue) -> None:
     (["show", "RC-DOESNOTEXIST"], "error: no rescue case 'RC-DOESNOTEXIST' in the queue at sqlite:///"),
     (["resolve", "{A2}", "--outcome", "saved", "--as", "ana"],
      "error: case {A2}: cannot go from open to resolved_saved; allowed from open: acknowledged, closed_no_action"),
-    (["act", "{A2}", "--play", "qbr", "--as", "ana"], "claim or acknowledge it before logging a play"),
+    (["act", "{A2}", "--play", "success_plan", "--as", "ana"], "claim or acknowledge it before logging a play"),
     (["snooze", "{A2}", "--until", "2001-01-01", "--as", "ana"], "cannot go from open to snoozed"),
 ])
 def test_errors_are_one_clear_line_with_exit_status_2(queue, args: list[str], message: str) -> None:

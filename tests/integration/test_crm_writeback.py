@@ -88,10 +88,11 @@ def deliver_until_done(store: QueueStore, writer, *, max_attempts: int, runs: in
 
 def test_fault_injection_1000_actions_each_reach_salesforce_exactly_once(store, rsps):
     cases = open_cases(store, 100)
+    plays = list(store.policy.plays)  # the catalogue of the deployment's policy
     for case_id in cases:
         store.claim(case_id, "ana", now=T0)
         for k in range(10):
-            store.log_play(case_id, actor="ana", play=f"play_{k}", now=T0 + timedelta(minutes=k))
+            store.log_play(case_id, actor="ana", play=plays[k % len(plays)], now=T0 + timedelta(minutes=k))
     actions = store.plays()
     assert len(actions) == 1000 and len(crm_rows(store, "pending")) == 1000
     fake, writer = salesforce(rsps, rate=0.3, attempts=2)  # short client retries: the outbox retries too
@@ -118,12 +119,12 @@ def test_a_refused_write_backs_off_then_becomes_a_dead_letter_without_secrets(st
     caplog.set_level(logging.DEBUG)
     (case_id,) = open_cases(store, 1)
     store.claim(case_id, "ana", now=T0)
-    store.log_play(case_id, actor="ana", play="forbidden_play", now=T0)
+    store.log_play(case_id, actor="ana", play="commercial_concession", now=T0)
     store.log_play(case_id, actor="ana", play="success_plan", now=T0)
     store.enqueue([{"case_id": None, "channel": "crm", "destination": "x", "kind": "mystery", "dedupe_key": "m:1",
                     "payload": {}}], now=T0)
     fake, writer = salesforce(rsps)
-    fake.add_validation_rule("Task", "Subject", lambda s: "forbidden_play" not in s, "Plays must be approved")
+    fake.add_validation_rule("Task", "Subject", lambda s: "commercial_concession" not in s, "Plays must be approved")
 
     first = deliver_crm_outbox(store, writer, now=T0, max_attempts=3, base_delay=timedelta(minutes=10))
     assert (first.delivered, first.failed, first.dead) == (1, 1, 1)  # unknown kind: dead at once

@@ -190,7 +190,7 @@ def test_a_case_is_worked_end_to_end_through_the_api_with_audit_and_outbox(clien
     amara, jonas = desk_env.auth("csm_amara"), desk_env.auth("csm_jonas")
     url = f"/api/v1/cases/{case_id}"
 
-    early = client.post(f"{url}/plays", json={"play": "training_session"}, headers=amara)
+    early = client.post(f"{url}/plays", json={"play": "adoption_workshop"}, headers=amara)
     assert early.status_code == 409 and "claim or acknowledge it" in early.json()["error"]
 
     claimed = client.post(f"{url}/claim", headers=amara)
@@ -198,7 +198,7 @@ def test_a_case_is_worked_end_to_end_through_the_api_with_audit_and_outbox(clien
     lost = client.post(f"{url}/claim", headers=jonas)
     assert lost.status_code == 409 and lost.json()["error"].startswith(f"case {case_id} already claimed by csm_amara")
 
-    played = client.post(f"{url}/plays", json={"play": "training_session", "note": "admins retrained"}, headers=amara)
+    played = client.post(f"{url}/plays", json={"play": "adoption_workshop", "note": "admins retrained"}, headers=amara)
     assert played.json()["case"]["status"] == "in_progress"
 
     no_note = client.post(f"{url}/handoff", json={"to_assignee": "csm_jonas", "note": "  "}, headers=amara)
@@ -287,7 +287,7 @@ def test_an_agent_cannot_hand_a_case_to_a_colleague_at_capacity(desk_env: DeskEn
 def test_handoff_follows_the_lifecycle_and_loses_races(queue_store: QueueStore) -> None:
     store, case_id = queue_store, seed(queue_store)["BOLT-002"]
     store.claim(case_id, "csm_amara")
-    store.log_play(case_id, actor="csm_amara", play="exec_sponsor_call")
+    store.log_play(case_id, actor="csm_amara", play="executive_sponsor_call")
     with pytest.raises(InvalidTransition, match="needs a person"):
         handoff(store, case_id, actor="csm_amara", to_team="csm", to_assignee=None, note="anyone?")
     with pytest.raises(CaseConflict, match="already with csm_amara"):

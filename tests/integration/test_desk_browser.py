@@ -97,10 +97,10 @@ def test_an_agent_works_a_case_from_claim_to_resolution(browser: Browser, live_d
     assert page.inner_text(".flash.ok") == f"{case_id} is yours."
     assert page.inner_text("#case-assignee") == "csm_amara"
 
-    page.fill("#play input[name=play]", "exec_sponsor_call")
+    page.fill("#play input[name=play]", "executive_sponsor_call")
     page.fill("#play textarea[name=note]", "CFO call booked for Thursday")
     page.click("#play button")
-    assert "Play exec_sponsor_call logged" in page.inner_text(".flash.ok")
+    assert "Play executive_sponsor_call logged" in page.inner_text(".flash.ok")
     assert page.inner_text("#case-status") == "in_progress"
     assert "CFO call booked for Thursday" in page.inner_text("#plays")
 

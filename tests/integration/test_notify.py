@@ -66,7 +66,7 @@ class FlakyChannel:
 def test_a_channel_failing_half_the_time_delivers_every_item_exactly_once(queue_store: QueueStore, frames) -> None:
     fill(queue_store, frames, 12, {"csm": ["#csm-rescue", "lead@example.com"]})
     queue_store.log_play(queue_store.claim(queue_store.list_cases()["case_id"].iloc[0], "ana")["case_id"],
-                         actor="ana", play="qbr")  # a CRM write, which notifiers must leave alone
+                         actor="ana", play="success_plan")  # a CRM write, which notifiers must leave alone
     expected = set(queue_store.outbox().query("channel != 'crm'")["dedupe_key"])
     assert len(expected) == 12 * 3
 

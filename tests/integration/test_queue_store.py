@@ -218,9 +218,9 @@ def test_a_case_worked_to_resolution_is_audited_and_written_back(queue_store: Qu
     assert (case["status"], case["assignee"], case["acknowledged_at"]) == ("acknowledged", "ana", t)
     assert queue_store.claim(case_id, "ana", now=t + timedelta(minutes=1))["version"] == case["version"]
 
-    action = queue_store.log_play(case_id, actor="ana", play="exec_sponsor_call", note="CFO call booked",
+    action = queue_store.log_play(case_id, actor="ana", play="executive_sponsor_call", note="CFO call booked",
                                   now=t + timedelta(hours=1))
-    assert action["status"] == "in_progress" and action["play"] == "exec_sponsor_call"
+    assert action["status"] == "in_progress" and action["play"] == "executive_sponsor_call"
     snoozed = queue_store.transition(case_id, "snoozed", actor="ana", reason="customer offsite",
                                      snooze_until=t + timedelta(days=3), now=t + timedelta(hours=2))
     assert snoozed["snoozed_until"] == t + timedelta(days=3)
@@ -250,10 +250,10 @@ def test_a_case_worked_to_resolution_is_audited_and_written_back(queue_store: Qu
     assert events["reason"].iloc[-1] == "renewed for 2 years"
     crm = queue_store.outbox().query("channel == 'crm'")
     assert list(crm["kind"]) == ["rescue_action", "case_outcome"]
-    assert crm["payload"].iloc[0]["play"] == "exec_sponsor_call"
+    assert crm["payload"].iloc[0]["play"] == "executive_sponsor_call"
     assert crm["payload"].iloc[1]["outcome"] == "saved"
     plays = queue_store.plays(["A1"])
-    assert list(plays["play"]) == ["exec_sponsor_call"] and list(plays["account_id"]) == ["A1"]
+    assert list(plays["play"]) == ["executive_sponsor_call"] and list(plays["account_id"]) == ["A1"]
 
 
 def test_refused_changes_raise_clear_errors_and_write_nothing(queue_store: QueueStore, frames) -> None:
@@ -267,7 +267,7 @@ def test_refused_changes_raise_clear_errors_and_write_nothing(queue_store: Queue
     with pytest.raises(InvalidTransition, match="cannot go from open to resolved_saved"):
         queue_store.resolve(case_id, actor="ana", outcome="saved")
     with pytest.raises(InvalidTransition, match="claim or acknowledge it before logging a play"):
-        queue_store.log_play(case_id, actor="ana", play="qbr")
+        queue_store.log_play(case_id, actor="ana", play="success_plan")
     queue_store.transition(case_id, "acknowledged", actor="ana", now=NOW)
     with pytest.raises(InvalidTransition, match="wake-up time in the future"):
         queue_store.transition(case_id, "snoozed", actor="ana", snooze_until=NOW - timedelta(hours=1), now=NOW)
@@ -279,7 +279,7 @@ def test_refused_changes_raise_clear_errors_and_write_nothing(queue_store: Queue
         queue_store.claim("RC-NOPE", "ana")
     with pytest.raises(ValueError, match="unknown outcome 'won'"):
         queue_store.resolve(case_id, actor="ana", outcome="won")
-    with pytest.raises(ValueError, match="needs an actor"):
+    with pytest.raises(ValueError, match="actor cannot be empty"):
         queue_store.transition(case_id, "in_progress", actor="")
 
     after_counts = counts(queue_store)

@@ -54,3 +54,14 @@ def test_a_missing_file_exits_2(tmp_path):
     result = runner.invoke(app, ["policy", "validate", str(tmp_path / "nope.yaml")])
     assert result.exit_code == 2
     assert "cannot read the file" in result.output
+
+
+def test_plays_lists_the_catalogue_with_teams_and_former_names():
+    result = runner.invoke(app, ["policy", "plays", str(POLICIES / "default.yaml")], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    policy = load_policy(POLICIES / "default.yaml")
+    for key, play in policy.plays.items():
+        assert key in result.output and play.description in result.output
+    assert "exec_sponsor_call" in result.output  # a former name, shown with its play
+    default = runner.invoke(app, ["policy", "plays"], env={"COLUMNS": "200"})  # the deployment's policy
+    assert default.exit_code == 0 and "executive_sponsor_call" in default.output

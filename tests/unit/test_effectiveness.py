@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,7 @@ from models.experiment.effectiveness import (
     play_effectiveness,
     wilson_interval,
 )
+from models.policy.loader import load_policy
 
 Z95 = 1.959963984540054
 
@@ -47,7 +49,7 @@ def test_wilson_and_newcombe_match_published_values():
 
 
 def test_overall_row_has_the_closed_form_intervals_and_a_positive_verdict():
-    treated = arm("T", 99, 41, play="exec_sponsor_call")   # 140 accounts, 70.7% saved
+    treated = arm("T", 99, 41, play="executive_sponsor_call")   # 140 accounts, 70.7% saved
     holdout = arm("H", 31, 29)                              # 60 accounts, 51.7% saved
     eff = play_effectiveness(treated, holdout)
     row = eff.overall
@@ -67,7 +69,7 @@ def test_overall_row_has_the_closed_form_intervals_and_a_positive_verdict():
 
 
 def test_no_effect_gives_an_interval_spanning_zero():
-    eff = play_effectiveness(arm("T", 30, 30, play="qbr"), arm("H", 25, 25))
+    eff = play_effectiveness(arm("T", 30, 30, play="success_plan"), arm("H", 25, 25))
     row = eff.overall
     assert row["save_rate_diff"] == 0
     assert row["diff_ci_low"] < 0 < row["diff_ci_high"]
@@ -83,35 +85,48 @@ def test_a_harmful_play_is_called_out():
 
 
 def test_small_samples_say_too_few_to_conclude():
-    eff = play_effectiveness(arm("T", 9, 3, play="qbr"), arm("H", 1, 3))
+    eff = play_effectiveness(arm("T", 9, 3, play="success_plan"), arm("H", 1, 3))
     row = eff.overall
     assert not row["conclusive"]
     assert row["verdict"] == "too few accounts to conclude (n=12/4; need >= 30 per arm)"
     # The numbers are still there for whoever wants them.
     assert row["save_rate_treated"] == pytest.approx(0.75) and not math.isnan(row["diff_ci_low"])
-    lower_bar = play_effectiveness(arm("T", 9, 3, play="qbr"), arm("H", 1, 3), min_per_arm=4).overall
+    lower_bar = play_effectiveness(arm("T", 9, 3, play="success_plan"), arm("H", 1, 3), min_per_arm=4).overall
     assert lower_bar["conclusive"] and "too few" not in lower_bar["verdict"]
 
 
 def test_accounts_count_once_overall_and_once_per_play():
-    sponsor = arm("T", 30, 10, play="exec_sponsor_call")          # T0..T39
-    training = arm("T", 30, 10, play="training").iloc[:20]         # T0..T19 also got training
-    solo = arm("S", 2, 3, play="training")                         # S0..S4 only training
-    treated = pd.concat([sponsor, training, solo], ignore_index=True)
+    sponsor = arm("T", 30, 10, play="executive_sponsor_call")          # T0..T39
+    workshop = arm("T", 30, 10, play="adoption_workshop").iloc[:20]  # T0..T19 also got a workshop
+    solo = arm("S", 2, 3, play="adoption_workshop")                         # S0..S4 only a workshop
+    treated = pd.concat([sponsor, workshop, solo], ignore_index=True)
     eff = play_effectiveness(treated, arm("H", 20, 20))
     table = eff.table.set_index("play")
-    assert list(eff.table["play"]) == [OVERALL, "exec_sponsor_call", "training"]
+    assert list(eff.table["play"]) == [OVERALL, "executive_sponsor_call", "adoption_workshop"]
     assert table.loc[OVERALL, ["n_treated", "saved_treated"]].tolist() == [45, 32]
-    assert table.loc["exec_sponsor_call", ["n_treated", "saved_treated"]].tolist() == [40, 30]
-    assert table.loc["training", ["n_treated", "saved_treated"]].tolist() == [25, 22]
+    assert table.loc["executive_sponsor_call", ["n_treated", "saved_treated"]].tolist() == [40, 30]
+    assert table.loc["adoption_workshop", ["n_treated", "saved_treated"]].tolist() == [25, 22]
     assert (eff.table["n_holdout"] == 40).all()
-    assert table.loc["exec_sponsor_call", "verdict"].startswith("accounts given exec_sponsor_call saved 75%")
-    assert table.loc["training", "verdict"] == "too few accounts to conclude (n=25/40; need >= 30 per arm)"
+    assert table.loc["executive_sponsor_call", "verdict"].startswith("accounts given executive_sponsor_call saved 75%")
+    assert table.loc["adoption_workshop", "verdict"] == "too few accounts to conclude (n=25/40; need >= 30 per arm)"
+
+
+def test_plays_logged_under_a_former_name_count_with_the_catalogue_play():
+    policy = load_policy(Path(__file__).resolve().parents[2] / "policies" / "default.yaml")
+    renamed = arm("T", 20, 5, play="exec_sponsor_call")                    # T0..T24, the old name
+    current = arm("N", 10, 5, play="executive_sponsor_call")              # N0..N14
+    both = arm("T", 20, 5, play="executive_sponsor_call").iloc[:5]        # T0..T4 under both names
+    treated = pd.concat([renamed, current, both], ignore_index=True)
+    split = play_effectiveness(treated, arm("H", 20, 20)).table
+    assert set(split["play"]) == {OVERALL, "exec_sponsor_call", "executive_sponsor_call"}
+    eff = play_effectiveness(treated, arm("H", 20, 20), plays=policy.play_names).table.set_index("play")
+    assert list(eff.index) == [OVERALL, "executive_sponsor_call"]
+    assert eff.loc["executive_sponsor_call", ["n_treated", "saved_treated"]].tolist() == [40, 30]
 
 
 def test_arr_retained_uses_the_delta_method_interval():
     treated = pd.DataFrame({"account_id": ["a", "b", "c", "d"], "arr": [100.0, 300.0, 600.0, 1000.0],
-                            "outcome": ["saved", "churned", "saved", "saved"], "play": "qbr"})
+                            "outcome": ["saved", "churned", "saved", "saved"], "play": "success_plan"})
     holdout = pd.DataFrame({"account_id": ["x", "y", "z"], "arr": [500.0, 500.0, 1000.0],
                             "outcome": ["churned", "saved", "churned"]})
     row = play_effectiveness(treated, holdout, min_per_arm=1).overall
@@ -137,18 +152,18 @@ def test_inputs_are_checked_with_named_problems():
     with pytest.raises(EffectivenessError, match="treated: missing column.*play"):
         play_effectiveness(arm("T", 5, 5), holdout)
     with pytest.raises(EffectivenessError, match="unknown outcome.*renewed"):
-        play_effectiveness(arm("T", 5, 5, play="qbr").replace({"outcome": {"saved": "renewed"}}), holdout)
+        play_effectiveness(arm("T", 5, 5, play="success_plan").replace({"outcome": {"saved": "renewed"}}), holdout)
     with pytest.raises(EffectivenessError, match="holdout: arr must be a number >= 0.*H0"):
-        play_effectiveness(arm("T", 5, 5, play="qbr"), holdout.assign(arr=[-1.0] + [1.0] * 9))
+        play_effectiveness(arm("T", 5, 5, play="success_plan"), holdout.assign(arr=[-1.0] + [1.0] * 9))
     with pytest.raises(EffectivenessError, match="both treated and held out.*H0"):
-        play_effectiveness(pd.concat([arm("T", 5, 5, play="qbr"), arm("H", 1, 0, play="qbr")]), holdout)
-    clash = pd.concat([arm("T", 1, 0, play="qbr"), arm("T", 0, 1, play="training")])
+        play_effectiveness(pd.concat([arm("T", 5, 5, play="success_plan"), arm("H", 1, 0, play="success_plan")]), holdout)
+    clash = pd.concat([arm("T", 1, 0, play="success_plan"), arm("T", 0, 1, play="adoption_workshop")])
     with pytest.raises(EffectivenessError, match="conflicting arr or outcome.*T0"):
         play_effectiveness(clash, holdout)
 
 
 def test_chart_is_a_png():
-    eff = play_effectiveness(pd.concat([arm("T", 99, 41, play="exec_sponsor_call"), arm("U", 5, 5, play="qbr")]),
+    eff = play_effectiveness(pd.concat([arm("T", 99, 41, play="executive_sponsor_call"), arm("U", 5, 5, play="success_plan")]),
                              arm("H", 31, 29))
     png = effectiveness_chart(eff)
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5_000

@@ -42,7 +42,7 @@ CASES = pd.DataFrame([
     case("C6", "A5", "2026-02-16", "in_progress"),                       # outcome still to come
 ])
 PLAYS = pd.DataFrame({"case_id": ["C1", "C2", "C3", "C5"], "at": [T("2026-01-06")] * 4,
-                      "play": ["exec_sponsor_call", "discount_offer", "exec_sponsor_call", "training"]})
+                      "play": ["executive_sponsor_call", "commercial_concession", "executive_sponsor_call", "adoption_workshop"]})
 ROUTING_LOG = pd.DataFrame({
     "snapshot_date": [T("2026-01-05"), T("2026-01-05"), T("2026-01-05"), T("2026-01-12"), T("2026-01-12")],
     "account_id": ["A2", "H1", "H2", "H3", "X1"],

@@ -61,7 +61,7 @@ def test_intervention_status_names_the_open_case_and_its_plays():
     ids = pd.Index(["a", "b", "c"])
     cases = pd.DataFrame({"account_id": ["a", "b"], "case_id": ["RC-1", "RC-2"], "status": ["in_progress", "open"],
                           "priority": ["P1", "P3"], "team": ["rescue_squad", "csm"], "assignee": ["maya", None]})
-    plays = pd.DataFrame({"case_id": ["RC-1", "RC-1"], "play": ["exec_call", "workshop"]})
+    plays = pd.DataFrame({"case_id": ["RC-1", "RC-1"], "play": ["executive_sponsor_call", "adoption_workshop"]})
     out = intervention_status(ids, cases, plays)
     assert out["a"] == "rescue case RC-1 in_progress (P1, rescue_squad, maya, 2 plays logged)"
     assert out["b"] == "rescue case RC-2 open (P3, csm)"

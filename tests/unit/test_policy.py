@@ -73,6 +73,8 @@ ladders:
   P1:
     - {id: p1_warn, at_sla_pct: pre_breach, action: warn, raci: {responsible: [assignee]}}
 hysteresis: {field: churn_risk, enter_threshold: 0.5, exit_threshold: 0.3, min_days_in_state: 0}
+plays:
+  check_in: {description: Call the customer, teams: [csm]}
 cooldown_days: 10
 holdout: {fraction: 0.0, seed: s}
 """
@@ -182,7 +184,8 @@ def test_malformed_policies_name_the_key_path_and_the_reason(replace, path, reas
 
 
 def test_invalid_yaml_reports_the_line():
-    with pytest.raises(PolicyError, match=r"p.yaml: line 2, column 18: invalid YAML: expected <block end>"):
+    # libyaml's wording ("did not find expected key") or PyYAML's ("expected <block end>")
+    with pytest.raises(PolicyError, match=r"p.yaml: line 2, column 18: invalid YAML: (did not find expected key|expected <block end>)"):
         parse_policy('version: "1"\ncalendars: {a: 1}}\n', source="p.yaml")
     with pytest.raises(PolicyError, match="a policy is a mapping"):
         parse_policy("- just a list", source="p.yaml")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,15 +12,20 @@ import pytest
 from connectors.demo.world import DemoWorldConfig, generate_demo_world
 from connectors.queue.store import QueueStore
 from connectors.demo.team import (
-    PLAYS,
+    TRUE_EFFECTS,
     choose_plays,
+    play_effects,
     outcome_draw,
     renewal_outcomes,
     simulate_rescue_team,
     treatment_effect,
 )
 from connectors.warehouse import Warehouse
+from models.policy.loader import load_policy, parse_policy
 from tests.conftest import snapshot_frames
+
+POLICY_FILE = Path(__file__).resolve().parents[2] / "policies" / "default.yaml"
+POLICY = load_policy(POLICY_FILE)
 
 WORLD = DemoWorldConfig(n_accounts=120, seed=5, end_date=date(2026, 11, 20), history_days=200)
 
@@ -42,13 +48,22 @@ def test_outcome_draws_are_fixed_by_seed_account_and_renewal_and_uniform():
     assert abs(draws.mean() - 0.5) < 0.02 and abs((draws < 0.25).mean() - 0.25) < 0.03
 
 
-def test_plays_are_chosen_deterministically_from_the_team_catalogue():
-    chosen = choose_plays("RC-0001", "rescue_squad", 7)
-    assert chosen == choose_plays("RC-0001", "rescue_squad", 7)
-    assert 1 <= len(chosen) <= 2 and len(set(chosen)) == len(chosen) and set(chosen) <= set(PLAYS)
-    picks = [p for i in range(300) for p in choose_plays(f"RC-{i:04d}", "legal", 7)]
-    assert set(picks) == {"support_escalation", "executive_sponsor_call"}
-    assert {len(choose_plays(f"RC-{i:04d}", "csm", 7)) for i in range(100)} == {1, 2}
+def test_plays_are_chosen_deterministically_from_the_policy_catalogue_for_the_team():
+    chosen = choose_plays("RC-0001", "rescue_squad", 7, POLICY)
+    assert chosen == choose_plays("RC-0001", "rescue_squad", 7, POLICY)
+    assert 1 <= len(chosen) <= 2 and len(set(chosen)) == len(chosen) and set(chosen) <= set(POLICY.plays)
+    picks = [p for i in range(300) for p in choose_plays(f"RC-{i:04d}", "legal", 7, POLICY)]
+    assert set(picks) == set(POLICY.plays_for("legal")) == {"support_escalation", "executive_sponsor_call"}
+    assert {len(choose_plays(f"RC-{i:04d}", "csm", 7, POLICY)) for i in range(100)} == {1, 2}
+
+
+def test_the_simulated_team_plays_only_what_the_policy_declares():
+    text = POLICY_FILE.read_text().replace("  adoption_workshop:\n", "  user_training:\n", 1)
+    renamed = parse_policy(text)
+    picks = {p for i in range(300) for p in choose_plays(f"RC-{i:04d}", "csm", 7, renamed)}
+    assert "user_training" in picks and "adoption_workshop" not in picks
+    assert play_effects(renamed)["user_training"] == 1.0  # the demo world knows no effect for it
+    assert set(TRUE_EFFECTS) == set(POLICY.plays)  # the shipped catalogue is the world's
 
 
 def test_effects_multiply_and_unknown_plays_are_named():
