@@ -85,6 +85,10 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8080,
     policy: PolicyPath = None,
     queue_url: QueueUrl = None,
+    proxy: Annotated[str | None, typer.Option(
+        "--behind-proxy", metavar="PROXY_IPS",
+        help="Trust X-Forwarded-Proto/For from these addresses (comma-separated): a TLS proxy in front, "
+             "so the session cookie is marked Secure.")] = None,
 ) -> None:
     """Serve the desk (pages and /api/v1) with uvicorn."""
     import uvicorn
@@ -101,7 +105,8 @@ def serve(
     except sa.exc.SQLAlchemyError as exc:
         raise _fail(describe_database_error(url, exc), code=1) from None
     # uvicorn's access log records method, path and status only: never headers (tokens) or bodies.
-    uvicorn.run(app, host=host, port=port, proxy_headers=False, server_header=False)
+    uvicorn.run(app, host=host, port=port, server_header=False,
+                proxy_headers=proxy is not None, forwarded_allow_ips=proxy or "127.0.0.1")
 
 
 @desk_app.command("add-user")

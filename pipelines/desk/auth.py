@@ -20,8 +20,8 @@
   only. A request whose query string carries a token-like parameter (`token`, `access_token`,
   `api_key`, ...) is refused with 400, and the access log shows such values as `[redacted]`.
 - **Secure cookie**: over HTTPS (the request's scheme, as the server sees it, e.g. behind a
-  proxy that sets X-Forwarded-Proto with uvicorn's `--proxy-headers`), the session cookie is
-  marked `Secure`.
+  proxy that sets X-Forwarded-Proto, trusted with `rescue desk serve --behind-proxy IPS`), the
+  session cookie is marked `Secure`.
 """
 
 from __future__ import annotations
