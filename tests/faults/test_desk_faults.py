@@ -115,3 +115,21 @@ def test_the_session_cookie_over_plain_http_is_not_marked_secure(desk_env) -> No
     with TestClient(desk_env.app) as http:  # local use (make desk) is plain HTTP on 127.0.0.1
         signed_in = _sign_in(http, desk_env.tokens["csm_amara"])
     assert signed_in.status_code == 303 and "secure" not in signed_in.headers["set-cookie"].lower()
+
+
+@pytest.mark.parametrize("args, proxy_headers, allowed", [
+    ([], False, "127.0.0.1"),
+    (["--behind-proxy", "10.0.0.5,10.0.0.6"], True, "10.0.0.5,10.0.0.6"),
+])
+def test_desk_serve_trusts_forwarded_headers_only_from_a_named_proxy(tmp_path, monkeypatch, args, proxy_headers,
+                                                                     allowed) -> None:
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from pipelines.cli.main import app
+
+    seen: dict = {}
+    monkeypatch.setattr(uvicorn, "run", lambda _app, **kwargs: seen.update(kwargs))
+    result = CliRunner().invoke(app, ["desk", "serve", "--queue-url", f"sqlite:///{tmp_path / 'q.db'}", *args])
+    assert result.exit_code == 0, result.output
+    assert (seen["proxy_headers"], seen["forwarded_allow_ips"]) == (proxy_headers, allowed)
