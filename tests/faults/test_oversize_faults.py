@@ -117,13 +117,20 @@ def test_a_name_exactly_at_the_limit_is_stored_whole(queue_store, tmp_path, fram
     assert _case(queue_store, "A1")["account_name"] == name
 
 
-def test_a_1_mb_handoff_note_keeps_the_notification_small(queue_store, tmp_path, frames):
+def test_a_1_mb_handoff_note_is_refused_in_one_line_and_nothing_is_written(queue_store, tmp_path, frames):
+    # What a person types is refused past its limit (connectors.queue.values.clean_text), not cut:
+    # they learn the limit and keep their text; display text from the sources is what gets cut.
     _route(queue_store, tmp_path, frames)
     case = _case(queue_store, "A1")
-    handoff(queue_store, case["case_id"], actor="s1", to_team="csm", to_assignee="c2", note="see " + "x" * MB, now=NOW)
+    before = (len(queue_store.audit_events()), len(queue_store.outbox()))
+    with pytest.raises(ValueError) as refused:
+        handoff(queue_store, case["case_id"], actor="s1", to_team="csm", to_assignee="c2",
+                note="see " + "x" * MB, now=NOW)
+    assert_clean_failure(str(refused.value), names=["note", "at most 4,000"])
+    assert "\n" not in str(refused.value) and len(str(refused.value)) < 200
+    assert (len(queue_store.audit_events()), len(queue_store.outbox())) == before
+    assert _case(queue_store, "A1")["team"] == case["team"]
     assert max(_payload_sizes(queue_store)) < PAYLOAD_BYTES
-    handed = _case(queue_store, "A1")
-    assert len(json.dumps(handed["context"])) < PAYLOAD_BYTES
 
 
 # ---------------------------------------------------------------------------------------------
