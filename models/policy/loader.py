@@ -7,12 +7,18 @@ reason, e.g.
 
     policies/default.yaml: severity_rules[2].when.all[0].op: unknown operator '=>'; expected ...
 
+A severity rule whose description claims something its condition does not test ("usage
+falling fast" on a rule that also matches accounts whose usage rose) loads with a
+`PolicyWordingWarning` per claim (`models.policy.wording`): its cases would state a reason that
+is not true.
+
 Each policy carries its declared `version` and a `content_hash` (sha256 of its normalized
 content, so comments and formatting do not change it); both are stored on every case it creates.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +28,7 @@ from pydantic import ValidationError
 from models.contracts import CANDIDATE_COLUMNS
 from models.policy.conditions import format_location
 from models.policy.schema import CHANNEL_PREFIXES, RACI_ROLES, LadderStep, Policy, condition_leaves
+from models.policy.wording import PolicyWordingWarning, wording_problems
 
 
 class PolicyError(ValueError):
@@ -54,7 +61,8 @@ def parse_policy(
 
     `known_fields` are the columns conditions may use; by default the candidate frame's
     contract (`models.contracts.CANDIDATE_COLUMNS`). Raises `PolicyError` listing every problem
-    with its key path.
+    with its key path; warns (`PolicyWordingWarning`) for every rule description that claims
+    what its condition does not test.
     """
     try:
         data = yaml.safe_load(text)
@@ -73,6 +81,8 @@ def parse_policy(
     problems = _cross_reference_problems(policy, fields)
     if problems:
         raise PolicyError(source, problems)
+    for path, why in wording_problems(policy):
+        warnings.warn(PolicyWordingWarning(f"{source}: {path}: {why}"), stacklevel=2)
     return policy
 
 

@@ -54,3 +54,14 @@ def test_a_missing_file_exits_2(tmp_path):
     result = runner.invoke(app, ["policy", "validate", str(tmp_path / "nope.yaml")])
     assert result.exit_code == 2
     assert "cannot read the file" in result.output
+
+
+def test_a_rule_named_for_a_fact_it_does_not_test_is_a_warning_line(tmp_path):
+    text = (POLICIES / "default.yaml").read_text()
+    bad = text.replace("description: Health in the critical band", "description: Health in the critical band, usage falling")
+    assert bad != text
+    path = tmp_path / "worded.yaml"
+    path.write_text(bad)
+    result = runner.invoke(app, ["policy", "validate", str(path)], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert "warning" in result.output and "rule 'critical_band' says 'usage falling'" in result.output
