@@ -43,6 +43,9 @@ TREND_NOISE = 0.05
 LOW_SEAT_UTILIZATION = 0.5
 LOW_CSAT = 4.0
 INACTIVE_DAYS = 7
+#: A driver that moves the log-odds of churning by less than this (the odds by less than 5%) is
+#: noise: it stays in the driver list but never heads a reason.
+MIN_HEADLINE_CONTRIBUTION = 0.05
 
 
 @dataclass(frozen=True)
@@ -424,13 +427,14 @@ def profile_reason(drivers: list[dict]) -> str:
 
 
 def headline_reason(drivers: list[dict]) -> str:
-    """The case's one-line reason: the phrase of the strongest driver that raises risk and is a
-    changeable warning sign (``warning``), else a plain statement that there is none
+    """The case's one-line reason: the phrase of the strongest driver that raises risk (by at least
+    `MIN_HEADLINE_CONTRIBUTION`) and is a changeable warning sign (``warning``), else a plain
+    statement that there is none
     (`profile_reason`). ``drivers`` are {feature, phrase, contribution, kind, warning},
     strongest first, as `explain_drivers` writes them (without ``kind``, the feature's own; without
     ``warning``, not a warning sign). A fixed attribute never heads it."""
     for d in drivers:
-        if d["contribution"] > 0 and _kind(d) == CHANGEABLE and d.get("warning") is True:
+        if d["contribution"] >= MIN_HEADLINE_CONTRIBUTION and _kind(d) == CHANGEABLE and d.get("warning") is True:
             return d["phrase"]
     return profile_reason(drivers)
 
@@ -461,7 +465,7 @@ def explain_drivers(contribs: pd.DataFrame, X: pd.DataFrame, *, k: int = 5) -> t
         entries = [_entry(d.feature, d.value, d.contribution, d.phrase, row) for d in drivers]
         for j in order[i]:
             c = values[i, j]
-            if not round(c, 4) > 0:
+            if not round(c, 4) >= MIN_HEADLINE_CONTRIBUTION:
                 break
             name = changeable[j]
             if is_warning_sign(name, row.get(name), row):
