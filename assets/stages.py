@@ -27,7 +27,7 @@ from connectors.warehouse import Warehouse
 from models.cases.context import USAGE_TREND_WEEKS, build_context_packages
 from models.churn.drift import drift_report
 from models.churn.explain import score_movers
-from models.churn.features import USAGE_WINDOW_DAYS, describe_driver, headline_reason
+from models.churn.features import USAGE_WINDOW_DAYS, explain_drivers
 from models.churn.features import account_features as compute_features
 from models.churn.health import health_scores as compute_health
 from models.churn.health import intervention_status
@@ -129,7 +129,7 @@ def churn_scores(
 
     Keeps the explained accounts' contributions and the drift report for the snapshot.
     """
-    out, contribs = score_accounts(model, features, describe=describe_driver, headline=headline_reason)
+    out, contribs = score_accounts(model, features, explain=explain_drivers)
     prev = previous_snapshot(warehouse, as_of).set_index("account_id")["churn_risk"]
     out["churn_risk_delta"] = (out["churn_risk"] - out["account_id"].map(prev)).fillna(0.0)
     out["movers"] = _movers(warehouse, as_of, out, contribs)

@@ -3,7 +3,9 @@
 `top_drivers` ranks each row's features by their signed contribution and turns the top k into
 `Driver`s with a plain-words phrase. The phrase comes from a *describer*: the default writes
 generic words ("seats_used = 3 raises churn risk"); a domain describer can turn the same
-(feature, value, contribution) into a sentence a customer success manager understands.
+(feature, value, contribution) into a sentence a customer success manager understands, and, given
+the row's other values as `context`, a sentence that depends on them ("no support tickets in the
+last 90 days" rather than "no first response").
 
 `score_movers` answers "what changed since the last snapshot": the score delta per id and the
 features whose contribution moved most.
@@ -14,7 +16,7 @@ before the phrases are written.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -64,18 +66,23 @@ def _order(values: np.ndarray, direction: Direction) -> np.ndarray:
 
 def top_drivers(contribs: pd.DataFrame, X: pd.DataFrame, *, k: int = 5,
                 describe: Describer | None = None,
-                direction: Direction = "risk") -> list[list[Driver]]:
+                direction: Direction = "risk",
+                context: Sequence[Mapping[str, object]] | None = None) -> list[list[Driver]]:
     """The k strongest drivers of each row, as `Driver`s with phrases.
 
     `contribs` has one column per feature (plus an optional `bias`, ignored) and the same rows
     as `X`. With direction "risk" the features raising risk come first (largest first), then
     the protective ones; "protective" is the reverse; "absolute" ranks by |contribution| only.
-    Features contributing exactly zero are never listed.
+    Features contributing exactly zero are never listed. With `context` (one mapping per row,
+    e.g. ``X.to_dict("records")``) the describer is called with the row's mapping as a fourth
+    argument.
     """
     if direction not in ("risk", "protective", "absolute"):
         raise ValueError(f"direction must be risk, protective or absolute, got {direction!r}")
     if len(contribs) != len(X):
         raise ValueError(f"contributions have {len(contribs)} rows but X has {len(X)}")
+    if context is not None and len(context) != len(X):
+        raise ValueError(f"context has {len(context)} rows but X has {len(X)}")
     describe = describe or describe_generic
     features = [c for c in contribs.columns if c != "bias"]
     missing = [f for f in features if f not in X.columns]
@@ -87,13 +94,14 @@ def top_drivers(contribs: pd.DataFrame, X: pd.DataFrame, *, k: int = 5,
     raw = X[features].to_numpy(dtype=object)
     picked = np.take_along_axis(raw, order, axis=1)
     result: list[list[Driver]] = []
-    for row_order, row_contrib, row_values in zip(order, chosen, picked, strict=True):
+    for i, (row_order, row_contrib, row_values) in enumerate(zip(order, chosen, picked, strict=True)):
+        extra = () if context is None else (context[i],)
         drivers = []
         for j, c, v in zip(row_order, row_contrib, row_values, strict=True):
             if c == 0.0:
                 continue
             name = features[j]
-            drivers.append(Driver(name, float(c), v, describe(name, v, float(c))))
+            drivers.append(Driver(name, float(c), v, describe(name, v, float(c), *extra)))
         result.append(drivers)
     return result
 

@@ -8,12 +8,16 @@ computed from that cut, and `tests/unit/test_features.py` proves it by scramblin
 after ``d`` and checking that no feature moves.
 
 Features are grouped as the health score's components read them: usage, support, relationship
-and financial. `FEATURES` lists them with the phrase a CSM reads when one drives risk.
+and financial. `FEATURES` lists them with the phrase a CSM reads when one drives risk and their
+kind (`FEATURE_KINDS`): *fixed* attributes of the account (industry, region, segment, plan, ARR,
+seats, price, tenure, renewal timing) or *changeable* behaviour (usage, support). A case's headline
+reason (`explain_drivers`, `headline_reason`) is the strongest changeable driver raising risk
+whose value reads as a warning sign; fixed attributes appear among the drivers only as context.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,94 +29,242 @@ CSAT_WINDOW_DAYS = 180
 COMPLIANCE_CATEGORIES = ("compliance", "legal", "security")
 
 
+#: What a feature is to the person who reads it. A *fixed* feature describes the account (who it
+#: is, what it bought, when it renews): nobody on the account can change it, so it explains risk
+#: as context but never heads a case's reason. A *changeable* feature is behaviour a CSM can work
+#: on (adoption, support experience).
+FIXED = "fixed"
+CHANGEABLE = "changeable"
+FEATURE_KIND_VALUES = (FIXED, CHANGEABLE)
+
+#: A trend closer to zero than this is noise, not a fall ("down 2%" is no warning sign).
+TREND_NOISE = 0.05
+#: Below these levels a phrase reads as a warning sign; at or above them it reads as good news.
+LOW_SEAT_UTILIZATION = 0.5
+LOW_CSAT = 4.0
+INACTIVE_DAYS = 7
+#: A driver that moves the log-odds of churning by less than this (the odds by less than 5%) is
+#: noise: it stays in the driver list but never heads a reason.
+MIN_HEADLINE_CONTRIBUTION = 0.05
+
+
 @dataclass(frozen=True)
 class Feature:
+    """One model feature: how it reads in words and whether a CSM can act on it.
+
+    ``describe(value, *context)`` writes the phrase; ``warns(value, *context)`` says whether that
+    value reads as a warning sign (a changeable feature's phrase heads a case only then: "weekly
+    active users up 4%" or "no support tickets in the last 90 days" never do). ``context`` names
+    other features of the same account that both read (a first-response phrase needs the ticket
+    count). ``label`` names a fixed feature in "risk from account profile (industry, ARR)".
+    """
+
     name: str
     group: str  # usage | support | relationship | financial
-    describe: Callable[[object], str]
+    kind: str   # FIXED | CHANGEABLE
+    describe: Callable[..., str]
     categorical: bool = False
+    warns: Callable[..., bool] | None = None
+    context: tuple[str, ...] = ()
+    label: str = ""
+
+
+def _changeable(name: str, group: str, describe: Callable[..., str], warns: Callable[..., bool],
+                context: tuple[str, ...] = ()) -> Feature:
+    return Feature(name, group, CHANGEABLE, describe, warns=warns, context=context)
+
+
+def _fixed(name: str, group: str, label: str, describe: Callable[..., str], categorical: bool = False) -> Feature:
+    return Feature(name, group, FIXED, describe, categorical=categorical, label=label)
+
+
+def _missing(v: object) -> bool:
+    return v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))
 
 
 def _pct(v: object) -> str:
     return f"{abs(float(v)) * 100:.0f}%"
 
 
-def _trend_phrase(what: str, baseline: str) -> Callable[[object], str]:
+def _count(v: object, one: str, many: str | None = None) -> str:
+    n = float(v)
+    return f"{n:.0f} {one if n == 1 else (many or one + 's')}"
+
+
+def _category(what: str) -> Callable[[object], str]:
+    return lambda v: f"{what} unknown" if _missing(v) else f"{what} {v}"
+
+
+def _positive(v: object, *_: object) -> bool:
+    return not _missing(v) and float(v) > 0
+
+
+def _present(v: object, *_: object) -> bool:
+    return not _missing(v)
+
+
+def _falling(v: object, *_: object) -> bool:
+    return not _missing(v) and float(v) <= -TREND_NOISE
+
+
+def _trend_phrase(what: str, baseline: str, *, missing: str | None = None) -> Callable[[object], str]:
     def phrase(v: object) -> str:
-        if v is None or pd.isna(v):
-            return f"no {what} history to compare"
+        if _missing(v):
+            return missing or f"no {what} history to compare"
+        if abs(float(v)) < 0.005:
+            return f"{what} flat vs {baseline}"
         direction = "down" if float(v) < 0 else "up"
         return f"{what} {direction} {_pct(v)} vs {baseline}"
 
     return phrase
 
 
+def _tickets_phrase(one: str, none: str, window: str = f"in the last {SUPPORT_WINDOW_DAYS} days",
+                    many: str | None = None) -> Callable[[object], str]:
+    def phrase(v: object) -> str:
+        if _missing(v) or float(v) == 0:
+            return f"{none} {window}"
+        return f"{_count(v, one, many)} {window}"
+
+    return phrase
+
+
+def _first_response(v: object, tickets: object = None) -> str:
+    if not _missing(v):
+        return f"median first response {float(v):.1f} h ({SUPPORT_WINDOW_DAYS} days)"
+    if _missing(tickets):
+        return f"no ticket answered in the last {SUPPORT_WINDOW_DAYS} days"
+    if float(tickets) == 0:
+        return f"no support tickets in the last {SUPPORT_WINDOW_DAYS} days"
+    return f"none of {_count(tickets, 'ticket')} in the last {SUPPORT_WINDOW_DAYS} days has a first response yet"
+
+
+def _first_response_warns(v: object, tickets: object = None) -> bool:
+    """A response time is a warning sign only when there were tickets to respond to."""
+    if not _missing(v):
+        return True
+    return not _missing(tickets) and float(tickets) > 0
+
+
+def _last_active(v: object) -> str:
+    if float(v) > USAGE_WINDOW_DAYS:
+        return f"no product activity in the last {USAGE_WINDOW_DAYS} days"
+    return f"last product activity {_count(round(float(v)), 'day')} ago"
+
+
+def _au_7d_warns(v: object, au_90d: object = None) -> bool:
+    """Fewer users this week than the 90-day average (or none at all)."""
+    if _missing(v):
+        return False
+    if float(v) == 0:
+        return True
+    return not _missing(au_90d) and float(v) <= (1 - TREND_NOISE) * float(au_90d)
+
+
 FEATURES: tuple[Feature, ...] = (
-    # usage
-    Feature("au_7d", "usage", lambda v: f"{float(v):.1f} active users per day in the last 7 days"),
-    Feature("au_90d", "usage", lambda v: f"{float(v):.1f} active users per day over 90 days"),
-    Feature("wau_trend", "usage", _trend_phrase("weekly active users", "90-day average")),
-    Feature("au_30d_trend", "usage", _trend_phrase("active users (30 days)", "the 60 days before")),
-    Feature("events_30d_trend", "usage", _trend_phrase("product activity (30 days)", "the 60 days before")),
-    Feature("advanced_share_30d", "usage", lambda v: f"advanced features are {_pct(v)} of activity"),
-    Feature("days_since_active", "usage", lambda v: f"last product activity {float(v):.0f} days ago"),
-    Feature("seat_utilization", "usage", lambda v: f"{_pct(v)} of licensed seats active (30 days)"),
-    # support
-    Feature("tickets_90d", "support", lambda v: f"{float(v):.0f} tickets in the last 90 days"),
-    Feature("urgent_tickets_90d", "support", lambda v: f"{float(v):.0f} urgent tickets in the last 90 days"),
-    Feature("open_urgent_tickets", "support", lambda v: f"{float(v):.0f} urgent tickets open"),
-    Feature(
-        "oldest_open_urgent_hours",
-        "support",
-        lambda v: "no urgent ticket open" if not v else f"oldest urgent ticket open {float(v) / 24:.1f} days",
-    ),
-    Feature("open_tickets", "support", lambda v: f"{float(v):.0f} tickets open"),
-    Feature("open_compliance_tickets", "support", lambda v: f"{float(v):.0f} compliance/security tickets open"),
-    Feature(
-        "median_first_response_hours",
-        "support",
-        lambda v: "no recent first responses" if pd.isna(v) else f"median first response {float(v):.1f} h (90 days)",
-    ),
-    Feature("escalated_90d", "support", lambda v: f"{float(v):.0f} escalated tickets in 90 days"),
-    Feature(
-        "csat_avg_180d",
-        "support",
-        lambda v: "no CSAT responses in 180 days" if pd.isna(v) else f"average CSAT {float(v):.1f}/5 (180 days)",
-    ),
-    Feature("low_csat_180d", "support", lambda v: f"{float(v):.0f} poor CSAT ratings (<= 2) in 180 days"),
-    # relationship
-    Feature("tenure_days", "relationship", lambda v: f"customer for {float(v) / 365:.1f} years"),
-    Feature(
-        "days_to_renewal",
-        "relationship",
-        lambda v: "no renewal scheduled" if pd.isna(v) else f"renewal in {float(v):.0f} days",
-    ),
-    Feature("renewals_done", "relationship", lambda v: f"{float(v):.0f} renewals so far"),
-    Feature("segment", "relationship", lambda v: f"segment {v}", categorical=True),
-    Feature("industry", "relationship", lambda v: f"industry {v}", categorical=True),
-    Feature("region", "relationship", lambda v: f"region {v}", categorical=True),
-    Feature("plan", "relationship", lambda v: f"plan {v}", categorical=True),
-    # financial
-    Feature("arr", "financial", lambda v: f"ARR {float(v):,.0f}"),
-    Feature("seats", "financial", lambda v: f"{float(v):.0f} seats"),
-    Feature("arr_per_seat", "financial", lambda v: f"price {float(v):,.0f} per seat"),
+    # usage ---------------------------------------------------------------------------------
+    _changeable("au_7d", "usage", lambda v, *_: f"{float(v):.1f} active users per day in the last 7 days",
+                _au_7d_warns, context=("au_90d",)),
+    _changeable("au_90d", "usage",
+                lambda v: (f"no active users in the last {USAGE_WINDOW_DAYS} days" if float(v) == 0
+                           else f"{float(v):.1f} active users per day over {USAGE_WINDOW_DAYS} days"),
+                _present),
+    # wau_trend is missing only when nobody used the product in 90 days: that is a warning sign
+    _changeable("wau_trend", "usage",
+                _trend_phrase("weekly active users", "90-day average",
+                              missing=f"no active users in the last {USAGE_WINDOW_DAYS} days"),
+                lambda v: _missing(v) or _falling(v)),
+    _changeable("au_30d_trend", "usage", _trend_phrase("active users (30 days)", "the 60 days before"), _falling),
+    _changeable("events_30d_trend", "usage", _trend_phrase("product activity (30 days)", "the 60 days before"),
+                _falling),
+    _changeable("advanced_share_30d", "usage",
+                lambda v: "no product activity in the last 30 days" if _missing(v)
+                else f"advanced features are {_pct(v)} of activity",
+                _present),
+    _changeable("days_since_active", "usage", _last_active,
+                lambda v: not _missing(v) and float(v) >= INACTIVE_DAYS),
+    _changeable("seat_utilization", "usage",
+                lambda v: "no licensed seats on record" if _missing(v)
+                else f"{_pct(v)} of licensed seats active (30 days)",
+                lambda v: not _missing(v) and float(v) < LOW_SEAT_UTILIZATION),
+    # support -------------------------------------------------------------------------------
+    _changeable("tickets_90d", "support", _tickets_phrase("support ticket", "no support tickets"), _positive),
+    _changeable("urgent_tickets_90d", "support", _tickets_phrase("urgent ticket", "no urgent tickets"), _positive),
+    _changeable("open_urgent_tickets", "support", _tickets_phrase("urgent ticket", "no urgent ticket", "open"),
+                _positive),
+    _changeable("oldest_open_urgent_hours", "support",
+                lambda v: "no urgent ticket open" if _missing(v) or not v
+                else f"oldest urgent ticket open {float(v) / 24:.1f} days",
+                _positive),
+    _changeable("open_tickets", "support", _tickets_phrase("ticket", "no ticket", "open"), _positive),
+    _changeable("open_compliance_tickets", "support",
+                _tickets_phrase("compliance/security ticket", "no compliance/security ticket", "open"), _positive),
+    _changeable("median_first_response_hours", "support", _first_response, _first_response_warns,
+                context=("tickets_90d",)),
+    _changeable("escalated_90d", "support",
+                _tickets_phrase("escalated ticket", "no escalated tickets", f"in {SUPPORT_WINDOW_DAYS} days"),
+                _positive),
+    _changeable("csat_avg_180d", "support",
+                lambda v: f"no CSAT responses in {CSAT_WINDOW_DAYS} days" if _missing(v)
+                else f"average CSAT {float(v):.1f}/5 ({CSAT_WINDOW_DAYS} days)",
+                lambda v: not _missing(v) and float(v) < LOW_CSAT),
+    _changeable("low_csat_180d", "support",
+                _tickets_phrase("poor CSAT rating (<= 2)", "no poor CSAT ratings (<= 2)", f"in {CSAT_WINDOW_DAYS} days",
+                                many="poor CSAT ratings (<= 2)"),
+                _positive),
+    # relationship --------------------------------------------------------------------------
+    _fixed("tenure_days", "relationship", "tenure", lambda v: f"customer for {float(v) / 365:.1f} years"),
+    _fixed("days_to_renewal", "relationship", "renewal timing",
+           lambda v: "no renewal scheduled" if _missing(v) else f"renewal in {_count(round(float(v)), 'day')}"),
+    _fixed("renewals_done", "relationship", "renewal history", lambda v: f"{_count(v, 'renewal')} so far"),
+    _fixed("segment", "relationship", "segment", _category("segment"), categorical=True),
+    _fixed("industry", "relationship", "industry", _category("industry"), categorical=True),
+    _fixed("region", "relationship", "region", _category("region"), categorical=True),
+    _fixed("plan", "relationship", "plan", _category("plan"), categorical=True),
+    # financial -----------------------------------------------------------------------------
+    _fixed("arr", "financial", "ARR", lambda v: f"ARR {float(v):,.0f}"),
+    _fixed("seats", "financial", "seats", lambda v: _count(v, "seat")),
+    _fixed("arr_per_seat", "financial", "price per seat", lambda v: f"price {float(v):,.0f} per seat"),
 )
 
 FEATURE_NAMES: list[str] = [f.name for f in FEATURES]
 CATEGORICAL_FEATURES: list[str] = [f.name for f in FEATURES if f.categorical]
 FEATURE_INDEX: dict[str, Feature] = {f.name: f for f in FEATURES}
+#: Every model feature's kind, FIXED or CHANGEABLE (declared once, in `FEATURES`).
+FEATURE_KINDS: dict[str, str] = {f.name: f.kind for f in FEATURES}
 
 
-def describe_driver(feature: str, value: object, contribution: float) -> str:
-    """A CSM-readable sentence for one driver (used with models.churn.explain.top_drivers)."""
+def _context_values(spec: Feature, row: Mapping[str, object] | None) -> tuple[object, ...]:
+    return tuple(None if row is None else row.get(name) for name in spec.context)
+
+
+def describe_driver(feature: str, value: object, contribution: float,
+                    row: Mapping[str, object] | None = None) -> str:
+    """A CSM-readable sentence for one driver (used with models.churn.explain.top_drivers).
+
+    ``row`` holds the account's other features, for phrases that depend on them (a first
+    response time is only phrased as such when the account had tickets).
+    """
     spec = FEATURE_INDEX.get(feature)
     if spec is None:
         return f"{feature} = {value}"
     try:
-        text = spec.describe(value)
+        text = spec.describe(value, *_context_values(spec, row))
     except (TypeError, ValueError):
         text = f"{feature} = {value}"
     return text
+
+
+def is_warning_sign(feature: str, value: object, row: Mapping[str, object] | None = None) -> bool:
+    """Can this driver head a case's reason? Only a changeable feature whose value reads as a
+    warning sign does (fixed attributes and unknown features never do)."""
+    spec = FEATURE_INDEX.get(feature)
+    if spec is None or spec.kind != CHANGEABLE or spec.warns is None:
+        return False
+    try:
+        return bool(spec.warns(value, *_context_values(spec, row)))
+    except (TypeError, ValueError):
+        return False
 
 
 def as_known_at(
@@ -252,16 +404,75 @@ def feature_matrix(features: pd.DataFrame) -> pd.DataFrame:
     return X
 
 
-#: Feature groups a rescuer can act on. Renewal timing, tenure or segment can drive risk, but
-#: "renewal in 12 days" tells nobody what to fix, so the headline reason of a case prefers these.
-ACTIONABLE_GROUPS = ("usage", "support")
+def _entry(feature: str, value: object, contribution: float, phrase: str,
+           row: Mapping[str, object] | None) -> dict:
+    return {"feature": feature, "phrase": phrase, "contribution": round(float(contribution), 4),
+            "kind": FEATURE_KINDS.get(feature, FIXED), "warning": is_warning_sign(feature, value, row)}
+
+
+def _kind(driver: Mapping[str, object]) -> str:
+    return str(driver.get("kind") or FEATURE_KINDS.get(str(driver["feature"]), FIXED))
+
+
+def profile_reason(drivers: list[dict]) -> str:
+    """The headline of an account without a changeable warning sign: what its risk comes from."""
+    labels: list[str] = []
+    for d in drivers:
+        spec = FEATURE_INDEX.get(d["feature"])
+        if d["contribution"] > 0 and _kind(d) == FIXED and spec is not None and spec.label not in labels:
+            labels.append(spec.label)
+    if not labels:
+        return "no changeable warning sign among the risk drivers"
+    return f"risk from account profile ({', '.join(labels[:3])}); no changeable warning sign"
 
 
 def headline_reason(drivers: list[dict]) -> str:
-    """The case's one-line reason: the strongest risk-raising actionable driver, else the
-    strongest driver. ``drivers`` are {feature, phrase, contribution}, strongest first."""
+    """The case's one-line reason: the phrase of the strongest driver that raises risk (by at least
+    `MIN_HEADLINE_CONTRIBUTION`) and is a changeable warning sign (``warning``), else a plain
+    statement that there is none
+    (`profile_reason`). ``drivers`` are {feature, phrase, contribution, kind, warning},
+    strongest first, as `explain_drivers` writes them (without ``kind``, the feature's own; without
+    ``warning``, not a warning sign). A fixed attribute never heads it."""
     for d in drivers:
-        spec = FEATURE_INDEX.get(d["feature"])
-        if spec is not None and spec.group in ACTIONABLE_GROUPS and d["contribution"] > 0:
+        if d["contribution"] >= MIN_HEADLINE_CONTRIBUTION and _kind(d) == CHANGEABLE and d.get("warning") is True:
             return d["phrase"]
-    return drivers[0]["phrase"] if drivers else ""
+    return profile_reason(drivers)
+
+
+def explain_drivers(contribs: pd.DataFrame, X: pd.DataFrame, *, k: int = 5) -> tuple[list[list[dict]], list[str]]:
+    """Per row of ``X``: the drivers a CSM reads and the case's headline reason.
+
+    ``contribs`` are the rows' log-odds contributions (`ChurnModel.contributions`). The drivers
+    are the ``k`` strongest (risk-raising first, `models.churn.explain.top_drivers`) as
+    {feature, phrase, contribution, kind, warning}: fixed attributes stay in the list, marked
+    ``kind: fixed``, as context. The headline (`headline_reason`) is the strongest changeable
+    driver raising risk whose value is a warning sign, looked for among *all* changeable
+    features; when it is not among the ``k`` it is appended to the list, so the list always
+    shows it.
+    """
+    from models.churn.explain import top_drivers
+
+    records = X.to_dict("records")
+    top = top_drivers(contribs, X, k=k, describe=describe_driver, context=records)
+    features = [c for c in contribs.columns if c != "bias"]
+    changeable = [f for f in features if FEATURE_KINDS.get(f) == CHANGEABLE]
+    values = contribs[changeable].to_numpy(dtype=float)
+    order = np.argsort(-values, axis=1, kind="stable")
+    rows: list[list[dict]] = []
+    headlines: list[str] = []
+    for i, drivers in enumerate(top):
+        row = records[i]
+        entries = [_entry(d.feature, d.value, d.contribution, d.phrase, row) for d in drivers]
+        for j in order[i]:
+            c = values[i, j]
+            if not round(c, 4) >= MIN_HEADLINE_CONTRIBUTION:
+                break
+            name = changeable[j]
+            if is_warning_sign(name, row.get(name), row):
+                if all(e["feature"] != name for e in entries):
+                    value = row.get(name)
+                    entries.append(_entry(name, value, c, describe_driver(name, value, c, row), row))
+                break
+        rows.append(entries)
+        headlines.append(headline_reason(entries))
+    return rows, headlines

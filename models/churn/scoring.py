@@ -102,30 +102,30 @@ def explain_mask(risk: np.ndarray) -> np.ndarray:
     return mask
 
 
-def score_accounts(model, features: pd.DataFrame, *, describe, headline, k: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
+def score_accounts(model, features: pd.DataFrame, *, explain, k: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Churn risk for every account in ``features`` and, for the accounts `explain_mask` picks,
     their top ``k`` signed drivers in words and the headline reason.
 
-    ``model`` is a `models.churn.model.ChurnModel`; ``describe(feature, value, contribution)`` phrases a
-    driver and ``headline(drivers)`` picks the case's reason. Returns the scores (account_id,
-    churn_risk, explained, drivers, top_reason) and the contributions of the explained accounts
-    (indexed by account_id), which the caller keeps to tell what moved between snapshots.
+    ``model`` is a `models.churn.model.ChurnModel`; ``explain(contribs, X, k=k)`` returns, per
+    explained row, its drivers (dicts) and its headline reason
+    (`models.churn.features.explain_drivers`). Returns the scores (account_id, churn_risk,
+    explained, drivers, top_reason) and the contributions of the explained accounts (indexed by
+    account_id), which the caller keeps to tell what moved between snapshots.
     """
-    from models.churn.explain import top_drivers
     from models.churn.features import feature_matrix
 
     X = feature_matrix(features)
     risk = model.predict_proba(X)
     explained = explain_mask(risk)
     contribs = model.contributions(X[explained])
-    drivers = top_drivers(contribs, X[explained], k=k, describe=describe)
+    drivers, headlines = explain(contribs, X[explained], k=k)
     rows: list[list[dict]] = [[] for _ in range(len(X))]
-    for pos, row in zip(np.flatnonzero(explained), drivers):
-        rows[pos] = [{"feature": d.feature, "phrase": d.phrase, "contribution": round(float(d.contribution), 4)} for d in row]
+    reasons: list[str] = [f"low churn risk ({p:.1%} within the horizon)" for p in risk]
+    for pos, row, reason in zip(np.flatnonzero(explained), drivers, headlines, strict=True):
+        rows[pos] = row
+        reasons[pos] = reason
     out = pd.DataFrame({"account_id": features.index.astype(str), "churn_risk": risk, "explained": explained})
     out["drivers"] = rows
-    out["top_reason"] = [
-        headline(r) if r else f"low churn risk ({p:.1%} within the horizon)" for r, p in zip(rows, risk)
-    ]
+    out["top_reason"] = reasons
     contribs.index = out.loc[explained, "account_id"].to_numpy()
     return out, contribs

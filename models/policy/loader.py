@@ -7,6 +7,11 @@ reason, e.g.
 
     policies/default.yaml: severity_rules[2].when.all[0].op: unknown operator '=>'; expected ...
 
+A severity rule whose description claims something its condition does not test ("usage
+falling fast" on a rule that also matches accounts whose usage rose) loads with a
+`PolicyWordingWarning` per claim (`models.policy.wording`): its cases would state a reason that
+is not true.
+
 Each policy carries its declared `version` and a `content_hash` (sha256 of its normalized
 content, so comments and formatting do not change it); both are stored on every case it creates.
 
@@ -21,6 +26,7 @@ alias that refers to a node containing it and at most `MAX_DEPTH` levels of nest
 from __future__ import annotations
 
 import reprlib
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +36,7 @@ from models.contracts import CANDIDATE_COLUMNS
 from models.policy.conditions import format_location
 from models.policy.safe_yaml import MAX_DEPTH, MAX_NODES, YamlRefused, read_yaml
 from models.policy.schema import CHANNEL_PREFIXES, RACI_ROLES, LadderStep, Policy, condition_leaves
+from models.policy.wording import PolicyWordingWarning, wording_problems
 
 
 #: Largest policy file read, in bytes (the shipped policies are about 12 KB).
@@ -116,7 +123,8 @@ def parse_policy(
 
     `known_fields` are the columns conditions may use; by default the candidate frame's
     contract (`models.contracts.CANDIDATE_COLUMNS`). Raises `PolicyError` listing every problem
-    with its key path.
+    with its key path; warns (`PolicyWordingWarning`) for every rule description that claims
+    what its condition does not test.
     """
     if len(text) > MAX_POLICY_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_POLICY_BYTES:
         raise PolicyError(source, [("", _too_big())])
@@ -131,6 +139,8 @@ def parse_policy(
     problems = _cross_reference_problems(policy, fields)
     if problems:
         raise PolicyError(source, problems)
+    for path, why in wording_problems(policy):
+        warnings.warn(PolicyWordingWarning(f"{source}: {path}: {why}"), stacklevel=2)
     return policy
 
 

@@ -65,14 +65,16 @@ class Headline:
 
     rule_id: np.ndarray           # object: the matched severity rule's id
     rule_description: np.ndarray  # object: its description
-    reason_driver: np.ndarray     # object: the strongest risk driver in words (`top_reason`)
+    reason_driver: np.ndarray     # object: the strongest changeable risk driver in words (`top_reason`)
 
 
 def headline(frame: pd.DataFrame, rules: Sequence[SeverityRule], sev: Severity) -> Headline:
     """Rule id, rule description and strongest driver of every eligible candidate.
 
     The driver is the candidate's `top_reason` when it is a non-empty string, else None (also
-    when the frame has no `top_reason` column).
+    when the frame has no `top_reason` column). Scoring writes `top_reason` as the strongest
+    changeable warning sign raising risk, never a fixed attribute, or as a plain statement that
+    there is none (`models.churn.features.headline_reason`).
     """
     descriptions = np.array([r.description for r in rules] + [None], dtype=object)
     driver = np.full(len(frame), None, dtype=object)

@@ -3,7 +3,9 @@
     rescue policy validate policies/default.yaml
 
 prints the policy's version, content hash, teams, severity rules, SLA targets and ladders, and
-exits 0. A malformed file exits 2 with one line per problem: the key path and the reason.
+exits 0; a severity rule whose description claims what its condition does not test is printed
+as a warning line. A malformed file exits 2 with one line per problem: the key path and the
+reason.
 
     rescue policy simulate policies/aggressive.yaml --against policies/default.yaml \
         --from 2026-01-01 --to 2026-06-30
@@ -28,6 +30,7 @@ steps as arrows with their times) with a RACI table, as SVG or PNG after the ext
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from pathlib import Path
 from typing import cast
 
@@ -41,6 +44,7 @@ from rich.text import Text
 from models.contracts import CHURN_OUTCOMES
 from models.policy.loader import PolicyError, load_policy
 from models.policy.schema import Policy
+from models.policy.wording import PolicyWordingWarning
 from models.routing.replay import METRICS, SimulationError, SimulationReport, simulate, weekly_cases_chart
 
 policy_app = typer.Typer(help="Validate and simulate escalation policies.", no_args_is_help=True)
@@ -52,7 +56,16 @@ OUTCOMES_TABLE = "churn_outcomes"
 
 def _load_or_exit(file: Path) -> Policy:
     try:
-        return load_policy(file)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", PolicyWordingWarning)
+            policy = load_policy(file)
+        err = Console(stderr=True)
+        for warning in caught:
+            if issubclass(warning.category, PolicyWordingWarning):
+                err.print(f"[bold yellow]warning[/] {warning.message}", highlight=False, soft_wrap=True)
+            else:
+                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+        return policy
     except PolicyError as exc:
         err = Console(stderr=True)
         # One unwrapped line per problem, so the output can be grepped and diffed; a file with

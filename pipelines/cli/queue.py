@@ -320,7 +320,8 @@ def show(case_id: CaseArg, queue_url: QueueUrl = None) -> None:
     ]))
     drivers = risk.get("top_drivers") or []
     if drivers:
-        console.print(_rows_table("Top risk drivers", drivers, ["phrase", "contribution"]))
+        shown = [{**d, "kind": "account profile" if d.get("kind") == "fixed" else d.get("kind")} for d in drivers]
+        console.print(_rows_table("Top risk drivers", shown, ["phrase", "kind", "contribution"]))
     if tickets:
         console.print(_rows_table("Last tickets", tickets,
                                   ["ticket_id", "created_at", "priority", "category", "status", "csat", "escalated"]))

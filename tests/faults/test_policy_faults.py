@@ -196,7 +196,7 @@ def test_a_broken_play_catalogue_is_refused_in_one_line_naming_the_key(tmp_path:
 
 def test_brackets_in_a_policy_are_shown_as_written_not_read_as_console_styles(tmp_path: Path) -> None:
     path = tmp_path / "brackets.yaml"
-    path.write_text(_with("name: default", "name: '[/] [red]x'").replace('version: "2026.12.0"', 'version: "[/]"', 1),
+    path.write_text(_with("name: default", "name: '[/] [red]x'").replace('version: "2026.12.1"', 'version: "[/]"', 1),
                     encoding="utf-8")
     for command in ("validate", "plays"):
         output, code, _ = _invoke("policy", command, str(path))

@@ -68,9 +68,12 @@ def _context(account_id: str, spec: dict) -> dict:
         "risk": {"churn_risk": spec["churn_risk"], "churn_risk_delta": 0.14,
                  "expected_arr_at_risk": spec["churn_risk"] * spec["arr"],
                  "top_drivers": [
-                     {"feature": "wau_trend", "phrase": "weekly active users down 42% in 12 weeks", "contribution": 0.41},
-                     {"feature": "open_urgent_tickets", "phrase": "2 urgent tickets open, oldest 30 hours", "contribution": 0.22},
-                     {"feature": "days_to_renewal", "phrase": "renewal in 74 days", "contribution": 0.12},
+                     {"feature": "wau_trend", "phrase": "weekly active users down 42% in 12 weeks", "contribution": 0.41,
+                      "kind": "changeable", "warning": True},
+                     {"feature": "open_urgent_tickets", "phrase": "2 urgent tickets open, oldest 30 hours", "contribution": 0.22,
+                      "kind": "changeable", "warning": True},
+                     {"feature": "days_to_renewal", "phrase": "renewal in 74 days", "contribution": 0.12,
+                      "kind": "fixed", "warning": False},
                  ],
                  "model_version": "m1"},
         "last_tickets": [

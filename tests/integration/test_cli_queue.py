@@ -36,7 +36,9 @@ def queue(tmp_path, monkeypatch, frames) -> tuple[str, dict[str, str]]:
                     "csm_owner": "ana", "renewal_date": "2025-09-01T00:00:00", "days_to_renewal": 91},
         "health": {"score": 30.0, "band": "at_risk", "components": {"usage": 22.5, "support": 40.0}},
         "risk": {"churn_risk": 0.7, "top_drivers": [{"feature": "wau_trend", "phrase": "weekly active users down 38%",
-                                                     "contribution": 0.41}]},
+                                                     "contribution": 0.41, "kind": "changeable"},
+                                                    {"feature": "industry", "phrase": "industry Mining",
+                                                     "contribution": 0.3, "kind": "fixed"}]},
         "last_tickets": [{"ticket_id": "T-9", "created_at": "2025-05-30T10:00:00", "priority": "urgent",
                           "category": "outage", "status": "open", "csat": None, "escalated": True}],
         "usage_trend": {"weekly_active_users": [40.0, 38.0, 30.0, 22.0], "weeks": 4, "wau_trend": -0.38},
@@ -102,7 +104,7 @@ def test_a_case_is_worked_from_the_command_line(queue, monkeypatch) -> None:
     assert shown.exit_code == 0, shown.output
     out = shown.output
     for expected in ("Company A1", "resolved_saved", "100,000", "2025-09-01  (in 91 days)", "usage 22.5",
-                     "weekly active users down 38%", "T-9", "outage", "██▆▅ 40.0 -> 22.0  (trend -38%)", "executive_sponsor_call",
+                     "weekly active users down 38%", "account profile", "T-9", "outage", "██▆▅ 40.0 -> 22.0  (trend -38%)", "executive_sponsor_call",
                      "CFO call booked", "claimed", "play_logged", "customer offsite", "2025.1 (abcdef12) / m1"):
         assert expected in out, expected
     trail = out[out.index("Audit trail"):]

@@ -124,6 +124,10 @@ def test_sign_in_sets_an_httponly_lax_session_and_checks_csrf(client: TestClient
     page = client.get("/queue?scope=all")
     assert page.status_code == 200 and "Acme Logistics" in page.text
     case_id = desk_env.case_ids["ACME-001"]
+    # A fixed attribute among the drivers is marked as the account's profile, not a warning sign.
+    case_page = client.get(f"/cases/{case_id}").text
+    assert '<li>renewal in 74 days <span class="muted">(account profile)</span></li>' in case_page
+    assert "<li>weekly active users down 42% in 12 weeks</li>" in case_page
     # A form post with the wrong CSRF token changes nothing.
     forged = client.post(f"/cases/{case_id}/claim", data={"csrf_token": "forged"}, follow_redirects=False)
     assert forged.status_code == 403

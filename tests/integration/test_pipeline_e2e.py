@@ -4,6 +4,7 @@ One world is generated per module; the weekly retrain and the daily rescue job r
 Dagster exactly as the schedules run them.
 """
 
+import re
 from datetime import date
 
 import dagster as dg
@@ -85,6 +86,19 @@ def test_the_queue_is_filled_with_known_accounts(env, first_run):
     ctx = cases["context"].iloc[0]
     assert {"last_tickets", "usage_trend", "account", "risk"} <= set(ctx)
     assert len(ctx["last_tickets"]) <= 3
+
+
+def test_case_headlines_name_the_rule_and_a_changeable_warning_sign(env, first_run):
+    from models.policy.loader import load_policy
+
+    descriptions = {r.id: r.description for r in load_policy("policies/default.yaml").severity_rules}
+    cases = _queue_rows(env)
+    for case in cases.to_dict("records"):
+        rule, _, driver = case["reason"].partition(": ")
+        assert rule == descriptions[case["rule_id"]], case["reason"]
+        fixed = {d["phrase"] for d in case["context"]["risk"]["top_drivers"] if d.get("kind") == "fixed"}
+        assert driver and driver not in fixed, case["reason"]
+        assert "first responses" not in driver and not re.search(r"\bup \d+%", driver), case["reason"]
 
 
 def test_cases_carry_more_risk_than_the_rest(env, first_run):

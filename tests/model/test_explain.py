@@ -72,3 +72,13 @@ def test_score_movers_reports_delta_and_moving_features():
     assert x["movers"] == [{"feature": "u", "delta": 1.5}, {"feature": "v", "delta": -0.2}]
     assert moved.iloc[1]["movers"][0]["feature"] == "v"
     assert np.isnan(moved.iloc[2]["score_prev"]) and moved.iloc[2]["movers"] == []
+
+
+def test_a_describer_given_context_reads_the_rows_other_values():
+    contribs = pd.DataFrame({"a": [0.5, 0.5], "b": [0.1, 0.1]})
+    X = pd.DataFrame({"a": [np.nan, np.nan], "b": [0, 3]})
+    drivers = top_drivers(contribs, X, k=1, context=X.to_dict("records"),
+                          describe=lambda f, v, c, row: "no b at all" if row["b"] == 0 else f"{f} missing with b")
+    assert [row[0].phrase for row in drivers] == ["no b at all", "a missing with b"]
+    with pytest.raises(ValueError, match="context has 1 rows"):
+        top_drivers(contribs, X, context=[{}])

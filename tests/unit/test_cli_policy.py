@@ -65,3 +65,14 @@ def test_plays_lists_the_catalogue_with_teams_and_former_names():
     assert "exec_sponsor_call" in result.output  # a former name, shown with its play
     default = runner.invoke(app, ["policy", "plays"], env={"COLUMNS": "200"})  # the deployment's policy
     assert default.exit_code == 0 and "executive_sponsor_call" in default.output
+
+
+def test_a_rule_named_for_a_fact_it_does_not_test_is_a_warning_line(tmp_path):
+    text = (POLICIES / "default.yaml").read_text()
+    bad = text.replace("description: Health in the critical band", "description: Health in the critical band, usage falling")
+    assert bad != text
+    path = tmp_path / "worded.yaml"
+    path.write_text(bad)
+    result = runner.invoke(app, ["policy", "validate", str(path)], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert "warning" in result.output and "rule 'critical_band' says 'usage falling'" in result.output

@@ -148,14 +148,107 @@ def test_driver_phrases_are_plain_words():
     assert describe_driver("unknown_feature", 3, 0.1) == "unknown_feature = 3"
 
 
-def test_headline_reason_prefers_an_actionable_risk_driver():
+FIXED_ATTRIBUTES = {"tenure_days", "days_to_renewal", "renewals_done", "segment", "industry", "region", "plan",
+                    "arr", "seats", "arr_per_seat"}
+
+
+def test_every_model_feature_is_classified_fixed_or_changeable():
+    from models.churn.features import CHANGEABLE, FEATURE_INDEX, FEATURE_KIND_VALUES, FEATURE_KINDS, FIXED
+
+    assert set(FEATURE_KINDS) == set(FEATURE_NAMES)
+    assert set(FEATURE_KINDS.values()) <= set(FEATURE_KIND_VALUES)
+    # what a CSM cannot change: who the account is, what it bought, when it renews
+    assert {f for f, kind in FEATURE_KINDS.items() if kind == FIXED} == FIXED_ATTRIBUTES
+    for name, kind in FEATURE_KINDS.items():
+        spec = FEATURE_INDEX[name]
+        if kind == CHANGEABLE:
+            assert spec.warns is not None, f"{name}: a changeable feature says when its value is a warning sign"
+        else:
+            assert spec.label and spec.warns is None, f"{name}: a fixed feature has a label and is never a warning sign"
+
+
+def test_no_tickets_is_never_phrased_as_a_slow_response():
+    from models.churn.features import is_warning_sign
+
+    nan = float("nan")
+    no_tickets = {"tickets_90d": 0.0}
+    assert describe_driver("median_first_response_hours", nan, 0.3, no_tickets) == "no support tickets in the last 90 days"
+    assert not is_warning_sign("median_first_response_hours", nan, no_tickets)
+    unanswered = {"tickets_90d": 3.0}
+    assert describe_driver("median_first_response_hours", nan, 0.3, unanswered) == (
+        "none of 3 tickets in the last 90 days has a first response yet")
+    assert is_warning_sign("median_first_response_hours", nan, unanswered)
+    assert describe_driver("median_first_response_hours", 14.0, 0.3, unanswered) == "median first response 14.0 h (90 days)"
+    assert describe_driver("median_first_response_hours", nan, 0.3) == "no ticket answered in the last 90 days"
+    assert describe_driver("tickets_90d", 0.0, 0.2) == "no support tickets in the last 90 days"
+    assert not is_warning_sign("tickets_90d", 0.0)
+    assert describe_driver("open_urgent_tickets", 1.0, 0.2) == "1 urgent ticket open"
+    for feature in ("urgent_tickets_90d", "open_urgent_tickets", "open_tickets", "escalated_90d", "low_csat_180d"):
+        assert "first response" not in describe_driver(feature, 0.0, 0.2)
+        assert not is_warning_sign(feature, 0.0)
+
+
+def test_a_phrase_heads_a_reason_only_when_its_value_is_a_warning_sign():
+    from models.churn.features import is_warning_sign
+
+    assert describe_driver("events_30d_trend", 0.02, 0.3) == "product activity (30 days) up 2% vs the 60 days before"
+    assert not is_warning_sign("events_30d_trend", 0.02)
+    assert not is_warning_sign("wau_trend", -0.02)  # noise, not a fall
+    assert is_warning_sign("wau_trend", -0.3)
+    assert describe_driver("wau_trend", float("nan"), 0.3) == "no active users in the last 90 days"
+    assert describe_driver("days_since_active", 91.0, 0.3) == "no product activity in the last 90 days"
+    assert not is_warning_sign("days_since_active", 1.0)
+    assert not is_warning_sign("seat_utilization", 0.9) and is_warning_sign("seat_utilization", 0.2)
+    assert not is_warning_sign("csat_avg_180d", 4.6) and is_warning_sign("csat_avg_180d", 2.5)
+    assert not is_warning_sign("csat_avg_180d", float("nan"))
+    assert is_warning_sign("au_7d", 2.0, {"au_90d": 5.0}) and not is_warning_sign("au_7d", 6.0, {"au_90d": 5.0})
+    for fixed in FIXED_ATTRIBUTES:
+        assert not is_warning_sign(fixed, 1.0)
+    assert not is_warning_sign("unknown_feature", 1.0)
+
+
+def _driver(feature, phrase, contribution, warning=True):
+    from models.churn.features import FEATURE_KINDS
+
+    return {"feature": feature, "phrase": phrase, "contribution": contribution,
+            "kind": FEATURE_KINDS[feature], "warning": warning}
+
+
+def test_headline_reason_is_the_strongest_changeable_warning_sign_never_a_fixed_attribute():
     from models.churn.features import headline_reason
 
     drivers = [
-        {"feature": "days_to_renewal", "phrase": "renewal in 12 days", "contribution": 1.2},
-        {"feature": "open_urgent_tickets", "phrase": "2 urgent tickets open", "contribution": -0.1},
-        {"feature": "wau_trend", "phrase": "weekly active users down 38% vs 90-day average", "contribution": 0.4},
+        _driver("industry", "industry Mining", 1.5, warning=False),
+        _driver("days_to_renewal", "renewal in 12 days", 1.2, warning=False),
+        _driver("events_30d_trend", "product activity (30 days) up 2% vs the 60 days before", 0.6, warning=False),
+        _driver("wau_trend", "weekly active users down 38% vs 90-day average", 0.4),
+        _driver("open_urgent_tickets", "2 urgent tickets open", 0.3),
+        _driver("seat_utilization", "20% of licensed seats active (30 days)", -0.1),
     ]
     assert headline_reason(drivers) == "weekly active users down 38% vs 90-day average"
-    assert headline_reason(drivers[:2]) == "renewal in 12 days"
-    assert headline_reason([]) == ""
+    assert headline_reason(drivers[:3]) == (
+        "risk from account profile (industry, renewal timing); no changeable warning sign")
+    assert headline_reason(drivers[-1:]) == "no changeable warning sign among the risk drivers"
+    assert headline_reason([]) == "no changeable warning sign among the risk drivers"
+    # without kind and warning (an older driver list): the feature's own kind, and no warning sign
+    assert headline_reason([{"feature": "arr", "phrase": "ARR 90,000", "contribution": 0.9}]) == (
+        "risk from account profile (ARR); no changeable warning sign")
+
+
+def test_explain_drivers_finds_the_changeable_driver_below_the_fixed_ones():
+    from models.churn.features import explain_drivers
+
+    X = pd.DataFrame({"industry": ["Mining", "Retail"], "arr": [400_000.0, 9_000.0], "tenure_days": [900.0, 30.0],
+                      "tickets_90d": [0.0, 0.0], "median_first_response_hours": [float("nan"), float("nan")],
+                      "wau_trend": [-0.45, 0.12]})
+    contribs = pd.DataFrame({"industry": [1.4, 0.9], "arr": [0.8, 0.7], "tenure_days": [0.5, 0.4],
+                             "tickets_90d": [0.3, 0.2], "median_first_response_hours": [0.25, 0.6],
+                             "wau_trend": [0.2, 0.3], "bias": [-3.0, -3.0]})
+    rows, headlines = explain_drivers(contribs, X, k=3)
+    assert [d["feature"] for d in rows[0]] == ["industry", "arr", "tenure_days", "wau_trend"]  # appended
+    assert [d["kind"] for d in rows[0]] == ["fixed", "fixed", "fixed", "changeable"]
+    assert headlines[0] == "weekly active users down 45% vs 90-day average"
+    # the second account: no tickets and usage up; its only "risk" beyond the profile is no warning sign
+    assert [d["feature"] for d in rows[1]] == ["industry", "arr", "median_first_response_hours"]
+    assert rows[1][2]["phrase"] == "no support tickets in the last 90 days" and rows[1][2]["warning"] is False
+    assert headlines[1] == "risk from account profile (industry, ARR); no changeable warning sign"

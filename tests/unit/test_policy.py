@@ -198,6 +198,7 @@ def test_missing_file_is_a_policy_error(tmp_path):
 
 def test_conditions_may_use_other_fields_when_told():
     text = SMALL.replace("{field: churn_risk, op: \">=\", value: 0.5}", "{field: nps, op: \"<\", value: 0}")
+    text = text.replace("description: High risk", "description: Detractors")
     policy = parse_policy(text, known_fields={"segment", "churn_risk", "nps"})
     assert "nps" in policy.condition_fields()
 
@@ -383,3 +384,94 @@ def test_hysteresis_counts_snapshot_days_when_as_of_is_given():
         result = route(frame, policy, now=NOW, account_states=states)
         states = result.account_states
     assert by_account(result).loc["acct", "action"] == "not_eligible"
+
+
+# -- wording: a rule named for a fact tests that fact ----------------------------------------
+
+OLD_USAGE_RULE = """  - id: high_risk_fast_decline
+    description: Churn risk at least 35% and weekly active users down at least 30%
+    when:
+      all:
+        - {field: churn_risk, op: ">=", value: 0.35}
+        - {field: wau_trend, op: "<=", value: -0.3}
+"""
+
+
+def _with_rule(description: str, when: str) -> str:
+    """SMALL with one more rule in front (`when` as flow-style YAML)."""
+    rule = f"""  - id: worded
+    description: {description}
+    when: {when}
+    priority: P2
+    team: csm
+"""
+    return SMALL.replace("severity_rules:\n", "severity_rules:\n" + rule)
+
+
+def _wording(text: str) -> list[str]:
+    import warnings
+
+    from models.policy.wording import PolicyWordingWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        parse_policy(text, source="worded.yaml")
+    return [str(w.message) for w in caught if issubclass(w.category, PolicyWordingWarning)]
+
+
+@pytest.mark.parametrize("name", ["default.yaml", "aggressive.yaml"])
+def test_shipped_rules_test_what_their_descriptions_say(name):
+    from models.policy.wording import wording_problems
+
+    assert wording_problems(load_policy(POLICIES / name)) == []
+    assert _wording((POLICIES / name).read_text()) == []
+
+
+def test_a_usage_rule_that_also_matches_on_a_risk_jump_is_caught():
+    """The rule as it was: 'usage falling fast', but one branch only asks for a risk jump."""
+    text = (POLICIES / "default.yaml").read_text()
+    assert OLD_USAGE_RULE in text
+    old = text.replace(OLD_USAGE_RULE, """  - id: high_risk_fast_decline
+    description: Churn risk at least 35% with usage falling fast
+    when:
+      all:
+        - {field: churn_risk, op: ">=", value: 0.35}
+        - any:
+            - {field: wau_trend, op: "<=", value: -0.3}
+            - {field: churn_risk_delta, op: ">=", value: 0.1}
+""")
+    found = _wording(old)
+    assert len(found) == 1
+    assert "severity_rules[3].description: rule 'high_risk_fast_decline' says 'usage falling' (usage falling)" in found[0]
+    assert "wau_trend" in found[0]
+
+
+@pytest.mark.parametrize(("description", "when"), [
+    ("Usage falling fast", '{field: churn_risk, op: ">=", value: 0.35}'),               # a threshold only
+    ("Usage falling fast", '{field: wau_trend, op: ">=", value: 0.3}'),                 # usage rising
+    ("Weekly active users down at least 30%", '{field: wau_trend, op: "<=", value: -0.1}'),  # a smaller fall
+    ("Declining usage", '{not: {field: wau_trend, op: ">", value: -0.3}}'),             # not: also missing trends
+    ("Churn risk at least 50%", '{field: churn_risk, op: ">=", value: 0.25}'),
+    ("Renewal within 90 days", '{field: days_to_renewal, op: between, value: [0, 180]}'),
+    ("Health in the at-risk band", '{field: health_band, op: "==", value: watch}'),
+    ("VIP account", '{field: churn_risk, op: ">=", value: 0.5}'),
+    ("Open urgent ticket", '{any: [{field: open_urgent_tickets, op: ">=", value: 1}, {field: churn_risk, op: ">", value: 0.9}]}'),
+    ("Churn risk up sharply", '{field: churn_risk, op: ">=", value: 0.9}'),
+])
+def test_a_description_that_claims_what_the_condition_does_not_test_warns(description, when):
+    found = _wording(_with_rule(description, when))
+    assert len(found) == 1 and "rule 'worded'" in found[0], found
+
+
+@pytest.mark.parametrize(("description", "when"), [
+    ("Weekly active users down at least 30%", '{field: wau_trend, op: "<=", value: -0.3}'),
+    ("Usage falling", '{any: [{all: [{field: wau_trend, op: "<", value: -0.5}, {field: vip, op: "==", value: true}]},'
+                      ' {field: wau_trend, op: between, value: [-1, -0.2]}]}'),
+    ("Churn risk at least 50%", '{field: churn_risk, op: ">=", value: 0.6}'),           # stricter still holds
+    ("Renewal within 90 days", '{field: days_to_renewal, op: between, value: [0, 60]}'),
+    ("Health in the at-risk band", '{field: health_band, op: in, value: [at_risk]}'),
+    ("Enterprise account", '{field: segment, op: "==", value: enterprise}'),
+    ("Anything at all", '{field: churn_risk, op: ">=", value: 0.5}'),                   # claims nothing
+])
+def test_a_description_the_condition_states_loads_quietly(description, when):
+    assert _wording(_with_rule(description, when)) == []

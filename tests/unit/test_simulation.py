@@ -67,7 +67,7 @@ def test_two_policies_side_by_side(history):
     aggressive = parse_policy((POLICIES / "aggressive.yaml").read_text().replace("fraction: 0.05", "fraction: 0.0"))
     report = simulate(DEFAULT, aggressive, snapshots, outcomes)
     table = report.comparison
-    assert list(table.columns) == ["default 2026.12.0", "aggressive 2026.12.0-aggressive"]
+    assert list(table.columns) == ["default 2026.12.1", "aggressive 2026.12.1-aggressive"]
     assert table.loc["cases_opened"].tolist() == [1, 2]
     assert table.loc["arr_covered"].tolist() == [100_000, 180_000]
     weekly = report.cases_per_team_week
@@ -111,7 +111,7 @@ def test_cli_simulate_reads_the_warehouse_and_writes_a_report(history, tmp_path)
     assert "Policy simulation" in result.output and "churners_caught_share" in result.output
     assert (tmp_path / "reports" / "policy_simulation.md").exists()
     assert (tmp_path / "reports" / "policy_simulation_weekly.png").stat().st_size > 0
-    assert "2026.12.0-aggressive" in (tmp_path / "reports" / "policy_simulation.md").read_text()
+    assert "2026.12.1-aggressive" in (tmp_path / "reports" / "policy_simulation.md").read_text()
 
     missing = CliRunner().invoke(app, ["policy", "simulate", str(POLICIES / "default.yaml"),
                                        "--warehouse", f"duckdb:///{tmp_path / 'empty.duckdb'}"])
