@@ -157,7 +157,7 @@ def land_mapping(loaded: LoadedMapping, warehouse: Warehouse, *, now: pd.Timesta
         with build(loaded, warehouse, now=now, progress=progress) as built:
             report = built.report
             if report.blocking:
-                first = report.errors[0].line()
+                first = report.errors[0].line(severity=False)
                 more = len(report.errors) - 1
                 raise LandError(f"{loaded.path}: not loaded: {first}"
                                 + (f" (and {more} more blocking problem{'s' * (more != 1)}: run `rescue data check`)" if more else ""))
@@ -169,7 +169,7 @@ def land_mapping(loaded: LoadedMapping, warehouse: Warehouse, *, now: pd.Timesta
             built.conn.commit()
             counts = {TARGETS[t]: n for t, n in built.counts.items()}
             row = manifest_row(
-                mapping_path=str(loaded.path), mapping_name=loaded.mapping.name, mapping_hash=loaded.content_hash,
+                mapping_path=str(loaded.path.resolve()), mapping_name=loaded.mapping.name, mapping_hash=loaded.content_hash,
                 landed_at=now, row_counts=counts, first_date=built.first_date, last_date=built.data_end,
                 usage_daily="usage_daily" in built.counts, sources=_source_stamps(loaded),
             )

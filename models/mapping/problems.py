@@ -30,8 +30,8 @@ class Problem:
     def share(self) -> float:
         return self.count / self.total if self.total else 0.0
 
-    def line(self) -> str:
-        text = f"{self.severity} {self.code}: {self.message}"
+    def line(self, *, severity: bool = True) -> str:
+        text = f"{self.severity} {self.code}: {self.message}" if severity else f"{self.code}: {self.message}"
         if self.total:
             text += f": {self.count:,} of {self.total:,} ({self.share:.1%})"
         elif self.count:

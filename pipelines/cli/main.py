@@ -3,6 +3,7 @@
 Sub-commands live next to the feature they drive:
 
 - `rescue demo ...`    generate the embedded demo world and run the whole pipeline
+- `rescue data ...`    bring your own data: draft, check and load a source mapping
 - `rescue model ...`   evaluate the churn model on any churn table (bring your own data)
 - `rescue queue ...`   work the rescue queue (list, show, claim, ack, snooze, act, resolve)
 - `rescue policy ...`  validate and simulate escalation policies
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import typer
 
+from pipelines.cli.data import data_app
 from pipelines.cli.demo import demo_app
 from pipelines.cli.desk import desk_app
 from pipelines.cli.model import model_app
@@ -26,6 +28,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(demo_app, name="demo")
+app.add_typer(data_app, name="data")
 app.add_typer(model_app, name="model")
 app.add_typer(queue_app, name="queue")
 app.add_typer(policy_app, name="policy")
