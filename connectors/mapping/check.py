@@ -45,13 +45,13 @@ class Checker:
     # --------------------------------------------------------------------------- helpers
 
     def scalar(self, sql: str) -> object:
-        return self.conn.exec_driver_sql(sql).scalar()
+        return self.d.run(self.conn, sql).scalar()
 
     def count(self, sql_from_where: str) -> int:
         return int(self.scalar(f"SELECT COUNT(*) FROM {sql_from_where}") or 0)
 
     def rows(self, sql: str) -> list[tuple]:
-        return [tuple(r) for r in self.conn.exec_driver_sql(sql).fetchall()]
+        return [tuple(r) for r in self.d.run(self.conn, sql).fetchall()]
 
     def examples(self, select: str, order: str) -> tuple[str, ...]:
         found = self.rows(f"SELECT {select} ORDER BY {order} LIMIT {MAX_EXAMPLES}")

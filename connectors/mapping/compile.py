@@ -107,7 +107,7 @@ class Plan:
                 relation = ".".join(d.quote(part) for part in source.table.split("."))
             else:
                 relation = f"({source.query})"
-            return relation, d.describe(conn, relation if source.query is None else f"{relation} AS q")
+            return relation, d.describe(conn, relation)
         except MappingError:
             raise
         except Exception as exc:  # the warehouse's own words, first line only
@@ -152,7 +152,7 @@ class Plan:
     def _probe(self, conn: sa.Connection, plan: SectionPlan, sql: str, path: str) -> None:
         savepoint = conn.begin_nested() if self.d.name == "postgresql" else None
         try:
-            conn.exec_driver_sql(sql).fetchall()
+            self.d.run(conn, sql).fetchall()
         except Exception as exc:  # noqa: BLE001 - the warehouse's words become the message
             if savepoint is not None:
                 savepoint.rollback()

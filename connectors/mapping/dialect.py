@@ -41,6 +41,10 @@ class Dialect:
     def __init__(self, preparer: sa.sql.compiler.IdentifierPreparer | None = None) -> None:
         self._preparer = preparer
 
+    def run(self, conn: sa.Connection, sql: str) -> sa.CursorResult:
+        """Execute compiled mapping SQL as it is (no bind parameters)."""
+        return conn.exec_driver_sql(sql)
+
     def quote(self, name: str) -> str:
         if self._preparer is not None:
             return self._preparer.quote_identifier(name)
@@ -199,6 +203,10 @@ class PostgresDialect(Dialect):
     text_type = "TEXT"
     supports_zones = True
 
+    def run(self, conn: sa.Connection, sql: str) -> sa.CursorResult:
+        # psycopg reads % as a placeholder even without parameters (LIKE patterns, modulo)
+        return conn.exec_driver_sql(sql.replace("%", "%%"))
+
     def to_double(self, expr: str, source_type: str = "") -> str:
         text = self.text(expr)
         return f"CASE WHEN {text} ~ '^[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$' THEN CAST({text} AS DOUBLE PRECISION) END"
@@ -258,7 +266,10 @@ class SQLiteDialect(Dialect):
         return f"datetime({ts}, '+' || ({days}) || ' days')"
 
     def add_months(self, ts: str, months: str) -> str:
-        return f"datetime({ts}, '+' || ({months}) || ' months')"
+        # SQLite rolls 31 January + 1 month over to 3 March; clamp to the month's end as the others do
+        moved = f"datetime({ts}, '+' || ({months}) || ' months')"
+        return (f"CASE WHEN strftime('%d', {moved}) <> strftime('%d', {ts}) "
+                f"THEN datetime({moved}, '-' || CAST(strftime('%d', {moved}) AS INTEGER) || ' days') ELSE {moved} END")
 
     def months_between(self, start: str, end: str) -> str:
         return (f"((CAST(strftime('%Y', {end}) AS INTEGER) - CAST(strftime('%Y', {start}) AS INTEGER)) * 12 "

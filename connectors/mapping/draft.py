@@ -247,7 +247,8 @@ def draft_mapping(files: list[Path], out: Path) -> Draft:
     for path in files:
         key = path.name if path.name not in samples else str(path)
         samples[key] = sample_file(path)
-    roles = guess_roles({name: list(s.columns) for name, s in samples.items()})
+    guessed = guess_roles({name: list(s.columns) for name, s in samples.items()})
+    roles = {name: guessed[name] for name in samples if name in guessed}  # in the order given
     if "accounts" not in roles.values():
         raise DraftError("none of the files looks like accounts (account id, name, signup date...): "
                          "a mapping needs an accounts file")

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 
 from connectors.mapping.check import Checker
 from connectors.mapping.compile import CANONICAL_PREFIX, Plan
-from connectors.mapping.dialect import DialectError, dialect_for
+from connectors.mapping.dialect import Dialect, DialectError, dialect_for
 from connectors.mapping.loader import LoadedMapping, MappingError
 from connectors.mapping.manifest import MANIFEST_TABLE, manifest_row, read_manifest
 from connectors.sources import RAW_TABLES
@@ -78,19 +78,18 @@ def build(loaded: LoadedMapping, warehouse: Warehouse, *, now: pd.Timestamp | No
             dialect.session_setup(conn)
             plan = Plan(loaded, dialect, conn)
             for name, sp in plan.sections.items():
-                _create_temp(conn, sp.table, sp.select, temps)
-                rows = conn.exec_driver_sql(f"SELECT COUNT(*) FROM {sp.table}").scalar()
+                _create_temp(dialect, conn, sp.table, sp.select, temps)
+                rows = dialect.run(conn, f"SELECT COUNT(*) FROM {sp.table}").scalar()
                 say(f"read {name} from {sp.source.describe()}: {rows:,} rows")
-            data_end = plan.fixed_data_end() or _timestamp(conn.exec_driver_sql(plan.data_end_sql()).scalar())
+            data_end = plan.fixed_data_end() or _timestamp(dialect.run(conn, plan.data_end_sql()).scalar())
             if data_end is None:
                 raise MappingError(str(loaded.path), [("", "the sources hold no dated rows: nothing to land")])
             counts = {}
             for table, sql in plan.canonical(data_end).items():
-                _create_temp(conn, CANONICAL_PREFIX + table, sql, temps)
-                counts[table] = int(conn.exec_driver_sql(f"SELECT COUNT(*) FROM {CANONICAL_PREFIX}{table}").scalar())
+                _create_temp(dialect, conn, CANONICAL_PREFIX + table, sql, temps)
+                counts[table] = int(dialect.run(conn, f"SELECT COUNT(*) FROM {CANONICAL_PREFIX}{table}").scalar())
                 say(f"built {table}: {counts[table]:,} rows")
-            first = _timestamp(conn.exec_driver_sql(
-                f"SELECT MIN(created_at) FROM {CANONICAL_PREFIX}accounts").scalar())
+            first = _timestamp(dialect.run(conn, f"SELECT MIN(created_at) FROM {CANONICAL_PREFIX}accounts").scalar())
             report = Checker(plan, conn, data_end, pd.Timestamp(now or utcnow())).run()
             if "usage" not in plan.sections:
                 report.profile.append("no usage section: usage_daily will come from raw_product_events, if the warehouse has them")
@@ -110,8 +109,8 @@ def build(loaded: LoadedMapping, warehouse: Warehouse, *, now: pd.Timestamp | No
                     conn.rollback()
 
 
-def _create_temp(conn: sa.Connection, name: str, select: str, temps: list[str]) -> None:
-    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {name} AS {select}")
+def _create_temp(dialect: Dialect, conn: sa.Connection, name: str, select: str, temps: list[str]) -> None:
+    dialect.run(conn, f"CREATE TEMPORARY TABLE {name} AS {select}")
     temps.append(name)
 
 
@@ -163,8 +162,8 @@ def land_mapping(loaded: LoadedMapping, warehouse: Warehouse, *, now: pd.Timesta
                                 + (f" (and {more} more blocking problem{'s' * (more != 1)}: run `rescue data check`)" if more else ""))
             for table, rows in built.counts.items():
                 name = f"{TARGETS[table]}{STAGING_MARK}{token}"
-                built.conn.exec_driver_sql(f"CREATE TABLE {warehouse.engine.dialect.identifier_preparer.quote(name)} "
-                                           f"AS SELECT * FROM {CANONICAL_PREFIX}{table}")
+                built.plan.d.run(built.conn, f"CREATE TABLE {warehouse.engine.dialect.identifier_preparer.quote(name)} "
+                                             f"AS SELECT * FROM {CANONICAL_PREFIX}{table}")
                 staging[name] = TARGETS[table]
             built.conn.commit()
             counts = {TARGETS[t]: n for t, n in built.counts.items()}

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from connectors.mapping.schema import Mapping, Rule, Section, Source
+from connectors.mapping.schema import BRANCHES, Mapping, Rule, Section, Source
 from models.mapping.fields import SECTION_FIELDS, VOCABULARIES
 
 #: A mapping is a page of YAML; anything larger is not one.
@@ -117,8 +117,8 @@ def _location(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("str", "Source", "Rule", "function-before[_from_name()]", "function-after[_consistent()]"):
-            continue  # union / validator branch names are not keys
+        elif part in BRANCHES or str(part).startswith("function-"):
+            continue  # union branches and validators are not keys
         else:
             out += f".{part}" if out else str(part)
     return out

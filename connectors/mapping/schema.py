@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from models.mapping.dates import format_problem, timezone_problem
 from models.mapping.sqltext import expression_problem, query_problem
@@ -199,10 +199,19 @@ class Features(_Spec):
     advanced: FeatureGroup = Field(default_factory=FeatureGroup, description="Advanced / sticky features (advanced_events).")
 
 
+#: Union branch names, left out of error key paths.
+BRANCHES = ("by-name", "inline")
+#: A section's source: the name of an entry under ``sources``, or the source itself.
+SourceRef = Annotated[
+    Annotated[str, Tag("by-name")] | Annotated[Source, Tag("inline")],
+    Discriminator(lambda v: "by-name" if isinstance(v, str) else "inline"),
+]
+
+
 class Section(_Spec):
     """One export: its source, its columns and an optional row filter."""
 
-    source: str | Source = Field(description="A name under sources, or the source itself.")
+    source: SourceRef = Field(description="A name under sources, or the source itself.")
     columns: dict[str, Rule] = Field(description="Field name -> source column or rule.")
     where: str | None = Field(None, description="SQL condition: only rows where it holds are read.")
 

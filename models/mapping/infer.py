@@ -119,88 +119,90 @@ def guess_roles(files: dict[str, list[str]]) -> dict[str, str]:
     return taken
 
 
-#: Column names (normalized) that fill each field, best first. A trailing ``*`` matches a prefix.
-SYNONYMS: dict[str, dict[str, list[str]]] = {
+#: Words a column's name must contain to fill each field, best first (the column's kind must fit
+#: too: a date for a date field, a number for an amount...). Generic vocabulary, no company's names.
+SYNONYMS: dict[str, dict[str, list[set[str]]]] = {
     "accounts": {
-        "account_id": ["account_id", "customer_id", "accountid", "account", "id"],
-        "name": ["account_name", "company_name", "customer_name", "name", "company", "account"],
-        "segment": ["segment", "customer_segment", "market_segment", "size_segment"],
-        "industry": ["industry", "vertical", "sector"],
-        "region": ["region", "country", "geo", "market", "territory"],
-        "arr": ["arr", "arr_amount", "annual_revenue", "annual_recurring_revenue"],
-        "plan": ["plan", "plan_tier", "edition", "plan_name", "tier"],
-        "seats": ["seats", "licenses", "seat_count", "licences", "users"],
-        "csm_owner": ["csm_owner", "csm", "owner", "account_owner", "account_manager"],
-        "created_at": ["signup_date", "created_at", "signup", "customer_since", "created", "created_date", "start_date"],
-        "churned": ["churn_flag", "churned", "is_churned", "churn"],
+        "account_id": [{"account", "id"}, {"customer", "id"}, {"id"}],
+        "name": [{"account", "name"}, {"company", "name"}, {"customer", "name"}, {"name"}, {"company"}],
+        "segment": [{"segment"}],
+        "industry": [{"industry"}, {"vertical"}, {"sector"}],
+        "region": [{"region"}, {"country"}, {"geo"}, {"territory"}],
+        "arr": [{"arr"}, {"annual", "revenue"}],
+        "plan": [{"plan"}, {"edition"}, {"tier"}],
+        "seats": [{"seats"}, {"seat"}, {"licenses"}, {"licences"}],
+        "csm_owner": [{"csm"}, {"owner"}, {"manager"}],
+        "created_at": [{"signup"}, {"signed"}, {"created"}, {"since"}, {"start"}, {"joined"}],
+        "churned": [{"churn"}, {"churned"}],
     },
     "subscriptions": {
-        "subscription_id": ["subscription_id", "sub_id", "contract_id", "id"],
-        "account_id": ["account_id", "customer_id", "account"],
-        "started_at": ["start_date", "started_at", "start", "term_start", "period_start", "begin_date"],
-        "ended_at": ["end_date", "ended_at", "end", "term_end", "period_end", "cancel_date"],
-        "arr": ["arr_amount", "arr", "annual_amount", "annual_revenue"],
-        "mrr": ["mrr_amount", "mrr", "monthly_amount", "monthly_revenue"],
-        "plan": ["plan_tier", "plan", "edition", "plan_name", "tier"],
-        "seats": ["seats", "licenses", "seat_count", "quantity"],
-        "trial": ["is_trial", "trial", "trial_flag"],
-        "billing": ["billing_frequency", "billing", "billing_period", "billing_cycle", "frequency", "interval"],
+        "subscription_id": [{"subscription", "id"}, {"contract", "id"}, {"id"}],
+        "account_id": [{"account", "id"}, {"customer", "id"}, {"account"}],
+        "started_at": [{"start"}, {"started"}, {"begin"}, {"from"}],
+        "ended_at": [{"end"}, {"ended"}, {"until"}, {"expires"}, {"cancel"}],
+        "arr": [{"arr"}, {"annual", "amount"}, {"annual", "revenue"}],
+        "mrr": [{"mrr"}, {"monthly", "amount"}, {"monthly", "revenue"}],
+        "plan": [{"plan"}, {"edition"}, {"tier"}],
+        "seats": [{"seats"}, {"seat"}, {"licenses"}, {"quantity"}],
+        "trial": [{"trial"}],
+        "billing": [{"billing"}, {"frequency"}, {"interval"}, {"cycle"}],
     },
     "usage": {
-        "account_id": ["account_id", "customer_id"],
-        "subscription_id": ["subscription_id", "sub_id"],
-        "user_id": ["user_id", "user", "member_id"],
-        "date": ["usage_date", "date", "day", "event_date", "occurred_at", "timestamp", "used_at"],
-        "feature": ["feature_name", "feature", "event_name", "event", "module"],
-        "events": ["usage_count", "count", "events", "event_count", "quantity", "uses", "clicks"],
-        "active_users": ["active_users", "users", "user_count"],
+        "account_id": [{"account", "id"}, {"customer", "id"}],
+        "subscription_id": [{"subscription", "id"}],
+        "user_id": [{"user", "id"}, {"member", "id"}],
+        "date": [{"date"}, {"day"}, {"occurred"}, {"timestamp"}, {"time"}],
+        "feature": [{"feature"}, {"event", "name"}, {"module"}, {"event"}],
+        "events": [{"count"}, {"events"}, {"quantity"}, {"uses"}, {"clicks"}],
+        "active_users": [{"active", "users"}],
     },
     "tickets": {
-        "ticket_id": ["ticket_id", "id", "case_id", "ticket"],
-        "account_id": ["account_id", "customer_id", "account"],
-        "created_at": ["submitted_at", "created_at", "opened_at", "created", "submitted", "opened", "created_date"],
-        "first_response_at": ["first_response_at", "first_reply_at", "responded_at"],
-        "solved_at": ["closed_at", "solved_at", "resolved_at", "closed", "solved", "resolved"],
-        "priority": ["priority", "severity", "urgency"],
-        "category": ["category", "type", "topic", "issue_type"],
-        "status": ["status", "state"],
-        "csat": ["satisfaction_score", "csat", "satisfaction", "rating", "csat_score"],
-        "escalated": ["escalation_flag", "escalated", "is_escalated", "escalation"],
+        "ticket_id": [{"ticket", "id"}, {"case", "id"}, {"id"}],
+        "account_id": [{"account", "id"}, {"customer", "id"}, {"account"}],
+        "created_at": [{"submitted"}, {"created"}, {"opened"}, {"reported"}],
+        "first_response_at": [{"first", "response"}, {"first", "reply"}, {"responded"}],
+        "solved_at": [{"closed"}, {"solved"}, {"resolved"}],
+        "priority": [{"priority"}, {"severity"}, {"urgency"}],
+        "category": [{"category"}, {"topic"}, {"type"}],
+        "status": [{"status"}, {"state"}],
+        "csat": [{"satisfaction"}, {"csat"}, {"rating"}],
+        "escalated": [{"escalation"}, {"escalated"}],
     },
     "churn": {
-        "account_id": ["account_id", "customer_id", "account"],
-        "churned_at": ["churn_date", "churned_at", "cancelled_at", "cancel_date", "date"],
-        "reason": ["reason_code", "reason", "churn_reason", "cancel_reason"],
-        "refund": ["refund_amount_usd", "refund_amount", "refund"],
-        "reactivated": ["is_reactivation", "reactivated", "reactivation", "came_back"],
-        "feedback": ["feedback_text", "feedback", "comment", "comments"],
+        "account_id": [{"account", "id"}, {"customer", "id"}, {"account"}],
+        "churned_at": [{"churn", "date"}, {"churned"}, {"cancelled"}, {"date"}],
+        "reason": [{"reason"}],
+        "refund": [{"refund"}],
+        "reactivated": [{"reactivation"}, {"reactivated"}, {"returned"}],
+        "feedback": [{"feedback"}, {"comment"}, {"comments"}],
     },
     "renewals": {
-        "renewal_id": ["renewal_id", "opportunity_id", "id"],
-        "account_id": ["account_id", "customer_id", "account"],
-        "renewal_date": ["renewal_date", "close_date", "due_date", "term_end"],
-        "amount": ["amount", "arr", "renewal_amount", "value"],
-        "stage": ["stage", "stage_name"],
-        "closed_at": ["closed_at", "closed_date", "decided_at"],
-        "outcome": ["outcome", "result", "status"],
+        "renewal_id": [{"renewal", "id"}, {"opportunity", "id"}, {"id"}],
+        "account_id": [{"account", "id"}, {"customer", "id"}, {"account"}],
+        "renewal_date": [{"renewal", "date"}, {"close", "date"}, {"due"}],
+        "amount": [{"amount"}, {"arr"}, {"value"}],
+        "stage": [{"stage"}],
+        "closed_at": [{"closed"}, {"decided"}],
+        "outcome": [{"outcome"}, {"result"}, {"status"}],
     },
 }
 
 #: Kinds a field accepts from a column profile.
 _ACCEPTS = {"str": {"text", "int", "bool"}, "float": {"int", "float"}, "int": {"int"},
-            "datetime": {"date"}, "bool": {"bool"}}
+            "datetime": {"date"}, "bool": {"bool", "text"}}
 
 
 def guess_fields(section: str, columns: dict[str, ColumnProfile]) -> dict[str, str]:
-    """field -> column for one section, each column used once, by the names in `SYNONYMS`."""
-    by_norm = {normalize(c): c for c in columns}
+    """field -> column for one section, each column used once: for each field the first word set
+    (in `SYNONYMS` order) that some column's name contains, preferring the shortest such name."""
     out: dict[str, str] = {}
     used: set[str] = set()
-    for field_name, names in SYNONYMS[section].items():
-        kind = SECTION_FIELDS[section][field_name].kind
-        for wanted in names:
-            col = by_norm.get(wanted)
-            if col and col not in used and columns[col].kind in _ACCEPTS[kind] | ({"text"} if kind == "bool" else set()):
+    for field_name, choices in SYNONYMS[section].items():
+        accepts = _ACCEPTS[SECTION_FIELDS[section][field_name].kind]
+        for words in choices:
+            fits = [c for c, p in columns.items() if c not in used and words <= tokens(c) and p.kind in accepts]
+            if fits:
+                col = min(fits, key=lambda c: (len(tokens(c)), list(columns).index(c)))
                 out[field_name] = col
                 used.add(col)
                 break
@@ -209,7 +211,7 @@ def guess_fields(section: str, columns: dict[str, ColumnProfile]) -> dict[str, s
 
 def duration_column(columns: dict[str, ColumnProfile], words: Iterable[str]) -> tuple[str, str] | None:
     """(column, unit) of a numeric duration column named with one of ``words`` and its unit,
-    e.g. ``first_response_time_minutes`` -> minutes."""
+    e.g. ``reply_time_hours`` -> hours."""
     units = {"seconds": ("sec", "secs", "seconds", "s"), "minutes": ("min", "mins", "minutes"),
              "hours": ("hour", "hours", "hrs", "h"), "days": ("day", "days")}
     for col, prof in columns.items():

@@ -38,7 +38,7 @@ def _common_problem(text: str, what: str) -> str | None:
     if code.count("'") or code.count('"'):
         return f"{what} has an unterminated quote"
     if ";" in code:
-        return f"{what} must be a single {'expression' if what == 'expression' else 'statement'}: no ';'"
+        return f"must be a single {'expression' if what == 'expression' else 'statement'}: no ';'"
     if "--" in code or "/*" in code:
         return f"{what} may not contain SQL comments"
     for word in _WORD.findall(code):
