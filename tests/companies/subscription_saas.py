@@ -200,7 +200,7 @@ class _Builder:
             days = pd.date_range(s_first, s_last, freq="D")
             to_churn = np.array([min(((cd - d.date()).days for cd in churn_dates if cd >= d.date()), default=999) for d in days])
             fade = np.where(to_churn < 120, to_churn / 120.0, 1.0)
-            p_active = np.clip(0.35 + 0.1 * health, 0.05, 0.8) * (0.3 + 0.7 * fade) * np.where(days.dayofweek < 5, 1.0, 0.3)
+            p_active = np.clip(0.35 + 0.1 * health, 0.05, 0.8) * (0.3 + 0.7 * fade) * np.where(days.day_of_week < 5, 1.0, 0.3)
             active = days[rng.random(len(days)) < p_active]
             if not len(active):
                 continue
