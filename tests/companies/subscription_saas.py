@@ -320,3 +320,8 @@ def make_dirty(directory: Path, problem: str, n: int = 8) -> list[str]:
         tickets.to_csv(directory / "support_tickets.csv", index=False)
         return list(tickets.loc[rows, "ticket_id"])
     raise ValueError(f"unknown problem {problem!r}; expected one of {', '.join(DIRTY)}")
+
+
+if __name__ == "__main__":  # the README's worked example: exports next to the mapping (git-ignored)
+    counts = write_company(MAPPING.with_name("exports"))
+    print(", ".join(f"{name} {rows:,}" for name, rows in counts.items()) + f" -> {MAPPING.with_name('exports')}")

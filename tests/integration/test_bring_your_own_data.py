@@ -100,6 +100,13 @@ def test_the_company_is_mapped_by_a_short_yaml_file_and_no_product_code_names_it
             assert not [n for n in own_names if n in text], f"{path} names the test company's columns"
 
 
+def test_the_readme_shows_the_mapping_as_checked_in():
+    readme = (REPO / "README.md").read_text()
+    shown = re.search(r"```yaml\n(.*?)```", readme.split("## Bring your own data", 1)[1], re.S).group(1)
+    assert shown.splitlines() == [line for line in MAPPING.read_text().splitlines() if not line.startswith("#")]
+    assert f"**{len(MAPPING.read_text().splitlines())} lines of\nYAML**" in readme
+
+
 def test_check_profiles_the_clean_company_and_finds_nothing(company, home):
     result = rescue("data", "check", company)
     assert result.exit_code == 0, result.output
