@@ -73,11 +73,18 @@ def build(loaded: LoadedMapping, warehouse: Warehouse, *, now: pd.Timestamp | No
     say = progress or (lambda _msg: None)
     dialect = dialect_for(warehouse.engine)
     temps: list[str] = []
-    with warehouse.engine.connect() as conn:
+    step = f"connecting to {warehouse.display_url}"
+    try:
+        conn = warehouse.engine.connect()
+    except sa.exc.SQLAlchemyError as exc:
+        raise LandError(f"{loaded.path}: {step}: {_first_line(exc)}") from None
+    with conn:
         try:
             dialect.session_setup(conn)
+            step = "reading the sources"
             plan = Plan(loaded, dialect, conn)
             for name, sp in plan.sections.items():
+                step = f"{name}: reading {sp.source.describe()}"
                 _create_temp(dialect, conn, sp.table, sp.select, temps)
                 rows = dialect.run(conn, f"SELECT COUNT(*) FROM {sp.table}").scalar()
                 say(f"read {name} from {sp.source.describe()}: {rows:,} rows")
@@ -86,18 +93,21 @@ def build(loaded: LoadedMapping, warehouse: Warehouse, *, now: pd.Timestamp | No
                 raise MappingError(str(loaded.path), [("", "the sources hold no dated rows: nothing to land")])
             counts = {}
             for table, sql in plan.canonical(data_end).items():
+                step = f"building {table}"
                 _create_temp(dialect, conn, CANONICAL_PREFIX + table, sql, temps)
                 counts[table] = int(dialect.run(conn, f"SELECT COUNT(*) FROM {CANONICAL_PREFIX}{table}").scalar())
                 say(f"built {table}: {counts[table]:,} rows")
             first = _timestamp(dialect.run(conn, f"SELECT MIN(created_at) FROM {CANONICAL_PREFIX}accounts").scalar())
+            step = "checking"
             report = Checker(plan, conn, data_end, pd.Timestamp(now or utcnow())).run()
             if "usage" not in plan.sections:
                 report.profile.append("no usage section: usage_daily will come from raw_product_events, if the warehouse has them")
+            step = "writing the staging tables"
             yield Built(conn, plan, data_end, report, counts, first)
         except (MappingError, DialectError, LandError):
             raise
-        except sa.exc.DBAPIError as exc:
-            raise LandError(f"{loaded.path}: the warehouse failed: {_first_line(exc)}") from None
+        except sa.exc.SQLAlchemyError as exc:
+            raise LandError(f"{loaded.path}: {step}: the warehouse failed: {_first_line(exc)}") from None
         finally:
             if conn.in_transaction():
                 conn.rollback()

@@ -40,6 +40,11 @@ def _fail(lines: list[str] | str) -> None:
     raise typer.Exit(FAILED)
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _load(path: Path):
     from connectors.mapping.loader import MappingError, load_mapping
 
@@ -113,6 +118,8 @@ def check(
     from connectors.mapping.land import LandError, check_mapping
     from connectors.mapping.loader import MappingError
 
+    import sqlalchemy as sa
+
     loaded = _load(mapping)
     err = _err()
     try:
@@ -122,6 +129,8 @@ def check(
         _fail(exc.lines())
     except (DialectError, LandError) as exc:
         _fail(str(exc))
+    except sa.exc.SQLAlchemyError as exc:
+        _fail(f"{mapping}: the warehouse failed: {_first_line(exc)}")
     console = _out()
     for line in report.lines():
         console.print(line, markup=False, soft_wrap=True)
@@ -136,6 +145,8 @@ def load(
 ) -> None:
     """Land the mapping's canonical tables in the warehouse, all in one transaction with a
     manifest row; nothing is written when anything fails."""
+    import sqlalchemy as sa
+
     from connectors.demo.world import EVENTS_TABLE, META_TABLE, TRUTH_TABLE, read_world_meta
     from connectors.mapping.dialect import DialectError
     from connectors.mapping.land import LandError, land_mapping
@@ -160,6 +171,8 @@ def load(
         _fail(exc.lines())
     except (DialectError, LandError, WarehouseError) as exc:
         _fail(str(exc))
+    except sa.exc.SQLAlchemyError as exc:
+        _fail(f"{mapping}: the warehouse failed: {_first_line(exc)}")
     console = _out()
     for problem in landed.report.warnings:
         console.print(problem.line(), markup=False, soft_wrap=True)
