@@ -149,6 +149,9 @@ class Checker:
             spec = SECTION_FIELDS[name][key]
             raw, typed = self.q(RAW_PREFIX + key), self.q(key)
             condition = f"{raw} IS NOT NULL AND {typed} IS NULL"
+            emptied = [k.strip().lower() for k, v in (rule.values or {}).items() if v is None]
+            if emptied:  # words the value map sends to empty on purpose
+                condition += f" AND LOWER({raw}) NOT IN ({', '.join(self.d.literal(k) for k in emptied)})"
             if rule.after is not None:
                 condition += f" AND {self.q(rule.after)} IS NOT NULL"
             bad = self.count(f"{sp.table} WHERE {condition}")
@@ -200,7 +203,7 @@ class Checker:
         acc = self.canon("accounts")
         accounts = self.count(acc)
         if not accounts:
-            self.add("error", "no_accounts", "accounts: no rows", 1)
+            self.report.add(Problem("error", "no_accounts", "accounts: no rows (nothing else can be landed without them)"))
         for table in self.canonical_tables():
             contract = CONTRACTS[table]
             keys = ", ".join(self.q(k) for k in contract.primary_key)

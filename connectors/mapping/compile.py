@@ -31,6 +31,7 @@ subscriptions in force at every change (ARR 0 between terms).
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 
@@ -48,7 +49,6 @@ from models.mapping.sqltext import glob_to_like
 TYPED_PREFIX = "rescue_map_"
 CANONICAL_PREFIX = "rescue_canon_"
 RAW_PREFIX = "_raw_"
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass
@@ -90,7 +90,10 @@ class Plan:
     def _error(self, path: str, why: str) -> MappingError:
         return MappingError(str(self.loaded.path), [(path, why)])
 
-    def _relation(self, name: str, source: Source, used: set[str], conn: sa.Connection, where: str) -> tuple[str, dict[str, str]]:
+    def _relation(self, source: Source, text_columns: set[str], conn: sa.Connection, where: str) -> tuple[str, dict[str, str]]:
+        """(relation SQL, column -> type) of a source. CSV columns the mapping reads as text or
+        dates are read as text (DuckDB would guess types, and guess day and month in its own order);
+        the others keep the types DuckDB detects, so SQL expressions see numbers as numbers."""
         d = self.d
         try:
             if source.file is not None:
@@ -99,7 +102,8 @@ class Plan:
                                header=source.header, null_values=source.null_values)
                 if source.file_format == "csv":
                     names = d.describe(conn, d.file_relation(path, all_varchar=True, **options))
-                    text = [c for c in names if c in used]
+                    wanted = {c.strip().lower() for c in text_columns}
+                    text = [c for c in names if c.lower() in wanted]
                     relation = d.file_relation(path, varchar=text, **options)
                 else:
                     relation = d.file_relation(path, **options)
@@ -125,7 +129,7 @@ class Plan:
             r.column for f, r in section.columns.items()
             if r.column is not None and r.after is None and SECTION_FIELDS[name][f].kind in ("str", "datetime")
         }
-        relation, columns = self._relation(source_name, source, text_columns, conn, where)
+        relation, columns = self._relation(source, text_columns, conn, where)
         plan = SectionPlan(name, source_name, source, relation, columns)
         plan.select = self._typed_select(plan, section)
         self._bind(conn, plan, section)
@@ -171,8 +175,6 @@ class Plan:
             folded = {c.lower(): c for c in plan.columns}
             actual = folded.get(wanted.strip().lower())
             if actual is None:
-                import difflib
-
                 close = difflib.get_close_matches(wanted, list(plan.columns), n=1)
                 hint = f"did you mean {close[0]!r}? " if close else ""
                 raise self._error(f"{plan.name}.columns.{key}",
@@ -188,7 +190,7 @@ class Plan:
             return rule.formats or dates.formats, default_formats(not day_first)
         return default_formats(day_first), default_formats(not day_first)
 
-    def _value_map(self, raw: str, rule: Rule, kind: str, vocabulary: tuple[str, ...] | None) -> str:
+    def _value_map(self, raw: str, rule: Rule, vocabulary: tuple[str, ...] | None) -> str:
         d = self.d
         values = rule.values if rule.values is not None else {v: v for v in vocabulary or ()}
         whens = " ".join(f"WHEN {d.literal(str(k).strip().lower())} THEN {d.literal(v)}" for k, v in values.items())
@@ -212,7 +214,7 @@ class Plan:
         if rule.after is not None:
             expr = d.add_duration(exprs[rule.after], d.to_double(base, source_type), rule.unit)
         elif rule.values is not None or vocabulary:
-            expr = self._value_map(raw, rule, spec.kind, vocabulary)
+            expr = self._value_map(raw, rule, vocabulary)
         elif spec.kind == "str":
             expr = raw
         elif spec.kind == "float":
@@ -395,10 +397,10 @@ class Plan:
         event_at = f"COALESCE(t.churn_in, CASE WHEN {lapsed_churn} THEN t.churn_after END)"
         reason = (f"(SELECT MIN(e.reason) FROM ({events}) AS e WHERE e.account_id = t.account_id "
                   f"AND e.churned_at = {event_at})")
-        closed = (f"CASE WHEN o.outcome = 'open' THEN NULL WHEN o.event_at IS NOT NULL THEN o.event_at ELSE o.term_end END")
-        stage = (f"CASE WHEN o.outcome = 'open' THEN 'open' WHEN o.outcome = 'renewed' THEN 'closed_won' "
-                 f"WHEN o.event_at IS NULL THEN 'closed_lost: lapsed' "
-                 f"ELSE 'closed_lost: ' || COALESCE(o.reason, 'churn event') END")
+        closed = "CASE WHEN o.outcome = 'open' THEN NULL WHEN o.event_at IS NOT NULL THEN o.event_at ELSE o.term_end END"
+        stage = ("CASE WHEN o.outcome = 'open' THEN 'open' WHEN o.outcome = 'renewed' THEN 'closed_won' "
+                 "WHEN o.event_at IS NULL THEN 'closed_lost: lapsed' "
+                 "ELSE 'closed_lost: ' || COALESCE(o.reason, 'churn event') END")
         inner = (f"SELECT t.term_key, t.account_id, t.term_end, t.arr, {outcome} AS outcome, {event_at} AS event_at, "
                  f"{reason} AS reason FROM ({terms}) AS t")
         exprs = {"renewal_id": "o.term_key", "account_id": "o.account_id", "renewal_date": "o.term_end",

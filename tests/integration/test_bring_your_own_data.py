@@ -20,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from connectors.demo.world import DemoRefused, DemoWorldConfig, generate_demo_world
-from connectors.mapping.land import TARGETS, LandError, land_mapping
+from connectors.mapping.land import TARGETS, land_mapping
 from connectors.mapping.loader import load_mapping, parse_mapping
 from connectors.mapping.manifest import MANIFEST_TABLE, read_manifest
 from connectors.settings import declared_names, default_warehouse_url
