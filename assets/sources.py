@@ -9,8 +9,9 @@ The quality checks in assets/quality.py gate everything downstream.
 import dagster as dg
 import pandas as pd
 
+from connectors.mapping.manifest import refresh_usage_daily
 from connectors.sources import CRMSource, TicketingSource
-from connectors.warehouse import WarehouseResource
+from connectors.warehouse import WarehouseError, WarehouseResource
 from models.text import fit_text
 
 GROUP = "sources"
@@ -54,9 +55,14 @@ def support_tickets(context: dg.AssetExecutionContext, ticketing: TicketingSourc
 
 @dg.asset(group_name=GROUP, kinds={"sql", "duckdb"}, owners=OWNERS)
 def product_usage_daily(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """Daily product usage per account, aggregated from raw events inside the warehouse (SQL)."""
+    """Daily product usage per account: the usage_daily a source mapping landed (`rescue data
+    load`), or else aggregated from raw events inside the warehouse (SQL)."""
     client = warehouse.get_client()
-    rows = client.build_usage_daily()
+    try:
+        usage = refresh_usage_daily(client)
+    except WarehouseError as exc:
+        raise dg.Failure(str(exc)) from None
+    rows = usage.rows
     span = client.read_sql("SELECT MIN(date) AS first_day, MAX(date) AS last_day, COUNT(DISTINCT account_id) AS accounts FROM usage_daily")
     first = span.iloc[0]
     return dg.MaterializeResult(
@@ -66,5 +72,6 @@ def product_usage_daily(context: dg.AssetExecutionContext, warehouse: WarehouseR
             "first_day": dg.MetadataValue.text(str(first["first_day"])),
             "last_day": dg.MetadataValue.text(str(first["last_day"])),
             "table": dg.MetadataValue.text("usage_daily"),
+            "origin": dg.MetadataValue.text(usage.origin),
         }
     )

@@ -195,14 +195,29 @@ class Warehouse:
         with self.engine.begin() as conn:
             conn.execute(sa.text(f"DROP TABLE IF EXISTS {self._quote(name)}"))
 
-    def promote(self, renames: Mapping[str, str]) -> None:
+    def promote(
+        self,
+        renames: Mapping[str, str],
+        *,
+        drop: Sequence[str] = (),
+        append: Mapping[str, pd.DataFrame] | None = None,
+    ) -> None:
         """Move tables over their targets in one transaction: for each ``source -> target``, drop
         ``target`` if it exists and rename ``source`` to it. Either every target is replaced or
-        none is (the databases this project supports have transactional DDL)."""
+        none is (the databases this project supports have transactional DDL). In the same
+        transaction, tables in ``drop`` are dropped and the rows in ``append`` are appended (each
+        table created if missing), e.g. a manifest row saying what was promoted."""
         for source in renames:
             self._require(source)
         with self.engine.begin() as conn:
             self._swap(conn, renames)
+            for name in drop:
+                conn.execute(sa.text(f"DROP TABLE IF EXISTS {self._quote(name)}"))
+            for name, df in (append or {}).items():
+                if sa.inspect(conn).has_table(_check_name(name)):
+                    self._insert(conn, name, df)
+                else:
+                    self._create_from_frame(conn, name, df)
 
     def _swap(self, conn: sa.Connection, renames: Mapping[str, str]) -> None:
         for source, target in renames.items():

@@ -27,6 +27,7 @@ Timestamps are timezone-naive UTC (`datetime64[ns]`), dates are midnight timesta
 | tickets        | one row per support ticket     | ticket_id           |
 | usage_daily    | one row per account per day    | account_id, date    |
 | churn_outcomes | one row per churn event        | account_id, churned_at |
+| account_history | one row per account per change | account_id, valid_from |
 """
 
 from __future__ import annotations
@@ -208,8 +209,24 @@ CHURN_OUTCOMES = TableContract(
     ),
 )
 
+ACCOUNT_HISTORY = TableContract(
+    name="account_history",
+    description="Account attributes as they changed; features read them as of each observation date.",
+    primary_key=("account_id", "valid_from"),
+    references=(Reference("account_id", "accounts"),),
+    columns=(
+        Column("account_id", "str"),
+        Column("valid_from", "datetime", description="From when the values hold (until the account's next row)."),
+        Column("arr", "float", min_value=0, description="Annual recurring revenue in force (0 between terms)."),
+        Column("plan", "str", nullable=True),
+        Column("seats", "int", nullable=True, min_value=0),
+        Column("segment", "str", nullable=True),
+        Column("csm_owner", "str", nullable=True),
+    ),
+)
+
 CONTRACTS: dict[str, TableContract] = {
-    c.name: c for c in (ACCOUNTS, RENEWALS, TICKETS, USAGE_DAILY, CHURN_OUTCOMES)
+    c.name: c for c in (ACCOUNTS, RENEWALS, TICKETS, USAGE_DAILY, CHURN_OUTCOMES, ACCOUNT_HISTORY)
 }
 
 

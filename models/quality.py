@@ -32,8 +32,8 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
 _TYPE_LISTS = {
     "str": ["string", "str", "StringDtype", "object"],
-    "float": ["float64", "Float64", "float32", "int64", "Int64"],
-    "int": ["int64", "Int64", "int32", "Int32"],
+    "float": ["float64", "Float64", "float32", "int64", "Int64", "Int64Dtype"],
+    "int": ["int64", "Int64", "int32", "Int32", "Int64Dtype"],  # GX names pandas' nullable ints Int64Dtype
     "datetime": ["datetime64[ns]", "datetime64[us]", "datetime64[ms]", "datetime64[s]"],
     "bool": ["bool", "boolean"],
 }

@@ -41,6 +41,7 @@ from pydantic import Field
 
 from connectors.demo.chunk import Chunk, csm_pool
 from connectors.demo.config import DemoWorldConfig
+from connectors.mapping.manifest import describe_landed, read_manifest
 from connectors.sources import RAW_TABLES
 from connectors.warehouse import RAW_EVENTS_TABLE, Warehouse
 
@@ -67,6 +68,25 @@ _STAGING_SUFFIX = "__generating"
 # ------------------------------------------------------------------------------------------
 
 
+class DemoRefused(RuntimeError):
+    """The warehouse holds data the demo did not write; the demo never writes over it."""
+
+
+def refuse_user_data(warehouse: Warehouse) -> None:
+    """Raise `DemoRefused` when the warehouse holds data that is not a demo world: data landed by
+    `rescue data load` (its manifest), or source tables no demo generation wrote."""
+    elsewhere = "point RESCUE_HOME (or RESCUE_WAREHOUSE_URL) at another place for the demo"
+    meta = read_manifest(warehouse)
+    if meta is not None:
+        raise DemoRefused(f"the warehouse {warehouse.display_url} holds {describe_landed(meta)}; "
+                          f"the demo never writes over it: {elsewhere}")
+    if read_world_meta(warehouse) is None:
+        foreign = [t for t in WORLD_TABLES if warehouse.table_exists(t)]
+        if foreign:
+            raise DemoRefused(f"the warehouse {warehouse.display_url} holds {', '.join(foreign)}, which no demo "
+                              f"generation wrote; the demo never writes over it: {elsewhere}")
+
+
 def generate_demo_world(
     config: DemoWorldConfig,
     warehouse: Warehouse,
@@ -75,8 +95,10 @@ def generate_demo_world(
     """Generate the world described by ``config`` into ``warehouse``; return rows per table.
 
     The previous world (if any) is replaced atomically when the new one is complete; a failed
-    run leaves it untouched (and staging tables that the next run drops).
+    run leaves it untouched (and staging tables that the next run drops). A warehouse holding
+    anything else (landed data, source tables of its own) is refused with `DemoRefused`.
     """
+    refuse_user_data(warehouse)
     report = progress or (lambda _msg, _frac: None)
     staging = {table: f"{table}{_STAGING_SUFFIX}" for table in (*WORLD_TABLES, META_TABLE)}
     for name in staging.values():

@@ -38,11 +38,26 @@ demo_app = typer.Typer(help="Generate the embedded demo world and run the pipeli
 err = make_console(stderr=True)
 out = make_console()
 
+
+def _refuse_user_data() -> None:
+    """Exit 1 with one line when the warehouse holds data that is not the demo's."""
+    from connectors.demo.world import DemoRefused, refuse_user_data
+    from connectors.settings import default_warehouse_url
+    from connectors.warehouse import Warehouse
+
+    try:
+        refuse_user_data(Warehouse(default_warehouse_url()))
+    except DemoRefused as exc:
+        err.print(f"error: {exc}", markup=False, soft_wrap=True, highlight=False)
+        raise typer.Exit(1) from None
+
+
 def _generate(accounts: int, seed: int, end_date: date | None) -> None:
     from connectors.demo.world import DemoWorldConfig, generate_demo_world
     from connectors.settings import default_warehouse_url
     from connectors.warehouse import Warehouse
 
+    _refuse_user_data()
     kwargs = {"n_accounts": accounts, "seed": seed}
     if end_date:
         kwargs["end_date"] = end_date
@@ -241,6 +256,7 @@ def loop(
 
     Needs a trained model (`rescue demo run` trains one).
     """
+    _refuse_user_data()
     instance = _instance()
     run_loop(instance, weeks=weeks, holdout=holdout, seed=seed)
     print_effectiveness(run_feedback(instance))
@@ -283,10 +299,12 @@ def run(
         default_warehouse_url,
         project_home,
     )
+    from connectors.demo.world import read_world_meta
     from connectors.warehouse import Warehouse
 
+    _refuse_user_data()
     wh = Warehouse(default_warehouse_url())
-    if regenerate or not wh.table_exists("raw_product_events"):
+    if regenerate or read_world_meta(wh) is None:
         _generate(accounts, seed, None)
     else:
         err.print("demo world found in the warehouse (use --regenerate for a new one)")

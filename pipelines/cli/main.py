@@ -4,6 +4,7 @@ Sub-commands live next to the feature they drive:
 
 - `rescue run ...`     run one snapshot of the daily rescue job on the configured sources
 - `rescue demo ...`    generate the embedded demo world and run the whole pipeline
+- `rescue data ...`    bring your own data: draft, check and load a source mapping
 - `rescue model ...`   evaluate the churn model on any churn table (bring your own data)
 - `rescue queue ...`   work the rescue queue (list, show, claim, ack, snooze, act, resolve)
 - `rescue policy ...`  validate and simulate escalation policies
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import typer
 
+from pipelines.cli.data import data_app
 from pipelines.cli.demo import demo_app
 from pipelines.cli.desk import desk_app
 from pipelines.cli.model import model_app
@@ -43,6 +45,7 @@ def _options(
 
 app.command("run")(run_snapshot)
 app.add_typer(demo_app, name="demo")
+app.add_typer(data_app, name="data")
 app.add_typer(model_app, name="model")
 app.add_typer(queue_app, name="queue")
 app.add_typer(policy_app, name="policy")
