@@ -214,12 +214,14 @@ ACCOUNT_HISTORY = TableContract(
     description="Account attributes as they changed; features read them as of each observation date.",
     primary_key=("account_id", "valid_from"),
     references=(Reference("account_id", "accounts"),),
+    may_be_empty=True,  # optional: without a history, attributes are assumed constant
     columns=(
-        Column("account_id", "str"),
+        Column("account_id", "str", max_length=ACCOUNT_ID_CHARS),
         Column("valid_from", "datetime", description="From when the values hold (until the account's next row)."),
-        Column("arr", "float", min_value=0, description="Annual recurring revenue in force (0 between terms)."),
+        Column("arr", "float", min_value=0, max_value=MAX_ARR,
+               description="Annual recurring revenue in force (0 between terms)."),
         Column("plan", "str", nullable=True),
-        Column("seats", "int", nullable=True, min_value=0),
+        Column("seats", "int", nullable=True, min_value=0, max_value=MAX_PEOPLE),
         Column("segment", "str", nullable=True),
         Column("csm_owner", "str", nullable=True),
     ),
