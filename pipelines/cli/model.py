@@ -21,9 +21,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from models.churn.model import ModelError
-from models.churn.validation import cross_validate
-from models.churn.tabular import TableError, prepare_table
 
 BAD_INPUT = 2
 SUMMARY_KEYS = ("roc_auc", "roc_auc_std", "pr_auc", "brier", "log_loss", "top_decile_lift", "ece")
@@ -93,6 +90,11 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object instead of a table.")] = False,
 ) -> None:
     """Cross-validate the churn model and a logistic-regression baseline on the same folds."""
+    # LightGBM and scikit-learn load here, not when the `rescue` command starts.
+    from models.churn.model import ModelError
+    from models.churn.tabular import TableError, prepare_table
+    from models.churn.validation import cross_validate
+
     err = Console(stderr=True, highlight=False)
     started = time.perf_counter()
     try:
