@@ -55,7 +55,7 @@ def test_unknown_accounts_negative_counts_and_impossible_dates(tables):
     tk.loc[0, "account_id"] = "GHOST-1"
     tk.loc[1, "solved_at"] = tk.loc[1, "created_at"] - pd.Timedelta(days=2)
     tk.loc[2, "created_at"] = NOW + pd.Timedelta(days=30)
-    res = validate_frame(tk, TICKETS, known_accounts=tables["accounts"]["account_id"], now=NOW)
+    res = validate_frame(tk, TICKETS, known_accounts=tables["accounts"]["account_id"], now=NOW, wall_clock=NOW)
     f = _failures(res)
     assert f[("account_id", "expect_column_values_to_be_in_set")].examples == ["GHOST-1"]
     assert ("solved_at,created_at", "expect_column_pair_values_a_to_be_greater_than_b") in f
@@ -79,3 +79,28 @@ def test_asset_checks_called_directly(tables):
     tk.loc[:4, "account_id"] = "NOPE"
     res = support_tickets_contract(tk, tables["accounts"])
     assert not res.passed and "account_id" in res.metadata["failures"].value
+
+
+def test_a_replay_ignores_rows_after_its_instant_and_fails_only_rows_after_the_current_time(tables):
+    """A replay of an old snapshot reads today's tables: rows dated after the snapshot's instant
+    are not its data (noted, not failed); a row dated after the current time is impossible."""
+    replay_at, today = pd.Timestamp("2025-06-01 06:00"), pd.Timestamp("2026-06-01 12:00")
+    tk = tables["tickets"].copy()
+    later = tk["created_at"] > replay_at
+    assert later.sum() > 10
+    res = validate_frame(tk, TICKETS, now=replay_at, wall_clock=today)
+    assert res.success, res.summary()
+    assert f"tickets.created_at: {int(later.sum())} row(s) after the run's instant (2025-06-01 06:00 UTC)" in res.summary()
+    tk.loc[3, "created_at"] = today + pd.Timedelta(days=2)
+    res = validate_frame(tk, TICKETS, now=replay_at, wall_clock=today)
+    f = _failures(res)[("created_at", "expect_column_values_to_be_between")]
+    assert f.unexpected_count == 1 and "in the future (after 2026-06-01 12:00 UTC, the current time)" in f.message
+
+
+def test_ambiguous_day_month_dates_fail_the_check_with_the_reason(tables):
+    raw = tables["accounts"].astype({"created_at": object})
+    raw.loc[[0, 5], "created_at"] = ["03/04/2024", "11/12/2023"]
+    res = validate_frame(conform(raw, ACCOUNTS, lenient=True), ACCOUNTS, now=NOW)
+    f = _failures(res)[("created_at", "expect_column_values_to_be_in_type_list")]
+    assert f.unexpected_count == 2
+    assert "ambiguous day/month order" in f.message and "'03/04/2024'" in f.message

@@ -41,10 +41,12 @@ def tables() -> dict[str, pd.DataFrame]:
 
 
 def _validate(tables: dict[str, pd.DataFrame], name: str, frame: pd.DataFrame) -> QualityResult:
-    """The table's suite as its blocking check runs it: leniently conformed, accounts known."""
+    """The table's suite as its blocking check runs it: leniently conformed, accounts known, on
+    a run at NOW, the current time."""
     contract = CONTRACTS[name]
     known = None if name == "accounts" else tables["accounts"]["account_id"]
-    return validate_frame(conform(frame, contract, lenient=True), contract, known_accounts=known, now=NOW)
+    return validate_frame(conform(frame, contract, lenient=True), contract, known_accounts=known, now=NOW,
+                          wall_clock=NOW)
 
 
 def _set(table: str, rows: list[int], column: str, value) -> Callable[[dict], pd.DataFrame]:
@@ -89,6 +91,8 @@ FAULTS = {
     # unparseable dates
     "unparseable-created_at": ("accounts", _set("accounts", [3], "created_at", "not a date"), ["not readable as datetime", "'not a date'", "A003"], "created_at"),
     "unparseable-renewal_date": ("renewals", _set("renewals", [0], "renewal_date", "31/31/2025"), ["not readable as datetime", "31/31/2025"], "renewal_date"),
+    "ambiguous-day-month-created_at": ("tickets", _set("tickets", [1, 2], "created_at", "03/04/2026"),
+                                       ["2 row(s)", "ambiguous day/month order", "declare the column's date format or day_first", "T00001", "'03/04/2026'"], "created_at"),
     "unparseable-nullable-solved_at": ("tickets", _set("tickets", [2], "solved_at", "yesterday"), ["not readable as datetime", "'yesterday'", "T00002"], "solved_at"),
     # nulls in a required column, per column type
     "null-str-name": ("accounts", _set("accounts", [6], "name", None), ["1 row(s)", "null in a required column", "A006"], "name"),
