@@ -256,7 +256,7 @@ def build_suite(
                 column=col.name, max_value=now.to_pydatetime(),
                 meta=_problem(f"in the future (after {now:%Y-%m-%d %H:%M} UTC, the current time)")))
     pk = [c for c in contract.primary_key if c in present]
-    if len(pk) == len(contract.primary_key):
+    if pk and len(pk) == len(contract.primary_key):
         duplicate = _problem(f"with a duplicate {' + '.join(pk)}")
         if len(pk) == 1:
             suite.add_expectation(gxe.ExpectColumnValuesToBeUnique(column=pk[0], meta=duplicate))

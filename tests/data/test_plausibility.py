@@ -3,11 +3,10 @@ history in 2023-2024 (not the demo world), made dirty one way at a time."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from models.contracts import ACCOUNTS, RENEWALS, TICKETS, USAGE_DAILY, conform
+from models.contracts import USAGE_DAILY, conform
 from models.plausibility import (
     Thresholds,
     ThresholdError,
@@ -20,51 +19,14 @@ from models.plausibility import (
     thresholds_from,
     usage_after_churn,
 )
+from tests.factories import company_history
 
 T = pd.Timestamp
 
 
-def company(n: int = 40, seed: int = 4) -> dict[str, pd.DataFrame]:
-    """A clean 2023-2024 history: accounts signing up through 2023, monthly-billed terms renewing
-    yearly, tickets and usage only while a customer, a few churns (activity stops at the term's
-    end)."""
-    rng = np.random.default_rng(seed)
-    ids = [f"C-{i:04d}" for i in range(n)]
-    signup = [T("2023-01-01") + pd.Timedelta(days=int(d)) for d in rng.integers(0, 300, n)]
-    accounts = pd.DataFrame({"account_id": ids, "name": [f"Client {i}" for i in range(n)], "segment": "smb",
-                             "industry": None, "region": "dach", "arr": 12_000.0, "plan": "team", "seats": 10,
-                             "csm_owner": "jo", "created_at": signup})
-    renewals, tickets, usage = [], [], []
-    data_end = T("2024-12-31")
-    for i, (aid, start) in enumerate(zip(ids, signup, strict=True)):
-        due, k, active_until = start + pd.Timedelta(days=365), 0, data_end
-        while True:
-            if due > data_end:
-                renewals.append({"renewal_id": f"{aid}-{k}", "account_id": aid, "renewal_date": due, "amount": 12_000.0,
-                                 "stage": "open", "closed_at": pd.NaT, "outcome": "open"})
-                break
-            churn = i % 7 == 0
-            renewals.append({"renewal_id": f"{aid}-{k}", "account_id": aid, "renewal_date": due, "amount": 12_000.0,
-                             "stage": "closed", "closed_at": due - pd.Timedelta(days=20),
-                             "outcome": "churned" if churn else "renewed"})
-            if churn:
-                active_until = due
-                break
-            due, k = due + pd.Timedelta(days=365), k + 1
-        for day in pd.date_range(start, min(active_until, data_end), freq="3D"):
-            usage.append({"account_id": aid, "date": day, "active_users": 4, "events": 40, "core_events": 20,
-                          "advanced_events": 5})
-        for j, day in enumerate(pd.date_range(start + pd.Timedelta(days=5), min(active_until, data_end), freq="45D")):
-            tickets.append({"ticket_id": f"Z{i:04d}{j:02d}", "account_id": aid, "created_at": day + pd.Timedelta(hours=9),
-                            "first_response_at": day + pd.Timedelta(hours=10), "solved_at": pd.NaT, "priority": "normal",
-                            "category": "question", "status": "open", "csat": np.nan, "escalated": False})
-    return {"accounts": conform(accounts, ACCOUNTS), "renewals": conform(pd.DataFrame(renewals), RENEWALS),
-            "tickets": conform(pd.DataFrame(tickets), TICKETS), "usage_daily": conform(pd.DataFrame(usage), USAGE_DAILY)}
-
-
 @pytest.fixture(scope="module")
 def clean() -> dict[str, pd.DataFrame]:
-    return company()
+    return company_history()
 
 
 def test_a_clean_company_passes_every_rule(clean):

@@ -1,9 +1,16 @@
 """The GX suites behind the blocking source checks, on clean and dirty frames."""
 
+import dagster as dg
 import pandas as pd
 import pytest
 
-from assets.quality import crm_accounts_contract, crm_renewals_contract, support_tickets_contract
+from assets.quality import (
+    SourceChecksResource,
+    crm_accounts_contract,
+    crm_renewals_contract,
+    support_tickets_consistent,
+    support_tickets_contract,
+)
 from models.contracts import ACCOUNTS, TICKETS, USAGE_DAILY, ContractError, conform
 from models.quality import validate_frame
 from tests.factories import random_tables
@@ -68,17 +75,22 @@ def test_unknown_accounts_negative_counts_and_impossible_dates(tables):
 
 
 def test_asset_checks_called_directly(tables):
-    assert crm_accounts_contract(tables["accounts"]).passed
+    context, checks = dg.build_asset_check_context, SourceChecksResource()
+    assert crm_accounts_contract(context(), tables["accounts"]).passed
     renewals = tables["renewals"].copy()
-    assert crm_renewals_contract(renewals, tables["accounts"]).passed
+    assert crm_renewals_contract(context(), renewals).passed
     renewals.loc[0, "outcome"] = "maybe"
-    res = crm_renewals_contract(renewals, tables["accounts"])
+    res = crm_renewals_contract(context(), renewals)
     assert not res.passed
     assert "outcome" in res.metadata["failing_columns"].value
+    assert res.description == res.metadata["summary"].value and "renewals.outcome: 1 row(s)" in res.description
+    # a table's own check needs no other table; the references are the consistency check's
     tk = tables["tickets"].copy()
     tk.loc[:4, "account_id"] = "NOPE"
-    res = support_tickets_contract(tk, tables["accounts"])
+    assert support_tickets_contract(context(), tk).passed
+    res = support_tickets_consistent(context(), checks, tk, tables["accounts"])
     assert not res.passed and "account_id" in res.metadata["failures"].value
+    assert "tickets.account_id: 5 row(s) not a known account" in res.description
 
 
 def test_a_replay_ignores_rows_after_its_instant_and_fails_only_rows_after_the_current_time(tables):
