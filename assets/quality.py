@@ -42,12 +42,14 @@ from connectors.settings import FRESHNESS_MODES, current, freshness_mode
 from connectors.warehouse import USAGE_DAILY_TABLE, WarehouseResource
 from models.contracts import ACCOUNTS, RENEWALS, TICKETS, USAGE_DAILY, Column, TableContract, conform, empty_frame
 from models.plausibility import (
+    ACTIVITY_WINDOW_DAYS,
     Finding,
     Staleness,
     Thresholds,
     as_of,
     contradictory_outcomes,
     newest,
+    recent_rate,
     rows_before_signup,
     staleness,
     thresholds_from,
@@ -79,6 +81,7 @@ class PlausibilityThresholds(dg.Config):
     tickets_max_age_days: float = Field(Thresholds.tickets_max_age_days, ge=0)
     usage_max_age_days: float = Field(Thresholds.usage_max_age_days, ge=0)
     crm_max_age_days: float = Field(Thresholds.crm_max_age_days, ge=0)
+    quiet_odds: float = Field(Thresholds.quiet_odds, ge=0, le=1)
 
 
 class SourceChecksResource(dg.ConfigurableResource):
@@ -353,9 +356,11 @@ def support_tickets_fresh(context: dg.AssetCheckExecutionContext, source_checks:
     now, _ = _instants(context)
     if not len(support_tickets):
         return _not_dated(source_checks, "tickets", "tickets")
-    newest_at = newest(support_tickets["created_at"], now) if "created_at" in support_tickets else None
+    thresholds = source_checks.get_thresholds()
+    created = support_tickets["created_at"] if "created_at" in support_tickets else pd.Series(dtype="datetime64[ns]")
     return _fresh(source_checks, "tickets",
-                  staleness("tickets", newest_at, now, source_checks.get_thresholds().max_age_days("tickets")))
+                  staleness("tickets", newest(created, now), now, thresholds.max_age_days("tickets"),
+                            rate_per_day=recent_rate(created, now), quiet_odds=thresholds.quiet_odds))
 
 
 @dg.asset_check(asset=product_usage_daily, blocking=True,
@@ -363,14 +368,18 @@ def support_tickets_fresh(context: dg.AssetCheckExecutionContext, source_checks:
 def product_usage_daily_fresh(context: dg.AssetCheckExecutionContext, source_checks: SourceChecksResource,
                               warehouse: WarehouseResource) -> dg.AssetCheckResult:
     now, _ = _instants(context)
+    since = (now - pd.Timedelta(days=ACTIVITY_WINDOW_DAYS)).date()
     span = warehouse.get_client().read_sql(
-        f"SELECT COUNT(*) AS n, MAX(CASE WHEN date <= :until THEN date END) AS last_day FROM {USAGE_DAILY_TABLE}",
-        {"until": now.date()}).iloc[0]
+        f"SELECT COUNT(*) AS n, MAX(CASE WHEN date <= :until THEN date END) AS last_day, "
+        f"SUM(CASE WHEN date > :since AND date <= :until THEN 1 ELSE 0 END) AS recent FROM {USAGE_DAILY_TABLE}",
+        {"until": now.date(), "since": since}).iloc[0]
     if not span["n"]:
         return _not_dated(source_checks, "usage_daily", "usage_daily")
-    newest_at = newest([span["last_day"]], now)
+    thresholds = source_checks.get_thresholds()
     return _fresh(source_checks, "usage_daily",
-                  staleness("usage_daily", newest_at, now, source_checks.get_thresholds().max_age_days("usage")))
+                  staleness("usage_daily", newest([span["last_day"]], now), now, thresholds.max_age_days("usage"),
+                            rate_per_day=float(span["recent"] or 0) / ACTIVITY_WINDOW_DAYS,
+                            quiet_odds=thresholds.quiet_odds))
 
 
 @dg.asset_check(
@@ -385,14 +394,16 @@ def crm_renewals_fresh(context: dg.AssetCheckExecutionContext, source_checks: So
     now, _ = _instants(context)
     if not len(crm_renewals):
         return _not_dated(source_checks, "crm", "renewals")
-    limit = source_checks.get_thresholds().max_age_days("crm")
+    thresholds = source_checks.get_thresholds()
+    limit = thresholds.max_age_days("crm")
     loaded = _manifest_load(warehouse, CRM_TABLES, now)
     if loaded is not None:
         return _fresh(source_checks, "crm", staleness("crm", loaded, now, limit, basis="last load"))
-    changes = [s for s in (crm_accounts.get("created_at"), crm_renewals.get("closed_at")) if s is not None]
-    newest_at = newest(pd.concat(changes, ignore_index=True) if changes else [], now)
+    found = [s for s in (crm_accounts.get("created_at"), crm_renewals.get("closed_at")) if s is not None]
+    changes = pd.concat(found, ignore_index=True) if found else pd.Series(dtype="datetime64[ns]")
     return _fresh(source_checks, "crm",
-                  staleness("crm", newest_at, now, limit, basis="newest signup or closed renewal"))
+                  staleness("crm", newest(changes, now), now, limit, basis="newest signup or closed renewal",
+                            rate_per_day=recent_rate(changes, now), quiet_odds=thresholds.quiet_odds))
 
 
 contract_checks = [crm_accounts_contract, crm_renewals_contract, support_tickets_contract, product_usage_daily_contract]

@@ -22,7 +22,12 @@ of implausible rows (real exports have a few), set in `Thresholds`:
   ``max_share_contradictory`` (1% of closed renewals) fails.
 - **stale source** (`staleness`): the source's newest instant (its newest row at or before the
   run's instant, or its load time) older than its table's limit at the run's instant:
-  ``tickets_max_age_days`` (3), ``usage_max_age_days`` (3), ``crm_max_age_days`` (7).
+  ``tickets_max_age_days`` (3), ``usage_max_age_days`` (3), ``crm_max_age_days`` (7). A source
+  dated by its rows may be sparse (a CRM of 200 accounts closes a renewal every other day and
+  can go a week without a signup or a closed renewal): its limit is the longer of its table's and
+  the quiet spell its own rate over the last `ACTIVITY_WINDOW_DAYS` (90) days makes as unlikely
+  as ``quiet_odds`` (one in a thousand), capped at those 90 days (`quiet_limit_days`). A source
+  dated by its load time (the manifest `rescue data load` writes) has its table's limit.
 
 A reactivation is an account becoming a customer again after a churn. The canonical tables have
 no field for it (``accounts.created_at`` is the first signup), so the rules take the
@@ -39,6 +44,7 @@ callers (`as_of`).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,6 +72,8 @@ class Thresholds:
     tickets_max_age_days: float = _threshold(3, "Age of the newest ticket beyond which the tickets are stale")
     usage_max_age_days: float = _threshold(3, "Age of the newest usage day beyond which usage is stale")
     crm_max_age_days: float = _threshold(7, "Age of the CRM's newest change (signup or closed renewal), or of its load, beyond which it is stale")
+    quiet_odds: float = _threshold(
+        0.001, "Odds of a quiet spell below which a source dated by its rows is stale even if sparse", share=True)
 
     def max_age_days(self, source: str) -> float:
         """The freshness limit of `source` ("tickets", "usage" or "crm")."""
@@ -279,6 +287,10 @@ class Staleness:
     now: pd.Timestamp
     max_age_days: float
     basis: str = "newest row"
+    #: The configured limit, when the source's own quiet spells made the limit longer.
+    floor_days: float | None = None
+    #: The source's rows (changes) per day over `ACTIVITY_WINDOW_DAYS`, when it was measured.
+    rate_per_day: float | None = None
 
     @property
     def age_days(self) -> float | None:
@@ -289,14 +301,26 @@ class Staleness:
         return self.age_days is None or self.age_days > self.max_age_days
 
     @property
+    def limit_text(self) -> str:
+        text = f"allowed {self.max_age_days:.1f} days" if self.floor_days is not None else f"allowed {self.max_age_days:g} days"
+        if self.floor_days is not None and self.rate_per_day is not None:
+            text += (f": {self.floor_days:g}, or longer for a source of {self.rate_per_day:.2f} rows a day "
+                     f"over the last {ACTIVITY_WINDOW_DAYS} days")
+        return text
+
+    @property
     def message(self) -> str:
         """One line naming the table and its age."""
-        limit = f"allowed {self.max_age_days:g} days"
         if self.newest is None:
-            return f"{self.table}: no row at or before the run's instant ({self.now:%Y-%m-%d %H:%M} UTC) to date it ({limit})"
+            return (f"{self.table}: stale, no row at or before the run's instant ({self.now:%Y-%m-%d %H:%M} UTC) "
+                    f"to date it ({self.limit_text})")
         state = "stale" if self.stale else "fresh"
         return (f"{self.table}: {state}, {self.basis} {self.newest:%Y-%m-%d %H:%M} UTC is {self.age_days:.1f} days old "
-                f"at the run's instant {self.now:%Y-%m-%d %H:%M} UTC ({limit})")
+                f"at the run's instant {self.now:%Y-%m-%d %H:%M} UTC ({self.limit_text})")
+
+
+#: Days over which a source's own rate of rows is measured (`quiet_limit_days`).
+ACTIVITY_WINDOW_DAYS = 90
 
 
 def newest(values: pd.Series | list, now: Any) -> pd.Timestamp | None:
@@ -307,8 +331,36 @@ def newest(values: pd.Series | list, now: Any) -> pd.Timestamp | None:
     return None if stamps.empty else pd.Timestamp(stamps.max())
 
 
+def recent_rate(values: pd.Series | list, now: Any, window_days: int = ACTIVITY_WINDOW_DAYS) -> float:
+    """Rows per day of `values` in the `window_days` days up to `now`."""
+    stamps = pd.to_datetime(pd.Series(values), errors="coerce").dropna()
+    now = pd.Timestamp(now)
+    return float(((stamps <= now) & (stamps > now - pd.Timedelta(days=window_days))).sum()) / window_days
+
+
+def quiet_limit_days(floor_days: float, rate_per_day: float, odds: float,
+                     window_days: int = ACTIVITY_WINDOW_DAYS) -> float:
+    """The age beyond which a source is stale: `floor_days`, or longer for a sparse source, up
+    to the quiet spell its own rate makes as unlikely as `odds` (rows arriving at random at
+    `rate_per_day`, a spell of L days without one has odds exp(-rate x L)), and never beyond
+    `window_days` (a source with no row in them is stale whatever its rate)."""
+    if odds <= 0 or odds >= 1:
+        return float(floor_days)
+    if rate_per_day <= 0:
+        return float(max(floor_days, window_days))
+    spell = math.log(1 / odds) / rate_per_day
+    return float(max(floor_days, min(spell, window_days)))
+
+
 def staleness(table: str, newest_at: pd.Timestamp | None, now: Any, max_age_days: float, *,
-              basis: str = "newest row") -> Staleness:
-    """The age of source `table` whose newest instant is `newest_at`, at `now`."""
+              basis: str = "newest row", rate_per_day: float | None = None, quiet_odds: float | None = None) -> Staleness:
+    """The age of source `table` whose newest instant is `newest_at`, at `now`, against
+    `max_age_days`; with the source's `rate_per_day` (rows over `ACTIVITY_WINDOW_DAYS`) and
+    `quiet_odds`, a sparse source is allowed its own plausible quiet spells (`quiet_limit_days`)."""
+    floor = float(max_age_days)
+    limit, shown_floor = floor, None
+    if rate_per_day is not None and quiet_odds is not None:
+        limit = quiet_limit_days(floor, rate_per_day, quiet_odds)
+        shown_floor = floor if limit > floor else None
     return Staleness(table, None if newest_at is None or pd.isna(newest_at) else pd.Timestamp(newest_at),
-                     pd.Timestamp(now), float(max_age_days), basis)
+                     pd.Timestamp(now), limit, basis, shown_floor, rate_per_day if shown_floor is not None else None)

@@ -3,6 +3,8 @@ history in 2023-2024 (not the demo world), made dirty one way at a time."""
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import pytest
 
@@ -13,6 +15,8 @@ from models.plausibility import (
     as_of,
     contradictory_outcomes,
     newest,
+    quiet_limit_days,
+    recent_rate,
     rows_before_signup,
     staleness,
     threshold_docs,
@@ -130,11 +134,33 @@ def test_a_stale_source_is_one_line_naming_the_table_and_its_age(clean):
     assert not load.stale and load.message.startswith("crm: fresh, load 2024-06-02 23:00 UTC is 0.3 days old")
 
 
+def test_a_sparse_source_is_allowed_its_own_quiet_spells_and_no_more():
+    at = T("2024-06-03 06:00")
+    # a CRM of 200 accounts: about two changes every three days; nine quiet days are ordinary there
+    sparse = pd.Series(pd.date_range("2024-03-05", "2024-05-25", periods=60))
+    rate = recent_rate(sparse, at)
+    assert 0.6 < rate < 0.7
+    assert quiet_limit_days(7, rate, 0.001) == pytest.approx(math.log(1000) / rate)
+    quiet = staleness("crm", newest(sparse, at), at, 7, rate_per_day=rate, quiet_odds=0.001)
+    assert not quiet.stale and 8 < quiet.age_days < 10
+    assert "(allowed 10.5 days: 7, or longer for a source of 0.66 rows a day over the last 90 days)" in quiet.message
+    # ... but a month without a change is an outage, however small the CRM
+    stopped = sparse[sparse < T("2024-05-01")]
+    assert staleness("crm", newest(stopped, at), at, 7, rate_per_day=recent_rate(stopped, at), quiet_odds=0.001).stale
+    # a busy source keeps its table's limit; a source with nothing in 90 days is stale at 90 days
+    assert quiet_limit_days(3, 50.0, 0.001) == 3
+    assert quiet_limit_days(7, 0.0, 0.001) == 90
+    assert quiet_limit_days(7, 0.001, 0.001) == 90
+    # quiet_odds 0 turns the allowance off: the table's limit only
+    assert quiet_limit_days(7, 0.5, 0) == 7
+
+
 def test_thresholds_have_documented_defaults_and_take_overrides():
     docs = threshold_docs()
     assert docs["max_share_before_signup"][0] == 0.02 and docs["signup_grace_days"][0] == 30
     assert docs["churn_grace_days"][0] == 7 and docs["max_share_contradictory"][0] == 0.01
     assert (docs["tickets_max_age_days"][0], docs["usage_max_age_days"][0], docs["crm_max_age_days"][0]) == (3, 3, 7)
+    assert docs["quiet_odds"][0] == 0.001
     assert all(text for _, text in docs.values())
     tuned = thresholds_from({"max_share_after_churn": "0.1", "crm_max_age_days": 14, "signup_grace_days": 60.0})
     assert (tuned.max_share_after_churn, tuned.crm_max_age_days, tuned.signup_grace_days) == (0.1, 14.0, 60)

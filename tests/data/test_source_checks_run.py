@@ -125,7 +125,9 @@ def test_a_stale_source_blocks_routing_or_warns(tmp_path, sources):
     run = run_sources(tmp_path / "block", {**sources, "tickets": stopped}, tags=AT)
     assert run.failed() == ["support_tickets_fresh"] and run.ran == []
     line = run.evals["support_tickets_fresh"].description
-    assert_clean_failure(line, names=["tickets: stale", "days old at the run's instant 2024-06-03 06:00 UTC", "allowed 3 days"])
+    # a company this size files a ticket every day or two: its own quiet spells stretch the 3 days, not to 25
+    assert_clean_failure(line, names=["tickets: stale", "newest row 2024-05-09 09:00 UTC is 24.9 days old at the run's "
+                                      "instant 2024-06-03 06:00 UTC", "(allowed 10.9 days: 3, or longer for a source of"])
     assert "\n" not in line
     # RESCUE_FRESHNESS=warn: the same line as a warning, and the run goes on
     warn = run_sources(tmp_path / "warn", {**sources, "tickets": stopped}, tags=AT,
@@ -140,11 +142,11 @@ def test_a_stale_source_blocks_routing_or_warns(tmp_path, sources):
 def test_the_crm_is_dated_by_its_last_load_when_the_manifest_has_one(tmp_path, sources):
     # no signup and no closed renewal in the last months: stale by its rows...
     quiet = {**sources, "renewals": sources["renewals"].assign(
-        closed_at=lambda d: d["closed_at"].where(d["closed_at"] < pd.Timestamp("2024-03-01")),
-        outcome=lambda d: d["outcome"].where(d["closed_at"] < pd.Timestamp("2024-03-01"), "open"))}
+        closed_at=lambda d: d["closed_at"].where(d["closed_at"] < pd.Timestamp("2024-01-01")),
+        outcome=lambda d: d["outcome"].where(d["closed_at"] < pd.Timestamp("2024-01-01"), "open"))}
     run = run_sources(tmp_path / "rows", quiet, tags=AT)
     assert run.failed() == ["crm_renewals_fresh"]
-    assert "crm: stale, newest signup or closed renewal 2024-0" in run.evals["crm_renewals_fresh"].description
+    assert "crm: stale, newest signup or closed renewal 2023-" in run.evals["crm_renewals_fresh"].description
     # ... fresh by the load `rescue data load` recorded the day before the run
     manifest = pd.DataFrame({"mapping_path": ["company.yaml"], "landed_at": [pd.Timestamp("2024-06-02 22:00")],
                              "tables": ["raw_crm_accounts,raw_crm_renewals,raw_support_tickets,usage_daily"]})
