@@ -12,8 +12,9 @@ year. The first partition, first match wins:
    date is read cheaply and defensively: ``MIN(date)`` of ``usage_daily`` (``MIN(occurred_at)``
    of ``raw_product_events`` while ``usage_daily`` is not built yet) and ``MIN(created_at)`` of
    ``raw_support_tickets``, the tables the source assets read (the demo world's, or those
-   `rescue data load` lands), with a short connection timeout; a file warehouse that does not
-   exist is not created.
+   `rescue data load` lands), with short connection and query timeouts (on a warehouse too big
+   to scan in seconds, set the setting); a file warehouse that does not exist is not created, and
+   a DuckDB file is opened read-only.
 3. **The fallback**: `FALLBACK_HISTORY_DAYS` (730) days before today, when the warehouse is
    absent, unreadable or holds no dated usage or tickets.
 
@@ -43,8 +44,10 @@ DAILY_RUN_HOUR_UTC = 6
 FEATURE_HISTORY_DAYS = max(USAGE_WINDOW_DAYS, SUPPORT_WINDOW_DAYS)
 #: Without readable data, the partitions start this many days before today.
 FALLBACK_HISTORY_DAYS = 730
-#: Seconds a connection to a server warehouse may take while the Definitions load.
+#: Seconds a connection to a server warehouse may take while the Definitions load, and seconds
+#: its queries may take (PostgreSQL) before the fallback is used instead.
 PROBE_TIMEOUT_SECONDS = 5
+PROBE_QUERY_SECONDS = 10
 
 #: The tables (and their date columns) whose earliest date starts the history, in order of
 #: preference per kind: usage from the daily aggregate, else from the raw events.
@@ -98,7 +101,11 @@ def _probe_engine(url: str):
             return None
         args: dict[str, Any] = {"read_only": True} if backend == "duckdb" else {}
         return sa.create_engine(parsed, poolclass=NullPool, connect_args=args)
-    args = {"connect_timeout": PROBE_TIMEOUT_SECONDS} if backend in ("postgresql", "mysql", "mariadb") else {}
+    args: dict[str, Any] = {}
+    if backend in ("postgresql", "mysql", "mariadb"):
+        args["connect_timeout"] = PROBE_TIMEOUT_SECONDS
+    if backend == "postgresql":  # a MIN over a huge unindexed table: the fallback, not a long wait
+        args["options"] = f"-c statement_timeout={PROBE_QUERY_SECONDS * 1000}"
     return sa.create_engine(parsed, poolclass=NullPool, connect_args=args)
 
 

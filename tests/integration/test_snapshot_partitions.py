@@ -166,3 +166,11 @@ def test_the_daily_schedule_skips_a_day_outside_the_partitions_in_one_line(tmp_p
         assert outside.skip_message.startswith(
             "snapshot 2024-02-01 is outside the daily partitions of daily_rescue_job: 2024-04-02 .. ")
         assert "\n" not in outside.skip_message
+
+
+def test_the_first_usable_date_is_read_from_sqlite_and_postgresql(queue_url):
+    """Any SQL warehouse (the `queue_url` fixture's empty database, on each backend)."""
+    Warehouse(queue_url).write_table("raw_support_tickets", pd.DataFrame({
+        "ticket_id": ["Z-1", "Z-2"], "created_at": [pd.Timestamp("2023-03-10 08:00"), pd.Timestamp("2024-02-01 10:00")]}))
+    assert earliest_activity(queue_url) == ({"tickets": dt.date(2023, 3, 10)}, "")
+    assert snapshot_partitions_for(queue_url, current({})).get_first_partition_key() == "2023-06-08"
