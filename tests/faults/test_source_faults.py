@@ -4,7 +4,9 @@ check by name; nothing downstream runs; and a number outside its range that reac
 anyway is refused there, with nothing written to the queue.
 
 Source frames are built as tests/data/test_source_quality.py builds them (`random_tables`, then
-one fault), leniently conformed as the source connectors return them.
+one fault), leniently conformed as the source connectors return them. The runs through Dagster
+land a company's own history instead (`tests.factories.company_history`, 2023-2024, plausible
+and fresh at its run's instant) and run every source check on it (`tests.data.source_runs`).
 """
 
 from __future__ import annotations
