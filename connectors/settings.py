@@ -14,6 +14,12 @@ option) is seen at the next call. A field's variable name is `Settings.env("fiel
 `dg.EnvVar`, so the value never reaches the Dagster UI, logs or metadata. Secret fields are
 left out of the repr. An empty variable counts as unset.
 
+Three settings are read through a parser that names the variable when its value is unusable
+(`SettingError`): `snapshot_start_date()` (`RESCUE_SNAPSHOT_START`, the first snapshot
+partition, `assets.partitions`), `pinned_clock()` (`RESCUE_NOW`, the deployment's clock,
+`assets.run_clock`) and `freshness_mode()` (`RESCUE_FRESHNESS`, what a stale source does,
+`assets.quality`).
+
 Slack webhooks per team are not settings of their own: a policy names the variable that holds
 each team's webhook (`slack_webhook_env`, e.g. `RESCUE_SLACK_CSM`), and the notifier reads the
 variable the policy names (`POLICY_SLACK_VARIABLES` is that pattern, for the documentation).
@@ -25,6 +31,7 @@ import dataclasses
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +109,57 @@ class Settings(_FromEnv):
     smtp_password: str | None = _var("RESCUE_SMTP_PASSWORD", secret=True, doc="SMTP password")
     desk_secret: str | None = _var("RESCUE_DESK_SECRET", secret=True, doc="Key signing desk session cookies")
     actor: str | None = _var("RESCUE_ACTOR", doc="Who is acting in `rescue queue` commands")
+    snapshot_start: str | None = _var(
+        "RESCUE_SNAPSHOT_START", doc="First snapshot partition (ISO date); unset: from the landed data")
+    now: str | None = _var(
+        "RESCUE_NOW", doc="The deployment's clock (ISO instant) for replays and backfills; unset: the wall clock")
+    freshness: str = _var(
+        "RESCUE_FRESHNESS", "block", doc="A stale source blocks routing ('block') or is a warning ('warn')")
     salesforce: SalesforceSettings = field(default_factory=SalesforceSettings)
+
+
+#: The values of `RESCUE_FRESHNESS`.
+FRESHNESS_MODES = ("block", "warn")
+
+
+class SettingError(ValueError):
+    """A variable holds a value its setting cannot use; the message names the variable."""
+
+
+def snapshot_start_date(settings: Settings | None = None) -> date | None:
+    """`RESCUE_SNAPSHOT_START` as a date (None when unset). Raises `SettingError` for a value
+    that is not an ISO date."""
+    text = (settings or current()).snapshot_start
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise SettingError(f"{Settings.env('snapshot_start')}={text!r} is not a date: give it as YYYY-MM-DD") from None
+
+
+def pinned_clock(settings: Settings | None = None) -> datetime | None:
+    """`RESCUE_NOW` as a naive UTC datetime (None when unset; a value without a time zone is
+    UTC). Raises `SettingError` for a value that is not an ISO 8601 instant."""
+    text = (settings or current()).now
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise SettingError(f"{Settings.env('now')}={text!r} is not an ISO 8601 instant "
+                           "(e.g. 2024-06-03T06:00:00+00:00)") from None
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def freshness_mode(settings: Settings | None = None) -> str:
+    """`RESCUE_FRESHNESS`: 'block' (the default) or 'warn'. Raises `SettingError` otherwise."""
+    mode = ((settings or current()).freshness or "block").strip().lower()
+    if mode not in FRESHNESS_MODES:
+        raise SettingError(f"{Settings.env('freshness')}={mode!r} is not one of {', '.join(FRESHNESS_MODES)}")
+    return mode
 
 
 def current(environ: Mapping[str, str] | None = None) -> Settings:

@@ -18,7 +18,11 @@ this constant), so a longer id is refused at the source instead of failing the q
 source table may not be empty (`TableContract.may_be_empty`): an empty pull is an outage, not a
 quiet day. The frames passed to routing have their own ranges (`CANDIDATE_BOUNDS`).
 
-Timestamps are timezone-naive UTC (`datetime64[ns]`), dates are midnight timestamps.
+Timestamps are timezone-naive UTC (`datetime64[ns]`), dates are midnight timestamps. Text
+dates are read as ISO 8601 (or any unambiguous form); a text date with two numbers before the
+year (``03/04/2024``, ``3-4-24``, ``03.04.2024``) has no order of its own, day first or month
+first, so `conform` refuses it unless the caller declares the column's ``format`` or
+``day_first`` (`date_formats`, `day_first`): it is never silently read month-first.
 
 | table          | grain                          | primary key         |
 |----------------|--------------------------------|---------------------|
@@ -32,6 +36,8 @@ Timestamps are timezone-naive UTC (`datetime64[ns]`), dates are midnight timesta
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -236,7 +242,51 @@ CONTRACTS: dict[str, TableContract] = {
 BOOLEAN_TEXT = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
 
 
-def _coerce(series: pd.Series, col: Column, table: str) -> pd.Series:
+#: A text date with two numbers before the year: 03/04/2024, 3-4-24, 03.04.2024 10:00.
+_DAY_MONTH_TEXT = re.compile(r"^\s*\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}(?![\d/.\-])")
+
+
+def day_month_text(series: pd.Series) -> pd.Series:
+    """Which values of `series` are text dates with two numbers before the year, whose order
+    (day first or month first) the text does not tell."""
+    if not (pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series)):
+        return pd.Series(False, index=series.index)
+    text = series.map(lambda v: v if isinstance(v, str) else None)
+    return text.str.match(_DAY_MONTH_TEXT).fillna(False).astype(bool)
+
+
+def ambiguous_dates_message(example: object) -> str:
+    """Why a day/month text date is refused, naming an example."""
+    return (f"the day/month order of {preview(example)} is ambiguous (day first or month first): "
+            "declare the column's date format or day_first")
+
+
+def _parse_datetimes(series: pd.Series, *, date_format: str | None, day_first: bool | None) -> pd.Series:
+    if date_format:
+        return pd.to_datetime(series, errors="raise", utc=True, format=date_format)
+    day_month = day_month_text(series)
+    if day_month.any() and day_first is None:
+        raise ValueError(ambiguous_dates_message(series[day_month].iloc[0]))
+    out = pd.to_datetime(series.where(~day_month), errors="raise", utc=True, format="mixed")
+    if day_month.any():
+        # only the day/month values are read with the declared order: dayfirst would also turn
+        # an ISO 2024-01-05 into May 1st
+        text = series[day_month]
+        parsed = pd.to_datetime(text, errors="raise", utc=True, format="mixed", dayfirst=bool(day_first))
+        # ... and a value the declared order cannot read (13/04/2024 month first) is refused,
+        # where the parser would quietly swap it
+        numbers = text.str.extract(r"^\s*(\d{1,2})[/.\-](\d{1,2})").astype(int)
+        day, month = (numbers[0], numbers[1]) if day_first else (numbers[1], numbers[0])
+        wrong = (parsed.dt.day != day) | (parsed.dt.month != month)
+        if wrong.any():
+            order = "day first" if day_first else "month first"
+            raise ValueError(f"{preview(text[wrong].iloc[0])} is not a date {order}, the declared order")
+        out[day_month] = parsed
+    return out
+
+
+def _coerce(series: pd.Series, col: Column, table: str, *, date_format: str | None = None,
+            day_first: bool | None = None) -> pd.Series:
     try:
         if col.kind == "str":
             out = series.astype("string")
@@ -252,7 +302,7 @@ def _coerce(series: pd.Series, col: Column, table: str) -> pd.Series:
                     raise ValueError("non-integer values")
                 out = num.astype("int64")
         elif col.kind == "datetime":
-            out = pd.to_datetime(series, errors="raise", utc=True, format="mixed").dt.tz_localize(None)
+            out = _parse_datetimes(series, date_format=date_format, day_first=day_first).dt.tz_localize(None)
             out = out.astype("datetime64[ns]")
         elif col.kind == "bool":
             if pd.api.types.is_bool_dtype(series):
@@ -272,7 +322,8 @@ def _coerce(series: pd.Series, col: Column, table: str) -> pd.Series:
     return out
 
 
-def conform(df: pd.DataFrame, contract: TableContract, *, lenient: bool = False) -> pd.DataFrame:
+def conform(df: pd.DataFrame, contract: TableContract, *, lenient: bool = False,
+            date_formats: Mapping[str, str] | None = None, day_first: bool | None = None) -> pd.DataFrame:
     """Return `df` restricted to the contract's columns, in order, with the contract's dtypes.
 
     Values are coerced (numbers stored as text become numbers). Strict (the default): raises
@@ -281,6 +332,10 @@ def conform(df: pd.DataFrame, contract: TableContract, *, lenient: bool = False)
     missing and a column that cannot be coerced keeps its raw values, so the Great Expectations
     suite can count and name every problem instead of the pull failing on the first one. Rows
     are never dropped or reordered here.
+
+    Text dates: `date_formats` declares a column's format (``{"created_at": "%d-%m-%Y"}``);
+    `day_first` the order of every day/month text date (``03/04/2024``) of the other columns.
+    Without either, a day/month text date cannot be read (see the module docs).
     """
     missing = [c for c in contract.column_names if c not in df.columns]
     if missing and not lenient:
@@ -290,7 +345,8 @@ def conform(df: pd.DataFrame, contract: TableContract, *, lenient: bool = False)
         if col.name not in df.columns:
             continue
         try:
-            out[col.name] = _coerce(df[col.name], col, contract.name)
+            out[col.name] = _coerce(df[col.name], col, contract.name,
+                                    date_format=(date_formats or {}).get(col.name), day_first=day_first)
         except ContractError:
             if not lenient:
                 raise
@@ -438,6 +494,10 @@ def describe_contracts_markdown() -> str:
         f"one data set: money per account up to {_number(MAX_ARR)} currency units (`MAX_ARR`), people",
         f"per account up to {_number(MAX_PEOPLE)} (`MAX_PEOPLE`), events per account and day up to",
         f"{_number(MAX_DAILY_EVENTS)} (`MAX_DAILY_EVENTS`).",
+        "",
+        "Text dates are read as ISO 8601 or another unambiguous form; a text date with two numbers",
+        "before the year (`03/04/2024`) is refused unless its column's format or day-first order is",
+        "declared, so a dd-mm-yyyy export is never read month-first.",
         "",
     ]
     for contract in CONTRACTS.values():

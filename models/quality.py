@@ -7,8 +7,11 @@ for it. Otherwise the suite checks, for every column of the contract: that it ex
 non-null where the contract says so, allowed values, the declared range of every number (which
 also refuses infinities), the declared length of ids; uniqueness of the primary key; that every
 account reference is a known account (skipped, with a note, when the accounts have no ids: their
-own check says why); and that no timestamp is impossible (in the future, or a response/solve
-before the ticket was created). `validate_frame` runs a suite and returns the failures, each with
+own check says why); and that no timestamp is impossible (after the current time, or a
+response/solve before the ticket was created; a timestamp after the run's instant but not after
+the current time is not this snapshot's data and is only noted, so a replay of an old snapshot
+reads today's tables without failing on them). Text dates whose day/month order is ambiguous
+are refused as unreadable, with that reason (`models.contracts.conform`). `validate_frame` runs a suite and returns the failures, each with
 a one-line message naming the table, the column, the number of bad rows and an example row's id
 and value, ready for asset-check metadata.
 """
@@ -25,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from models.clock import utc_timestamp, utcnow
-from models.contracts import BOOLEAN_TEXT, TableContract
+from models.contracts import BOOLEAN_TEXT, TableContract, day_month_text
 from models.text import preview
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
@@ -153,9 +156,17 @@ def _context():
     return ctx
 
 
-def _mistyped(df: pd.DataFrame, contract: TableContract) -> dict[str, pd.Series]:
+#: The problem of a text date column whose values have no day/month order of their own.
+AMBIGUOUS_DATES = ("with an ambiguous day/month order (day first or month first): declare the column's "
+                   "date format or day_first")
+
+
+def _mistyped(df: pd.DataFrame, contract: TableContract,
+              problems: dict[str, str] | None = None) -> dict[str, pd.Series]:
     """Columns whose dtype is not the contract's, with the values that cannot be read as it
-    (for an int column: also fractions and infinities)."""
+    (for an int column: also fractions and infinities; for a datetime column: also day/month
+    text dates, which `models.contracts.conform` refuses without a declared order). `problems`
+    receives the words for a column whose bad values are not simply unreadable."""
     bad: dict[str, pd.Series] = {}
     for col in contract.columns:
         if col.name not in df.columns or str(df[col.name].dtype) in _TYPE_LISTS[col.kind]:
@@ -172,6 +183,11 @@ def _mistyped(df: pd.DataFrame, contract: TableContract) -> dict[str, pd.Series]
         elif col.kind == "datetime":
             parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
             unreadable = parsed.isna() & raw.notna()
+            ambiguous = day_month_text(raw) & ~unreadable
+            if ambiguous.any() and problems is not None:
+                problems[col.name] = (AMBIGUOUS_DATES if not unreadable.any()
+                                      else f"not readable as datetime, or {AMBIGUOUS_DATES}")
+            unreadable |= ambiguous
         elif col.kind == "bool":
             text = raw.astype("string").str.strip().str.lower()
             unreadable = ~text.isin(list(BOOLEAN_TEXT)).fillna(False) & raw.notna()
@@ -200,7 +216,9 @@ def build_suite(
     An empty table that must not be (``rows == 0``) gets only the row-count check. Columns that
     are missing get only the existence check; columns of the wrong type get only the type check
     (value checks on them would be meaningless). ``known_accounts`` empty (the accounts have no
-    ids) skips the reference checks: they would blame this table for the other one.
+    ids) skips the reference checks: they would blame this table for the other one. ``now`` is
+    the instant past which a timestamp is in the future (`validate_frame` passes the current
+    instant, not the run's).
     """
     import great_expectations as gx
     import great_expectations.expectations as gxe
@@ -236,9 +254,9 @@ def build_suite(
         if col.kind == "datetime" and not col.may_be_future:
             suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(
                 column=col.name, max_value=now.to_pydatetime(),
-                meta=_problem(f"in the future (after {now:%Y-%m-%d %H:%M} UTC)")))
+                meta=_problem(f"in the future (after {now:%Y-%m-%d %H:%M} UTC, the current time)")))
     pk = [c for c in contract.primary_key if c in present]
-    if len(pk) == len(contract.primary_key):
+    if pk and len(pk) == len(contract.primary_key):
         duplicate = _problem(f"with a duplicate {' + '.join(pk)}")
         if len(pk) == 1:
             suite.add_expectation(gxe.ExpectColumnValuesToBeUnique(column=pk[0], meta=duplicate))
@@ -316,18 +334,41 @@ def _failure_from(result, table: str, keys: list[str]) -> Failure:
                    key_columns=tuple(keys) + ((",".join(keys),) if len(keys) > 1 else ()))
 
 
+def _after_the_run(df: pd.DataFrame, contract: TableContract, now: pd.Timestamp, wall: pd.Timestamp) -> list[str]:
+    """Notes on the rows dated after the run's instant but not after the current instant: not
+    this snapshot's data, so not faults (a replay of an old snapshot reads today's tables)."""
+    notes: list[str] = []
+    if now >= wall:
+        return notes
+    for col in contract.columns:
+        if col.kind != "datetime" or col.may_be_future or col.name not in df.columns:
+            continue
+        if not pd.api.types.is_datetime64_any_dtype(df[col.name]):
+            continue
+        later = int(((df[col.name] > now) & (df[col.name] <= wall)).sum())
+        if later:
+            notes.append(f"{contract.name}.{col.name}: {later} row(s) after the run's instant "
+                         f"({now:%Y-%m-%d %H:%M} UTC), not this snapshot's: ignored")
+    return notes
+
+
 def validate_frame(
     df: pd.DataFrame,
     contract: TableContract,
     *,
     known_accounts: pd.Series | list[str] | None = None,
     now: pd.Timestamp | None = None,
+    wall_clock: pd.Timestamp | None = None,
 ) -> QualityResult:
     """Run the contract's suite on ``df`` and return every failure.
 
     ``known_accounts`` are the account ids references must point to (None: references are not
-    checked; empty: not checked either, with a note, since the accounts' own check fails)."""
-    now = utc_timestamp(now) if now is not None else pd.Timestamp(utcnow())
+    checked; empty: not checked either, with a note, since the accounts' own check fails).
+    ``now`` is the run's instant (default: the current one) and ``wall_clock`` the current
+    instant (default: the real one): a timestamp after ``wall_clock`` is impossible ("in the
+    future"); one after ``now`` only is not this snapshot's and is ignored, with a note."""
+    wall = utc_timestamp(wall_clock) if wall_clock is not None else pd.Timestamp(utcnow())
+    now = utc_timestamp(now) if now is not None else wall
     ctx = _context()
     name = f"{contract.name}_{id(df)}"
     known = None if known_accounts is None else sorted(set(pd.Series(known_accounts).dropna().astype(str)))
@@ -335,7 +376,8 @@ def validate_frame(
     if known is not None and not known and len(df):
         notes += [f"{ref.column} references not checked: {ref.table} has no {ref.target} (its own check says why)"
                   for ref in contract.references]
-    mistyped = _mistyped(df, contract)
+    type_problems: dict[str, str] = {}
+    mistyped = _mistyped(df, contract, type_problems)
     keys = [c for c in contract.primary_key if c in df.columns and c not in mistyped]
     keys = keys if len(keys) == len(contract.primary_key) else []
     source = ctx.data_sources.add_or_update_pandas(name="frames")
@@ -343,7 +385,7 @@ def validate_frame(
     try:
         batch_def = asset.add_batch_definition_whole_dataframe("all")
         batch = batch_def.get_batch(batch_parameters={"dataframe": df})
-        suite = build_suite(contract, list(df.columns), known_accounts=known, now=now, mistyped=set(mistyped),
+        suite = build_suite(contract, list(df.columns), known_accounts=known, now=wall, mistyped=set(mistyped),
                             rows=len(df))
         result_format: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLES}
         if keys:
@@ -355,7 +397,9 @@ def validate_frame(
     for f in failures:
         if f.expectation == "expect_column_values_to_be_in_type_list" and f.column in mistyped:
             values = mistyped[f.column]
+            f.problem = type_problems.get(f.column, f.problem)
             f.unexpected_count = int(len(values))
             f.examples = [_plain(v) for v in values.head(EXAMPLES)]
             f.ids = [_key_text(row, keys) for row in df.loc[values.index[:EXAMPLES], keys].to_dict("records")] if keys else []
+    notes += _after_the_run(df, contract, now, wall)
     return QualityResult(table=contract.name, rows=len(df), evaluated=len(res.results), failures=failures, notes=notes)

@@ -8,6 +8,7 @@ pyproject.toml, and by the `rescue` CLI.
 import dagster as dg
 
 from assets import features, feedback, model, operations, quality, routing, scoring, sources
+from assets.partitions import snapshot_partitions_for, with_snapshot_partitions
 from pipelines.jobs import all_jobs
 from pipelines.resources import build_resources
 from pipelines.schedules import all_schedules
@@ -25,13 +26,17 @@ def all_checks() -> list:
 
 
 def build_definitions(resource_overrides: dict | None = None) -> dg.Definitions:
+    """The Definitions on the bound resources; the snapshot partitions follow the data in the
+    bound warehouse (`assets.partitions`)."""
+    resources = build_resources(resource_overrides)
+    partitions = snapshot_partitions_for(resources["warehouse"])
     return dg.Definitions(
-        assets=all_assets(),
+        assets=with_snapshot_partitions(all_assets(), partitions),
         asset_checks=all_checks(),
         jobs=all_jobs,
         schedules=all_schedules,
         sensors=all_sensors,
-        resources=build_resources(resource_overrides),
+        resources=resources,
         executor=dg.in_process_executor,
     )
 

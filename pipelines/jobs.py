@@ -3,7 +3,11 @@ feedback run (CRM write-back, rescue outcomes, play effectiveness)."""
 
 import dagster as dg
 
+from assets.quality import freshness_checks
+
 SOURCES = dg.AssetSelection.groups("sources")
+#: The sources' freshness checks: they gate routing; the retrain, which routes nothing, skips them.
+FRESHNESS = dg.AssetSelection.checks(*freshness_checks)
 
 #: Sources (with their blocking checks), features, scores and the queue for one snapshot date.
 daily_rescue_job = dg.define_asset_job(
@@ -17,7 +21,8 @@ daily_rescue_job = dg.define_asset_job(
 #: Sources, the training set and the churn model (champion/challenger).
 weekly_retrain_job = dg.define_asset_job(
     name="weekly_retrain_job",
-    selection=SOURCES | dg.AssetSelection.assets("churn_outcomes", "rescue_outcomes") | dg.AssetSelection.groups("model"),
+    selection=(SOURCES | dg.AssetSelection.assets("churn_outcomes", "rescue_outcomes") | dg.AssetSelection.groups("model"))
+    - FRESHNESS,
     description="Retrain the churn model on the latest history and promote it only if it passes the gate.",
 )
 

@@ -14,6 +14,7 @@ UI, logs or metadata:
 | policy           | policy_path                                | policies/default.yaml                     |
 | notifier         | slack_webhook_url, smtp_host/_user/_password | none: messages go to the log            |
 | crm_writer       | salesforce (when configured)               | warehouse tables crm_tasks, crm_account_health |
+| source_checks    | freshness (+ plausibility thresholds)      | block; `models.plausibility.Thresholds`   |
 
 To read the CRM from Salesforce or tickets from a Zendesk-style API, bind their connectors
 under the `crm` / `ticketing` keys here; no asset changes.
@@ -24,6 +25,7 @@ from typing import Any
 
 import dagster as dg
 
+from assets.quality import source_checks_resource
 from connectors.model_registry import ModelRegistryResource
 from connectors.notify import NotifierResource
 from connectors.policy_source import PolicyResource
@@ -83,6 +85,7 @@ def build_resources(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
             smtp_user=s.smtp_user,
             smtp_password=_secret(Settings.env("smtp_password"), s.smtp_password, None),
         ),
+        "source_checks": source_checks_resource(settings=s),
     }
     resources.update(overrides or {})
     # the CRM write-back follows the warehouse actually bound (tests bind a temporary one)

@@ -86,3 +86,42 @@ def random_tables(n_accounts: int = 40, *, seed: int = 0, start: str = "2025-01-
         "tickets": conform(tickets, TICKETS),
         "usage_daily": conform(usage, USAGE_DAILY),
     }
+
+
+def company_history(n: int = 40, seed: int = 4) -> dict[str, pd.DataFrame]:
+    """A company's own clean history, shaped unlike the demo world: accounts signing up through
+    2023 (ids C-0000...), yearly terms from the signup, tickets and usage (every third day) only
+    while a customer, one account in seven churning at its first renewal (known 20 days before
+    the term ends; activity stops at the end). The data ends 2024-12-31."""
+    rng = np.random.default_rng(seed)
+    ids = [f"C-{i:04d}" for i in range(n)]
+    signup = [pd.Timestamp("2023-01-01") + pd.Timedelta(days=int(d)) for d in rng.integers(0, 300, n)]
+    accounts = pd.DataFrame({"account_id": ids, "name": [f"Client {i}" for i in range(n)], "segment": "smb",
+                             "industry": None, "region": "dach", "arr": 12_000.0, "plan": "team", "seats": 10,
+                             "csm_owner": "jo", "created_at": signup})
+    renewals, tickets, usage = [], [], []
+    data_end = pd.Timestamp("2024-12-31")
+    for i, (aid, start) in enumerate(zip(ids, signup, strict=True)):
+        due, k, active_until = start + pd.Timedelta(days=365), 0, data_end
+        while True:
+            if due > data_end:
+                renewals.append({"renewal_id": f"{aid}-{k}", "account_id": aid, "renewal_date": due, "amount": 12_000.0,
+                                 "stage": "open", "closed_at": pd.NaT, "outcome": "open"})
+                break
+            churn = i % 7 == 0
+            renewals.append({"renewal_id": f"{aid}-{k}", "account_id": aid, "renewal_date": due, "amount": 12_000.0,
+                             "stage": "closed", "closed_at": due - pd.Timedelta(days=20),
+                             "outcome": "churned" if churn else "renewed"})
+            if churn:
+                active_until = due
+                break
+            due, k = due + pd.Timedelta(days=365), k + 1
+        for day in pd.date_range(start, min(active_until, data_end), freq="3D"):
+            usage.append({"account_id": aid, "date": day, "active_users": 4, "events": 40, "core_events": 20,
+                          "advanced_events": 5})
+        for j, day in enumerate(pd.date_range(start + pd.Timedelta(days=5), min(active_until, data_end), freq="45D")):
+            tickets.append({"ticket_id": f"Z{i:04d}{j:02d}", "account_id": aid, "created_at": day + pd.Timedelta(hours=9),
+                            "first_response_at": day + pd.Timedelta(hours=10), "solved_at": pd.NaT, "priority": "normal",
+                            "category": "question", "status": "open", "csat": np.nan, "escalated": False})
+    return {"accounts": conform(accounts, ACCOUNTS), "renewals": conform(pd.DataFrame(renewals), RENEWALS),
+            "tickets": conform(pd.DataFrame(tickets), TICKETS), "usage_daily": conform(pd.DataFrame(usage), USAGE_DAILY)}

@@ -6,7 +6,11 @@ Runs partition DATE of `daily_rescue_job` (`pipelines.jobs`, partitioned by
 `DAGSTER_HOME` is set, exactly as the daily schedule or a backfill would run it. It never
 generates data. The summary and the exit status are those of every CLI run
 (`pipelines.cli.runner`): 0 when the run succeeded (warnings included), 1 when a step or a
-blocking check failed, 2 for a date that is not a snapshot.
+blocking check failed, 2 for a date that is not a snapshot (or a setting that cannot be read).
+
+The partitions follow the data in the configured warehouse (`assets.partitions`): a company's
+history from 2024 has snapshots from 2024, and a date before the data's first usable date is
+refused with the valid range.
 """
 
 from __future__ import annotations
@@ -29,17 +33,19 @@ def _fail(message: str) -> typer.Exit:
 
 def snapshot_key(text: str, partitions_def) -> str:
     """The partition key of snapshot `text` (YYYY-MM-DD); exits with one line when it is not
-    a date or not one of the job's partitions."""
+    a date or not one of the job's partitions (the line names the valid range and where its
+    first day comes from, `assets.partitions`)."""
+    from assets.partitions import SnapshotOutOfRange
+    from assets.partitions import snapshot_key as partition_key
+
     try:
         day = date.fromisoformat(text.strip())
     except ValueError:
         raise _fail(f"--snapshot {text!r} is not a date: give the snapshot as YYYY-MM-DD") from None
-    key = day.isoformat()
-    first, last = partitions_def.get_first_partition_key(), partitions_def.get_last_partition_key()
-    if not partitions_def.has_partition_key(key):
-        raise _fail(f"snapshot {key} is outside the daily partitions of {JOB}: "
-                    f"{first} .. {last}")
-    return key
+    try:
+        return partition_key(day, partitions_def, of=f"the daily partitions of {JOB}")
+    except SnapshotOutOfRange as exc:
+        raise _fail(str(exc)) from None
 
 
 def run(
@@ -50,8 +56,12 @@ def run(
     """Run the daily rescue job for one snapshot date against the configured sources."""
     if verbose:
         runner.set_verbose(True)
+    from connectors.settings import SettingError
     from pipelines.definitions import build_definitions
 
-    defs = build_definitions()
+    try:
+        defs = build_definitions()
+    except SettingError as exc:
+        raise _fail(str(exc)) from None
     key = snapshot_key(snapshot, defs.resolve_job_def(JOB).partitions_def)
     runner.run_job(defs, JOB, runner.instance(), partition_key=key)

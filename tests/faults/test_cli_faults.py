@@ -12,6 +12,7 @@ operator would.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import subprocess
@@ -27,6 +28,7 @@ import typer
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from assets.partitions import FALLBACK_HISTORY_DAYS
 from connectors.queue.store import QueueStore
 from connectors.queue.users import DeskUsers
 from connectors.settings import declared_names
@@ -158,9 +160,14 @@ def test_a_failed_run_is_one_line_naming_the_asset_and_its_root_cause(home, monk
 # ------------------------------------------------------------------------ snapshot dates
 
 
+#: With no warehouse, the partitions start FALLBACK_HISTORY_DAYS before today (`assets.partitions`).
+FALLBACK_START = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=FALLBACK_HISTORY_DAYS)).isoformat()
+
+
 @pytest.mark.parametrize(("snapshot", "names"), [
-    pytest.param("2025-12-31", ["2025-12-31", "outside", "2026-01-01 .. "], id="before-the-first-partition"),
-    pytest.param("2099-01-01", ["2099-01-01", "outside", "2026-01-01 .. "], id="after-the-last-partition"),
+    pytest.param("2019-12-31", ["2019-12-31", "outside", f"{FALLBACK_START} .. ", "730 days before today"],
+                 id="before-the-first-partition"),
+    pytest.param("2099-01-01", ["2099-01-01", "outside", f"{FALLBACK_START} .. "], id="after-the-last-partition"),
     pytest.param("2026-13-45", ["'2026-13-45' is not a date", "YYYY-MM-DD"], id="impossible-date"),
     pytest.param("yesterday", ["'yesterday' is not a date", "YYYY-MM-DD"], id="not-a-date"),
 ])

@@ -4,7 +4,9 @@ check by name; nothing downstream runs; and a number outside its range that reac
 anyway is refused there, with nothing written to the queue.
 
 Source frames are built as tests/data/test_source_quality.py builds them (`random_tables`, then
-one fault), leniently conformed as the source connectors return them.
+one fault), leniently conformed as the source connectors return them. The runs through Dagster
+land a company's own history instead (`tests.factories.company_history`, 2023-2024, plausible
+and fresh at its run's instant) and run every source check on it (`tests.data.source_runs`).
 """
 
 from __future__ import annotations
@@ -12,21 +14,19 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
 
 from assets import stages
 from assets.quality import source_checks
-from assets.sources import crm_accounts, crm_renewals, product_usage_daily, support_tickets
-from connectors.sources import RAW_TABLES, WarehouseCRM, WarehouseTicketing
-from connectors.warehouse import RAW_EVENTS_TABLE, Warehouse, WarehouseResource
+from connectors.warehouse import Warehouse
 from models.contracts import ACCOUNTS, RENEWALS, TICKETS, USAGE_DAILY, conform, empty_frame
 from models.policy.loader import load_policy
 from models.quality import QualityResult, validate_frame
 from models.routing.route import RoutingError, route
-from tests.factories import random_tables
+from tests.data.source_runs import RUN_AT, company_sources, run_sources
+from tests.factories import company_history, random_tables
 from tests.faults.conftest import assert_clean_failure
 from tests.unit.test_policy import POLICIES
 
@@ -41,10 +41,12 @@ def tables() -> dict[str, pd.DataFrame]:
 
 
 def _validate(tables: dict[str, pd.DataFrame], name: str, frame: pd.DataFrame) -> QualityResult:
-    """The table's suite as its blocking check runs it: leniently conformed, accounts known."""
+    """The table's suite as its blocking check runs it: leniently conformed, accounts known, on
+    a run at NOW, the current time."""
     contract = CONTRACTS[name]
     known = None if name == "accounts" else tables["accounts"]["account_id"]
-    return validate_frame(conform(frame, contract, lenient=True), contract, known_accounts=known, now=NOW)
+    return validate_frame(conform(frame, contract, lenient=True), contract, known_accounts=known, now=NOW,
+                          wall_clock=NOW)
 
 
 def _set(table: str, rows: list[int], column: str, value) -> Callable[[dict], pd.DataFrame]:
@@ -89,6 +91,8 @@ FAULTS = {
     # unparseable dates
     "unparseable-created_at": ("accounts", _set("accounts", [3], "created_at", "not a date"), ["not readable as datetime", "'not a date'", "A003"], "created_at"),
     "unparseable-renewal_date": ("renewals", _set("renewals", [0], "renewal_date", "31/31/2025"), ["not readable as datetime", "31/31/2025"], "renewal_date"),
+    "ambiguous-day-month-created_at": ("tickets", _set("tickets", [1, 2], "created_at", "03/04/2026"),
+                                       ["2 row(s)", "ambiguous day/month order", "declare the column's date format or day_first", "T00001", "'03/04/2026'"], "created_at"),
     "unparseable-nullable-solved_at": ("tickets", _set("tickets", [2], "solved_at", "yesterday"), ["not readable as datetime", "'yesterday'", "T00002"], "solved_at"),
     # nulls in a required column, per column type
     "null-str-name": ("accounts", _set("accounts", [6], "name", None), ["1 row(s)", "null in a required column", "A006"], "name"),
@@ -176,13 +180,6 @@ def test_a_scheduled_renewal_in_the_future_is_not_a_fault(tables):
 # ---------------------------------------------------------------------------------------------
 
 
-def _raw_events(accounts: pd.DataFrame, days: int = 3) -> pd.DataFrame:
-    start = pd.Timestamp(dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)).normalize() - pd.Timedelta(days=days)
-    rows = [{"account_id": a, "user_id": f"{a}-u1", "occurred_at": start + pd.Timedelta(days=d, hours=9),
-             "feature": "core", "quantity": 3} for a in accounts["account_id"] for d in range(days)]
-    return pd.DataFrame(rows)
-
-
 def _blank(table: str) -> Callable[[dict], dict]:
     def make(t: dict) -> dict:
         if table == "events":
@@ -205,64 +202,45 @@ DAGSTER_FAULTS = {
     "empty-renewals": (_blank("renewals"), "crm_renewals_contract", ["source table renewals is empty"]),
     "empty-accounts": (_blank("accounts"), "crm_accounts_contract", ["source table accounts is empty"]),
     "empty-usage": (_blank("events"), "product_usage_daily_contract", ["source table usage_daily is empty"]),
-    "infinite-arr": (_account("arr", np.inf), "crm_accounts_contract", ["accounts.arr", "1 row(s)", "A000", "inf"]),
+    "infinite-arr": (_account("arr", np.inf), "crm_accounts_contract", ["accounts.arr", "1 row(s)", "C-0000", "inf"]),
     "account-id-too-long": (_account("account_id", "A" * 200), "crm_accounts_contract",
                             ["accounts.account_id", "longer than 128 characters", "200 characters"]),
 }
-
-
-def _run_sources(tmp_path, tables: dict[str, pd.DataFrame]):
-    url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
-    warehouse = Warehouse(url)
-    for name in ("accounts", "renewals", "tickets"):
-        warehouse.write_table(RAW_TABLES[name], tables[name])
-    warehouse.write_table(RAW_EVENTS_TABLE, tables["events"])
-    ran: list[str] = []
-
-    @dg.asset(deps=[crm_accounts, crm_renewals, support_tickets, product_usage_daily])
-    def downstream_of_sources() -> None:
-        """Stands for features, scores and routing: it runs only after every source check passed."""
-        ran.append("downstream_of_sources")
-
-    resource = WarehouseResource(url=url)
-    defs = dg.Definitions(
-        assets=[crm_accounts, crm_renewals, support_tickets, product_usage_daily, downstream_of_sources],
-        asset_checks=source_checks,
-        jobs=[dg.define_asset_job("sources_job", selection=dg.AssetSelection.all())],
-        resources={"warehouse": resource, "crm": WarehouseCRM(warehouse=resource),
-                   "ticketing": WarehouseTicketing(warehouse=resource)},
-    )
-    result = defs.resolve_job_def("sources_job").execute_in_process(instance=dg.DagsterInstance.ephemeral(),
-                                                                     raise_on_error=False)
-    evals = {e.event_specific_data.check_name: e.event_specific_data for e in result.all_events
-             if e.event_type_value == "ASSET_CHECK_EVALUATION"}
-    return result, evals, ran
+#: The checks that read the accounts: they wait for the accounts' checks.
+NEED_ACCOUNTS = {"crm_renewals_consistent", "support_tickets_consistent", "product_usage_daily_consistent",
+                 "crm_renewals_fresh"}
 
 
 @pytest.fixture(scope="module")
 def source_tables() -> dict[str, pd.DataFrame]:
-    t = random_tables(n_accounts=8, seed=9, start="2025-06-01", days=200)
-    return {"accounts": t["accounts"], "renewals": t["renewals"], "tickets": t["tickets"],
-            "events": _raw_events(t["accounts"])}
+    """A company's own history (2023-2024), its exports as they stood on the run's day."""
+    return company_sources(company_history())
 
 
 def test_clean_sources_pass_every_check_and_run_downstream(tmp_path, source_tables):
-    result, evals, ran = _run_sources(tmp_path, source_tables)
-    assert result.success, [c.metadata["summary"].value for c in evals.values() if not c.passed]
-    assert all(c.passed for c in evals.values()) and len(evals) == 4
-    assert ran == ["downstream_of_sources"]
+    run = run_sources(tmp_path, source_tables, tags={"rescue/now": RUN_AT})
+    assert run.result.success, [c.metadata["summary"].value for c in run.evals.values() if not c.passed]
+    assert set(run.evals) == {key.name for c in source_checks for key in c.check_keys} and len(run.evals) == 10
+    assert all(c.passed for c in run.evals.values())
+    assert run.ran == ["downstream_of_sources"]
 
 
 @pytest.mark.parametrize("case", list(DAGSTER_FAULTS))
 def test_a_failing_source_check_blocks_downstream_and_names_the_problem(tmp_path, source_tables, case):
     fault, check, names = DAGSTER_FAULTS[case]
-    result, evals, ran = _run_sources(tmp_path, fault(source_tables))
-    assert not result.success
-    assert ran == [], "a step downstream of a failing source check ran"
-    # only the faulty table's check fails: with the accounts failing, the checks that look accounts
-    # up do not run at all, so none blames its own table for them
-    assert [name for name, c in evals.items() if not c.passed] == [check]
-    assert_clean_failure(evals[check].metadata["summary"].value, names=names)
+    run = run_sources(tmp_path, fault(source_tables), tags={"rescue/now": RUN_AT})
+    assert not run.result.success
+    assert run.ran == [], "a step downstream of a failing source check ran"
+    # only the faulty table's check fails; every other table's own check ran and passed, and with
+    # the accounts failing, the checks that look accounts up do not run, so none blames its table
+    assert run.failed() == [check]
+    own = {"crm_accounts_contract", "crm_renewals_contract", "support_tickets_contract", "product_usage_daily_contract"}
+    assert own <= set(run.evals)
+    if check == "crm_accounts_contract":
+        assert not NEED_ACCOUNTS & set(run.evals)
+    assert_clean_failure(run.summary(check), names=names)
+    # Dagster's own line for the check carries the same findings (`dagster job execute` prints it)
+    assert_clean_failure(run.evals[check].description, names=names)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -32,13 +32,20 @@ CHECKS = {
     ("crm_renewals", "crm_renewals_contract"),
     ("product_usage_daily", "product_usage_daily_contract"),
     ("support_tickets", "support_tickets_contract"),
+    ("crm_renewals", "crm_renewals_consistent"),
+    ("product_usage_daily", "product_usage_daily_consistent"),
+    ("support_tickets", "support_tickets_consistent"),
+    ("crm_renewals", "crm_renewals_fresh"),
+    ("product_usage_daily", "product_usage_daily_fresh"),
+    ("support_tickets", "support_tickets_fresh"),
     ("churn_model", "churn_model_promotion_gate"),
     ("churn_scores", "churn_scores_drift"),
 }
 JOBS = {"daily_rescue_job", "weekly_retrain_job", "feedback_job"}
 SCHEDULES = {"daily_rescue_schedule", "weekly_retrain_schedule"}
 SENSORS = {"sla_clock", "rescue_actions_sensor"}
-RESOURCES = {"warehouse", "crm", "ticketing", "queue", "model_registry", "policy", "notifier", "crm_writer"}
+RESOURCES = {"warehouse", "crm", "ticketing", "queue", "model_registry", "policy", "notifier", "crm_writer",
+             "source_checks"}
 
 #: A placeholder for each secret: a value no repr, snapshot or metadata may contain.
 PLACEHOLDERS = {

@@ -54,6 +54,47 @@ def test_a_past_snapshot_runs_at_its_scheduled_instant_and_a_live_one_on_the_wal
     assert resolve_now({"dagster/partition": "not-a-date"}, wall_clock=dt.datetime(2027, 3, 1)).year == 2027
 
 
+def test_rescue_now_is_the_deployments_clock_for_every_run_that_would_read_the_wall_clock():
+    from connectors.settings import current
+
+    pinned = current({"RESCUE_NOW": "2024-12-31T09:30:00+01:00"})  # a history that ended in 2024
+    at = dt.datetime(2024, 12, 31, 8, 30, tzinfo=UTC)
+    today = dt.datetime(2026, 12, 2, 14, 0)
+    # unpartitioned runs (the weekly retrain) and the partition of the pinned day run at the pin
+    assert resolve_now({}, wall_clock=today, settings=pinned) == at
+    assert resolve_now({"dagster/partition": "2024-12-31"}, wall_clock=today, settings=pinned) == at
+    # an earlier partition is a replay: its own day's scheduled instant, as without the pin
+    assert resolve_now({"dagster/partition": "2024-06-03"}, wall_clock=today, settings=pinned) \
+        == dt.datetime(2024, 6, 3, 6, 0, tzinfo=UTC)
+    # "day D is over" is decided on the pinned clock, not on the wall clock
+    assert resolve_now({"dagster/partition": "2024-12-31"}, wall_clock=today, settings=current({})) \
+        == dt.datetime(2024, 12, 31, 6, 0, tzinfo=UTC)
+    # a pin of the run still wins; a naive setting is UTC; an unreadable one is one clear error
+    assert resolve_now({"rescue/now": "2024-07-01T00:00:00Z"}, wall_clock=today, settings=pinned) \
+        == dt.datetime(2024, 7, 1, tzinfo=UTC)
+    assert resolve_now({}, settings=current({"RESCUE_NOW": "2024-12-31 09:30"})) \
+        == dt.datetime(2024, 12, 31, 9, 30, tzinfo=UTC)
+    with pytest.raises(ClockError, match="RESCUE_NOW='next week' is not an ISO 8601 instant"):
+        resolve_now({}, settings=current({"RESCUE_NOW": "next week"}))
+
+
+def test_rescue_now_pins_a_run(monkeypatch):
+    seen: list[dt.datetime] = []
+
+    @dg.asset
+    def reads_the_clock(context) -> None:
+        seen.append(run_clock.run_now(context))
+
+    monkeypatch.setattr(run_clock, "utcnow", lambda: dt.datetime(2026, 12, 2, 14, 0))
+    monkeypatch.setenv("RESCUE_NOW", "2024-12-31T06:00:00Z")
+    assert dg.materialize([reads_the_clock]).success
+    monkeypatch.setenv("RESCUE_NOW", "garbage")
+    assert not dg.materialize([reads_the_clock], raise_on_error=False).success
+    monkeypatch.delenv("RESCUE_NOW")
+    assert dg.materialize([reads_the_clock]).success
+    assert seen == [dt.datetime(2024, 12, 31, 6, 0, tzinfo=UTC), dt.datetime(2026, 12, 2, 14, 0, tzinfo=UTC)]
+
+
 def test_the_daily_schedule_ticks_at_the_replay_hour():
     from pipelines.definitions import defs
 

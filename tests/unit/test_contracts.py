@@ -88,3 +88,30 @@ def test_account_ids_have_the_queue_column_length_and_sources_may_not_be_empty()
         if "account_id" in table.c:
             assert table.c.account_id.type.length == ACCOUNT_ID_CHARS, table.name
     assert [c.name for c in CONTRACTS.values() if c.may_be_empty] == ["churn_outcomes", "account_history"]
+
+
+def _signups(*dates: str) -> pd.DataFrame:
+    return pd.concat([_accounts(account_id=f"A{i}", created_at=d) for i, d in enumerate(dates)], ignore_index=True)
+
+
+def test_a_day_month_text_date_is_refused_unless_its_order_is_declared():
+    # a company's dd-mm-yyyy export: 03-04-2024 is the 3rd of April, 13-04-2024 the 13th
+    export = _signups("03-04-2024", "13-04-2024", "2024-01-05T10:00:00Z")
+    with pytest.raises(ContractError, match=r"accounts\.created_at: .*day/month order of '03-04-2024' is ambiguous"):
+        conform(export, ACCOUNTS)
+    day_first = conform(export, ACCOUNTS, day_first=True)["created_at"].tolist()
+    # an ISO date in the same column keeps its own order (dayfirst would read it as May 1st)
+    assert day_first == [pd.Timestamp("2024-04-03"), pd.Timestamp("2024-04-13"), pd.Timestamp("2024-01-05 10:00")]
+    formatted = conform(_signups("03-04-2024", "13-04-2024"), ACCOUNTS, date_formats={"created_at": "%d-%m-%Y"})
+    assert formatted["created_at"].tolist() == [pd.Timestamp("2024-04-03"), pd.Timestamp("2024-04-13")]
+    # declared month first, 13-04-2024 is no date: refused, not quietly swapped
+    with pytest.raises(ContractError, match="'13-04-2024' is not a date month first"):
+        conform(export, ACCOUNTS, day_first=False)
+    assert conform(_signups("04/03/2024"), ACCOUNTS, day_first=False)["created_at"].tolist() == [pd.Timestamp("2024-04-03")]
+    # lenient: the raw text stays for the quality check to count and name
+    assert conform(export, ACCOUNTS, lenient=True)["created_at"].tolist()[:2] == ["03-04-2024", "13-04-2024"]
+
+
+def test_unambiguous_text_dates_need_no_declaration():
+    out = conform(_signups("2024-04-03", "2024/04/03 10:00", "3 Apr 2024", "2024-04-03T10:00:00+02:00"), ACCOUNTS)
+    assert out["created_at"].dt.date.astype(str).tolist() == ["2024-04-03"] * 4
