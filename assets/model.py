@@ -21,6 +21,7 @@ from connectors.settings import default_report_dir
 from connectors.warehouse import WarehouseResource
 from models.churn.model import ChurnModel
 from models.churn.validation import time_validation_report
+from models.churn.attributes import attributes_rule
 from models.churn.features import CATEGORICAL_FEATURES, FEATURE_NAMES
 from models.experiment.outcomes import rescue_treatments
 from models.churn.health import rules_risk
@@ -58,6 +59,7 @@ def training_set(
     crm_renewals: pd.DataFrame,
     support_tickets: pd.DataFrame,
     rescue_outcomes: pd.DataFrame,
+    crm_account_history: pd.DataFrame | None,
 ) -> pd.DataFrame:
     """Features at several observation dates with churn-within-horizon labels (censored dates left out).
 
@@ -80,6 +82,7 @@ def training_set(
         data_end=end,
         treatments=rescue_treatments(rescue_outcomes),
         progress=lambda i, n, d: context.log.info(f"observation date {i}/{n}: {d.date()}"),
+        account_history=crm_account_history,
     )
     treated_rows = int(df["treated"].sum())
     df = df[~df["treated"]].reset_index(drop=True)
@@ -92,6 +95,7 @@ def training_set(
             "data_end": str(end.date()),
             "positive_rate": float(df["label"].mean()),
             "treated_rows_dropped": treated_rows,
+            "attributes": attributes_rule(crm_account_history),
         }
     )
     return df

@@ -10,9 +10,9 @@ that look up accounts do not blame their table when the accounts have no ids (`m
 import dagster as dg
 import pandas as pd
 
-from assets.sources import crm_accounts, crm_renewals, product_usage_daily, support_tickets
+from assets.sources import NO_HISTORY, crm_account_history, crm_accounts, crm_renewals, product_usage_daily, support_tickets
 from connectors.warehouse import WarehouseResource
-from models.contracts import ACCOUNTS, RENEWALS, TICKETS, USAGE_DAILY, TableContract, conform, empty_frame
+from models.contracts import ACCOUNT_HISTORY, ACCOUNTS, RENEWALS, TICKETS, USAGE_DAILY, TableContract, conform, empty_frame
 from models.quality import QualityResult, validate_frame
 
 #: Usage is validated over the most recent days: the window every snapshot reads.
@@ -55,6 +55,18 @@ def crm_renewals_contract(crm_renewals: pd.DataFrame, crm_accounts: pd.DataFrame
 
 
 @dg.asset_check(
+    asset=crm_account_history,
+    blocking=True,
+    additional_ins={"crm_accounts": dg.AssetIn("crm_accounts")},
+    description="The account history, where one is landed, satisfies its contract and references known accounts (GX suite).",
+)
+def crm_account_history_contract(crm_account_history: pd.DataFrame | None, crm_accounts: pd.DataFrame) -> dg.AssetCheckResult:
+    if crm_account_history is None:
+        return dg.AssetCheckResult(passed=True, description=NO_HISTORY, metadata={"landed": False})
+    return _check(crm_account_history, ACCOUNT_HISTORY, crm_accounts)
+
+
+@dg.asset_check(
     asset=support_tickets,
     blocking=True,
     additional_ins={"crm_accounts": dg.AssetIn("crm_accounts")},
@@ -83,4 +95,5 @@ def product_usage_daily_contract(warehouse: WarehouseResource, crm_accounts: pd.
     return _check(conform(raw, USAGE_DAILY, lenient=True), USAGE_DAILY, crm_accounts)
 
 
-source_checks = [crm_accounts_contract, crm_renewals_contract, support_tickets_contract, product_usage_daily_contract]
+source_checks = [crm_accounts_contract, crm_renewals_contract, crm_account_history_contract, support_tickets_contract,
+                 product_usage_daily_contract]

@@ -68,11 +68,14 @@ def snapshot_features(
     tickets: pd.DataFrame,
     outcomes: pd.DataFrame,
     as_of: pd.Timestamp,
+    *,
+    account_history: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Features of every live account as of `as_of`, from data strictly before it."""
+    """Features of every live account as of `as_of`, from data strictly before it (changing
+    attributes from `account_history` as of `as_of` when given)."""
     ids = population(accounts, outcomes, as_of)
     usage = warehouse.read_usage_daily(as_of - pd.Timedelta(days=USAGE_WINDOW_DAYS), as_of)
-    return compute_features(accounts, renewals, tickets, usage, as_of, account_ids=ids)
+    return compute_features(accounts, renewals, tickets, usage, as_of, account_ids=ids, account_history=account_history)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,14 @@ def has_history(history: pd.DataFrame | None) -> bool:
     return history is not None and len(history) > 0
 
 
+def attributes_rule(history: pd.DataFrame | None) -> str:
+    """How the changing attributes were read, in words (for metadata and reports)."""
+    if has_history(history):
+        return ("as of each date from the account history (last row strictly before the date; "
+                "missing where the account has none)")
+    return "the accounts' current values at every date (no account history: attributes assumed constant)"
+
+
 def attributes_as_of(
     accounts: pd.DataFrame,
     history: pd.DataFrame | None,

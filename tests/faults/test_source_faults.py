@@ -19,7 +19,7 @@ import pytest
 
 from assets import stages
 from assets.quality import source_checks
-from assets.sources import crm_accounts, crm_renewals, product_usage_daily, support_tickets
+from assets.sources import crm_account_history, crm_accounts, crm_renewals, product_usage_daily, support_tickets
 from connectors.sources import RAW_TABLES, WarehouseCRM, WarehouseTicketing
 from connectors.warehouse import RAW_EVENTS_TABLE, Warehouse, WarehouseResource
 from models.contracts import ACCOUNTS, RENEWALS, TICKETS, USAGE_DAILY, conform, empty_frame
@@ -208,25 +208,38 @@ DAGSTER_FAULTS = {
     "infinite-arr": (_account("arr", np.inf), "crm_accounts_contract", ["accounts.arr", "1 row(s)", "A000", "inf"]),
     "account-id-too-long": (_account("account_id", "A" * 200), "crm_accounts_contract",
                             ["accounts.account_id", "longer than 128 characters", "200 characters"]),
+    "empty-account-history": (lambda t: {**t, "account_history": _history(t).head(0)}, "crm_account_history_contract",
+                              ["source table account_history is empty"]),
+    "history-of-an-unknown-account": (lambda t: {**t, "account_history": _history(t).assign(account_id="GHOST-9")},
+                                      "crm_account_history_contract", ["account_history.account_id", "GHOST-9"]),
 }
+
+
+def _history(t: dict) -> pd.DataFrame:
+    """One row per account from its creation: the account history as a CRM would land it."""
+    accounts = t["accounts"]
+    return accounts[["account_id", "created_at", "arr", "plan", "seats", "segment", "csm_owner"]].rename(
+        columns={"created_at": "valid_from"})
 
 
 def _run_sources(tmp_path, tables: dict[str, pd.DataFrame]):
     url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
     warehouse = Warehouse(url)
-    for name in ("accounts", "renewals", "tickets"):
-        warehouse.write_table(RAW_TABLES[name], tables[name])
+    for name in ("accounts", "renewals", "tickets", "account_history"):
+        if name in tables:  # the account history is optional
+            warehouse.write_table(RAW_TABLES[name], tables[name])
     warehouse.write_table(RAW_EVENTS_TABLE, tables["events"])
     ran: list[str] = []
 
-    @dg.asset(deps=[crm_accounts, crm_renewals, support_tickets, product_usage_daily])
+    @dg.asset(deps=[crm_accounts, crm_renewals, crm_account_history, support_tickets, product_usage_daily])
     def downstream_of_sources() -> None:
         """Stands for features, scores and routing: it runs only after every source check passed."""
         ran.append("downstream_of_sources")
 
     resource = WarehouseResource(url=url)
     defs = dg.Definitions(
-        assets=[crm_accounts, crm_renewals, support_tickets, product_usage_daily, downstream_of_sources],
+        assets=[crm_accounts, crm_renewals, crm_account_history, support_tickets, product_usage_daily,
+                downstream_of_sources],
         asset_checks=source_checks,
         jobs=[dg.define_asset_job("sources_job", selection=dg.AssetSelection.all())],
         resources={"warehouse": resource, "crm": WarehouseCRM(warehouse=resource),
@@ -246,11 +259,18 @@ def source_tables() -> dict[str, pd.DataFrame]:
             "events": _raw_events(t["accounts"])}
 
 
-def test_clean_sources_pass_every_check_and_run_downstream(tmp_path, source_tables):
-    result, evals, ran = _run_sources(tmp_path, source_tables)
+@pytest.mark.parametrize("history", ["none landed", "landed"])
+def test_clean_sources_pass_every_check_and_run_downstream(tmp_path, source_tables, history):
+    tables = source_tables if history == "none landed" else {**source_tables, "account_history": _history(source_tables)}
+    result, evals, ran = _run_sources(tmp_path, tables)
     assert result.success, [c.metadata["summary"].value for c in evals.values() if not c.passed]
-    assert all(c.passed for c in evals.values()) and len(evals) == 4
+    assert all(c.passed for c in evals.values()) and len(evals) == 5
     assert ran == ["downstream_of_sources"]
+    check = evals["crm_account_history_contract"]
+    if history == "none landed":
+        assert "attributes assumed constant" in check.description
+    else:
+        assert check.metadata["rows"].value == len(source_tables["accounts"])
 
 
 @pytest.mark.parametrize("case", list(DAGSTER_FAULTS))

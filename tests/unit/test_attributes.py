@@ -144,3 +144,21 @@ def test_a_model_trained_on_todays_arr_learns_a_leak_the_as_of_arr_does_not_have
     # its figure does not hold at scoring time, where the as-of model is the better one
     assert leaky_auc - leaky_in_production > 0.05
     assert honest_auc > leaky_in_production
+
+
+def test_candidates_carry_the_attributes_as_of_the_snapshot(upgraded):
+    from models.churn.health import health_scores
+    from models.churn.scoring import build_candidates
+
+    t, history = upgraded
+    late = history.copy()
+    late.loc[late["account_id"] == "A001", "valid_from"] = AS_OF + pd.Timedelta(days=10)
+    feats = _features(t, AS_OF, late)
+    scores = pd.DataFrame({"account_id": feats.index, "churn_risk": 0.1, "churn_risk_delta": 0.0, "drivers": [[]] * len(feats),
+                           "top_reason": "", "model_version": "m1"})
+    cands = build_candidates(feats, t["accounts"], scores, health_scores(feats, scores["churn_risk"].to_numpy()),
+                             snapshot_date=AS_OF).set_index("account_id")
+    assert cands.loc["A000", "arr"] == 10_000.0 and cands.loc["A000", "plan"] == "starter"  # not today's upgrade
+    assert cands.loc["A000", "csm_owner"] != "dee"
+    today = t["accounts"].set_index("account_id").loc["A001"]
+    assert cands.loc["A001", "arr"] == today["arr"]  # no value as of the snapshot: routing still needs one
