@@ -77,17 +77,24 @@ def _snapshot_date() -> pd.Timestamp:
 
 
 def _run_job(defs, name: str, instance, run_config: dict | None = None, **kwargs):
+    import dagster as dg
+
     started = time.perf_counter()
     with err.status(f"running {name} {kwargs.get('partition_key', '')}"):
         result = defs.resolve_job_def(name).execute_in_process(
             instance=instance, run_config={**QUIET_LOGS, **(run_config or {})}, raise_on_error=False, **kwargs
         )
     failed = [e for e in result.all_events if e.is_step_failure]
-    checks = [
+    unmet = [
         e.event_specific_data
         for e in result.all_events
         if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.passed
     ]
+    # a warning check (drift; no champion, so scoring falls back to the rules) is shown, not fatal
+    for c in unmet:
+        if c.severity == dg.AssetCheckSeverity.WARN:
+            err.print(f"[yellow]check warned[/yellow] {c.asset_key.to_user_string()}.{c.check_name}: {c.description or ''}")
+    checks = [c for c in unmet if c.severity != dg.AssetCheckSeverity.WARN]
     if not result.success or failed or checks:
         for e in failed:
             err.print(f"[red]step failed[/red] {e.step_key}: {e.event_specific_data.error.message.strip()}")
