@@ -8,6 +8,7 @@ from assets import stages
 from assets.partitions import snapshot_date, snapshot_partitions
 from connectors.warehouse import WarehouseResource
 from models.contracts import CHURN_OUTCOMES
+from models.churn.attributes import attributes_rule
 from models.churn.features import FEATURE_NAMES
 from models.churn.labels import churn_outcomes as derive_churn_outcomes
 
@@ -46,12 +47,16 @@ def account_features(
     crm_renewals: pd.DataFrame,
     support_tickets: pd.DataFrame,
     churn_outcomes: pd.DataFrame,
+    crm_account_history: pd.DataFrame | None,
 ) -> pd.DataFrame:
-    """Features of every live account as of the snapshot date, from data strictly before it."""
+    """Features of every live account as of the snapshot date, from data strictly before it
+    (ARR, plan, seats, segment and owner from the account history as of the date, when one is landed)."""
     as_of = snapshot_date(context)
-    feats = stages.snapshot_features(warehouse.get_client(), crm_accounts, crm_renewals, support_tickets, churn_outcomes, as_of)
+    feats = stages.snapshot_features(warehouse.get_client(), crm_accounts, crm_renewals, support_tickets, churn_outcomes, as_of,
+                                     account_history=crm_account_history)
     context.add_output_metadata(
         {
+            "attributes": dg.MetadataValue.text(attributes_rule(crm_account_history)),
             "dagster/row_count": len(feats),
             "snapshot_date": dg.MetadataValue.text(str(as_of.date())),
             "features": dg.MetadataValue.int(len(FEATURE_NAMES)),

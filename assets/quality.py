@@ -37,10 +37,10 @@ import pandas as pd
 from pydantic import Field
 
 from assets.run_clock import run_now, wall_now
-from assets.sources import crm_accounts, crm_renewals, product_usage_daily, support_tickets
+from assets.sources import NO_HISTORY, crm_account_history, crm_accounts, crm_renewals, product_usage_daily, support_tickets
 from connectors.settings import FRESHNESS_MODES, current, freshness_mode
 from connectors.warehouse import USAGE_DAILY_TABLE, WarehouseResource
-from models.contracts import ACCOUNTS, RENEWALS, TICKETS, USAGE_DAILY, Column, TableContract, conform, empty_frame
+from models.contracts import ACCOUNT_HISTORY, ACCOUNTS, RENEWALS, TICKETS, USAGE_DAILY, Column, TableContract, conform, empty_frame
 from models.plausibility import (
     ACTIVITY_WINDOW_DAYS,
     Finding,
@@ -275,7 +275,33 @@ def crm_renewals_consistent(context: dg.AssetCheckExecutionContext, source_check
     return report.result()
 
 
+@dg.asset_check(asset=crm_account_history, blocking=True,
+                description="The account history, where one is landed, satisfies its contract (GX suite).")
+def crm_account_history_contract(context: dg.AssetCheckExecutionContext,
+                                 crm_account_history: pd.DataFrame | None) -> dg.AssetCheckResult:
+    if crm_account_history is None:
+        return dg.AssetCheckResult(passed=True, description=NO_HISTORY, metadata={"landed": False})
+    report = Report("account_history")
+    report.add_quality(_contract(crm_account_history, ACCOUNT_HISTORY, *_instants(context)))
+    return report.result()
+
+
 @dg.asset_check(
+    asset=crm_account_history, blocking=True, additional_ins={"crm_accounts": dg.AssetIn("crm_accounts")},
+    description="The account history, where one is landed, references known accounts.",
+)
+def crm_account_history_consistent(context: dg.AssetCheckExecutionContext, crm_account_history: pd.DataFrame | None,
+                                   crm_accounts: pd.DataFrame) -> dg.AssetCheckResult:
+    if crm_account_history is None:
+        return dg.AssetCheckResult(passed=True, description=NO_HISTORY, metadata={"landed": False})
+    now, wall = _instants(context)
+    report = Report("account_history")
+    report.add_quality(_references(crm_account_history, ACCOUNT_HISTORY, crm_accounts, now, wall))
+    return report.result()
+
+
+@dg.asset_check(
+
     asset=support_tickets, blocking=True, additional_ins={"crm_accounts": dg.AssetIn("crm_accounts")},
     description="Tickets reference known accounts and are not dated before the account's signup.",
 )
@@ -406,8 +432,10 @@ def crm_renewals_fresh(context: dg.AssetCheckExecutionContext, source_checks: So
                             rate_per_day=recent_rate(changes, now), quiet_odds=thresholds.quiet_odds))
 
 
-contract_checks = [crm_accounts_contract, crm_renewals_contract, support_tickets_contract, product_usage_daily_contract]
-consistency_checks = [crm_renewals_consistent, support_tickets_consistent, product_usage_daily_consistent]
+contract_checks = [crm_accounts_contract, crm_renewals_contract, crm_account_history_contract, support_tickets_contract,
+                   product_usage_daily_contract]
+consistency_checks = [crm_renewals_consistent, crm_account_history_consistent, support_tickets_consistent,
+                      product_usage_daily_consistent]
 freshness_checks = [support_tickets_fresh, product_usage_daily_fresh, crm_renewals_fresh]
 source_checks = [*contract_checks, *consistency_checks, *freshness_checks]
 

@@ -12,6 +12,7 @@ from assets.run_clock import run_now
 from connectors.policy_source import PolicyResource
 from connectors.queue.resource import QueueStoreResource
 from connectors.warehouse import WarehouseResource
+from models.churn.fallback import RULES_FALLBACK_TEXT, RULES_FALLBACK_VERSION
 
 GROUP = "routing"
 OWNERS = ["team:cs-ops"]
@@ -29,8 +30,12 @@ def rescue_candidates(
     """Every scored account with the fields policy conditions read, ranked by expected ARR at risk."""
     cands = stages.rescue_candidates(warehouse.get_client(), crm_accounts, account_features, churn_scores, health_scores,
                                      snapshot_date(context))
+    fallback = bool((cands["model_version"] == RULES_FALLBACK_VERSION).any())
+    if fallback:
+        context.log.warning(f"routing on {RULES_FALLBACK_TEXT}: no champion model (model version {RULES_FALLBACK_VERSION!r})")
     context.add_output_metadata(
         {
+            "risk_source": "rules fallback (no champion model)" if fallback else "champion model",
             "dagster/row_count": len(cands),
             "arr_at_risk": dg.MetadataValue.float(float(cands["expected_arr_at_risk"].sum())),
             "top_10": dg.MetadataValue.md(

@@ -1,4 +1,12 @@
-"""Scoring assets: churn probability with its drivers, and the composite health score."""
+"""Scoring assets: churn probability with its drivers, and the composite health score.
+
+Scoring uses the champion model. With no champion (none has been promoted yet: the first
+challengers lacked the evidence or lost to a baseline), it falls back to the rules: churn risk from
+the rules-only health risk (`models.churn.fallback.RulesRiskModel`), model version
+`rules-fallback` on every score, candidate and case, a warning in the run and in the metadata.
+The health score uses the champion's health configuration (weights checked or fitted on the
+company, band edges), or with no champion the latest challenger's, or the fixed defaults.
+"""
 
 
 import dagster as dg
@@ -10,7 +18,22 @@ from assets.stages import DRIFT_HISTORY_TABLE, DRIFT_WARN_PSI
 from connectors.model_registry import ModelRegistryResource
 from connectors.queue.resource import QueueStoreResource
 from connectors.warehouse import WarehouseResource
+from connectors.model_registry import ModelRegistry
+from models.churn.fallback import RULES_FALLBACK_TEXT, RULES_FALLBACK_VERSION, RulesRiskModel
+from models.churn.health import DEFAULT_CONFIG, HealthConfig
 from models.churn.model import ChurnModel
+
+FALLBACK_WARNING = (f"no champion model in the registry: churn risk comes from {RULES_FALLBACK_TEXT}, "
+                    f"model version {RULES_FALLBACK_VERSION!r} on every score and case")
+
+
+def health_config(registry: ModelRegistry) -> tuple[HealthConfig, str]:
+    """The health configuration to score with and whose it is: the champion's, else the latest
+    challenger's (checked on the same training set), else the fixed defaults."""
+    for version in (registry.champion(), registry.latest()):
+        if version is not None:
+            return HealthConfig.from_dict(registry.metadata(version).get("health")), version
+    return DEFAULT_CONFIG, "fixed defaults"
 
 GROUP = "scoring"
 OWNERS = ["team:data-science"]
@@ -24,19 +47,27 @@ def churn_scores(
     account_features: pd.DataFrame,
     training_set: pd.DataFrame,
 ) -> pd.DataFrame:
-    """Calibrated churn probability of every account from the champion model, with its top 5
-    drivers in words, what moved since the previous snapshot, and drift against training data."""
+    """Calibrated churn probability of every account from the champion model (with none, from the
+    rules-only health risk, flagged), with its top 5 drivers in words, what moved since the
+    previous snapshot, and drift against training data."""
     registry = model_registry.get_client()
     version = registry.champion()
     if version is None:
-        raise dg.Failure("no champion model in the registry: materialize churn_model first")
-    model = ChurnModel.from_bytes(registry.load_bytes(version))
+        context.log.warning(FALLBACK_WARNING)
+        model = RulesRiskModel.fit(training_set, health_config(registry)[0])
+        version = RULES_FALLBACK_VERSION
+    else:
+        model = ChurnModel.from_bytes(registry.load_bytes(version))
     scored = stages.churn_scores(warehouse.get_client(), model, version, account_features, training_set, snapshot_date(context))
     out, drift = scored.scores, scored.drift
+    fallback = version == RULES_FALLBACK_VERSION
+    out["risk_source"] = "rules_fallback" if fallback else "model"
     context.add_output_metadata(
         {
             "dagster/row_count": len(out),
             "model_version": version,
+            "risk_source": "rules fallback (no champion model)" if fallback else "champion model",
+            **({"warning": dg.MetadataValue.text(FALLBACK_WARNING)} if fallback else {}),
             "drift_worst": dg.MetadataValue.md(drift.head(8).round(4).to_markdown(index=False)),
             "mean_risk": float(out["churn_risk"].mean()),
             "accounts_risk_ge_0_5": int((out["churn_risk"] >= 0.5).sum()),
@@ -54,13 +85,16 @@ def health_scores(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
     queue: QueueStoreResource,
+    model_registry: ModelRegistryResource,
     account_features: pd.DataFrame,
     churn_scores: pd.DataFrame,
 ) -> pd.DataFrame:
     """Composite 0-100 health score (usage, support, relationship, model risk) with band, trend
-    and the rescue intervention in progress, if any."""
+    and the rescue intervention in progress, if any; weights and band edges from the champion's
+    health configuration (see `health_config`)."""
+    config, whose = health_config(model_registry.get_client())
     health = stages.health_scores(warehouse.get_client(), queue.get_client(), account_features, churn_scores,
-                                  snapshot_date(context))
+                                  snapshot_date(context), config=config)
     bands = health["health_band"].value_counts().reindex(["healthy", "watch", "at_risk", "critical"], fill_value=0)
     context.add_output_metadata(
         {
@@ -68,6 +102,10 @@ def health_scores(
             "bands": dg.MetadataValue.md(bands.to_frame("accounts").to_markdown()),
             "mean_health": float(health["health_score"].mean()),
             "interventions_in_progress": int(health["intervention"].notna().sum()),
+            "health_config": dg.MetadataValue.text(
+                f"{config.source} weights {', '.join(f'{k} {v:.2f}' for k, v in config.weights.items())}; "
+                f"band edges {', '.join(f'{t:g}' for t in config.thresholds)} (from {whose})"),
+            **({"health_warnings": dg.MetadataValue.text("; ".join(config.warnings))} if config.warnings else {}),
         }
     )
     return health

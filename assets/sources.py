@@ -18,6 +18,8 @@ GROUP = "sources"
 OWNERS = ["team:cs-ops"]
 #: Characters a cell of the metadata preview shows (a source value may be megabytes long).
 PREVIEW_CELL_CHARS = 60
+NO_HISTORY = ("no account history landed: ARR, plan, seats, segment and owner are the accounts' "
+              "current values at every date (attributes assumed constant)")
 
 
 def _frame_metadata(df: pd.DataFrame) -> dict:
@@ -42,6 +44,19 @@ def crm_renewals(context: dg.AssetExecutionContext, crm: CRMSource) -> pd.DataFr
     """Renewal opportunities from the CRM, with renewed/churned outcomes over history."""
     df = crm.renewals()
     context.add_output_metadata(_frame_metadata(df))
+    return df
+
+
+@dg.asset(group_name=GROUP, kinds={"salesforce", "pandas"}, owners=OWNERS)
+def crm_account_history(context: dg.AssetExecutionContext, crm: CRMSource) -> pd.DataFrame | None:
+    """Account attributes as they changed (ARR, plan, seats, segment, owner), if the CRM provides
+    them; None when it does not: features then read the accounts' current values at every date
+    (attributes assumed constant)."""
+    df = crm.account_history()
+    if df is None:
+        context.add_output_metadata({"landed": False, "note": NO_HISTORY})
+        return None
+    context.add_output_metadata({"landed": True, **_frame_metadata(df)})
     return df
 
 

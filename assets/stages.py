@@ -30,8 +30,9 @@ from models.churn.explain import score_movers
 from models.churn.features import USAGE_WINDOW_DAYS, explain_drivers
 from models.churn.features import account_features as compute_features
 from models.churn.health import health_scores as compute_health
-from models.churn.health import intervention_status
+from models.churn.health import HealthConfig, intervention_status
 from models.churn.labels import population
+from models.churn.fallback import RulesRiskModel
 from models.churn.model import ChurnModel
 from models.churn.scoring import build_candidates, score_accounts, score_history_frame
 from models.policy.schema import Policy
@@ -68,11 +69,14 @@ def snapshot_features(
     tickets: pd.DataFrame,
     outcomes: pd.DataFrame,
     as_of: pd.Timestamp,
+    *,
+    account_history: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Features of every live account as of `as_of`, from data strictly before it."""
+    """Features of every live account as of `as_of`, from data strictly before it (changing
+    attributes from `account_history` as of `as_of` when given)."""
     ids = population(accounts, outcomes, as_of)
     usage = warehouse.read_usage_daily(as_of - pd.Timedelta(days=USAGE_WINDOW_DAYS), as_of)
-    return compute_features(accounts, renewals, tickets, usage, as_of, account_ids=ids)
+    return compute_features(accounts, renewals, tickets, usage, as_of, account_ids=ids, account_history=account_history)
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,7 @@ def _movers(warehouse: Warehouse, as_of: pd.Timestamp, scores: pd.DataFrame, con
 
 def churn_scores(
     warehouse: Warehouse,
-    model: ChurnModel,
+    model: ChurnModel | RulesRiskModel,
     model_version: str,
     features: pd.DataFrame,
     training_set: pd.DataFrame,
@@ -151,11 +155,14 @@ def health_scores(
     features: pd.DataFrame,
     scores: pd.DataFrame,
     as_of: pd.Timestamp,
+    *,
+    config: HealthConfig | None = None,
 ) -> pd.DataFrame:
     """Composite 0-100 health score with band, change since the previous snapshot and the rescue
-    intervention in progress, if any; kept with the scores in `score_history`."""
+    intervention in progress, if any; kept with the scores in `score_history`. ``config``: the
+    company's health configuration (default: the fixed weights and bands)."""
     risk = scores.set_index("account_id")["churn_risk"].reindex(features.index)
-    health = compute_health(features, risk.to_numpy())
+    health = compute_health(features, risk.to_numpy(), config)
     prev = previous_snapshot(warehouse, as_of).set_index("account_id")["health_score"]
     health["health_delta"] = (health["health_score"] - health.index.map(prev)).round(1)
     health["intervention"] = intervention_status(health.index, store.list_cases(status="active"), store.plays())

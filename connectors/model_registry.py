@@ -3,8 +3,9 @@
 Layout under the registry root (default ``$RESCUE_HOME/models``)::
 
     versions/<version>/model.bin      serialized model (models.churn.model.ChurnModel.to_bytes)
-    versions/<version>/metadata.json  training window, features, metrics, fingerprint, libraries
-    champion.json                     {"version": ..., "promoted_at": ..., "reason": ...}
+    versions/<version>/metadata.json  training window, features, metrics, ROC-AUC intervals, health
+                                      config, fingerprint, libraries, and the promotion decision
+    champion.json                     {"version": ..., "promoted_at": ..., "reason": ..., "evidence": ...}
     history.jsonl                     append-only log of registrations and promotions
 
 Every write goes to a temporary file first and is moved into place with ``os.replace``, so a
@@ -79,6 +80,17 @@ class ModelRegistry:
             raise RegistryError(f"model version {version!r} not found in {self.root}")
         return json.loads(path.read_text())
 
+    def annotate(self, version: str, updates: dict[str, Any]) -> None:
+        """Merge ``updates`` into a version's metadata (e.g. the promotion decision taken after it
+        was registered); the model itself never changes."""
+        meta = {**self.metadata(version), **updates}
+        _atomic_write(self._dir(version) / "metadata.json", json.dumps(meta, indent=2, default=str).encode())
+
+    def latest(self) -> str | None:
+        """The most recently registered version (the champion or not), None when there is none."""
+        versions = self.versions()
+        return versions[-1] if versions else None
+
     def load_bytes(self, version: str) -> bytes:
         path = self._dir(version) / "model.bin"
         if not path.exists():
@@ -91,11 +103,16 @@ class ModelRegistry:
             return None
         return json.loads(path.read_text())["version"]
 
-    def promote(self, version: str, *, reason: str, now: datetime | None = None) -> None:
+    def promote(self, version: str, *, reason: str, evidence: dict[str, Any] | None = None,
+                now: datetime | None = None) -> None:
+        """Make ``version`` the champion; ``evidence`` (e.g. its ROC-AUC interval) is kept with
+        the pointer and in the history."""
         self.metadata(version)  # raises if unknown
         now = now or datetime.now(UTC)
         payload = {"version": version, "promoted_at": now.isoformat(), "reason": reason}
-        _atomic_write(self.root / "champion.json", json.dumps(payload, indent=2).encode())
+        if evidence is not None:
+            payload["evidence"] = evidence
+        _atomic_write(self.root / "champion.json", json.dumps(payload, indent=2, default=str).encode())
         self._log({"event": "promoted", **payload})
 
 

@@ -2,7 +2,8 @@
 
 The source assets depend only on these two resource interfaces, never on a concrete system:
 
-- `CRMSource`: ``accounts()`` and ``renewals()`` in the canonical contracts;
+- `CRMSource`: ``accounts()`` and ``renewals()`` in the canonical contracts, and optionally
+  ``account_history()`` (account attributes as they changed; None when the CRM provides none);
 - `TicketingSource`: ``tickets()`` in the canonical contract.
 
 The embedded defaults (`WarehouseCRM`, `WarehouseTicketing`) read the raw tables that the demo
@@ -22,12 +23,13 @@ from pydantic import Field
 
 from connectors.settings import Settings
 from connectors.warehouse import WarehouseResource
-from models.contracts import ACCOUNTS, RENEWALS, TICKETS, TableContract, conform
+from models.contracts import ACCOUNT_HISTORY, ACCOUNTS, RENEWALS, TICKETS, TableContract, conform
 
 RAW_TABLES = {
     "accounts": "raw_crm_accounts",
     "renewals": "raw_crm_renewals",
     "tickets": "raw_support_tickets",
+    "account_history": "raw_crm_account_history",  # optional: absent means none landed
 }
 
 
@@ -43,6 +45,11 @@ class CRMSource(dg.ConfigurableResource):
 
     def renewals(self) -> pd.DataFrame:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def account_history(self) -> pd.DataFrame | None:
+        """Account attributes as they changed (`models.contracts.ACCOUNT_HISTORY`), or None when
+        this CRM provides no history: features then assume the attributes constant."""
+        return None
 
 
 class TicketingSource(dg.ConfigurableResource):
@@ -68,12 +75,21 @@ class WarehouseCRM(CRMSource):
     warehouse: WarehouseResource
     accounts_table: str = Field(default=RAW_TABLES["accounts"], description="Raw accounts table.")
     renewals_table: str = Field(default=RAW_TABLES["renewals"], description="Raw renewals table.")
+    account_history_table: str = Field(
+        default=RAW_TABLES["account_history"],
+        description="Raw account history table; optional (absent: no history, attributes assumed constant).",
+    )
 
     def accounts(self) -> pd.DataFrame:
         return _read_raw(self.warehouse, self.accounts_table, ACCOUNTS)
 
     def renewals(self) -> pd.DataFrame:
         return _read_raw(self.warehouse, self.renewals_table, RENEWALS)
+
+    def account_history(self) -> pd.DataFrame | None:
+        if not self.warehouse.get_client().table_exists(self.account_history_table):
+            return None
+        return _read_raw(self.warehouse, self.account_history_table, ACCOUNT_HISTORY)
 
 
 class WarehouseTicketing(TicketingSource):

@@ -32,6 +32,10 @@ first, so `conform` refuses it unless the caller declares the column's ``format`
 | usage_daily    | one row per account per day    | account_id, date    |
 | churn_outcomes | one row per churn event        | account_id, churned_at |
 | account_history | one row per account per change | account_id, valid_from |
+
+`account_history` is an optional source: where it is landed, features read ARR, plan, seats,
+segment and CSM owner as they were at each observation date (`models.churn.attributes`); where it
+is not, those attributes are assumed constant (the accounts table's current values).
 """
 
 from __future__ import annotations
@@ -217,18 +221,17 @@ CHURN_OUTCOMES = TableContract(
 
 ACCOUNT_HISTORY = TableContract(
     name="account_history",
-    description="Account attributes as they changed; features read them as of each observation date.",
+    description="Account attributes as they changed (ARR, plan, seats, segment, owner); features read them as of each observation date.",
     primary_key=("account_id", "valid_from"),
     references=(Reference("account_id", "accounts"),),
     may_be_empty=True,  # optional: without a history, attributes are assumed constant
     columns=(
         Column("account_id", "str", max_length=ACCOUNT_ID_CHARS),
-        Column("valid_from", "datetime", description="From when the values hold (until the account's next row)."),
-        Column("arr", "float", min_value=0, max_value=MAX_ARR,
-               description="Annual recurring revenue in force (0 between terms)."),
+        Column("valid_from", "datetime", description="From when the row's values hold, until the account's next row. Each row carries every attribute as it then stood (a null is not known, not unchanged)."),
+        Column("arr", "float", min_value=0, max_value=MAX_ARR, description="Annual recurring revenue in force, in currency units."),
         Column("plan", "str", nullable=True),
         Column("seats", "int", nullable=True, min_value=0, max_value=MAX_PEOPLE),
-        Column("segment", "str", nullable=True),
+        Column("segment", "str", nullable=True, allowed=SEGMENTS),
         Column("csm_owner", "str", nullable=True),
     ),
 )

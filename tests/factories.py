@@ -125,3 +125,74 @@ def company_history(n: int = 40, seed: int = 4) -> dict[str, pd.DataFrame]:
                             "category": "question", "status": "open", "csat": np.nan, "escalated": False})
     return {"accounts": conform(accounts, ACCOUNTS), "renewals": conform(pd.DataFrame(renewals), RENEWALS),
             "tickets": conform(pd.DataFrame(tickets), TICKETS), "usage_daily": conform(pd.DataFrame(usage), USAGE_DAILY)}
+
+
+def company_training_set(n_accounts: int = 300, *, seed: int = 0, n_dates: int = 8, churn_rate: float = 0.05,
+                         signal: float = 0.6, support_backwards: bool = False,
+                         first_date: str = "2025-03-03") -> pd.DataFrame:
+    """A training set of a synthetic company, in the columns `models.churn.training` produces.
+
+    Each account has a latent trouble level; its usage falls with trouble, and churn within the
+    horizon follows logit(p) = logit(churn_rate) + signal * trouble, so ``signal`` sets how much
+    there is to learn (0.6: little). With ``support_backwards`` the support signals point the
+    wrong way for the default health score: accounts with open urgent tickets and escalations are
+    the engaged ones, and churn *less* (a real pattern where the quiet accounts are the ones
+    leaving). Observation dates are 28 days apart.
+    """
+    from scipy.special import expit, logit
+
+    from models.churn.features import FEATURE_NAMES
+
+    rng = np.random.default_rng(seed)
+    ids = np.array([f"C{i:04d}" for i in range(n_accounts)])
+    segment = rng.choice(["enterprise", "mid_market", "smb"], n_accounts, p=[0.1, 0.3, 0.6])
+    industry = rng.choice(["retail", "finance", "health", "media"], n_accounts)
+    region = rng.choice(["emea", "amer", "apac"], n_accounts)
+    plan = rng.choice(["starter", "pro", "enterprise"], n_accounts)
+    arr = np.round(np.exp(rng.normal(10, 1, n_accounts)), -1)
+    seats = np.maximum(3, np.round(arr / 900)).astype(float)
+    tenure0 = rng.integers(60, 1500, n_accounts)
+    engagement = rng.normal(0, 1, n_accounts)  # with support_backwards: engaged accounts file tickets and stay
+    frames = []
+    for k in range(n_dates):
+        d = pd.Timestamp(first_date) + pd.Timedelta(days=28 * k)
+        trouble = rng.normal(0, 1, n_accounts)
+        au90 = np.maximum(0.5, seats * rng.uniform(0.2, 0.7, n_accounts))
+        wau = np.clip(-0.15 * trouble + rng.normal(0, 0.2, n_accounts), -1, 1.5)
+        ticket_rate = np.exp(0.3 + (0.6 * engagement if support_backwards else 0.3 * trouble))
+        urgent_open = rng.poisson(0.15 * ticket_rate).astype(float)
+        days_to_renewal = rng.integers(0, 365, n_accounts).astype(float)
+        f = pd.DataFrame({
+            "account_id": ids, "observation_date": d, "as_of": d,
+            "au_7d": au90 * (1 + wau), "au_90d": au90, "wau_trend": wau,
+            "au_30d_trend": wau * 0.7 + rng.normal(0, 0.1, n_accounts),
+            "events_30d_trend": wau * 0.8 + rng.normal(0, 0.1, n_accounts),
+            "advanced_share_30d": np.clip(rng.beta(2, 8, n_accounts) - 0.03 * trouble, 0, 1),
+            "days_since_active": np.clip(np.round(rng.exponential(2 + np.maximum(trouble, 0) * 3)), 0, 91),
+            "seat_utilization": np.clip(au90 * (1 + wau) / seats, 0, 2),
+            "tickets_90d": rng.poisson(2 * ticket_rate).astype(float),
+            "urgent_tickets_90d": rng.poisson(0.4 * ticket_rate).astype(float),
+            "open_urgent_tickets": urgent_open,
+            "oldest_open_urgent_hours": np.where(urgent_open > 0, rng.exponential(60, n_accounts), 0.0),
+            "open_tickets": urgent_open + rng.poisson(0.5 * ticket_rate),
+            "open_compliance_tickets": rng.poisson(0.05, n_accounts).astype(float),
+            "median_first_response_hours": rng.exponential(4, n_accounts),
+            "escalated_90d": rng.poisson(0.2 * ticket_rate).astype(float),
+            "csat_avg_180d": np.clip(rng.normal(4.2, 0.6, n_accounts), 1, 5),
+            "low_csat_180d": rng.poisson(0.2 * ticket_rate).astype(float),
+            "tenure_days": (tenure0 + 28 * k).astype(float),
+            "days_to_renewal": days_to_renewal,
+            "renewals_done": np.floor((tenure0 + 28 * k) / 365).astype(float),
+            "segment": segment, "industry": industry, "region": region, "plan": plan,
+            "arr": arr, "seats": seats, "arr_per_seat": arr / seats,
+        })
+        z = logit(churn_rate) + signal * trouble - (0.9 * engagement if support_backwards else 0.0)
+        f["label"] = (rng.random(n_accounts) < expit(z)).astype(int)
+        f["treated"] = False
+        frames.append(f)
+    out = pd.concat(frames, ignore_index=True)
+    for col in ("segment", "industry", "region", "plan"):
+        out[col] = out[col].astype("string")
+    missing = [c for c in FEATURE_NAMES if c not in out.columns]
+    assert not missing, missing
+    return out

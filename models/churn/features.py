@@ -3,8 +3,9 @@
 The one rule: a feature at observation date ``d`` uses only what was known strictly before
 ``d``. `as_known_at` enforces it by cutting every table to what a system of record would have
 shown at ``d`` (usage days before ``d``; tickets created before ``d`` with response, solve time
-and CSAT hidden when they happened later; renewal outcomes hidden until closed). Every feature is
-computed from that cut, and `tests/unit/test_features.py` proves it by scrambling everything
+and CSAT hidden when they happened later; renewal outcomes hidden until closed; ARR, plan, seats,
+segment and owner from the account history as of ``d``, see `models.churn.attributes`). Every
+feature is computed from that cut, and `tests/unit/test_features.py` proves it by scrambling everything
 after ``d`` and checking that no feature moves.
 
 Features are grouped as the health score's components read them: usage, support, relationship
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from models.churn.attributes import attributes_as_of
 
 USAGE_WINDOW_DAYS = 90
 SUPPORT_WINDOW_DAYS = 90
@@ -310,10 +313,13 @@ def account_features(
     as_of: pd.Timestamp,
     *,
     account_ids: pd.Series | None = None,
+    account_history: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Features for each account as of ``as_of`` (one row per account, index ``account_id``).
 
-    Only information known strictly before ``as_of`` is used (see `as_known_at`). When
+    Only information known strictly before ``as_of`` is used (see `as_known_at`); ARR, plan,
+    seats, segment and CSM owner come from ``account_history`` as of ``as_of``, or, with no
+    history, from ``accounts`` (assumed constant; `models.churn.attributes`). When
     ``account_ids`` is given the result has exactly those accounts, in that order.
     """
     as_of = pd.Timestamp(as_of).normalize()
@@ -321,6 +327,7 @@ def account_features(
     acc = accounts.set_index("account_id")
     ids = pd.Index(account_ids if account_ids is not None else acc.index, name="account_id")
     out = pd.DataFrame(index=ids)
+    attrs = attributes_as_of(accounts, account_history, as_of, ids)
 
     day = pd.Timedelta(days=1)
     # usage ---------------------------------------------------------------------------------
@@ -343,7 +350,7 @@ def account_features(
     out["days_since_active"] = ((as_of - last_active).dt.days.astype("float64")).fillna(
         float(USAGE_WINDOW_DAYS + 1)
     )
-    seats = acc["seats"].reindex(ids).astype("float64").replace(0, np.nan)
+    seats = attrs["seats"].astype("float64").replace(0, np.nan)
     out["seat_utilization"] = (au_30.reindex(ids).fillna(0.0) / seats).astype("float64")
 
     # support -------------------------------------------------------------------------------
@@ -385,11 +392,12 @@ def account_features(
         r[r["outcome"] == "renewed"].groupby("account_id").size().reindex(ids).fillna(0).astype("float64")
     )
     for col in ("segment", "industry", "region", "plan"):
-        out[col] = acc[col].reindex(ids).astype("string")
+        out[col] = (attrs[col] if col in attrs.columns else acc[col].reindex(ids)).astype("string")
+    out["csm_owner"] = attrs["csm_owner"].astype("string")  # not a model feature: for routing
 
     # financial -----------------------------------------------------------------------------
-    out["arr"] = acc["arr"].reindex(ids).astype("float64")
-    out["seats"] = acc["seats"].reindex(ids).astype("float64")
+    out["arr"] = attrs["arr"].astype("float64")
+    out["seats"] = attrs["seats"].astype("float64")
     out["arr_per_seat"] = out["arr"] / seats
 
     out["as_of"] = as_of

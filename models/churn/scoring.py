@@ -38,6 +38,13 @@ def build_candidates(
     """
     acc = accounts.set_index("account_id")
     ids = features.index
+    # ARR, segment, plan and owner as of the snapshot, as the features read them (from the account
+    # history when there is one); where they are missing there, the accounts table's current value,
+    # since a policy needs one to route on.
+    for col in ("segment", "plan", "csm_owner", "arr"):
+        if col in features.columns:
+            known = features[col].reindex(acc.index)
+            acc[col] = known.where(known.notna(), acc[col])
     sc = scores.set_index("account_id").reindex(ids)
     out = pd.DataFrame(index=ids)
     for col in ("name", "segment", "industry", "region", "plan", "csm_owner"):

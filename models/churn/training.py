@@ -1,7 +1,8 @@
 """The training set: features at several observation dates, labelled by what happened after.
 
 For each observation date ``d`` (see `models.churn.labels.observation_dates`): the population alive at
-``d``, its features from data strictly before ``d`` (`models.churn.features.account_features`), and
+``d``, its features from data strictly before ``d`` (`models.churn.features.account_features`; ARR,
+plan, seats, segment and owner as of ``d`` when an account history is given), and
 its label, churn within the horizon after ``d``. Dates whose horizon runs past the data are
 censored and never used. Validation is by time: the latest dates are held out, the model trains
 on the earlier ones.
@@ -30,6 +31,7 @@ def build_training_set(
     data_end: pd.Timestamp,
     treatments: pd.DataFrame | None = None,
     progress: Callable[[int, int, pd.Timestamp], None] | None = None,
+    account_history: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Features + ``label`` + ``treated`` for every (observation_date, account) pair.
 
@@ -45,7 +47,8 @@ def build_training_set(
     for i, d in enumerate(ordered):
         rows = labels[labels["observation_date"] == d]
         window = usage_loader(d - pd.Timedelta(days=USAGE_WINDOW_DAYS), d)
-        feats = account_features(accounts, renewals, tickets, window, d, account_ids=rows["account_id"])
+        feats = account_features(accounts, renewals, tickets, window, d, account_ids=rows["account_id"],
+                                 account_history=account_history)
         feats = feats.reset_index()
         feats["observation_date"] = d
         feats["label"] = rows["label"].to_numpy()

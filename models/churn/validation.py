@@ -50,12 +50,16 @@ def time_validation_report(
     categorical: Sequence[str],
     extra_baselines: Mapping[str, Callable[[pd.DataFrame], np.ndarray]] | None = None,
     capacity_k: int | None = None, seed: int = 0, tuning_budget: int = 6,
+    groups: str | None = None,
 ) -> tuple[ChurnModel, dict[str, Any]]:
     """Fit the model and the logistic-regression baseline on `train`, evaluate all on `valid`.
 
     `extra_baselines` map a name to a function returning a churn-risk score per row of `valid`
     (higher = riskier; probability metrics are reported only for scores in [0, 1]).
-    Returns the model and {"model", "baselines", "calibration", "importance", "plots"}.
+    Returns the model and {"model", "baselines", "intervals", "calibration", "importance",
+    "plots"}: "intervals" are the ROC-AUC intervals of the model and of every baseline, with the
+    paired difference model minus baseline (`evaluation.auc_intervals`, reference "model"),
+    resampling whole `groups` (a column of `valid`, e.g. the account id) when given.
     """
     model = fit_churn_model(train, valid, label=label, features=features, categorical=categorical,
                             seed=seed, tuning_budget=effective_tuning_budget(len(train), tuning_budget))
@@ -68,12 +72,15 @@ def time_validation_report(
     for name, scorer in (extra_baselines or {}).items():
         scores[name] = np.asarray(scorer(valid), dtype=float)
     evaluated = {name: mx.evaluate(y, s, capacity_k=capacity_k) for name, s in scores.items()}
+    intervals = mx.auc_intervals(y, scores, reference="model", seed=seed,
+                                 groups=valid[groups].to_numpy() if groups else None)
     importance = model.importance(valid)
     probas = {n: s for n, s in scores.items() if np.all((s >= 0) & (s <= 1))}
     probas["model (uncalibrated)"] = model.predict_raw(valid)
     report = {
         "model": evaluated.pop("model"),
         "baselines": evaluated,
+        "intervals": intervals,
         "calibration": {k: model.metadata["calibration"][k] for k in ("method", "brier_raw", "brier_calibrated")},
         "importance": {str(k): float(v) for k, v in importance.items()},
         "plots": {

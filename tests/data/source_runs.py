@@ -12,7 +12,7 @@ import dagster as dg
 import pandas as pd
 
 from assets.quality import SourceChecksResource, source_checks
-from assets.sources import crm_accounts, crm_renewals, product_usage_daily, support_tickets
+from assets.sources import crm_account_history, crm_accounts, crm_renewals, product_usage_daily, support_tickets
 from connectors.sources import RAW_TABLES, WarehouseCRM, WarehouseTicketing
 from connectors.warehouse import RAW_EVENTS_TABLE, Warehouse, WarehouseResource
 
@@ -54,26 +54,28 @@ class SourceRun:
 
 def run_sources(tmp_path: Path, tables: dict[str, pd.DataFrame], *, tags: dict[str, str] | None = None,
                 checks: SourceChecksResource | None = None, extra: dict[str, pd.DataFrame] | None = None) -> SourceRun:
-    """Land `tables` (accounts, renewals, tickets, events; `extra`: any other table by name) and
-    run the four source assets with every source check."""
+    """Land `tables` (accounts, renewals, tickets, events, optionally account_history; `extra`:
+    any other table by name) and run the source assets with every source check."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
     warehouse = Warehouse(url)
-    for name in ("accounts", "renewals", "tickets"):
-        warehouse.write_table(RAW_TABLES[name], tables[name])
+    for name in ("accounts", "renewals", "tickets", "account_history"):
+        if name in tables:  # the account history is optional
+            warehouse.write_table(RAW_TABLES[name], tables[name])
     warehouse.write_table(RAW_EVENTS_TABLE, tables["events"])
     for name, frame in (extra or {}).items():
         warehouse.write_table(name, frame)
     ran: list[str] = []
 
-    @dg.asset(deps=[crm_accounts, crm_renewals, support_tickets, product_usage_daily])
+    @dg.asset(deps=[crm_accounts, crm_renewals, crm_account_history, support_tickets, product_usage_daily])
     def downstream_of_sources() -> None:
         """Stands for features, scores and routing: it runs only after every source check passed."""
         ran.append("downstream_of_sources")
 
     resource = WarehouseResource(url=url)
     defs = dg.Definitions(
-        assets=[crm_accounts, crm_renewals, support_tickets, product_usage_daily, downstream_of_sources],
+        assets=[crm_accounts, crm_renewals, crm_account_history, support_tickets, product_usage_daily,
+                downstream_of_sources],
         asset_checks=source_checks,
         jobs=[dg.define_asset_job("sources_job", selection=dg.AssetSelection.all())],
         resources={"warehouse": resource, "crm": WarehouseCRM(warehouse=resource),

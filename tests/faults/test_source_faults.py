@@ -205,10 +205,22 @@ DAGSTER_FAULTS = {
     "infinite-arr": (_account("arr", np.inf), "crm_accounts_contract", ["accounts.arr", "1 row(s)", "C-0000", "inf"]),
     "account-id-too-long": (_account("account_id", "A" * 200), "crm_accounts_contract",
                             ["accounts.account_id", "longer than 128 characters", "200 characters"]),
+    "empty-account-history": (lambda t: {**t, "account_history": _history(t).head(0)}, "crm_account_history_contract",
+                              ["source table account_history is empty"]),
+    "history-of-an-unknown-account": (lambda t: {**t, "account_history": _history(t).assign(account_id="GHOST-9")},
+                                      "crm_account_history_contract", ["account_history.account_id", "GHOST-9"]),
 }
 #: The checks that read the accounts: they wait for the accounts' checks.
 NEED_ACCOUNTS = {"crm_renewals_consistent", "support_tickets_consistent", "product_usage_daily_consistent",
-                 "crm_renewals_fresh"}
+                 "crm_renewals_fresh", "crm_account_history_consistent"}
+
+
+def _history(t: dict) -> pd.DataFrame:
+    """One row per account from its creation: the account history as a CRM would land it."""
+    accounts = t["accounts"]
+    return accounts[["account_id", "created_at", "arr", "plan", "seats", "segment", "csm_owner"]].rename(
+        columns={"created_at": "valid_from"})
+
 
 
 @pytest.fixture(scope="module")
@@ -217,12 +229,19 @@ def source_tables() -> dict[str, pd.DataFrame]:
     return company_sources(company_history())
 
 
-def test_clean_sources_pass_every_check_and_run_downstream(tmp_path, source_tables):
-    run = run_sources(tmp_path, source_tables, tags={"rescue/now": RUN_AT})
+@pytest.mark.parametrize("history", ["none landed", "landed"])
+def test_clean_sources_pass_every_check_and_run_downstream(tmp_path, source_tables, history):
+    tables = source_tables if history == "none landed" else {**source_tables, "account_history": _history(source_tables)}
+    run = run_sources(tmp_path, tables, tags={"rescue/now": RUN_AT})
     assert run.result.success, [c.metadata["summary"].value for c in run.evals.values() if not c.passed]
-    assert set(run.evals) == {key.name for c in source_checks for key in c.check_keys} and len(run.evals) == 10
+    assert set(run.evals) == {key.name for c in source_checks for key in c.check_keys} and len(run.evals) == 12
     assert all(c.passed for c in run.evals.values())
     assert run.ran == ["downstream_of_sources"]
+    check = run.evals["crm_account_history_contract"]
+    if history == "none landed":
+        assert "attributes assumed constant" in check.description
+    else:
+        assert check.metadata["rows"].value == len(source_tables["accounts"])
 
 
 @pytest.mark.parametrize("case", list(DAGSTER_FAULTS))

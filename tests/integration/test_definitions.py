@@ -18,7 +18,7 @@ from connectors.settings import declared_names, secret_names
 
 ASSETS = {
     # sources
-    "crm_accounts", "crm_renewals", "product_usage_daily", "support_tickets",
+    "crm_accounts", "crm_renewals", "crm_account_history", "product_usage_daily", "support_tickets",
     # features, model, scoring
     "account_features", "churn_outcomes", "training_set", "churn_model", "churn_scores", "health_scores",
     # routing, operations
@@ -30,6 +30,7 @@ FEEDBACK_GROUP = {"crm_writeback", "rescue_outcomes", "play_effectiveness"}
 CHECKS = {
     ("crm_accounts", "crm_accounts_contract"),
     ("crm_renewals", "crm_renewals_contract"),
+    ("crm_account_history", "crm_account_history_contract"),
     ("product_usage_daily", "product_usage_daily_contract"),
     ("support_tickets", "support_tickets_contract"),
     ("crm_renewals", "crm_renewals_consistent"),

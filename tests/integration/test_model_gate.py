@@ -1,4 +1,9 @@
-"""The champion/challenger gate on real models: a deliberately worse challenger is refused."""
+"""The champion/challenger gate on real models: a deliberately worse challenger is refused, and a
+world too small to show that the model beats its baselines promotes nothing.
+
+The promotion world has 1,500 accounts: with 45 churning accounts in its validation window it
+clears the evidence rule (`models.churn.promotion.MIN_VALID_CHURNERS`); the 600-account world of
+the same seed has 14 and does not."""
 
 from datetime import date
 
@@ -18,11 +23,9 @@ from models.churn.training import build_training_set
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def training(tmp_path_factory):
-    root = tmp_path_factory.mktemp("gate")
+def _training_set(root, n_accounts: int) -> pd.DataFrame:
     wh = Warehouse(f"duckdb:///{root / 'w.duckdb'}")
-    cfg = DemoWorldConfig(n_accounts=600, seed=11, end_date=date(2026, 11, 20), history_days=540)
+    cfg = DemoWorldConfig(n_accounts=n_accounts, seed=11, end_date=date(2026, 11, 20), history_days=540)
     generate_demo_world(cfg, wh)
     wh.build_usage_daily()
     accounts = conform(wh.read_sql("SELECT * FROM raw_crm_accounts"), ACCOUNTS)
@@ -31,6 +34,16 @@ def training(tmp_path_factory):
     end = pd.Timestamp(cfg.end_date)
     dates = observation_dates(pd.Timestamp(cfg.start_date), end, horizon_days=90)
     return build_training_set(accounts, renewals, tickets, wh.read_usage_daily, dates, horizon_days=90, data_end=end)
+
+
+@pytest.fixture(scope="module")
+def training(tmp_path_factory):
+    return _training_set(tmp_path_factory.mktemp("gate"), 1500)
+
+
+@pytest.fixture(scope="module")
+def small_training(tmp_path_factory):
+    return _training_set(tmp_path_factory.mktemp("gate_small"), 600)
 
 
 def _run(registry: ModelRegistryResource, training_set: pd.DataFrame) -> dict:
@@ -66,3 +79,23 @@ def test_the_gate_blocks_scoring_when_there_is_no_champion(tmp_path):
     )
     assert not gate.passed
     assert "No champion" in gate.description
+
+
+def test_a_small_world_promotes_nothing_and_scoring_falls_back_to_the_rules(small_training, tmp_path, monkeypatch):
+    monkeypatch.setenv("RESCUE_REPORT_DIR", str(tmp_path / "reports"))
+    registry = ModelRegistryResource(path=str(tmp_path / "models"))
+    out = _run(registry, small_training)
+    assert not out["promoted"] and out["verdict"] == "not enough evidence"
+    assert out["decision"].startswith("not enough evidence: 14 churning accounts in the validation window, at least 30 needed")
+    assert "95% CI" in out["decision"] and out["decision"].endswith("no champion: scoring falls back to the rules-only "
+                                                                    "health risk (calibrated on the training set's outcomes)")
+    client = registry.get_client()
+    assert client.champion() is None
+    meta = client.metadata(out["challenger"])
+    assert meta["promotion"]["verdict"] == "not enough evidence"
+    assert meta["promotion"]["churning_accounts"] == 14 and meta["intervals"]["model"]["low"] < meta["metrics"]["roc_auc"]
+    gate = churn_model_promotion_gate(model_registry=registry, churn_model=out)
+    assert not gate.passed and gate.severity == dg.AssetCheckSeverity.WARN  # scoring does not need a champion
+    report = (tmp_path / "reports" / "model" / out["challenger"] / "report.md").read_text()
+    assert "## Uncertainty" in report and "14 churning accounts (23 churn labels)" in report
+    assert "## Health score" in report

@@ -69,6 +69,7 @@ def _queue_rows(env) -> pd.DataFrame:
 def first_run(env):
     retrain = env["defs"].resolve_job_def("weekly_retrain_job").execute_in_process(instance=env["instance"], raise_on_error=False)
     assert retrain.success, [e.message for e in retrain.all_events if e.is_failure]
+    env["retrain"] = retrain
     for partition in SNAPSHOTS:
         daily = _daily(env, partition)
         assert daily.success, [e.message for e in daily.all_events if e.is_failure]
@@ -99,6 +100,24 @@ def test_case_headlines_name_the_rule_and_a_changeable_warning_sign(env, first_r
         fixed = {d["phrase"] for d in case["context"]["risk"]["top_drivers"] if d.get("kind") == "fixed"}
         assert driver and driver not in fixed, case["reason"]
         assert "first responses" not in driver and not re.search(r"\bup \d+%", driver), case["reason"]
+
+
+def test_a_world_this_small_promotes_no_model_and_routes_on_the_flagged_rules_fallback(env, first_run):
+    """400 accounts leave 9 churning accounts in the validation window: not enough evidence."""
+    model = env["retrain"].output_for_node("churn_model")
+    assert model["verdict"] == "not enough evidence" and model["champion"] is None
+    gate = [e.event_specific_data for e in env["retrain"].all_events
+            if e.event_type_value == "ASSET_CHECK_EVALUATION" and e.event_specific_data.check_name == "churn_model_promotion_gate"]
+    assert len(gate) == 1 and not gate[0].passed and gate[0].severity == dg.AssetCheckSeverity.WARN
+    mats = {e.asset_key.to_user_string(): e.event_specific_data.materialization.metadata
+            for e in first_run.all_events if e.event_type_value == "ASSET_MATERIALIZATION"}
+    assert mats["churn_scores"]["model_version"].value == "rules-fallback"
+    assert "no champion model" in mats["churn_scores"]["warning"].value
+    assert mats["rescue_candidates"]["risk_source"].value == "rules fallback (no champion model)"
+    logged = [r.user_message for r in env["instance"].all_logs(first_run.run_id) if r.level >= 30]  # warnings
+    assert any("no champion model" in m for m in logged), logged[-5:]
+    assert (first_run.output_for_node("rescue_candidates")["model_version"] == "rules-fallback").all()
+    assert (_queue_rows(env)["model_version"] == "rules-fallback").all()
 
 
 def test_cases_carry_more_risk_than_the_rest(env, first_run):

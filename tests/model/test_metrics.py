@@ -55,3 +55,65 @@ def test_plots_render_png():
     for png in (mx.roc_plot(y, scores), mx.calibration_plot(y, scores), mx.gains_plot(y, scores),
                 mx.importance_plot(pd.Series({"a": 0.3, "b": 0.1}))):
         assert png.startswith(b"\x89PNG") and len(png) > 1000
+
+
+# ------------------------------------------------------------------------------- uncertainty
+
+
+def _scored(n: int, signal: float, seed: int, rate: float = 0.1):
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < rate).astype(int)
+    return y, signal * y + rng.normal(size=n)
+
+
+def test_a_weighted_resample_gives_the_auc_of_the_resampled_rows():
+    from scipy import sparse
+    from sklearn.metrics import roc_auc_score
+
+    y, s = _scored(400, 1.0, seed=1)
+    s = np.round(s, 1)  # ties are counted half, as sklearn does
+    rng = np.random.default_rng(2)
+    picks = rng.integers(0, len(y), (3, len(y)))
+    counts = np.stack([np.bincount(p, minlength=len(y)) for p in picks]).astype(float)
+    got = mx._Ranks(y.astype(float), s).aucs(sparse.csr_matrix(counts))
+    want = [roc_auc_score(y[p], s[p]) for p in picks]
+    assert got == pytest.approx(want)
+
+
+def test_auc_intervals_are_seeded_paired_and_cover_the_point_estimate():
+    y, strong = _scored(1500, 1.2, seed=3)
+    rng = np.random.default_rng(4)
+    scores = {"model": strong, "close": strong + 0.6 * rng.normal(size=len(y)), "noise": rng.normal(size=len(y))}
+    out = mx.auc_intervals(y, scores, reference="model", resamples=400)
+    again = mx.auc_intervals(y, scores, reference="model", resamples=400)
+    assert out == again  # seeded: the same rows give the same interval
+    for name, row in out.items():
+        assert row["low"] < row["roc_auc"] < row["high"], name
+        assert row["churners"] == y.sum() and row["rows"] == len(y) and row["resamples"] == 400
+    assert "diff" not in out["model"]
+    close = out["close"]
+    assert close["diff"] == pytest.approx(out["model"]["roc_auc"] - close["roc_auc"])
+    # paired: the difference of two correlated scorers is known much better than either AUC
+    assert close["diff_high"] - close["diff_low"] < close["high"] - close["low"]
+    # ... so it can tell two scorers apart whose intervals side by side overlap
+    assert close["high"] > out["model"]["low"] and close["diff_low"] > 0
+    assert out["noise"]["diff_low"] > 0.15
+    assert out["noise"]["low"] < 0.5 < out["noise"]["high"]
+
+
+def test_resampling_whole_accounts_counts_each_churning_account_once():
+    y, s = _scored(600, 1.0, seed=5)
+    accounts = np.arange(600) % 300  # every account seen twice, e.g. at two observation dates
+    y = y[accounts % 300]            # ... with the same label at both: no new evidence
+    s = s[accounts % 300] + 0.01 * np.random.default_rng(6).normal(size=600)
+    rows = mx.auc_intervals(y, {"m": s}, reference="m", resamples=500)["m"]
+    grouped = mx.auc_intervals(y, {"m": s}, reference="m", groups=accounts, resamples=500)["m"]
+    assert grouped["churners"] == rows["churners"] / 2 and grouped["churn_rows"] == rows["churn_rows"]
+    assert (grouped["high"] - grouped["low"]) > 1.2 * (rows["high"] - rows["low"])
+
+
+def test_auc_intervals_refuse_a_single_class_and_an_unknown_reference():
+    with pytest.raises(ValueError, match="both churners and non-churners"):
+        mx.auc_intervals(np.zeros(10), {"m": np.arange(10)}, reference="m")
+    with pytest.raises(ValueError, match="reference"):
+        mx.auc_intervals(np.array([0, 1]), {"m": np.arange(2)}, reference="x")
