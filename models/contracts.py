@@ -224,7 +224,6 @@ ACCOUNT_HISTORY = TableContract(
     description="Account attributes as they changed (ARR, plan, seats, segment, owner); features read them as of each observation date.",
     primary_key=("account_id", "valid_from"),
     references=(Reference("account_id", "accounts"),),
-    may_be_empty=True,  # optional: without a history, attributes are assumed constant
     columns=(
         Column("account_id", "str", max_length=ACCOUNT_ID_CHARS),
         Column("valid_from", "datetime", description="From when the row's values hold, until the account's next row. Each row carries every attribute as it then stood (a null is not known, not unchanged)."),

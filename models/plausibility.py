@@ -212,6 +212,19 @@ def _reactivations(reactivations: pd.DataFrame | None) -> pd.DataFrame:
                          "reactivated_at": pd.to_datetime(reactivations["reactivated_at"], errors="coerce")}).dropna()
 
 
+def returns_after_churn(renewals: pd.DataFrame) -> pd.DataFrame:
+    """Reactivations the renewals themselves show: an account with a term due after one of its
+    churned terms ended came back as a customer. The renewals do not say when the new term began,
+    so the return is counted from the end of the churned term (account_id, reactivated_at)."""
+    churns = _churns(renewals)
+    due = pd.DataFrame({"account_id": renewals["account_id"].astype(str),
+                        "due": pd.to_datetime(renewals["renewal_date"], errors="coerce")}).dropna()
+    later = churns.merge(due, on="account_id")
+    later = later[later["due"] > later["churn_end"]].drop_duplicates(["account_id", "churn_end"])
+    return pd.DataFrame({"account_id": later["account_id"],
+                         "reactivated_at": later["churn_end"] + pd.Timedelta(seconds=1)}).reset_index(drop=True)
+
+
 def _excused(pairs: pd.DataFrame, reactivations: pd.DataFrame, start: str, until: str) -> pd.Series:
     """For each row of `pairs` (indexed by the row judged), whether the account came back
     between `start` and `until` (both columns of `pairs`)."""
@@ -225,7 +238,7 @@ def _excused(pairs: pd.DataFrame, reactivations: pd.DataFrame, start: str, until
 def usage_after_churn(usage: pd.DataFrame, renewals: pd.DataFrame, thresholds: Thresholds = Thresholds(), *,
                       reactivations: pd.DataFrame | None = None) -> Finding:
     """Usage days more than the grace days after the end of one of the account's churned terms,
-    with no reactivation since that churn."""
+    with no reactivation since that churn (given, or shown by a later term: `returns_after_churn`)."""
     grace = pd.Timedelta(days=thresholds.churn_grace_days)
     problem = (f"of usage more than {thresholds.churn_grace_days} days after the account churned "
                "(the churned term's end), with no reactivation since")
@@ -236,7 +249,8 @@ def usage_after_churn(usage: pd.DataFrame, renewals: pd.DataFrame, thresholds: T
     candidates = days[days["account_id"].isin(churns["account_id"]) & days["date"].notna()]
     pairs = candidates.reset_index(names="_row").merge(churns, on="account_id").set_index("_row")
     late = pairs[pairs["date"] > pairs["churn_end"] + grace]
-    late = late[~_excused(late, _reactivations(reactivations), "churn_start", "date")]
+    known = pd.concat([_reactivations(reactivations), returns_after_churn(renewals)], ignore_index=True)
+    late = late[~_excused(late, known, "churn_start", "date")]
     rows = late[~late.index.duplicated()]
     examples = [f"account_id {r.account_id} on {_day(r.date)}, churned {_day(r.churn_end)} ({r.renewal_id})"
                 for r in rows.sort_values(["date", "account_id"]).head(EXAMPLES).itertuples()]

@@ -42,7 +42,7 @@ TARGETS = {
     "tickets": RAW_TABLES["tickets"],
     "usage_daily": USAGE_DAILY_TABLE,
     "churn_outcomes": "churn_outcomes",
-    "account_history": "account_history",
+    "account_history": RAW_TABLES["account_history"],  # read by the CRM source (`WarehouseCRM.account_history`)
 }
 #: Tables the pipeline derives itself (replacing them loses nothing).
 DERIVED = ("usage_daily", "churn_outcomes")

@@ -31,6 +31,7 @@ CHECKS = {
     ("crm_accounts", "crm_accounts_contract"),
     ("crm_renewals", "crm_renewals_contract"),
     ("crm_account_history", "crm_account_history_contract"),
+    ("crm_account_history", "crm_account_history_consistent"),
     ("product_usage_daily", "product_usage_daily_contract"),
     ("support_tickets", "support_tickets_contract"),
     ("crm_renewals", "crm_renewals_consistent"),

@@ -87,7 +87,7 @@ def test_account_ids_have_the_queue_column_length_and_sources_may_not_be_empty()
     for table in schema.METADATA.tables.values():
         if "account_id" in table.c:
             assert table.c.account_id.type.length == ACCOUNT_ID_CHARS, table.name
-    assert [c.name for c in CONTRACTS.values() if c.may_be_empty] == ["churn_outcomes", "account_history"]
+    assert [c.name for c in CONTRACTS.values() if c.may_be_empty] == ["churn_outcomes"]
 
 
 def _signups(*dates: str) -> pd.DataFrame:
