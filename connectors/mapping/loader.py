@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from connectors.mapping.schema import BRANCHES, Mapping, Rule, Section, Source
 from models.mapping.fields import SECTION_FIELDS, VOCABULARIES
+from models.schema_errors import describe
 
 #: A mapping is a page of YAML; anything larger is not one.
 MAX_MAPPING_BYTES = 256 * 1024
@@ -125,19 +126,8 @@ def _location(loc: tuple[Any, ...]) -> str:
 
 
 def _describe(err: dict[str, Any]) -> tuple[str, str]:
-    path = _location(tuple(err["loc"]))
-    kind = err["type"]
-    if kind == "value_error":
-        why = str(err["ctx"]["error"])
-    elif kind == "missing":
-        why = "required key is missing"
-    elif kind == "extra_forbidden":
-        why = "unknown key"
-    else:
-        why = err["msg"]
-        if "input" in err and not isinstance(err["input"], dict):
-            why += f", got {err['input']!r}"
-    return path, why
+    return describe(err, _location(tuple(err["loc"])),
+                    show_input=lambda value: None if isinstance(value, dict) else repr(value))
 
 
 def _one_of(values: Any) -> str:

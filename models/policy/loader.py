@@ -34,6 +34,7 @@ from pydantic import ValidationError
 
 from models.contracts import CANDIDATE_COLUMNS
 from models.policy.conditions import format_location
+from models.schema_errors import describe
 from models.policy.safe_yaml import MAX_DEPTH, MAX_NODES, YamlRefused, read_yaml
 from models.policy.schema import CHANNEL_PREFIXES, RACI_ROLES, LadderStep, Policy, condition_leaves
 from models.policy.wording import PolicyWordingWarning, wording_problems
@@ -153,19 +154,9 @@ def _read_yaml(text: str, source: str) -> Any:
 
 
 def _describe(err: Any) -> tuple[str, str]:
-    path = format_location(tuple(err["loc"]))
-    kind = err["type"]
-    if kind == "value_error":
-        why = str(err["ctx"]["error"])
-    elif kind == "missing":
-        why = "required key is missing"
-    elif kind == "extra_forbidden":
-        why = "unknown key (not part of the policy schema)"
-    else:
-        why = err["msg"]
-        if "input" in err and kind not in ("invalid_condition",):
-            why += f", got {_SHORT.repr(err['input'])}"
-    return path, why
+    hide = err["type"] in ("invalid_condition",)
+    return describe(err, format_location(tuple(err["loc"])), unknown="unknown key (not part of the policy schema)",
+                    show_input=lambda value: None if hide else _SHORT.repr(value))
 
 
 def _one_of(values: Any) -> str:
