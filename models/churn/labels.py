@@ -111,7 +111,9 @@ def build_labels(
         in_window = outcomes[(outcomes["churned_at"] >= d) & (outcomes["churned_at"] < d + horizon)]
         first_churn = in_window.groupby("account_id")["churned_at"].min()
         frame = pd.DataFrame({"observation_date": d, "account_id": pop})
-        frame["churned_at"] = frame["account_id"].map(first_churn).astype("datetime64[ns]")
+        # reindex, not map: mapping string ids through an empty datetime series fails
+        frame["churned_at"] = pd.Series(first_churn.reindex(frame["account_id"]).to_numpy(),
+                                        index=frame.index).astype("datetime64[ns]")
         frame["label"] = frame["churned_at"].notna().astype("int8")
         if treatments is not None and len(treatments):
             t = treatments[(treatments["treated_at"] >= d) & (treatments["treated_at"] < d + horizon)]
