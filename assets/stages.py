@@ -31,7 +31,7 @@ from models.churn.features import USAGE_WINDOW_DAYS, explain_drivers
 from models.churn.features import account_features as compute_features
 from models.churn.health import health_scores as compute_health
 from models.churn.health import HealthConfig, intervention_status
-from models.churn.labels import population
+from models.churn.labels import population, returns
 from models.churn.fallback import RulesRiskModel
 from models.churn.model import ChurnModel
 from models.churn.scoring import build_candidates, score_accounts, score_history_frame
@@ -73,8 +73,9 @@ def snapshot_features(
     account_history: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Features of every live account as of `as_of`, from data strictly before it (changing
-    attributes from `account_history` as of `as_of` when given)."""
-    ids = population(accounts, outcomes, as_of)
+    attributes from `account_history` as of `as_of` when given; the history also brings back
+    churned accounts that started a new term before `as_of`, `models.churn.labels.returns`)."""
+    ids = population(accounts, outcomes, as_of, returns=returns(outcomes, account_history))
     usage = warehouse.read_usage_daily(as_of - pd.Timedelta(days=USAGE_WINDOW_DAYS), as_of)
     return compute_features(accounts, renewals, tickets, usage, as_of, account_ids=ids, account_history=account_history)
 

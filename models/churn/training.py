@@ -1,7 +1,8 @@
 """The training set: features at several observation dates, labelled by what happened after.
 
 For each observation date ``d`` (see `models.churn.labels.observation_dates`): the population alive at
-``d``, its features from data strictly before ``d`` (`models.churn.features.account_features`; ARR,
+``d`` (with an account history, churned accounts that came back are in it again from their return,
+`models.churn.labels.returns`), its features from data strictly before ``d`` (`models.churn.features.account_features`; ARR,
 plan, seats, segment and owner as of ``d`` when an account history is given), and
 its label, churn within the horizon after ``d``. Dates whose horizon runs past the data are
 censored and never used. Validation is by time: the latest dates are held out, the model trains
@@ -15,7 +16,7 @@ from collections.abc import Callable, Sequence
 import pandas as pd
 
 from models.churn.features import USAGE_WINDOW_DAYS, account_features
-from models.churn.labels import build_labels, churn_outcomes
+from models.churn.labels import build_labels, churn_outcomes, returns
 
 UsageLoader = Callable[[pd.Timestamp, pd.Timestamp], pd.DataFrame]
 
@@ -37,10 +38,13 @@ def build_training_set(
 
     ``usage_loader(start, end)`` returns usage_daily rows with start <= date < end; it is called
     once per date with that date's feature window, so memory stays bounded by one window.
+    ``account_history`` also dates returns after churn: a reactivated account has rows again from
+    the date after its return.
     """
     outcomes = churn_outcomes(renewals)
     labels = build_labels(
-        accounts, outcomes, dates, horizon_days=horizon_days, data_end=data_end, treatments=treatments
+        accounts, outcomes, dates, horizon_days=horizon_days, data_end=data_end, treatments=treatments,
+        returns=returns(outcomes, account_history),
     )
     frames = []
     ordered = sorted(pd.Timestamp(d) for d in dates)

@@ -91,3 +91,12 @@ def test_treated_accounts_are_marked_only_inside_the_horizon():
     treatments = pd.DataFrame({"account_id": ["a", "b"], "treated_at": [d + pd.Timedelta(days=5), d - pd.Timedelta(days=5)]})
     out = build_labels(accounts, _outcomes([]), [d], horizon_days=90, data_end=D("2026-01-01"), treatments=treatments)
     assert dict(zip(out["account_id"], out["treated"])) == {"a": True, "b": False}
+
+
+def test_a_date_with_no_churn_in_its_horizon_labels_everyone_zero():
+    # churns exist, but none in this date's horizon (string ids, datetime churn dates)
+    accounts = pd.DataFrame({"account_id": pd.Series(["a", "b"], dtype="string"), "created_at": D("2024-01-01")})
+    outcomes = _outcomes([("a", D("2025-12-01"), 1.0)])
+    out = build_labels(accounts, outcomes, [D("2025-02-01")], horizon_days=90, data_end=D("2026-01-01"))
+    assert out["label"].tolist() == [0, 0]
+    assert out["churned_at"].isna().all() and out["churned_at"].dtype == "datetime64[ns]"
