@@ -178,17 +178,25 @@ def _weekly(decisions: pd.DataFrame, teams: list[str]) -> pd.DataFrame:
 
 def _summary(decisions: pd.DataFrame, snapshots: pd.DataFrame, outcomes: pd.DataFrame) -> dict[str, float]:
     routed = decisions.loc[decisions["action"] == "route"]
-    first_case = routed.groupby("account_id")["snapshot_date"].min()
     first_seen = snapshots.groupby("account_id")["snapshot_date"].min()
 
-    churned = outcomes.assign(account_id=outcomes["account_id"].astype(str),
-                              churned_at=pd.to_datetime(outcomes["churned_at"]))
-    churned = churned.groupby("account_id")["churned_at"].min()
-    churned = churned[churned.index.isin(first_seen.index)]
-    churned = churned[churned > first_seen.reindex(churned.index)]
-    case_before = first_case.reindex(churned.index)
-    caught = case_before.notna() & (case_before < churned)
-    lead_days = (churned[caught] - case_before[caught]).dt.days
+    # Every churn event counts, a reactivated account's second churn too: it is caught when a
+    # case opened after the account's previous churn (or ever, for its first) and before it.
+    events = outcomes.assign(account_id=outcomes["account_id"].astype(str),
+                             churned_at=pd.to_datetime(outcomes["churned_at"]))[["account_id", "churned_at"]]
+    events = events.drop_duplicates().sort_values(["account_id", "churned_at"]).reset_index(drop=True)
+    events["since"] = events.groupby("account_id")["churned_at"].shift()
+    events = events[events["account_id"].isin(first_seen.index)]
+    events = events[events["churned_at"] > events["account_id"].map(first_seen)].reset_index(names="event")
+    cases = routed[["account_id", "snapshot_date"]].assign(account_id=routed["account_id"].astype(str),
+                                                             snapshot_date=pd.to_datetime(routed["snapshot_date"]))
+    pairs = events.merge(cases, on="account_id")
+    pairs = pairs[(pairs["snapshot_date"] < pairs["churned_at"])
+                  & (pairs["since"].isna() | (pairs["snapshot_date"] > pairs["since"]))]
+    case_before = pairs.groupby("event")["snapshot_date"].min().reindex(events["event"])
+    caught = pd.Series(case_before.notna().to_numpy(), index=events.index)
+    lead_days = (events.loc[caught, "churned_at"].to_numpy() - case_before[caught.to_numpy()].to_numpy()) // np.timedelta64(1, "D")
+    churned = events
 
     arr = routed.drop_duplicates("account_id")["arr"]
     return {

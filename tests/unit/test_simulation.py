@@ -62,6 +62,17 @@ def test_replay_counts_cases_churners_caught_and_lead_time(history):
     assert run.cases_per_week["cases"].sum() == run.summary["cases_opened"]
 
 
+def test_every_churn_counts_and_a_case_catches_only_the_churn_after_it(history):
+    """A reactivated account churns twice: the case opened on 7 Jan was before both churns but
+    catches only the first; the second churn counts as a churner of its own, not caught."""
+    snapshots, outcomes = history
+    again = pd.DataFrame({"account_id": ["drifting"], "churned_at": pd.to_datetime(["2026-03-01"]),
+                          "arr_lost": [90_000.0]})
+    run = replay(DEFAULT, snapshots, pd.concat([outcomes, again], ignore_index=True))
+    assert run.summary["churners"] == 3 and run.summary["churners_caught"] == 1
+    assert run.summary["median_lead_days"] == 25
+
+
 def test_two_policies_side_by_side(history):
     snapshots, outcomes = history
     aggressive = parse_policy((POLICIES / "aggressive.yaml").read_text().replace("fraction: 0.05", "fraction: 0.0"))
