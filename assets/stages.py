@@ -32,6 +32,7 @@ from models.churn.features import account_features as compute_features
 from models.churn.health import health_scores as compute_health
 from models.churn.health import HealthConfig, intervention_status
 from models.churn.labels import population, returns
+from models.contracts import BOOK_PERCENTILES
 from models.churn.fallback import RulesRiskModel
 from models.churn.model import ChurnModel
 from models.churn.scoring import build_candidates, score_accounts, score_history_frame
@@ -183,7 +184,7 @@ def rescue_candidates(
     """Every scored account with the fields policy conditions read, ranked by expected ARR at
     risk; kept (without drivers and movers) in `rescue_candidates_history`."""
     cands = build_candidates(features, accounts, scores, health, snapshot_date=as_of)
-    history = cands.drop(columns=["drivers", "movers"]).assign(snapshot_date=as_of.date())
+    history = cands.drop(columns=["drivers", "movers", *BOOK_PERCENTILES]).assign(snapshot_date=as_of.date())
     warehouse.replace_partition(CANDIDATE_HISTORY_TABLE, history, "snapshot_date", as_of.date())
     return cands
 

@@ -384,6 +384,8 @@ CANDIDATE_COLUMNS: dict[str, str] = {
     "health_score": "float 0-100 (100 = healthy)",
     "health_band": "str: healthy / watch / at_risk / critical",
     "expected_arr_at_risk": "float: churn_risk x arr",
+    "churn_risk_percentile": "float 0-1: share of the scored book at or below this account's churn risk (1 = the riskiest); a threshold on it transfers between companies with different base rates",
+    "arr_percentile": "float 0-1: share of the scored book at or below this account's ARR (1 = the largest)",
     "renewal_date": "datetime: next open renewal (NaT if none)",
     "days_to_renewal": "float: days from snapshot to renewal_date (NaN if none)",
     "open_urgent_tickets": "int: urgent tickets open at the snapshot",
@@ -415,12 +417,35 @@ class Bounds:
 #: The range of every number of the candidate frame. `models.routing.inputs` refuses a frame
 #: with a value outside them (whatever produced it), so an infinite ARR or a risk above 1 never
 #: decides a priority.
+#: Candidate columns derived from the others over the whole scored book (`book_percentiles`):
+#: not kept in the candidate history, recomputed wherever a frame lacks them (a replay of an older
+#: history), so one definition serves the daily run and every simulation.
+BOOK_PERCENTILES: dict[str, str] = {"churn_risk_percentile": "churn_risk", "arr_percentile": "arr"}
+
+
+def book_percentiles(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with each `BOOK_PERCENTILES` column filled where missing: the share of the frame's
+    rows whose value is at or below the row's own (ties share the higher rank, so the riskiest
+    account of a book is 1.0 and "churn_risk_percentile >= 0.95" is the riskiest 5%). A row with
+    no value has none. The frame must be the whole book of one snapshot: a percentile of a
+    subset means something else."""
+    missing = {c: src for c, src in BOOK_PERCENTILES.items() if c not in frame.columns and src in frame.columns}
+    if not missing:
+        return frame
+    out = frame.copy()
+    for column, source in missing.items():
+        out[column] = pd.to_numeric(out[source], errors="coerce").rank(method="max", pct=True).astype("float64")
+    return out
+
+
 CANDIDATE_BOUNDS: dict[str, Bounds] = {
     "arr": Bounds(0, MAX_ARR),
     "churn_risk": Bounds(0, 1),
     "churn_risk_delta": Bounds(-1, 1),
     "health_score": Bounds(0, 100),
     "expected_arr_at_risk": Bounds(0, MAX_ARR),
+    "churn_risk_percentile": Bounds(0, 1, nullable=True),
+    "arr_percentile": Bounds(0, 1, nullable=True),
     "days_to_renewal": Bounds(nullable=True),
     "open_urgent_tickets": Bounds(0),
     "oldest_open_urgent_hours": Bounds(0),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from models.contracts import CANDIDATE_COLUMNS
+from models.contracts import CANDIDATE_COLUMNS, book_percentiles
 
 
 def vip_flags(accounts: pd.DataFrame, *, quantile: float = 0.9) -> pd.Series:
@@ -67,7 +67,7 @@ def build_candidates(
     out["movers"] = sc["movers"] if "movers" in sc.columns else [[] for _ in range(len(out))]
     out["model_version"] = sc["model_version"]
     out["snapshot_date"] = pd.Timestamp(snapshot_date)
-    out = out.reset_index().rename(columns={"index": "account_id"})
+    out = book_percentiles(out.reset_index().rename(columns={"index": "account_id"}))
     missing = [c for c in CANDIDATE_COLUMNS if c not in out.columns]
     if missing:  # pragma: no cover - guarded by the contract test
         raise AssertionError(f"candidate frame misses {missing}")

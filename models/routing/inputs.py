@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from models.clock import naive_utc_series, utc_timestamp
-from models.contracts import CANDIDATE_BOUNDS, out_of_bounds
+from models.contracts import CANDIDATE_BOUNDS, book_percentiles, out_of_bounds
 from models.policy.schema import HysteresisSpec, Policy
 
 STATE_AT_RISK, STATE_OK = "at_risk", "ok"
@@ -70,6 +70,9 @@ def prepare_inputs(
     """
     now_ts = _aware_utc(now)
     state_clock = now_ts.tz_localize(None) if as_of is None else utc_timestamp(as_of)
+    # The book percentiles a policy may threshold on, derived here when the frame lacks them (a
+    # replay of a history kept without them): `candidates` is the whole scored book.
+    candidates = book_percentiles(candidates)
     _require(candidates, {"account_id", "expected_arr_at_risk"} | policy.condition_fields(), "candidates")
     problems = out_of_bounds(candidates, CANDIDATE_BOUNDS, table="candidates")
     if problems:

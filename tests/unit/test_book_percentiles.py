@@ -1,0 +1,39 @@
+"""Book percentiles: a policy threshold that transfers between companies with different base rates."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from models.contracts import book_percentiles
+from models.policy.loader import parse_policy
+from pathlib import Path
+
+POLICY = (Path(__file__).resolve().parents[2] / "policies" / "default.yaml").read_text()
+
+
+def test_the_riskiest_account_is_1_ties_share_the_higher_rank_and_a_missing_risk_has_none():
+    frame = pd.DataFrame({"account_id": list("abcde"), "churn_risk": [0.01, 0.02, 0.02, 0.9, None],
+                          "arr": [10.0, 20.0, 30.0, 40.0, 50.0]})
+    out = book_percentiles(frame)
+    assert out["churn_risk_percentile"].tolist()[:4] == [0.25, 0.75, 0.75, 1.0]
+    assert math.isnan(out["churn_risk_percentile"].iloc[4])
+    assert out["arr_percentile"].tolist() == [0.2, 0.4, 0.6, 0.8, 1.0]
+    assert "churn_risk_percentile" not in frame.columns  # the caller's frame is untouched
+
+
+def test_the_same_percentile_picks_the_same_share_of_two_books_with_different_base_rates():
+    low = pd.DataFrame({"churn_risk": [i / 1000 for i in range(100)], "arr": 1.0})
+    high = pd.DataFrame({"churn_risk": [0.3 + i / 500 for i in range(100)], "arr": 1.0})
+    for book in (low, high):
+        assert (book_percentiles(book)["churn_risk_percentile"] > 0.95).sum() == 5  # the top 5% of each book
+
+
+def test_present_columns_are_kept_and_a_policy_may_threshold_on_them():
+    frame = pd.DataFrame({"churn_risk": [0.1, 0.2], "arr": [1.0, 2.0], "churn_risk_percentile": [0.7, 0.9]})
+    assert book_percentiles(frame)["churn_risk_percentile"].tolist() == [0.7, 0.9]
+    text = POLICY.replace("field: churn_risk\n  enter_threshold: 0.20\n  exit_threshold: 0.12",
+                          "field: churn_risk_percentile\n  enter_threshold: 0.95\n  exit_threshold: 0.90")
+    assert text != POLICY
+    assert parse_policy(text).hysteresis.field == "churn_risk_percentile"
