@@ -25,6 +25,7 @@ from fastapi import FastAPI
 from connectors.queue.users import DeskUsers
 from connectors.queue.store import QueueStore
 from models.contracts import CANDIDATE_COLUMNS, DECISION_COLUMNS
+from models.policy.loader import load_policy
 from pipelines.desk import create_app
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,17 +40,25 @@ USERS: dict[str, tuple[str, str]] = {
     "rs_lead_maya": ("manager", "rescue_squad"),
 }
 
-#: The seeded cases: account -> what differs between them.
+#: The seeded cases: account -> what differs between them. `first_touch_in` is business time
+#: (the team's calendar) from the test's instant; the margins keep every label the same on any
+#: day, holidays of one office but not the other included.
 ACCOUNTS: dict[str, dict] = {
     "ACME-001": {"name": "Acme Logistics", "segment": "enterprise", "priority": "P1", "team": "csm",
-                 "arr": 480_000.0, "churn_risk": 0.81, "first_touch_in": timedelta(days=2)},
+                 "arr": 480_000.0, "churn_risk": 0.81, "first_touch_in": timedelta(hours=60)},
     "BOLT-002": {"name": "Bolt Robotics", "segment": "mid_market", "priority": "P2", "team": "csm",
                  "arr": 120_000.0, "churn_risk": 0.66, "first_touch_in": timedelta(hours=-3)},
     "CORA-003": {"name": "Cora Health", "segment": "enterprise", "priority": "P1", "team": "rescue_squad",
-                 "arr": 910_000.0, "churn_risk": 0.74, "first_touch_in": timedelta(days=1)},
+                 "arr": 910_000.0, "churn_risk": 0.74, "first_touch_in": timedelta(hours=40)},
     "DUNE-004": {"name": "Dune Foods", "segment": "smb", "priority": "P3", "team": "csm",
-                 "arr": 24_000.0, "churn_risk": 0.61, "first_touch_in": timedelta(days=3)},
+                 "arr": 24_000.0, "churn_risk": 0.61, "first_touch_in": timedelta(hours=80)},
 }
+
+
+def _due(spec: dict, now: datetime, opened: datetime | None) -> datetime:
+    if opened is None:  # a calendar-time seed (frames for tests that pick their own instants)
+        return now + spec["first_touch_in"]
+    return business_after(spec["team"], opened, OPENED_BUSINESS_AGO + spec["first_touch_in"])
 
 
 def utc_now() -> datetime:
@@ -90,8 +99,39 @@ def _context(account_id: str, spec: dict) -> dict:
     }
 
 
-def seed_frames(now: datetime) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, dict]]:
-    """(decisions, candidates, contexts) routing the seeded accounts, in the contracts' columns."""
+#: The seeded cases were opened this much business time before the test's instant.
+OPENED_BUSINESS_AGO = timedelta(hours=6)
+
+
+def business_before(team: str, instant: datetime, span: timedelta) -> datetime:
+    """The naive-UTC instant `span` of business time (the team's calendar in `POLICY`) before
+    `instant`: the latest x with business time x -> instant equal to `span` (bisection; business
+    time is monotone in x). The seed's clocks are set in business time, so a test reads the same
+    SLA labels at any hour of any day of the week."""
+    cal = load_policy(POLICY).team_calendar(team)
+    end = instant.replace(tzinfo=timezone.utc)
+    want = span.total_seconds() / 60.0
+    lo, hi = end - timedelta(days=60), end
+    while hi - lo > timedelta(seconds=1):
+        mid = lo + (hi - lo) / 2
+        if cal.business_minutes_between(mid, end) >= want:
+            lo = mid
+        else:
+            hi = mid
+    return lo.replace(tzinfo=None, microsecond=0)
+
+
+def business_after(team: str, instant: datetime, span: timedelta) -> datetime:
+    """The naive-UTC instant `span` of business time after `instant` (the team's calendar)."""
+    cal = load_policy(POLICY).team_calendar(team)
+    later = cal.add_business_minutes(instant.replace(tzinfo=timezone.utc), span.total_seconds() / 60.0)
+    return later.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def seed_frames(now: datetime, opened: datetime | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, dict]]:
+    """(decisions, candidates, contexts) routing the seeded accounts, in the contracts' columns.
+    Each first-touch due lies `first_touch_in` business time after `now` (before, when negative),
+    counted from `opened` (business time before `now`) in the case's team calendar."""
     decisions, candidates = [], []
     for account_id, spec in ACCOUNTS.items():
         risk, arr = spec["churn_risk"], spec["arr"]
@@ -112,8 +152,8 @@ def seed_frames(now: datetime) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, di
             "required_skills": ["renewals"], "rule_id": "enterprise_renewal_at_risk",
             "reasons": ["churn risk at least 60%", "weekly active users down 42% in 12 weeks"],
             "expected_arr_at_risk": risk * arr, "rank": 1, "assignee": None,
-            "sla_first_touch_due": now + spec["first_touch_in"],
-            "sla_resolution_due": now + spec["first_touch_in"] + timedelta(days=5),
+            "sla_first_touch_due": _due(spec, now, opened),
+            "sla_resolution_due": _due(spec, now, opened) + timedelta(days=5),
         })
         decisions.append(decision)
         candidates.append(candidate)
@@ -140,9 +180,10 @@ class DeskEnv:
 def seed(store: QueueStore) -> dict[str, str]:
     """Route the seeded accounts into a migrated queue (opened six hours ago); account -> case id."""
     now = utc_now()
-    decisions, candidates, contexts = seed_frames(now)
+    opened = business_before("csm", now, OPENED_BUSINESS_AGO)
+    decisions, candidates, contexts = seed_frames(now, opened)
     store.apply_decisions(decisions, candidates, contexts=contexts, policy_version="2026.11.0", policy_hash="hash-1",
-                          model_version="m1", snapshot_date=SNAPSHOT, now=now - timedelta(hours=6))
+                          model_version="m1", snapshot_date=SNAPSHOT, now=opened)
     cases = store.list_cases()
     return dict(zip(cases["account_id"], cases["case_id"]))
 

@@ -31,6 +31,20 @@ from tests.faults.conftest import assert_clean_failure
 
 cli = CliRunner()
 TODAY = dt.datetime.now(dt.UTC).date()
+#: A test of this module takes well under this long; none may straddle a UTC midnight.
+MIDNIGHT_MARGIN_S = 120
+
+
+@pytest.fixture(autouse=True)
+def _today_holds_for_the_whole_test():
+    """The partitions end today (UTC): a test that started just before midnight would compare
+    its own "today" with the next day's. Wait out the last `MIDNIGHT_MARGIN_S` seconds of the day."""
+    global TODAY
+    now = dt.datetime.now(dt.UTC)
+    midnight = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(), dt.UTC)
+    if (midnight - now).total_seconds() < MIDNIGHT_MARGIN_S:
+        time.sleep((midnight - now).total_seconds() + 1)
+    TODAY = dt.datetime.now(dt.UTC).date()
 
 
 def _clean_env(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
