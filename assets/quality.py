@@ -47,6 +47,7 @@ from models.plausibility import (
     Staleness,
     Thresholds,
     as_of,
+    comebacks,
     contradictory_outcomes,
     newest,
     recent_rate,
@@ -262,16 +263,26 @@ def product_usage_daily_contract(context: dg.AssetCheckExecutionContext, warehou
 # --------------------------------------------------------------------------- consistency
 
 
+def _comebacks(renewals: pd.DataFrame, history: pd.DataFrame | None, now: pd.Timestamp) -> pd.DataFrame:
+    """Reactivations known at the run's instant (from the account history, where one is landed)."""
+    return comebacks(renewals, as_of(history, "valid_from", now) if history is not None else None)
+
+
 @dg.asset_check(
-    asset=crm_renewals, blocking=True, additional_ins={"crm_accounts": dg.AssetIn("crm_accounts")},
-    description="Renewals reference known accounts and their outcomes do not contradict each other.",
+    asset=crm_renewals, blocking=True,
+    additional_ins={"crm_accounts": dg.AssetIn("crm_accounts"), "crm_account_history": dg.AssetIn("crm_account_history")},
+    description="Renewals reference known accounts and their outcomes do not contradict each other "
+                "(a renewal after a churn is one only when the account history shows no return).",
 )
 def crm_renewals_consistent(context: dg.AssetCheckExecutionContext, source_checks: SourceChecksResource,
-                            crm_renewals: pd.DataFrame, crm_accounts: pd.DataFrame) -> dg.AssetCheckResult:
+                            crm_renewals: pd.DataFrame, crm_accounts: pd.DataFrame,
+                            crm_account_history: pd.DataFrame | None) -> dg.AssetCheckResult:
     now, wall = _instants(context)
     report = Report("renewals")
     report.add_quality(_references(crm_renewals, RENEWALS, crm_accounts, now, wall))
-    report.add_finding(contradictory_outcomes(as_of(crm_renewals, "closed_at", now), source_checks.get_thresholds()))
+    known = as_of(crm_renewals, "closed_at", now)
+    report.add_finding(contradictory_outcomes(known, source_checks.get_thresholds(),
+                                              reactivations=_comebacks(known, crm_account_history, now)))
     return report.result()
 
 
@@ -318,13 +329,15 @@ def support_tickets_consistent(context: dg.AssetCheckExecutionContext, source_ch
 
 @dg.asset_check(
     asset=product_usage_daily, blocking=True,
-    additional_ins={"crm_accounts": dg.AssetIn("crm_accounts"), "crm_renewals": dg.AssetIn("crm_renewals")},
+    additional_ins={"crm_accounts": dg.AssetIn("crm_accounts"), "crm_renewals": dg.AssetIn("crm_renewals"),
+                    "crm_account_history": dg.AssetIn("crm_account_history")},
     description=f"The last {USAGE_CHECK_DAYS} days of usage reference known accounts, and are neither before "
-                "the account's signup nor after its churn.",
+                "the account's signup nor after its churn (unless the account history shows it came back).",
 )
 def product_usage_daily_consistent(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
                                    source_checks: SourceChecksResource, crm_accounts: pd.DataFrame,
-                                   crm_renewals: pd.DataFrame) -> dg.AssetCheckResult:
+                                   crm_renewals: pd.DataFrame,
+                                   crm_account_history: pd.DataFrame | None) -> dg.AssetCheckResult:
     now, wall = _instants(context)
     raw, _ = _read_usage(warehouse, now, wall, columns="account_id, date")
     usage = as_of(conform(raw, USAGE_DAILY, lenient=True), "date", now) if len(raw) else empty_frame(USAGE_DAILY)
@@ -332,7 +345,9 @@ def product_usage_daily_consistent(context: dg.AssetCheckExecutionContext, wareh
     report = Report("usage_daily")
     report.add_quality(_references(usage, USAGE_DAILY, crm_accounts, now, wall))
     report.add_finding(rows_before_signup(usage, "usage_daily", "date", crm_accounts, thresholds))
-    report.add_finding(usage_after_churn(usage, as_of(crm_renewals, "closed_at", now), thresholds))
+    known = as_of(crm_renewals, "closed_at", now)
+    report.add_finding(usage_after_churn(usage, known, thresholds,
+                                         reactivations=_comebacks(known, crm_account_history, now)))
     return report.result()
 
 

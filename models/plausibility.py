@@ -32,7 +32,8 @@ of implausible rows (real exports have a few), set in `Thresholds`:
 A reactivation is an account becoming a customer again after a churn. The canonical tables have
 no field for it (``accounts.created_at`` is the first signup), so the rules take the
 reactivations as an optional frame (``account_id``, ``reactivated_at``), empty by default: a
-source that knows them (an ARR history going from 0 back to a positive value) passes them in.
+source that knows them (an ARR history going from 0 back to a positive value) passes them in
+(`comebacks` reads them from the account history, as the labels do).
 
 Every rule is a pure function of frames and returns `Finding`s (count, total, share, the
 allowed share, examples with their keys); `thresholds_from` builds the thresholds from a mapping
@@ -210,6 +211,16 @@ def _reactivations(reactivations: pd.DataFrame | None) -> pd.DataFrame:
         return pd.DataFrame({"account_id": pd.Series(dtype="string"), "reactivated_at": pd.Series(dtype="datetime64[ns]")})
     return pd.DataFrame({"account_id": reactivations["account_id"].astype(str),
                          "reactivated_at": pd.to_datetime(reactivations["reactivated_at"], errors="coerce")}).dropna()
+
+
+def comebacks(renewals: pd.DataFrame, account_history: pd.DataFrame | None) -> pd.DataFrame:
+    """The reactivations an account history shows (`models.churn.labels.returns`: ARR 0 back to a
+    positive value after a churned renewal), as the rules take them (account_id, reactivated_at).
+    Empty without a history."""
+    from models.churn.labels import churn_outcomes, returns  # the one definition of a return
+    back = returns(churn_outcomes(renewals), account_history)
+    return pd.DataFrame({"account_id": back["account_id"].astype(str),
+                         "reactivated_at": pd.to_datetime(back["returned_at"])})
 
 
 def returns_after_churn(renewals: pd.DataFrame) -> pd.DataFrame:

@@ -13,9 +13,12 @@ connection (`connectors.mapping.check` and `connectors.mapping.land`):
    ``tickets``, ``usage_daily``, ``churn_outcomes`` and ``account_history`` in their contracts'
    columns (``rescue_canon_<table>``).
 
-Subscriptions become renewal terms: one renewal per paid (non-trial) subscription, due at its end
-(or, when it runs on, at the end of the billing period in progress at the data's end). Its
-outcome:
+Subscriptions become renewal terms, one per billing period of a paid (non-trial) subscription:
+a subscription comes up for renewal every month (monthly billing) or year (annual) from its start,
+so at any date its next renewal is the end of the billing period in progress, as the company knew
+it then. Every billing date before the subscription's end (and before a churn event within it) is a
+renewal, renewed on the day. The last term is the period its end falls in (when it runs on, the
+period in progress at the data's end), due at that period's billing date; its outcome:
 
 - **churned** when a churn event falls within the term, or within the grace period after it
   before anything continues it; or when nothing continues it and the grace period has passed
@@ -47,6 +50,8 @@ from models.mapping.fields import FALSE_WORDS, PERIOD_MONTHS, SECTION_FIELDS, TR
 from models.mapping.sqltext import glob_to_like
 
 TYPED_PREFIX = "rescue_map_"
+#: The working table of the subscriptions' last terms (`Plan.canonical`).
+TERMS = "_terms"
 CANONICAL_PREFIX = "rescue_canon_"
 RAW_PREFIX = "_raw_"
 
@@ -315,9 +320,14 @@ class Plan:
     # ------------------------------------------------------------------- canonical tables
 
     def canonical(self, data_end: pd.Timestamp) -> dict[str, str]:
-        """Canonical table name -> SELECT, in an order where each reads only earlier ones."""
+        """Canonical table name -> SELECT, in an order where each reads only earlier ones. A name
+        starting with ``_`` is a working table (materialized like the others, never landed)."""
         out = {"accounts": self._accounts()}
-        out["renewals"] = self._renewals_from_terms(data_end) if "renewals" not in self.sections else self._direct("renewals")
+        if "renewals" in self.sections:
+            out["renewals"] = self._direct("renewals")
+        else:
+            out[TERMS] = self._final_terms(data_end)
+            out["renewals"] = self._renewals_from_terms(data_end)
         out["tickets"] = self._direct("tickets") if "tickets" in self.sections else self._empty(CONTRACTS["tickets"])
         if "usage" in self.sections:
             out["usage_daily"] = self._usage_daily()
@@ -386,7 +396,9 @@ class Plan:
             f"FROM ({paid}) AS t"
         ), events
 
-    def _renewals_from_terms(self, data_end: pd.Timestamp) -> str:
+    def _final_terms(self, data_end: pd.Timestamp) -> str:
+        """Each paid subscription's last term: its outcome, churn event and reason, and how many
+        billing periods it ran (a working table: the renewals read it twice)."""
         d = self.d
         end = d.timestamp_literal(data_end)
         terms, events = self.terms_sql(data_end)
@@ -397,15 +409,42 @@ class Plan:
         event_at = f"COALESCE(t.churn_in, CASE WHEN {lapsed_churn} THEN t.churn_after END)"
         reason = (f"(SELECT MIN(e.reason) FROM ({events}) AS e WHERE e.account_id = t.account_id "
                   f"AND e.churned_at = {event_at})")
-        closed = "CASE WHEN o.outcome = 'open' THEN NULL WHEN o.event_at IS NOT NULL THEN o.event_at ELSE o.term_end END"
-        stage = ("CASE WHEN o.outcome = 'open' THEN 'open' WHEN o.outcome = 'renewed' THEN 'closed_won' "
-                 "WHEN o.event_at IS NULL THEN 'closed_lost: lapsed' "
-                 "ELSE 'closed_lost: ' || COALESCE(o.reason, 'churn event') END")
-        inner = (f"SELECT t.term_key, t.account_id, t.term_end, t.arr, {outcome} AS outcome, {event_at} AS event_at, "
-                 f"{reason} AS reason FROM ({terms}) AS t")
-        exprs = {"renewal_id": "o.term_key", "account_id": "o.account_id", "renewal_date": "o.term_end",
-                 "amount": "COALESCE(o.arr, 0)", "stage": stage, "closed_at": closed, "outcome": "o.outcome"}
-        return self._select_contract(CONTRACTS["renewals"], f"({inner}) AS o", exprs)
+        # The billing periods of the term: it comes up for renewal every `months` from its start.
+        # Its last renewal is due on the first billing date on or after it stopped: its churn event
+        # when that came within it (the customer gave notice in that period), else its end. Every
+        # earlier billing date was a renewal. So at any date the next renewal is the billing date
+        # of the period in progress, as the company knew it then: never the (future) end.
+        base = (f"SELECT t.*, {outcome} AS outcome, {event_at} AS event_at, {reason} AS reason FROM ({terms}) AS t")
+        stop = "CASE WHEN b.event_at IS NOT NULL AND b.event_at < b.term_end THEN b.event_at ELSE b.term_end END"
+        q = d.int_div(d.months_between("b.started_at", stop), "b.months")
+        at_q = d.add_months("b.started_at", f"({q}) * b.months")
+        periods = f"CASE WHEN {q} >= 1 AND {at_q} >= {stop} THEN {q} ELSE ({q}) + 1 END"
+        return (f"SELECT b.term_key, b.account_id, b.term_end, b.arr, b.started_at, b.months, b.outcome, "
+                f"b.event_at, b.reason, {periods} AS periods FROM ({base}) AS b")
+
+    def _renewals_from_terms(self, data_end: pd.Timestamp) -> str:
+        d = self.d
+        end = d.timestamp_literal(data_end)
+        final = CANONICAL_PREFIX + TERMS
+        last_due = d.add_months("f.started_at", "f.periods * f.months")
+        closed = "CASE WHEN f.outcome = 'open' THEN NULL WHEN f.event_at IS NOT NULL THEN f.event_at ELSE f.term_end END"
+        stage = ("CASE WHEN f.outcome = 'open' THEN 'open' WHEN f.outcome = 'renewed' THEN 'closed_won' "
+                 "WHEN f.event_at IS NULL THEN 'closed_lost: lapsed' "
+                 "ELSE 'closed_lost: ' || COALESCE(f.reason, 'churn event') END")
+        last = (f"SELECT f.term_key AS renewal_id, f.account_id, {last_due} AS renewal_date, f.arr, "
+                f"{stage} AS stage, {closed} AS closed_at, f.outcome FROM {final} AS f")
+        # Earlier billing dates: renewed on the day (up to the data's end).
+        due_i = d.add_months("f.started_at", "n.i * f.months")
+        digits = " UNION ALL ".join(f"SELECT {k} AS v" for k in range(10))
+        numbers = (f"SELECT a.v + 10 * b.v + 100 * c.v AS i FROM ({digits}) AS a CROSS JOIN ({digits}) AS b "
+                   f"CROSS JOIN ({digits}) AS c")
+        earlier = (f"SELECT f.term_key || '#' || {d.text('n.i')} AS renewal_id, f.account_id, {due_i} AS renewal_date, "
+                   f"f.arr, 'closed_won' AS stage, {due_i} AS closed_at, 'renewed' AS outcome "
+                   f"FROM {final} AS f JOIN ({numbers}) AS n ON n.i >= 1 AND n.i < f.periods "
+                   f"WHERE {due_i} <= {end}")
+        exprs = {"renewal_id": "o.renewal_id", "account_id": "o.account_id", "renewal_date": "o.renewal_date",
+                 "amount": "COALESCE(o.arr, 0)", "stage": "o.stage", "closed_at": "o.closed_at", "outcome": "o.outcome"}
+        return self._select_contract(CONTRACTS["renewals"], f"({last} UNION ALL {earlier}) AS o", exprs)
 
     def _usage_daily(self) -> str:
         d = self.d

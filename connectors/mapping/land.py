@@ -95,6 +95,8 @@ def build(loaded: LoadedMapping, warehouse: Warehouse, *, now: pd.Timestamp | No
             for table, sql in plan.canonical(data_end).items():
                 step = f"building {table}"
                 _create_temp(dialect, conn, CANONICAL_PREFIX + table, sql, temps)
+                if table.startswith("_"):
+                    continue  # a working table, not landed
                 counts[table] = int(dialect.run(conn, f"SELECT COUNT(*) FROM {CANONICAL_PREFIX}{table}").scalar())
                 say(f"built {table}: {counts[table]:,} rows")
             first = _timestamp(dialect.run(conn, f"SELECT MIN(created_at) FROM {CANONICAL_PREFIX}accounts").scalar())

@@ -13,6 +13,7 @@ from models.plausibility import (
     Thresholds,
     ThresholdError,
     as_of,
+    comebacks,
     contradictory_outcomes,
     newest,
     quiet_limit_days,
@@ -112,6 +113,23 @@ def test_contradictory_outcomes(clean):
     opened = churned.assign(renewal_id=lambda d: d["renewal_id"] + "-open", renewal_date=lambda d: d["renewal_date"] + pd.Timedelta(days=365),
                             closed_at=pd.NaT, outcome="open")
     assert contradictory_outcomes(pd.concat([renewals, opened], ignore_index=True)).bad == 0
+
+
+def test_an_account_history_that_shows_a_return_excuses_the_renewals_after_the_churn():
+    renewals = pd.DataFrame({
+        "renewal_id": ["A-1", "A-2", "A-3", "B-1", "B-2"], "account_id": ["A", "A", "A", "B", "B"],
+        "renewal_date": [T("2025-03-01"), T("2025-06-01"), T("2025-07-01"), T("2025-03-01"), T("2025-06-01")],
+        "closed_at": [T("2025-02-20"), T("2025-06-01"), T("2025-07-01"), T("2025-02-20"), T("2025-06-01")],
+        "outcome": ["churned", "renewed", "renewed", "churned", "renewed"], "amount": 100.0})
+    history = pd.DataFrame({"account_id": ["A", "A", "A", "B", "B"],
+                            "valid_from": [T("2024-03-01"), T("2025-02-20"), T("2025-05-01"), T("2024-03-01"), T("2025-02-20")],
+                            "arr": [100.0, 0.0, 100.0, 100.0, 0.0]})
+    back = comebacks(renewals, history)
+    assert back.to_dict("records") == [{"account_id": "A", "reactivated_at": T("2025-05-01")}]
+    finding = contradictory_outcomes(renewals, reactivations=back)
+    assert finding.bad == 1 and "renewal_id B-2" in finding.examples[0]  # B never came back: still a contradiction
+    assert contradictory_outcomes(renewals).bad == 3
+    assert comebacks(renewals, None).empty
 
 
 def test_a_stale_source_is_one_line_naming_the_table_and_its_age(clean):

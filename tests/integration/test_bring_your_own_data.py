@@ -8,6 +8,7 @@ over landed data.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import shutil
 import textwrap
@@ -33,6 +34,14 @@ from tests.companies.subscription_saas import ADVANCED_FEATURES, CORE_FEATURES, 
 
 REPO = Path(__file__).resolve().parents[2]
 COMPANY = Company()
+#: The deployment's clock in these tests: the morning after the exports' last day, as when the
+#: analyst loads them. Pinned (`RESCUE_NOW`), so freshness and "today" never read the wall clock.
+NOW = f"{COMPANY.end + dt.timedelta(days=1)}T06:00:00Z"
+
+
+@pytest.fixture(autouse=True)
+def _pinned_clock(monkeypatch):
+    monkeypatch.setenv("RESCUE_NOW", NOW)
 
 
 def _day_first(text: pd.Series) -> pd.Series:
@@ -68,6 +77,7 @@ def home(tmp_path, monkeypatch) -> Path:
     for name in declared_names():
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("RESCUE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("RESCUE_NOW", NOW)
     monkeypatch.setenv("COLUMNS", "250")
     return tmp_path / "home"
 
@@ -138,50 +148,111 @@ def test_landed_tables_conform_to_the_contracts(landed):
     assert len(meta["mapping_hash"]) == 64 and pd.Timestamp(meta["last_date"]).date() == COMPANY.end
 
 
-def test_renewal_terms_follow_the_subscriptions(landed, pristine):
+def _billing_dates(start: pd.Timestamp, months: int, through: pd.Timestamp) -> list[pd.Timestamp]:
+    """start + i*months, i = 1.. up to the first on or after `through`."""
+    dates, i = [], 1
+    while True:
+        dates.append(start + pd.DateOffset(months=i * months))
+        if dates[-1] >= through:
+            return dates
+        i += 1
+
+
+def test_renewal_terms_are_the_billing_periods_of_the_subscriptions(landed, pristine):
     exports = pristine / "exports"
     subs = read(exports, "subscriptions.csv")
     churn = read(exports, "churn_events.csv").assign(churn_date=lambda f: _day_first(f["churn_date"]))
-    subs = subs.assign(start=_day_first(subs["start_date"]), end=_day_first(subs["end_date"]))
+    subs = subs.assign(start=_day_first(subs["start_date"]), end=_day_first(subs["end_date"]),
+                       months=subs["billing_frequency"].str.lower().map({"monthly": 1, "yearly": 12}))
     paid = subs[subs["is_trial"] == "False"].set_index("subscription_id")
     renewals = landed.read_contract_table(TARGETS["renewals"], CONTRACTS["renewals"]).set_index("renewal_id")
     data_end = pd.Timestamp(read_manifest(landed)["last_date"])
+    of = renewals.index.str.split("#").str[0]
+    last = renewals[~renewals.index.str.contains("#")]
 
-    assert set(renewals.index) == set(paid.index)                      # one renewal per paid term
+    assert set(of) == set(paid.index) and set(last.index) == set(paid.index)  # one last term per paid subscription
+    assert (renewals["amount"] == paid.loc[of, "arr_amount"].astype(float).to_numpy()).all()
+    assert (paid["months"].notna()).all()
+    for sub_id, sub in paid.iterrows():
+        mine = renewals[of == sub_id].sort_values("renewal_date")
+        through = sub["end"] if pd.notna(sub["end"]) else data_end
+        final = last.loc[sub_id]
+        if final["outcome"] == "churned" and final["closed_at"] < through:
+            through = final["closed_at"]  # notice given in a period: that period's billing date is the last
+        billing = _billing_dates(sub["start"], int(sub["months"]), through)
+        # every renewal date is a billing date: the schedule follows from the start and the billing
+        # frequency alone, so at any date the next renewal never reveals when the subscription ends
+        assert set(mine["renewal_date"]) <= set(billing), sub_id
+        assert mine.index[-1] == sub_id and mine["renewal_date"].iloc[-1] == billing[-1], sub_id
+        earlier = mine.iloc[:-1]
+        assert (earlier["outcome"] == "renewed").all() and (earlier["closed_at"] == earlier["renewal_date"]).all()
+        assert (earlier["closed_at"] <= min(through, data_end)).all()
+    running = last.loc[paid[paid["end"].isna()].index]                 # plans running on
+    assert (running["renewal_date"] > data_end).all()
     ended = paid[paid["end"].notna()]
-    assert (renewals.loc[ended.index, "renewal_date"] == ended["end"]).all()
-    running = paid[paid["end"].isna()]                                 # monthly plans running on
-    due = renewals.loc[running.index, "renewal_date"]
-    assert (due > data_end).all() and (due - pd.DateOffset(months=1) <= data_end).all()
-    assert (renewals.loc[paid.index, "amount"] == paid["arr_amount"].astype(float)).all()
+    closed = last.loc[ended.index]
+    known = closed["closed_at"].notna()
+    assert known.any() and (closed.loc[known, "closed_at"] <= closed.loc[known, "renewal_date"]).all()
 
     churned = renewals[renewals["outcome"] == "churned"]
     assert len(churned) == len(churn) > 0                              # each churn event closes one term
+    assert not churned.index.str.contains("#").any()                  # and it is the subscription's last
     events = set(zip(churn["account_id"], churn["churn_date"]))
     assert set(zip(churned["account_id"], churned["closed_at"])) == events
     reasons = churn.set_index(["account_id", "churn_date"])["reason_code"]
     assert all(stage == f"closed_lost: {reasons[(a, c)]}" for a, c, stage in
                zip(churned["account_id"], churned["closed_at"], churned["stage"]))
-    renewed = renewals[renewals["outcome"] == "renewed"]
+    renewed_last = last[last["outcome"] == "renewed"]
     starts = set(zip(paid["account_id"], paid["start"]))
-    assert all((a, d) in starts for a, d in zip(renewed["account_id"], renewed["renewal_date"]))  # continued at once
+    assert len(renewed_last) and all((a, c) in starts for a, c in zip(renewed_last["account_id"], renewed_last["closed_at"]))
     assert (renewals.loc[renewals["outcome"] == "open", "renewal_date"] > data_end).all()
     upgraded = paid[paid["upgrade_flag"] == "True"]
-    assert len(upgraded) and all(
-        renewals.loc[(renewals["account_id"] == a) & (renewals["renewal_date"] == s), "outcome"].eq("renewed").all()
-        for a, s in zip(upgraded["account_id"], upgraded["start"]))
+    assert len(upgraded)
+    for a, s in zip(upgraded["account_id"], upgraded["start"]):
+        before = last[(last["account_id"] == a) & (last["closed_at"] == s)]
+        assert len(before) and before["outcome"].eq("renewed").all()   # an upgrade continues the term before it
 
     # a reactivated account churned, then became a customer again with terms of its own
     back = churn[churn["is_reactivation"] == "True"]
     assert len(back)
     for account, when in zip(back["account_id"], back["churn_date"]):
         later = paid[(paid["account_id"] == account) & (paid["start"] > when)]
-        assert len(later) and renewals.loc[later.index, "outcome"].isin(["renewed", "open", "churned"]).all()
+        assert len(later) and last.loc[later.index, "outcome"].isin(["renewed", "open", "churned"]).all()
 
     # the pipeline's own labels from these renewals are the landed churn outcomes
     outcomes = landed.read_contract_table(TARGETS["churn_outcomes"], CONTRACTS["churn_outcomes"])
     derived = derive_churn_outcomes(renewals.reset_index())
     pd.testing.assert_frame_equal(outcomes.sort_values(["account_id", "churned_at"]).reset_index(drop=True), derived)
+
+
+def test_days_to_renewal_reads_the_same_for_a_subscription_that_will_churn_and_one_that_will_not(landed, pristine):
+    """The leak this guards: with one renewal per subscription due at its end, a churner's
+    renewal date was its cancellation, visible months before it, and a running subscription's was
+    the data's end. With billing periods, the next renewal a monthly subscriber has at any date is
+    within a month, whether it churns within 90 days or not."""
+    from models.churn.features import as_known_at
+    subs = read(pristine / "exports", "subscriptions.csv")
+    paid = subs[subs["is_trial"] == "False"]
+    paid = paid.assign(start=_day_first(paid["start_date"]), end=_day_first(paid["end_date"]))
+    monthly = set(paid["account_id"]) - set(paid.loc[paid["billing_frequency"] != "Monthly", "account_id"])
+    renewals = landed.read_contract_table(TARGETS["renewals"], CONTRACTS["renewals"])
+    outcomes = landed.read_contract_table(TARGETS["churn_outcomes"], CONTRACTS["churn_outcomes"])
+    tickets = pd.DataFrame({c: pd.Series(dtype="datetime64[ns]") for c in ("created_at", "first_response_at", "solved_at")})
+    tickets["csat"] = pd.Series(dtype="float64")
+    usage = pd.DataFrame({"date": pd.Series(dtype="datetime64[ns]")})
+    gaps: dict[bool, list[int]] = {True: [], False: []}
+    for day in pd.date_range(renewals["renewal_date"].min(), outcomes["churned_at"].max(), freq="45D"):
+        r, _, _ = as_known_at(day, renewals=renewals, tickets=tickets, usage_daily=usage)
+        paying = paid[(paid["start"] <= day) & ~(paid["end"] <= day)]["account_id"]  # customers on the day
+        pending = r[r["closed_at"].isna() & r["account_id"].isin(monthly) & r["account_id"].isin(paying)]
+        gap = (pending.groupby("account_id")["renewal_date"].min() - day).dt.days
+        ahead = outcomes[(outcomes["churned_at"] > day) & (outcomes["churned_at"] <= day + pd.Timedelta(days=90))]
+        soon = gap.index.isin(ahead["account_id"])
+        gaps[True] += gap[soon].tolist()
+        gaps[False] += gap[~soon].tolist()
+    assert len(gaps[True]) >= 20 and len(gaps[False]) >= 100
+    for churns_soon, seen in gaps.items():
+        assert 0 <= min(seen) and max(seen) <= 31, (churns_soon, min(seen), max(seen))
 
 
 def test_account_history_is_the_arr_in_force_and_accounts_carry_the_latest_term(landed, pristine):
@@ -321,7 +392,7 @@ def test_load_prints_progress_and_lands_everything_or_nothing(company, home, mon
     assert result.exit_code == 0, result.output
     assert "read usage from exports/feature_usage.csv: " in result.stderr
     assert "landing 6 tables in one transaction: raw_crm_accounts 240, " in result.stderr
-    assert re.search(r"^loaded subscription-saas: raw_crm_accounts 240, raw_crm_renewals \d+, .* data up to 2026-11-30",
+    assert re.search(r"^loaded subscription-saas: raw_crm_accounts 240, raw_crm_renewals [\d,]+, .* data up to 2026-11-30",
                      result.stdout, re.M)
     wh = Warehouse(default_warehouse_url())
     before = {t: wh.row_count(t) for t in TARGETS.values()}
