@@ -37,3 +37,28 @@ def test_present_columns_are_kept_and_a_policy_may_threshold_on_them():
                           "field: churn_risk_percentile\n  enter_threshold: 0.95\n  exit_threshold: 0.90")
     assert text != POLICY
     assert parse_policy(text).hysteresis.field == "churn_risk_percentile"
+
+
+def test_a_percentile_hysteresis_puts_the_same_share_of_two_books_at_risk():
+    """The default policy's churn_risk gate (enter at 0.20) puts 0 accounts of a low-risk book
+    and every account of a high-risk one at risk; on churn_risk_percentile (enter above 0.95) both
+    books have their riskiest 5% at risk, whatever the model's base rate."""
+    import datetime as dt
+    from models.routing.route import route
+    from tests.unit.test_policy import candidates
+
+    text = POLICY.replace("field: churn_risk\n  enter_threshold: 0.20\n  exit_threshold: 0.12",
+                          "field: churn_risk_percentile\n  enter_threshold: 0.951\n  exit_threshold: 0.90")
+    percentile, absolute = parse_policy(text), parse_policy(POLICY)
+    now = dt.datetime(2026, 11, 30, 9, 0, tzinfo=dt.UTC)
+    quiet = {"churn_risk_delta": 0.0, "days_to_renewal": 300.0, "health_band": "watch", "oldest_open_urgent_hours": 0.0,
+             "open_compliance_tickets": 0, "open_urgent_tickets": 0, "vip": False, "wau_trend": 0.0}
+    low = candidates([(f"low-{i}", "smb", 0.001 + i / 2000, 10_000.0) for i in range(200)]).assign(**quiet)
+    high = candidates([(f"high-{i}", "smb", 0.30 + i / 1000, 10_000.0) for i in range(200)]).assign(**quiet)
+
+    def at_risk(book, policy) -> int:
+        states = route(book, policy, now=now).account_states
+        return int((states["state"] == "at_risk").sum())
+
+    assert (at_risk(low, absolute), at_risk(high, absolute)) == (0, 200)
+    assert at_risk(low, percentile) == at_risk(high, percentile) == 10
