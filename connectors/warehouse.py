@@ -27,6 +27,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import date
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -54,6 +55,10 @@ DEFAULT_DUCKDB_MEMORY_LIMIT = "2GB"
 _IF_EXISTS = ("replace", "append", "fail")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TO_SQL_CHUNK_ROWS = 50_000
+#: Seconds a probe (`probe_engine`) may take to connect to a server warehouse, and seconds its
+#: queries may take (PostgreSQL), before its caller falls back to what it does without the answer.
+PROBE_TIMEOUT_SECONDS = 5
+PROBE_QUERY_SECONDS = 10
 
 
 class WarehouseError(RuntimeError):
@@ -369,6 +374,27 @@ class Warehouse:
             query = query.where(t.c.account_id.in_([str(a) for a in account_ids]))
         query = query.order_by(t.c.account_id, t.c.date)
         return conform(self._fetch_frame(query), USAGE_DAILY)
+
+
+def probe_engine(url: str) -> sa.Engine | None:
+    """An engine that reads the warehouse at `url` without creating or locking anything (for a
+    look while the Definitions load), or None when the warehouse is a file that does not exist:
+    a DuckDB file is opened read-only, a server gets short connection and query timeouts. The
+    caller disposes of it."""
+    parsed = sa.make_url(url)
+    backend = parsed.get_backend_name()
+    if backend in ("duckdb", "sqlite"):
+        database = parsed.database or ""
+        if not database or database == ":memory:" or not Path(database).is_file():
+            return None
+        args: dict[str, Any] = {"read_only": True} if backend == "duckdb" else {}
+        return sa.create_engine(parsed, poolclass=NullPool, connect_args=args)
+    args = {}
+    if backend in ("postgresql", "mysql", "mariadb"):
+        args["connect_timeout"] = PROBE_TIMEOUT_SECONDS
+    if backend == "postgresql":  # a scan of a huge unindexed table: the caller's fallback, not a long wait
+        args["options"] = f"-c statement_timeout={PROBE_QUERY_SECONDS * 1000}"
+    return sa.create_engine(parsed, poolclass=NullPool, connect_args=args)
 
 
 def _quiet_duckdb(engine: sa.Engine) -> None:
