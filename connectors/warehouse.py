@@ -211,7 +211,8 @@ class Warehouse:
         ``target`` if it exists and rename ``source`` to it. Either every target is replaced or
         none is (the databases this project supports have transactional DDL). In the same
         transaction, tables in ``drop`` are dropped and the rows in ``append`` are appended (each
-        table created if missing), e.g. a manifest row saying what was promoted."""
+        table created if missing, and given any column of the rows it lacks, empty in its earlier
+        rows), e.g. a manifest row saying what was promoted."""
         for source in renames:
             self._require(source)
         with self.engine.begin() as conn:
@@ -220,9 +221,19 @@ class Warehouse:
                 conn.execute(sa.text(f"DROP TABLE IF EXISTS {self._quote(name)}"))
             for name, df in (append or {}).items():
                 if sa.inspect(conn).has_table(_check_name(name)):
+                    self._add_missing_columns(conn, name, df)
                     self._insert(conn, name, df)
                 else:
                     self._create_from_frame(conn, name, df)
+
+    def _add_missing_columns(self, conn: sa.Connection, name: str, df: pd.DataFrame) -> None:
+        """Give table ``name`` the columns of ``df`` it does not have (NULL in its rows)."""
+        # (the result's keys: DuckDB's SQLAlchemy dialect cannot inspect columns)
+        have = set(conn.execute(sa.text(f"SELECT * FROM {self._quote(name)} WHERE 1 = 0")).keys())
+        for column in df.columns:
+            if column not in have:
+                conn.execute(sa.text(f"ALTER TABLE {self._quote(name)} ADD COLUMN {self._quote(column)} "
+                                     f"{_column_type(df[column])}"))
 
     def _swap(self, conn: sa.Connection, renames: Mapping[str, str]) -> None:
         for source, target in renames.items():
@@ -420,6 +431,19 @@ def _enable_sqlite_transactional_ddl(engine: sa.Engine) -> None:
     @sa.event.listens_for(engine, "begin")
     def _explicit_begin(conn: sa.Connection) -> None:
         conn.exec_driver_sql("BEGIN")
+
+
+def _column_type(values: pd.Series) -> str:
+    """A portable SQL type for a column of ``values`` (DuckDB, SQLite and PostgreSQL read it)."""
+    if pd.api.types.is_bool_dtype(values):
+        return "BOOLEAN"
+    if pd.api.types.is_integer_dtype(values):
+        return "BIGINT"
+    if pd.api.types.is_float_dtype(values):
+        return "DOUBLE PRECISION"
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return "TIMESTAMP"
+    return "TEXT"
 
 
 def _portable(df: pd.DataFrame) -> pd.DataFrame:
