@@ -104,6 +104,25 @@ def threshold_docs() -> dict[str, tuple[Any, str]]:
     return {f.name: (f.default, f.metadata["doc"]) for f in dataclasses.fields(Thresholds)}
 
 
+@dataclass(frozen=True)
+class ThresholdSpec:
+    """One threshold as a config schema declares it (`threshold_specs`)."""
+
+    name: str
+    kind: type          # int (whole days) or float
+    default: float
+    doc: str
+    share: bool         # a share of rows (or odds): between 0 and 1; otherwise at least 0
+
+
+def threshold_specs() -> tuple[ThresholdSpec, ...]:
+    """Every threshold of `Thresholds`, in order: the one list the mapping's ``checks:`` block
+    and the ``source_checks`` resource's config are declared from."""
+    kinds = {"int": int, "float": float}
+    return tuple(ThresholdSpec(f.name, kinds[str(f.type)], f.default, f.metadata["doc"], bool(f.metadata["share"]))
+                 for f in dataclasses.fields(Thresholds))
+
+
 def thresholds_from(overrides: Mapping[str, Any] | None = None, base: Thresholds | None = None) -> Thresholds:
     """`base` (default: the documented defaults) with `overrides` applied. Raises
     `ThresholdError` naming an unknown threshold or a value that is not a number, negative, or

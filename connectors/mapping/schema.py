@@ -17,7 +17,6 @@ Shape errors are pydantic's (with their key paths); the cross-references between
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from datetime import date
@@ -27,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 
 from models.mapping.dates import format_problem, timezone_problem
 from models.mapping.sqltext import expression_problem, query_problem
-from models.plausibility import Thresholds
+from models.plausibility import threshold_specs
 
 Scalar = str | bool | int | float
 Unit = Literal["seconds", "minutes", "hours", "days"]
@@ -222,14 +221,13 @@ class _ThresholdSpec(_Spec):
 
 
 def _checks_model() -> type[_ThresholdSpec]:
-    """`Checks`, field for field from `models.plausibility.Thresholds` (one list of names,
-    defaults and meanings): shares (``share`` in the field's metadata) between 0 and 1, every
-    other threshold at least 0, whole numbers of days where the default is one."""
-    kinds = {"int": int, "float": float}
+    """`Checks`, field for field from `models.plausibility.Thresholds` (`threshold_specs`: one
+    list of names, defaults and meanings): shares between 0 and 1, every other threshold at
+    least 0, whole numbers of days where the default is one."""
     fields: dict[str, Any] = {}
-    for f in dataclasses.fields(Thresholds):
-        bounds = {"ge": 0, "le": 1} if f.metadata["share"] else {"ge": 0}
-        fields[f.name] = (kinds[str(f.type)], Field(f.default, description=f.metadata["doc"], allow_inf_nan=False, **bounds))
+    for spec in threshold_specs():
+        bounds = {"ge": 0, "le": 1} if spec.share else {"ge": 0}
+        fields[spec.name] = (spec.kind, Field(spec.default, description=spec.doc, allow_inf_nan=False, **bounds))
     return create_model("Checks", __base__=_ThresholdSpec, __module__=__name__,
                         __doc__="Thresholds of the plausibility and freshness checks (unset: the default).", **fields)
 

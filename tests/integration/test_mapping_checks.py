@@ -11,14 +11,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import dagster as dg
 import pandas as pd
 import pytest
 
+from assets.quality import source_checks, source_checks_resource
+from assets.sources import crm_account_history, crm_accounts, crm_renewals, product_usage_daily, support_tickets
 from connectors.mapping.land import land_mapping
 from connectors.mapping.loader import load_mapping
 from connectors.mapping.manifest import MANIFEST_TABLE, LandedChecks, landed_checks, read_manifest
 from connectors.settings import declared_names
 from connectors.warehouse import Warehouse
+from models.plausibility import Thresholds
+from pipelines.resources import build_resources
 from tests.companies.subscription_saas import MAPPING, Company, write_company
 
 CHECKS = "checks:\n  max_share_before_signup: 0.25\n  churn_grace_days: 14\n"
@@ -43,10 +48,11 @@ def landed(company, tmp_path_factory) -> Warehouse:
 
 
 @pytest.fixture
-def settings_for(monkeypatch):
-    """Point the settings at a warehouse (no other RESCUE_* setting)."""
+def settings_for(monkeypatch, tmp_path):
+    """Point the settings at a warehouse (a fresh RESCUE_HOME, no other RESCUE_* setting)."""
     for name in declared_names():
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RESCUE_HOME", str(tmp_path / "home"))
 
     def point(wh: Warehouse) -> None:
         monkeypatch.setenv("RESCUE_WAREHOUSE_URL", wh.url)
@@ -106,3 +112,56 @@ def _old_manifest_row() -> pd.DataFrame:
         "row_counts": json.dumps({"raw_crm_accounts": 3}), "first_date": pd.Timestamp("2025-01-01"),
         "last_date": pd.Timestamp("2026-01-04"), "usage_daily_landed": False, "sources": "{}",
     }])
+
+
+# ------------------------------------------------------------------------------ the pipeline
+
+
+def test_the_pipelines_source_checks_take_the_landed_thresholds_and_say_so(landed, settings_for):
+    settings_for(landed)
+    checks = build_resources()["source_checks"]
+    assert checks.get_thresholds() == Thresholds(max_share_before_signup=0.25, churn_grace_days=14)
+    assert checks.set_by() == {"max_share_before_signup": "mapping", "churn_grace_days": "mapping"}
+    assert checks.origin == landed_checks(landed.url).origin
+    assert checks.origin.startswith("mapping subscription-saas (landed ")
+
+
+def test_resource_config_in_code_still_wins(landed, settings_for):
+    settings_for(landed)
+    mine = source_checks_resource({"max_share_before_signup": 0.05}, landed=landed_checks(landed.url))
+    checks = build_resources({"source_checks": mine})["source_checks"]
+    assert checks is mine
+    assert checks.get_thresholds() == Thresholds(max_share_before_signup=0.05, churn_grace_days=14)
+    assert checks.set_by() == {"max_share_before_signup": "resource config", "churn_grace_days": "mapping"}
+    assert checks.provenance().endswith("; resource config: max_share_before_signup")
+    # a resource built in code without the landed layer is the code's alone
+    assert build_resources({"source_checks": source_checks_resource()})["source_checks"].get_thresholds() == Thresholds()
+
+
+def test_the_checks_show_the_thresholds_they_judged_by_in_the_dagster_ui(landed, settings_for, monkeypatch):
+    settings_for(landed)
+    monkeypatch.setenv("RESCUE_NOW", "2026-12-01T06:00:00+00:00")
+    resources = build_resources()
+    origin = resources["source_checks"].origin
+    assets = [crm_accounts, crm_renewals, crm_account_history, support_tickets, product_usage_daily]
+
+    def evaluations(**kwargs) -> dict:
+        result = dg.materialize([*assets, *source_checks], resources=resources, raise_on_error=False, **kwargs)
+        return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+    run = evaluations()
+    tickets, usage = run["support_tickets_consistent"], run["product_usage_daily_consistent"]
+    assert tickets.passed and usage.passed and run["crm_renewals_consistent"].passed
+    assert tickets.metadata["thresholds"].value == "max_share_before_signup 0.25 (mapping), signup_grace_days 30"
+    assert usage.metadata["thresholds"].value == ("max_share_before_signup 0.25 (mapping), signup_grace_days 30, "
+                                                  "max_share_after_churn 0.02, churn_grace_days 14 (mapping)")
+    assert tickets.metadata["thresholds_origin"].value == origin
+    assert tickets.description.endswith(f"; thresholds from {origin}: max_share_before_signup 0.25 (mapping), signup_grace_days 30")
+    assert "allowed 25.0%" in tickets.description
+    assert run["support_tickets_fresh"].metadata["thresholds"].value == "tickets_max_age_days 3, quiet_odds 0.001"
+    # run config configuring the resource replaces its whole config (Dagster does not merge it
+    # with the bound one): the mapping's layer is not applied then, and the checks say so
+    run = evaluations(run_config={"resources": {"source_checks": {"config": {"thresholds": {"signup_grace_days": 45}}}}})
+    tickets = run["support_tickets_consistent"]
+    assert tickets.metadata["thresholds"].value == "max_share_before_signup 0.02, signup_grace_days 45 (resource config)"
+    assert tickets.metadata["thresholds_origin"].value == "defaults; resource config: signup_grace_days"
