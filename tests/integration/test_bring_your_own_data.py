@@ -531,7 +531,7 @@ def _resources(wh: Warehouse, root: Path) -> dict:
             "source_checks": source_checks_resource()}
 
 
-def test_the_source_assets_and_their_blocking_checks_read_the_landed_tables(company, tmp_path):
+def test_the_source_assets_and_their_blocking_checks_read_the_landed_tables(company, tmp_path, monkeypatch):
     from assets.features import churn_outcomes
     from assets.quality import source_checks
     from assets.sources import crm_account_history, crm_accounts, crm_renewals, product_usage_daily, support_tickets
@@ -541,6 +541,7 @@ def test_the_source_assets_and_their_blocking_checks_read_the_landed_tables(comp
     wh.write_table("raw_product_events", pd.DataFrame({   # raw events of someone else's: not used
         "account_id": ["X"], "user_id": ["u"], "occurred_at": [pd.Timestamp("2026-11-01")], "feature": ["core"], "quantity": [1]}))
     usage_before = wh.read_usage_daily()
+    monkeypatch.setenv("RESCUE_NOW", "2026-12-01T06:00:00+00:00")   # the daily run after the exports' last day
     result = dg.materialize([crm_accounts, crm_renewals, crm_account_history, support_tickets, product_usage_daily,
                              churn_outcomes, *source_checks],
                             resources=_resources(wh, tmp_path))
