@@ -14,7 +14,7 @@ year. The first partition, first match wins:
    ``raw_support_tickets``, the tables the source assets read (the demo world's, or those
    `rescue data load` lands), with short connection and query timeouts (on a warehouse too big
    to scan in seconds, set the setting); a file warehouse that does not exist is not created, and
-   a DuckDB file is opened read-only.
+   a DuckDB file is opened read-only (`connectors.warehouse.probe_engine`).
 3. **The fallback**: `FALLBACK_HISTORY_DAYS` (730) days before today, when the warehouse is
    absent, unreadable or holds no dated usage or tickets.
 
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -44,10 +43,6 @@ DAILY_RUN_HOUR_UTC = 6
 FEATURE_HISTORY_DAYS = max(USAGE_WINDOW_DAYS, SUPPORT_WINDOW_DAYS)
 #: Without readable data, the partitions start this many days before today.
 FALLBACK_HISTORY_DAYS = 730
-#: Seconds a connection to a server warehouse may take while the Definitions load, and seconds
-#: its queries may take (PostgreSQL) before the fallback is used instead.
-PROBE_TIMEOUT_SECONDS = 5
-PROBE_QUERY_SECONDS = 10
 
 #: The tables (and their date columns) whose earliest date starts the history, in order of
 #: preference per kind: usage from the daily aggregate, else from the raw events.
@@ -87,28 +82,6 @@ def _last_day(settings: Any = None) -> dt.date | None:
     return pinned.date() if pinned is not None else None
 
 
-def _probe_engine(url: str):
-    """An engine that reads `url` without creating or locking anything, or None when the
-    warehouse is a file that does not exist."""
-    import sqlalchemy as sa
-    from sqlalchemy.pool import NullPool
-
-    parsed = sa.make_url(url)
-    backend = parsed.get_backend_name()
-    if backend in ("duckdb", "sqlite"):
-        database = parsed.database or ""
-        if not database or database == ":memory:" or not Path(database).is_file():
-            return None
-        args: dict[str, Any] = {"read_only": True} if backend == "duckdb" else {}
-        return sa.create_engine(parsed, poolclass=NullPool, connect_args=args)
-    args: dict[str, Any] = {}
-    if backend in ("postgresql", "mysql", "mariadb"):
-        args["connect_timeout"] = PROBE_TIMEOUT_SECONDS
-    if backend == "postgresql":  # a MIN over a huge unindexed table: the fallback, not a long wait
-        args["options"] = f"-c statement_timeout={PROBE_QUERY_SECONDS * 1000}"
-    return sa.create_engine(parsed, poolclass=NullPool, connect_args=args)
-
-
 def _as_date(value: Any) -> dt.date | None:
     import pandas as pd
 
@@ -129,8 +102,10 @@ def earliest_activity(url: str) -> tuple[dict[str, dt.date], str]:
     unreadable warehouse is an empty answer with its reason."""
     import sqlalchemy as sa
 
+    from connectors.warehouse import probe_engine
+
     try:
-        engine = _probe_engine(url)
+        engine = probe_engine(url)
     except Exception as exc:  # noqa: BLE001 - a bad URL: the warehouse resource says so in a run
         return {}, f"the warehouse URL is not usable ({type(exc).__name__})"
     if engine is None:

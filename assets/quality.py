@@ -22,38 +22,50 @@ only what is impossible at the current time. A failed check says what it found i
 description, which Dagster prints with the check ("did not pass. Description: '...'"), and in
 its metadata: each failing column with the number of bad rows and examples, one line each.
 
-The thresholds are the `source_checks` resource's config (`SourceChecksResource`, with a
-`PlausibilityThresholds` whose defaults are `models.plausibility.Thresholds`); a company tunes
-them there (`source_checks_resource(overrides)`).
+The thresholds are the `source_checks` resource's (`SourceChecksResource`), in layers, the later
+winning: the defaults of `models.plausibility.Thresholds`; the landed mapping's ``checks:``
+block (`pipelines.resources` reads it from the manifest `rescue data load` wrote, and the
+resource's ``origin`` says which mapping and when); and the resource's own config
+(``thresholds``: in code, `source_checks_resource(overrides)`, or run config). Every check that
+uses thresholds shows them, who set each, and that origin, in its metadata (``thresholds``,
+``thresholds_origin``) and at the end of its description.
+
+The renewal and usage rules take the reactivations the landed account history shows
+(`models.plausibility.history_reactivations`), as `rescue data check` does: an account that
+churned and came back is not a contradiction.
 """
 
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, create_model
 
 from assets.run_clock import run_now, wall_now
 from assets.sources import NO_HISTORY, crm_account_history, crm_accounts, crm_renewals, product_usage_daily, support_tickets
+from connectors.mapping.manifest import LandedChecks
 from connectors.settings import FRESHNESS_MODES, current, freshness_mode
 from connectors.warehouse import USAGE_DAILY_TABLE, WarehouseResource
 from models.contracts import ACCOUNT_HISTORY, ACCOUNTS, RENEWALS, TICKETS, USAGE_DAILY, Column, TableContract, conform, empty_frame
 from models.plausibility import (
     ACTIVITY_WINDOW_DAYS,
+    RULE_THRESHOLDS,
     Finding,
     Staleness,
     Thresholds,
     as_of,
-    comebacks,
     contradictory_outcomes,
+    history_reactivations,
     newest,
     recent_rate,
     rows_before_signup,
     staleness,
+    threshold_specs,
     thresholds_from,
+    thresholds_text,
     usage_after_churn,
 )
 from models.quality import QualityResult, validate_frame
@@ -70,29 +82,57 @@ CRM_TABLES = ("raw_crm_accounts", "raw_crm_renewals")
 # --------------------------------------------------------------------------- configuration
 
 
-class PlausibilityThresholds(dg.Config):
-    """The thresholds of the plausibility and freshness checks; the defaults are those of
-    `models.plausibility.Thresholds` (its module documents them)."""
+def _thresholds_config() -> type[dg.Config]:
+    """`PlausibilityThresholds`, field for field from `models.plausibility.Thresholds`
+    (`threshold_specs`), every field optional: unset is the layer below."""
+    fields: dict[str, Any] = {}
+    for spec in threshold_specs():
+        bounds = {"ge": 0, "le": 1} if spec.share else {"ge": 0}
+        fields[spec.name] = (spec.kind | None, Field(None, description=f"{spec.doc} (default {spec.default:g})", **bounds))
+    return create_model("PlausibilityThresholds", __base__=dg.Config, __module__=__name__,
+                        __doc__="Thresholds of the plausibility and freshness checks; unset: the layer below "
+                                "(the landed mapping's, else the default of models.plausibility.Thresholds).",
+                        **fields)
 
-    signup_grace_days: int = Field(Thresholds.signup_grace_days, ge=0)
-    max_share_before_signup: float = Field(Thresholds.max_share_before_signup, ge=0, le=1)
-    churn_grace_days: int = Field(Thresholds.churn_grace_days, ge=0)
-    max_share_after_churn: float = Field(Thresholds.max_share_after_churn, ge=0, le=1)
-    max_share_contradictory: float = Field(Thresholds.max_share_contradictory, ge=0, le=1)
-    tickets_max_age_days: float = Field(Thresholds.tickets_max_age_days, ge=0)
-    usage_max_age_days: float = Field(Thresholds.usage_max_age_days, ge=0)
-    crm_max_age_days: float = Field(Thresholds.crm_max_age_days, ge=0)
-    quiet_odds: float = Field(Thresholds.quiet_odds, ge=0, le=1)
+
+#: One layer of thresholds: only the fields it sets count.
+PlausibilityThresholds = _thresholds_config()
+
+
+def _set(layer: dg.Config) -> dict[str, Any]:
+    return {name: value for name, value in layer.model_dump().items() if value is not None}
 
 
 class SourceChecksResource(dg.ConfigurableResource):
-    """How strict the source checks are: the plausibility thresholds and what a stale source does."""
+    """How strict the source checks are: the plausibility thresholds and what a stale source does.
 
-    thresholds: PlausibilityThresholds = Field(default_factory=PlausibilityThresholds)
+    The thresholds in force are the defaults, then `mapping` (the landed mapping's ``checks:``,
+    from the manifest; `origin` says which), then `thresholds` (config in code or run config).
+    Run config that configures this resource replaces its whole config (Dagster does not merge
+    it with the bound one): the mapping's layer is then not applied, and `origin` says defaults.
+    """
+
+    thresholds: PlausibilityThresholds = Field(default_factory=PlausibilityThresholds,
+                                               description="Set in code or run config: wins over the mapping's and the defaults.")
+    mapping: PlausibilityThresholds = Field(default_factory=PlausibilityThresholds,
+                                            description="The landed mapping's checks: block (read from the manifest "
+                                                        "rescue_data_meta when the Definitions load).")
+    origin: str = Field(default="defaults", description="Where the mapping's layer came from: 'defaults' (none landed), "
+                                                        "or 'mapping NAME (landed TIME)'.")
     freshness: str = Field(default="block", description="A stale source: 'block' (blocks routing) or 'warn'.")
 
     def get_thresholds(self) -> Thresholds:
-        return thresholds_from(self.thresholds.model_dump())
+        return thresholds_from(_set(self.thresholds), thresholds_from(_set(self.mapping)))
+
+    def set_by(self) -> dict[str, str]:
+        """Threshold -> who set it ("mapping", "resource config"); the rest are defaults."""
+        return {**{name: "mapping" for name in _set(self.mapping)},
+                **{name: "resource config" for name in _set(self.thresholds)}}
+
+    def provenance(self) -> str:
+        """Where the thresholds came from, in words: the origin, and what resource config set."""
+        configured = list(_set(self.thresholds))
+        return self.origin + (f"; resource config: {', '.join(configured)}" if configured else "")
 
     def freshness_severity(self) -> dg.AssetCheckSeverity:
         if self.freshness not in FRESHNESS_MODES:
@@ -100,13 +140,19 @@ class SourceChecksResource(dg.ConfigurableResource):
         return dg.AssetCheckSeverity.ERROR if self.freshness == "block" else dg.AssetCheckSeverity.WARN
 
 
-def source_checks_resource(overrides: Mapping[str, Any] | None = None, settings: Any = None) -> SourceChecksResource:
-    """The `source_checks` resource: the thresholds with `overrides` applied (a company's mapping
-    file, say; `models.plausibility.ThresholdError` names a bad one) and the freshness mode of
+def source_checks_resource(overrides: Mapping[str, Any] | None = None, settings: Any = None, *,
+                           landed: LandedChecks | None = None) -> SourceChecksResource:
+    """The `source_checks` resource: the thresholds of the landed mapping (`landed`, from
+    `connectors.mapping.manifest.landed_checks`; default: none) with `overrides` over them (config
+    in code; `models.plausibility.ThresholdError` names a bad one), and the freshness mode of
     `RESCUE_FRESHNESS` (`connectors.settings.SettingError` names a bad one)."""
-    tuned = thresholds_from(overrides)
+    landed = landed or LandedChecks()
+    given = {name: value for name, value in (overrides or {}).items() if value is not None}
+    tuned = thresholds_from(given)
     return SourceChecksResource(
-        thresholds=PlausibilityThresholds(**{name: getattr(tuned, name) for name in PlausibilityThresholds.model_fields}),
+        thresholds=PlausibilityThresholds(**{name: getattr(tuned, name) for name in given}),
+        mapping=PlausibilityThresholds(**{name: getattr(thresholds_from(landed.overrides), name) for name in landed.overrides}),
+        origin=landed.origin,
         freshness=freshness_mode(settings or current()),
     )
 
@@ -125,6 +171,19 @@ class Report:
     columns: set[str] = field(default_factory=set)
     tables_md: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    basis: str = ""  # the thresholds judged by, and where they came from
+
+    def add_thresholds(self, source_checks: SourceChecksResource, rules: Sequence[str],
+                       names: Sequence[str] | None = None) -> None:
+        """Say the thresholds `rules` read (`models.plausibility.RULE_THRESHOLDS`; or just
+        `names`), who set each and where they came from: in the metadata and at the end of the
+        description."""
+        names = names or list(dict.fromkeys(name for rule in rules for name in RULE_THRESHOLDS[rule]))
+        text = thresholds_text(source_checks.get_thresholds(), names, source_checks.set_by())
+        origin = source_checks.provenance()
+        self.metadata["thresholds"] = dg.MetadataValue.text(text)
+        self.metadata["thresholds_origin"] = dg.MetadataValue.text(origin)
+        self.basis = f"thresholds from {origin}: {text}"
 
     def add_quality(self, res: QualityResult) -> None:
         self.metadata["rows"] = dg.MetadataValue.int(res.rows)
@@ -152,7 +211,7 @@ class Report:
                               f"{finding.share:.1%} ({finding.allowed_share:.1%}) | {examples} |")
 
     def summary(self) -> str:
-        notes = "".join(f"; {n}" for n in self.notes)
+        notes = "".join(f"; {n}" for n in [*self.notes, *([self.basis] if self.basis else [])])
         if not self.failures:
             return f"{self.table}: " + ("; ".join(self.passed_parts) or "passed") + notes
         if len(self.failures) == 1 and self.failures[0].startswith("source table "):
@@ -263,16 +322,17 @@ def product_usage_daily_contract(context: dg.AssetCheckExecutionContext, warehou
 # --------------------------------------------------------------------------- consistency
 
 
-def _comebacks(renewals: pd.DataFrame, history: pd.DataFrame | None, now: pd.Timestamp) -> pd.DataFrame:
-    """Reactivations known at the run's instant (from the account history, where one is landed)."""
-    return comebacks(renewals, as_of(history, "valid_from", now) if history is not None else None)
+def _reactivations(renewals: pd.DataFrame, history: pd.DataFrame | None, now: pd.Timestamp) -> pd.DataFrame:
+    """The returns the landed account history shows, as known at the run's instant."""
+    known = None if history is None else as_of(history, "valid_from", now)
+    return history_reactivations(renewals, known)
 
 
 @dg.asset_check(
     asset=crm_renewals, blocking=True,
     additional_ins={"crm_accounts": dg.AssetIn("crm_accounts"), "crm_account_history": dg.AssetIn("crm_account_history")},
     description="Renewals reference known accounts and their outcomes do not contradict each other "
-                "(a renewal after a churn is one only when the account history shows no return).",
+                "(a return the account history shows is a reactivation, not a contradiction).",
 )
 def crm_renewals_consistent(context: dg.AssetCheckExecutionContext, source_checks: SourceChecksResource,
                             crm_renewals: pd.DataFrame, crm_accounts: pd.DataFrame,
@@ -280,9 +340,10 @@ def crm_renewals_consistent(context: dg.AssetCheckExecutionContext, source_check
     now, wall = _instants(context)
     report = Report("renewals")
     report.add_quality(_references(crm_renewals, RENEWALS, crm_accounts, now, wall))
-    known = as_of(crm_renewals, "closed_at", now)
-    report.add_finding(contradictory_outcomes(known, source_checks.get_thresholds(),
-                                              reactivations=_comebacks(known, crm_account_history, now)))
+    renewals = as_of(crm_renewals, "closed_at", now)
+    report.add_finding(contradictory_outcomes(renewals, source_checks.get_thresholds(),
+                                              reactivations=_reactivations(renewals, crm_account_history, now)))
+    report.add_thresholds(source_checks, ["contradictory_outcomes"])
     return report.result()
 
 
@@ -324,6 +385,7 @@ def support_tickets_consistent(context: dg.AssetCheckExecutionContext, source_ch
     tickets = as_of(support_tickets, "created_at", now)
     report.add_finding(rows_before_signup(tickets, "tickets", "created_at", crm_accounts,
                                           source_checks.get_thresholds(), key="ticket_id"))
+    report.add_thresholds(source_checks, ["before_signup"])
     return report.result()
 
 
@@ -332,7 +394,7 @@ def support_tickets_consistent(context: dg.AssetCheckExecutionContext, source_ch
     additional_ins={"crm_accounts": dg.AssetIn("crm_accounts"), "crm_renewals": dg.AssetIn("crm_renewals"),
                     "crm_account_history": dg.AssetIn("crm_account_history")},
     description=f"The last {USAGE_CHECK_DAYS} days of usage reference known accounts, and are neither before "
-                "the account's signup nor after its churn (unless the account history shows it came back).",
+                "the account's signup nor after its churn (unless it came back).",
 )
 def product_usage_daily_consistent(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
                                    source_checks: SourceChecksResource, crm_accounts: pd.DataFrame,
@@ -345,9 +407,10 @@ def product_usage_daily_consistent(context: dg.AssetCheckExecutionContext, wareh
     report = Report("usage_daily")
     report.add_quality(_references(usage, USAGE_DAILY, crm_accounts, now, wall))
     report.add_finding(rows_before_signup(usage, "usage_daily", "date", crm_accounts, thresholds))
-    known = as_of(crm_renewals, "closed_at", now)
-    report.add_finding(usage_after_churn(usage, known, thresholds,
-                                         reactivations=_comebacks(known, crm_account_history, now)))
+    renewals = as_of(crm_renewals, "closed_at", now)
+    report.add_finding(usage_after_churn(usage, renewals, thresholds,
+                                         reactivations=_reactivations(renewals, crm_account_history, now)))
+    report.add_thresholds(source_checks, ["before_signup", "after_churn"])
     return report.result()
 
 
@@ -360,8 +423,10 @@ def _not_dated(source_checks: SourceChecksResource, table: str, source: str) -> 
     return report.result(source_checks.freshness_severity())
 
 
-def _fresh(source_checks: SourceChecksResource, table: str, age: Staleness) -> dg.AssetCheckResult:
+def _fresh(source_checks: SourceChecksResource, table: str, age: Staleness, source: str) -> dg.AssetCheckResult:
     report = Report(table)
+    dated_by_rows = age.basis != "last load"  # a load time has its table's limit, no quiet spells
+    report.add_thresholds(source_checks, [f"{source}_fresh"], None if dated_by_rows else [f"{source}_max_age_days"])
     report.metadata["age_days"] = dg.MetadataValue.float(round(age.age_days, 2) if age.age_days is not None else -1.0)
     report.metadata["max_age_days"] = dg.MetadataValue.float(age.max_age_days)
     if age.stale:
@@ -401,7 +466,7 @@ def support_tickets_fresh(context: dg.AssetCheckExecutionContext, source_checks:
     created = support_tickets["created_at"] if "created_at" in support_tickets else pd.Series(dtype="datetime64[ns]")
     return _fresh(source_checks, "tickets",
                   staleness("tickets", newest(created, now), now, thresholds.max_age_days("tickets"),
-                            rate_per_day=recent_rate(created, now), quiet_odds=thresholds.quiet_odds))
+                            rate_per_day=recent_rate(created, now), quiet_odds=thresholds.quiet_odds), "tickets")
 
 
 @dg.asset_check(asset=product_usage_daily, blocking=True,
@@ -420,7 +485,7 @@ def product_usage_daily_fresh(context: dg.AssetCheckExecutionContext, source_che
     return _fresh(source_checks, "usage_daily",
                   staleness("usage_daily", newest([span["last_day"]], now), now, thresholds.max_age_days("usage"),
                             rate_per_day=float(span["recent"] or 0) / ACTIVITY_WINDOW_DAYS,
-                            quiet_odds=thresholds.quiet_odds))
+                            quiet_odds=thresholds.quiet_odds), "usage")
 
 
 @dg.asset_check(
@@ -439,12 +504,12 @@ def crm_renewals_fresh(context: dg.AssetCheckExecutionContext, source_checks: So
     limit = thresholds.max_age_days("crm")
     loaded = _manifest_load(warehouse, CRM_TABLES, now)
     if loaded is not None:
-        return _fresh(source_checks, "crm", staleness("crm", loaded, now, limit, basis="last load"))
+        return _fresh(source_checks, "crm", staleness("crm", loaded, now, limit, basis="last load"), "crm")
     found = [s for s in (crm_accounts.get("created_at"), crm_renewals.get("closed_at")) if s is not None]
     changes = pd.concat(found, ignore_index=True) if found else pd.Series(dtype="datetime64[ns]")
     return _fresh(source_checks, "crm",
                   staleness("crm", newest(changes, now), now, limit, basis="newest signup or closed renewal",
-                            rate_per_day=recent_rate(changes, now), quiet_odds=thresholds.quiet_odds))
+                            rate_per_day=recent_rate(changes, now), quiet_odds=thresholds.quiet_odds), "crm")
 
 
 contract_checks = [crm_accounts_contract, crm_renewals_contract, crm_account_history_contract, support_tickets_contract,

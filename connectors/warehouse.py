@@ -27,6 +27,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import date
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -54,6 +55,10 @@ DEFAULT_DUCKDB_MEMORY_LIMIT = "2GB"
 _IF_EXISTS = ("replace", "append", "fail")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TO_SQL_CHUNK_ROWS = 50_000
+#: Seconds a probe (`probe_engine`) may take to connect to a server warehouse, and seconds its
+#: queries may take (PostgreSQL), before its caller falls back to what it does without the answer.
+PROBE_TIMEOUT_SECONDS = 5
+PROBE_QUERY_SECONDS = 10
 
 
 class WarehouseError(RuntimeError):
@@ -206,7 +211,8 @@ class Warehouse:
         ``target`` if it exists and rename ``source`` to it. Either every target is replaced or
         none is (the databases this project supports have transactional DDL). In the same
         transaction, tables in ``drop`` are dropped and the rows in ``append`` are appended (each
-        table created if missing), e.g. a manifest row saying what was promoted."""
+        table created if missing, and given any column of the rows it lacks, empty in its earlier
+        rows), e.g. a manifest row saying what was promoted."""
         for source in renames:
             self._require(source)
         with self.engine.begin() as conn:
@@ -215,9 +221,19 @@ class Warehouse:
                 conn.execute(sa.text(f"DROP TABLE IF EXISTS {self._quote(name)}"))
             for name, df in (append or {}).items():
                 if sa.inspect(conn).has_table(_check_name(name)):
+                    self._add_missing_columns(conn, name, df)
                     self._insert(conn, name, df)
                 else:
                     self._create_from_frame(conn, name, df)
+
+    def _add_missing_columns(self, conn: sa.Connection, name: str, df: pd.DataFrame) -> None:
+        """Give table ``name`` the columns of ``df`` it does not have (NULL in its rows)."""
+        # (the result's keys: DuckDB's SQLAlchemy dialect cannot inspect columns)
+        have = set(conn.execute(sa.text(f"SELECT * FROM {self._quote(name)} WHERE 1 = 0")).keys())
+        for column in df.columns:
+            if column not in have:
+                conn.execute(sa.text(f"ALTER TABLE {self._quote(name)} ADD COLUMN {self._quote(column)} "
+                                     f"{_column_type(df[column])}"))
 
     def _swap(self, conn: sa.Connection, renames: Mapping[str, str]) -> None:
         for source, target in renames.items():
@@ -371,6 +387,27 @@ class Warehouse:
         return conform(self._fetch_frame(query), USAGE_DAILY)
 
 
+def probe_engine(url: str) -> sa.Engine | None:
+    """An engine that reads the warehouse at `url` without creating or locking anything (for a
+    look while the Definitions load), or None when the warehouse is a file that does not exist:
+    a DuckDB file is opened read-only, a server gets short connection and query timeouts. The
+    caller disposes of it."""
+    parsed = sa.make_url(url)
+    backend = parsed.get_backend_name()
+    if backend in ("duckdb", "sqlite"):
+        database = parsed.database or ""
+        if not database or database == ":memory:" or not Path(database).is_file():
+            return None
+        args: dict[str, Any] = {"read_only": True} if backend == "duckdb" else {}
+        return sa.create_engine(parsed, poolclass=NullPool, connect_args=args)
+    args = {}
+    if backend in ("postgresql", "mysql", "mariadb"):
+        args["connect_timeout"] = PROBE_TIMEOUT_SECONDS
+    if backend == "postgresql":  # a scan of a huge unindexed table: the caller's fallback, not a long wait
+        args["options"] = f"-c statement_timeout={PROBE_QUERY_SECONDS * 1000}"
+    return sa.create_engine(parsed, poolclass=NullPool, connect_args=args)
+
+
 def _quiet_duckdb(engine: sa.Engine) -> None:
     """No progress bar on the terminal for long DuckDB queries (a session setting)."""
 
@@ -394,6 +431,19 @@ def _enable_sqlite_transactional_ddl(engine: sa.Engine) -> None:
     @sa.event.listens_for(engine, "begin")
     def _explicit_begin(conn: sa.Connection) -> None:
         conn.exec_driver_sql("BEGIN")
+
+
+def _column_type(values: pd.Series) -> str:
+    """A portable SQL type for a column of ``values`` (DuckDB, SQLite and PostgreSQL read it)."""
+    if pd.api.types.is_bool_dtype(values):
+        return "BOOLEAN"
+    if pd.api.types.is_integer_dtype(values):
+        return "BIGINT"
+    if pd.api.types.is_float_dtype(values):
+        return "DOUBLE PRECISION"
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return "TIMESTAMP"
+    return "TEXT"
 
 
 def _portable(df: pd.DataFrame) -> pd.DataFrame:

@@ -32,21 +32,23 @@ of implausible rows (real exports have a few), set in `Thresholds`:
 A reactivation is an account becoming a customer again after a churn. The canonical tables have
 no field for it (``accounts.created_at`` is the first signup), so the rules take the
 reactivations as an optional frame (``account_id``, ``reactivated_at``), empty by default: a
-source that knows them (an ARR history going from 0 back to a positive value) passes them in
-(`comebacks` reads them from the account history, as the labels do).
+source that knows them passes them in, and `history_reactivations` reads them off an account
+history (its ARR going from 0 back to a positive value after a churn), as both the daily checks
+and `rescue data check` do.
 
 Every rule is a pure function of frames and returns `Finding`s (count, total, share, the
 allowed share, examples with their keys); `thresholds_from` builds the thresholds from a mapping
 of overrides (a company's mapping file, a resource's config), refusing unknown names and values
-out of range. Rows dated after the run's instant are not the run's data and are left out by the
-callers (`as_of`).
+out of range; `RULE_THRESHOLDS` names the thresholds each rule reads and `thresholds_text` says
+them in one line. Rows dated after the run's instant are not the run's data and are left out by
+the callers (`as_of`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +83,18 @@ class Thresholds:
         return float(getattr(self, f"{source}_max_age_days"))
 
 
+#: The thresholds each rule reads (by `Finding.rule`, and the freshness rule by source), the
+#: allowed share first.
+RULE_THRESHOLDS: dict[str, tuple[str, ...]] = {
+    "before_signup": ("max_share_before_signup", "signup_grace_days"),
+    "after_churn": ("max_share_after_churn", "churn_grace_days"),
+    "contradictory_outcomes": ("max_share_contradictory",),
+    "tickets_fresh": ("tickets_max_age_days", "quiet_odds"),
+    "usage_fresh": ("usage_max_age_days", "quiet_odds"),
+    "crm_fresh": ("crm_max_age_days", "quiet_odds"),
+}
+
+
 class ThresholdError(ValueError):
     """An override that is not a threshold or not a usable value; the message names it."""
 
@@ -88,6 +102,25 @@ class ThresholdError(ValueError):
 def threshold_docs() -> dict[str, tuple[Any, str]]:
     """Every threshold: name -> (default, what it means), for documentation and config schemas."""
     return {f.name: (f.default, f.metadata["doc"]) for f in dataclasses.fields(Thresholds)}
+
+
+@dataclass(frozen=True)
+class ThresholdSpec:
+    """One threshold as a config schema declares it (`threshold_specs`)."""
+
+    name: str
+    kind: type          # int (whole days) or float
+    default: float
+    doc: str
+    share: bool         # a share of rows (or odds): between 0 and 1; otherwise at least 0
+
+
+def threshold_specs() -> tuple[ThresholdSpec, ...]:
+    """Every threshold of `Thresholds`, in order: the one list the mapping's ``checks:`` block
+    and the ``source_checks`` resource's config are declared from."""
+    kinds = {"int": int, "float": float}
+    return tuple(ThresholdSpec(f.name, kinds[str(f.type)], f.default, f.metadata["doc"], bool(f.metadata["share"]))
+                 for f in dataclasses.fields(Thresholds))
 
 
 def thresholds_from(overrides: Mapping[str, Any] | None = None, base: Thresholds | None = None) -> Thresholds:
@@ -116,6 +149,17 @@ def thresholds_from(overrides: Mapping[str, Any] | None = None, base: Thresholds
             number = int(number)
         values[name] = number
     return dataclasses.replace(base, **values)
+
+
+def thresholds_text(thresholds: Thresholds, names: Sequence[str] | None = None,
+                    set_by: Mapping[str, str] | None = None) -> str:
+    """``max_share_before_signup 0.25 (mapping), signup_grace_days 30``: the values of `names`
+    (default: every threshold), each followed by who set it when `set_by` names it (a default
+    is not marked)."""
+    set_by = set_by or {}
+    names = list(names) if names is not None else [f.name for f in dataclasses.fields(Thresholds)]
+    return ", ".join(f"{name} {getattr(thresholds, name):g}" + (f" ({set_by[name]})" if name in set_by else "")
+                     for name in names)
 
 
 @dataclass
@@ -213,16 +257,6 @@ def _reactivations(reactivations: pd.DataFrame | None) -> pd.DataFrame:
                          "reactivated_at": pd.to_datetime(reactivations["reactivated_at"], errors="coerce")}).dropna()
 
 
-def comebacks(renewals: pd.DataFrame, account_history: pd.DataFrame | None) -> pd.DataFrame:
-    """The reactivations an account history shows (`models.churn.labels.returns`: ARR 0 back to a
-    positive value after a churned renewal), as the rules take them (account_id, reactivated_at).
-    Empty without a history."""
-    from models.churn.labels import churn_outcomes, returns  # the one definition of a return
-    back = returns(churn_outcomes(renewals), account_history)
-    return pd.DataFrame({"account_id": back["account_id"].astype(str),
-                         "reactivated_at": pd.to_datetime(back["returned_at"])})
-
-
 def returns_after_churn(renewals: pd.DataFrame) -> pd.DataFrame:
     """Reactivations the renewals themselves show: an account with a term due after one of its
     churned terms ended came back as a customer. The renewals do not say when the new term began,
@@ -234,6 +268,20 @@ def returns_after_churn(renewals: pd.DataFrame) -> pd.DataFrame:
     later = later[later["due"] > later["churn_end"]].drop_duplicates(["account_id", "churn_end"])
     return pd.DataFrame({"account_id": later["account_id"],
                          "reactivated_at": later["churn_end"] + pd.Timedelta(seconds=1)}).reset_index(drop=True)
+
+
+def history_reactivations(renewals: pd.DataFrame, account_history: pd.DataFrame | None) -> pd.DataFrame:
+    """The reactivations an account history shows (account_id, reactivated_at): after each
+    churned term (its ``closed_at``), the account's ARR going from 0 back to a positive value
+    (`models.churn.labels.returns`, the return the training set counts). Empty without a history."""
+    from models.churn.labels import returns
+
+    churned = renewals[(renewals["outcome"].astype(str) == "churned") & renewals["closed_at"].notna()]
+    outcomes = pd.DataFrame({"account_id": churned["account_id"].astype(str),
+                             "churned_at": pd.to_datetime(churned["closed_at"], errors="coerce")}).dropna()
+    back = returns(outcomes, account_history)
+    return pd.DataFrame({"account_id": back["account_id"].astype(str),
+                         "reactivated_at": pd.to_datetime(back["returned_at"])}).drop_duplicates().reset_index(drop=True)
 
 
 def _excused(pairs: pd.DataFrame, reactivations: pd.DataFrame, start: str, until: str) -> pd.Series:

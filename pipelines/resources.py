@@ -14,7 +14,13 @@ UI, logs or metadata:
 | policy           | policy_path                                | policies/default.yaml                     |
 | notifier         | slack_webhook_url, smtp_host/_user/_password | none: messages go to the log            |
 | crm_writer       | salesforce (when configured)               | warehouse tables crm_tasks, crm_account_health |
-| source_checks    | freshness (+ plausibility thresholds)      | block; `models.plausibility.Thresholds`   |
+| source_checks    | freshness; the landed mapping's `checks:`  | block; `models.plausibility.Thresholds`   |
+
+The plausibility thresholds of `source_checks` are the defaults, then those the landed mapping's
+`checks:` block set (read-only from the manifest in the warehouse bound here, when the
+Definitions load: `connectors.mapping.manifest.landed_checks`; no warehouse or no manifest is the
+defaults, and nothing is created), then any given in code (`source_checks_resource(overrides)`
+bound under `source_checks`) or run config. The resource's `origin` says where they came from.
 
 To read the CRM from Salesforce or tickets from a Zendesk-style API, bind their connectors
 under the `crm` / `ticketing` keys here; no asset changes.
@@ -26,6 +32,7 @@ from typing import Any
 import dagster as dg
 
 from assets.quality import source_checks_resource
+from connectors.mapping.manifest import landed_checks
 from connectors.model_registry import ModelRegistryResource
 from connectors.notify import NotifierResource
 from connectors.policy_source import PolicyResource
@@ -85,9 +92,20 @@ def build_resources(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
             smtp_user=s.smtp_user,
             smtp_password=_secret(Settings.env("smtp_password"), s.smtp_password, None),
         ),
-        "source_checks": source_checks_resource(settings=s),
     }
     resources.update(overrides or {})
-    # the CRM write-back follows the warehouse actually bound (tests bind a temporary one)
+    # the CRM write-back and the landed thresholds follow the warehouse actually bound (tests
+    # bind a temporary one)
     resources.setdefault("crm_writer", crm_writer_resource(resources["warehouse"], s))
+    if "source_checks" not in resources:
+        resources["source_checks"] = source_checks_resource(
+            settings=s, landed=landed_checks(_url_of(resources["warehouse"], s)))
     return resources
+
+
+def _url_of(warehouse: Any, settings: Settings) -> str:
+    """The URL of a bound warehouse resource (a `dg.EnvVar` is read; unset: the settings')."""
+    url = getattr(warehouse, "url", None)
+    if isinstance(url, dg.EnvVar):
+        url = url.get_value()
+    return url or settings.warehouse_url or default_warehouse_url()

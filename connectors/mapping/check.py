@@ -10,9 +10,18 @@ Runs on the typed and canonical temporary tables `connectors.mapping.land.build`
   required fields, duplicate ids, references to unknown accounts or subscriptions, negative
   amounts, impossible or future timestamps: anything that would land wrong data or that the
   pipeline's blocking quality checks would stop on;
-- **warnings** (plausibility): tickets or usage dated before the account's signup, usage outside
-  every subscription, activity after a churn with no reactivation in between, contradictory churn
-  flags and events.
+- **the pipeline's plausibility rules** (`models.plausibility`, the rules of the daily job's
+  blocking checks, with the thresholds of the mapping's ``checks:`` block over the defaults):
+  tickets and usage days before the account's signup, usage after a churn with no reactivation
+  since, contradictory renewal outcomes, judged on the canonical tables (read into pandas). A
+  finding over its allowed share is an error (the daily job would stop on it), within it a
+  warning. The profile says the thresholds in force and which the mapping set;
+- **warnings** on the export's own shape (`connectors.mapping.plausibility`): usage outside its
+  subscription, churn and reactivation flags that contradict the terms, churn events outside any
+  paid term, a repeated churn.
+
+The daily checks judge the rows up to each run's instant (usage: its last 120 days); the check
+judges every row, so a problem anywhere in the history is named before anything is landed.
 """
 
 from __future__ import annotations
@@ -24,9 +33,19 @@ import sqlalchemy as sa
 
 from connectors.mapping import plausibility
 from connectors.mapping.compile import CANONICAL_PREFIX, RAW_PREFIX, TYPED_PREFIX, Plan, SectionPlan
-from models.contracts import CONTRACTS
+from models.contracts import CONTRACTS, conform
 from models.mapping.fields import SECTION_FIELDS, VOCABULARIES
 from models.mapping.problems import MAX_EXAMPLES, Problem, Report
+from models.plausibility import (
+    RULE_THRESHOLDS,
+    Finding,
+    contradictory_outcomes,
+    history_reactivations,
+    rows_before_signup,
+    thresholds_from,
+    thresholds_text,
+    usage_after_churn,
+)
 
 #: The id shown in examples, per section.
 _EXAMPLE_ID = {"accounts": "account_id", "subscriptions": "subscription_id", "renewals": "renewal_id",
@@ -41,6 +60,8 @@ class Checker:
         self.data_end, self.now = data_end, now
         self.report = Report()
         self.reported: set[tuple[str, str]] = set()  # (section, field) with a value error already
+        self.overrides = plan.mapping.threshold_overrides()
+        self.thresholds = thresholds_from(self.overrides)  # the mapping's checks: over the defaults
 
     # --------------------------------------------------------------------------- helpers
 
@@ -64,9 +85,9 @@ class Checker:
         return CANONICAL_PREFIX + table
 
     def add(self, severity: str, code: str, message: str, count: int, total: int = 0,
-            examples: Sequence[str] = (), hint: str = "") -> None:
+            examples: Sequence[str] = (), hint: str = "", allowed: float | None = None) -> None:
         if count:
-            self.report.add(Problem(severity, code, message, count, total, tuple(examples), hint))
+            self.report.add(Problem(severity, code, message, count, total, tuple(examples), hint, allowed))
 
     # ----------------------------------------------------------------------------- run
 
@@ -106,6 +127,9 @@ class Checker:
                 line += "; " + ", ".join(f"{k} {n:,}" for k, n in counts)
             lines.append(line)
         lines.append("coverage: " + "; ".join(self.coverage()))
+        text = thresholds_text(self.thresholds, set_by={name: "mapping" for name in self.overrides})
+        lines.append(f"thresholds (the mapping's checks: over the defaults): {text}" if self.overrides
+                     else f"thresholds (the defaults; the mapping has no checks:): {text}")
 
     def canonical_tables(self) -> list[str]:
         return [t for t in ("accounts", "renewals", "tickets", "usage_daily", "churn_outcomes", "account_history")
@@ -262,7 +286,39 @@ class Checker:
     # ------------------------------------------------------------------------ plausibility
 
     def plausibility(self) -> None:
+        self.pipeline_rules()
         plausibility.run(self)
+
+    def frame(self, table: str, columns: Sequence[str]) -> pd.DataFrame:
+        """Columns of a canonical table as a frame, conformed to its contract as the sources read it."""
+        result = self.d.run(self.conn, f"SELECT {', '.join(self.q(c) for c in columns)} FROM {self.canon(table)}")
+        rows = pd.DataFrame(result.fetchall(), columns=list(columns))
+        return conform(rows, CONTRACTS[table], lenient=True)
+
+    def pipeline_rules(self) -> None:
+        """The daily job's plausibility rules on the canonical tables, with the same thresholds."""
+        t = self.thresholds
+        accounts = self.frame("accounts", ["account_id", "created_at"])
+        renewals = self.frame("renewals", ["renewal_id", "account_id", "renewal_date", "closed_at", "outcome"])
+        back = history_reactivations(renewals, self.frame("account_history", ["account_id", "valid_from", "arr"]))
+        tickets = self.frame("tickets", ["ticket_id", "account_id", "created_at"])
+        self.add_finding(rows_before_signup(tickets, "tickets", "created_at", accounts, t, key="ticket_id"))
+        if "usage" in self.plan.sections:
+            usage = self.frame("usage_daily", ["account_id", "date"])
+            self.add_finding(rows_before_signup(usage, "usage_daily", "date", accounts, t))
+            self.add_finding(usage_after_churn(usage, renewals, t, reactivations=back))
+        self.add_finding(contradictory_outcomes(renewals, t, reactivations=back))
+
+    def add_finding(self, finding: Finding) -> None:
+        """A rule's finding: an error over its allowed share, a warning within it, nothing at 0."""
+        share = RULE_THRESHOLDS[finding.rule][0]
+        if finding.passed:
+            severity, hint = "warning", f"within checks.{share}: the daily checks let it pass"
+        else:
+            severity, hint = "error", (f"over checks.{share}: the daily checks would block on it; fix the export, "
+                                       f"or raise checks.{share} in the mapping if these rows are right")
+        self.add(severity, finding.rule, f"{finding.table}.{finding.column}: rows {finding.problem}", finding.bad,
+                 finding.total, finding.examples, hint, allowed=finding.allowed_share)
 
 
 def _day(value: object) -> str:

@@ -6,8 +6,9 @@ profiles them (`connectors.mapping.check`) and rolls everything back: nothing is
 `land_mapping` builds the same tables, refuses on any blocking problem, copies the canonical
 tables into staging tables (``<target>__landing_<token>``) and then, in one transaction
 (`Warehouse.promote`), moves every staging table over its target and appends the manifest row
-(`connectors.mapping.manifest`). A failure at any step leaves the warehouse as it was (staging
-tables are dropped; a killed run's leftovers are dropped by the next load).
+(`connectors.mapping.manifest`, with the thresholds the mapping's ``checks:`` block set). A
+failure at any step leaves the warehouse as it was (staging tables are dropped; a killed run's
+leftovers are dropped by the next load).
 
 The canonical tables land where the source assets read them, so the pipeline runs on them
 unchanged: ``raw_crm_accounts``, ``raw_crm_renewals``, ``raw_support_tickets`` (the embedded
@@ -183,6 +184,7 @@ def land_mapping(loaded: LoadedMapping, warehouse: Warehouse, *, now: pd.Timesta
                 mapping_path=str(loaded.path.resolve()), mapping_name=loaded.mapping.name, mapping_hash=loaded.content_hash,
                 landed_at=now, row_counts=counts, first_date=built.first_date, last_date=built.data_end,
                 usage_daily="usage_daily" in built.counts, sources=_source_stamps(loaded),
+                checks=loaded.mapping.threshold_overrides(),
             )
             data_end = built.data_end
         say(f"landing {len(staging)} tables in one transaction: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()))

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from connectors.mapping.schema import BRANCHES, Mapping, Rule, Section, Source
+from connectors.mapping.schema import BRANCHES, Checks, Mapping, Rule, Section, Source
 from models.mapping.fields import SECTION_FIELDS, VOCABULARIES
 from models.schema_errors import describe
 
@@ -109,7 +109,11 @@ def _yaml(text: str, source: str) -> dict:
 
 
 def _content_hash(mapping: Mapping) -> str:
-    normalized = json.dumps(mapping.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    data = mapping.model_dump(mode="json")
+    data.pop("checks", None)  # a mapping without checks hashes as it did before they existed
+    if overrides := mapping.threshold_overrides():
+        data["checks"] = overrides
+    normalized = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(normalized.encode("utf-8")).hexdigest()
 
 
@@ -126,8 +130,10 @@ def _location(loc: tuple[Any, ...]) -> str:
 
 
 def _describe(err: dict[str, Any]) -> tuple[str, str]:
-    return describe(err, _location(tuple(err["loc"])),
-                    show_input=lambda value: None if isinstance(value, dict) else repr(value))
+    loc = tuple(err["loc"])
+    if err["type"] == "extra_forbidden" and len(loc) == 2 and loc[0] == "checks":
+        return _location(loc), f"unknown threshold; {_unknown(str(loc[1]), Checks.model_fields)}"
+    return describe(err, _location(loc), show_input=lambda value: None if isinstance(value, dict) else repr(value))
 
 
 def _one_of(values: Any) -> str:

@@ -1,14 +1,19 @@
-"""The check's plausibility findings (warnings: the data loads, but something in it is unlikely).
+"""The check's export-shape findings (warnings: the data loads, but something in it is unlikely).
 
-- **events_before_signup**: tickets, or usage, dated before the account's signup;
+These are the rules the canonical tables cannot see, because they read the export's own shape:
+its subscriptions (trials included) and its own churn and reactivation flags. The rules the
+canonical tables can judge (tickets and usage before the signup, usage after a churn,
+contradictory renewal outcomes) are `models.plausibility`'s, the same rules and thresholds the
+daily job's blocking checks apply, and `connectors.mapping.check` runs them.
+
 - **usage_outside_subscription**: usage outside its subscription's dates (subscription grain), or
   on days no subscription of the account covers (other grains);
-- **activity_after_churn**: tickets or usage more than a day after a churn, with no subscription
-  starting in between (a reactivated account is a churn and then a new customer: its activity
-  after the new start is fine);
-- **contradictory_outcomes**: the export's own churn flag against the outcomes the terms give;
-  reactivation flags against the subscriptions that follow; churn events inside no paid term;
-  a second churn with no new subscription since the first.
+- **churned_flag_mismatch**: the export's own churn flag (``accounts.columns.churned``) against
+  the outcome of the account's last term;
+- **reactivation_flag_mismatch**: reactivation flags (``churn.columns.reactivated``) against the
+  subscriptions that follow;
+- **churn_outside_term**: churn events inside no paid subscription (and its grace period);
+- **repeated_churn**: a second churn with no new subscription since the first.
 
 Each finding has a count, a share and a few example ids. `run` takes the `Checker`.
 """
@@ -28,26 +33,9 @@ USAGE = TYPED_PREFIX + "usage"
 
 
 def run(ch: Checker) -> None:
-    sections = ch.plan.sections
-    events_before_signup(ch)
-    if "usage" in sections and "subscriptions" in sections:
+    if "usage" in ch.plan.sections and "subscriptions" in ch.plan.sections:
         usage_outside_subscription(ch)
-    activity_after_churn(ch)
-    contradictory_outcomes(ch)
-
-
-def events_before_signup(ch: Checker) -> None:
-    acc, d = ch.canon("accounts"), ch.d
-    if "tickets" in ch.plan.sections:
-        t = ch.canon("tickets")
-        rows = f"{t} AS x JOIN {acc} AS a ON a.account_id = x.account_id WHERE x.created_at < a.created_at"
-        ch.add("warning", "events_before_signup", "tickets created before the account's signup (accounts.created_at)",
-               ch.count(rows), ch.count(t), ch.examples(f"x.ticket_id, x.account_id, x.created_at FROM {rows}", "x.created_at, x.ticket_id"))
-    if "usage" in ch.plan.sections:
-        u = ch.canon("usage_daily")
-        rows = f"{u} AS x JOIN {acc} AS a ON a.account_id = x.account_id WHERE x.{ch.q('date')} < {d.day('a.created_at')}"
-        ch.add("warning", "events_before_signup", "usage days before the account's signup (accounts.created_at)",
-               ch.count(rows), ch.count(u), ch.examples(f"x.account_id, x.{ch.q('date')} FROM {rows}", f"x.{ch.q('date')}, x.account_id"))
+    flags_against_terms(ch)
 
 
 def usage_outside_subscription(ch: Checker) -> None:
@@ -67,28 +55,7 @@ def usage_outside_subscription(ch: Checker) -> None:
            ch.count(rows), ch.count(u), ch.examples(f"x.account_id, x.{date} FROM {rows}", f"x.account_id, x.{date}"))
 
 
-def activity_after_churn(ch: Checker) -> None:
-    d, outcomes = ch.d, ch.canon("churn_outcomes")
-    came_back = (f"EXISTS (SELECT 1 FROM {SUBS} AS s WHERE s.account_id = c.account_id AND s.started_at > c.churned_at "
-                 f"AND s.started_at <= {{at}})") if "subscriptions" in ch.plan.sections else "FALSE"
-
-    def after(at: str) -> str:
-        return (f"EXISTS (SELECT 1 FROM {outcomes} AS c WHERE c.account_id = x.account_id "
-                f"AND {at} > {d.add_days('c.churned_at', 1)} AND NOT {came_back.format(at=at)})")
-
-    if "tickets" in ch.plan.sections:
-        t = ch.canon("tickets")
-        rows = f"{t} AS x WHERE {after('x.created_at')}"
-        ch.add("warning", "activity_after_churn", "tickets created after the account churned, with no new subscription since",
-               ch.count(rows), ch.count(t), ch.examples(f"x.ticket_id, x.account_id, x.created_at FROM {rows}", "x.created_at, x.ticket_id"))
-    if "usage" in ch.plan.sections:
-        u, date = ch.canon("usage_daily"), ch.q("date")
-        rows = f"{u} AS x WHERE {after(f'x.{date}')}"
-        ch.add("warning", "activity_after_churn", "usage days after the account churned, with no new subscription since",
-               ch.count(rows), ch.count(u), ch.examples(f"x.account_id, x.{date} FROM {rows}", f"x.{date}, x.account_id"))
-
-
-def contradictory_outcomes(ch: Checker) -> None:
+def flags_against_terms(ch: Checker) -> None:
     sections, mapping, d = ch.plan.sections, ch.plan.mapping, ch.d
     acc, renewals = ch.canon("accounts"), ch.canon("renewals")
     if "churned" in mapping.accounts.columns:
@@ -97,11 +64,11 @@ def contradictory_outcomes(ch: Checker) -> None:
         flags = f"(SELECT a.account_id, {last} AS last_outcome, m.churned FROM {acc} AS a JOIN {TYPED_PREFIX}accounts AS m ON m.account_id = a.account_id) AS x"
         total = ch.count(acc)
         wrong = f"{flags} WHERE x.churned AND (x.last_outcome IS NULL OR x.last_outcome <> 'churned')"
-        ch.add("warning", "contradictory_outcomes",
+        ch.add("warning", "churned_flag_mismatch",
                "accounts flagged churned (accounts.columns.churned) whose last term did not churn", ch.count(wrong), total,
                ch.examples(f"x.account_id FROM {wrong}", "x.account_id"))
         wrong = f"{flags} WHERE NOT x.churned AND x.last_outcome = 'churned'"
-        ch.add("warning", "contradictory_outcomes",
+        ch.add("warning", "churned_flag_mismatch",
                "accounts not flagged churned (accounts.columns.churned) whose last term churned", ch.count(wrong), total,
                ch.examples(f"x.account_id FROM {wrong}", "x.account_id"))
     if "churn" not in sections or "subscriptions" not in sections:
@@ -111,21 +78,21 @@ def contradictory_outcomes(ch: Checker) -> None:
     later = f"EXISTS (SELECT 1 FROM {SUBS} AS s WHERE s.account_id = x.account_id AND {paid} AND s.started_at > x.churned_at)"
     if "reactivated" in mapping.churn.columns:
         wrong = f"{CHURN} AS x WHERE x.reactivated AND NOT {later}"
-        ch.add("warning", "contradictory_outcomes",
+        ch.add("warning", "reactivation_flag_mismatch",
                "churn events flagged as reactivated (churn.columns.reactivated) with no subscription after them",
                ch.count(wrong), total, ch.examples(f"x.account_id, x.churned_at FROM {wrong}", "x.account_id, x.churned_at"))
         wrong = f"{CHURN} AS x WHERE NOT x.reactivated AND {later}"
-        ch.add("warning", "contradictory_outcomes",
+        ch.add("warning", "reactivation_flag_mismatch",
                "churn events not flagged as reactivated (churn.columns.reactivated) but followed by a new subscription",
                ch.count(wrong), total, ch.examples(f"x.account_id, x.churned_at FROM {wrong}", "x.account_id, x.churned_at"))
     grace = mapping.subscriptions.grace_days
     inside = (f"EXISTS (SELECT 1 FROM {SUBS} AS s WHERE s.account_id = x.account_id AND {paid} AND s.started_at <= x.churned_at "
               f"AND (s.ended_at IS NULL OR x.churned_at <= {d.add_days('s.ended_at', grace)}))")
     wrong = f"{CHURN} AS x WHERE x.churned_at IS NOT NULL AND NOT {inside}"
-    ch.add("warning", "contradictory_outcomes", f"churn events outside every paid subscription (and its {grace}-day grace period)",
+    ch.add("warning", "churn_outside_term", f"churn events outside every paid subscription (and its {grace}-day grace period)",
            ch.count(wrong), total, ch.examples(f"x.account_id, x.churned_at FROM {wrong}", "x.account_id, x.churned_at"))
     twice = (f"{CHURN} AS x WHERE EXISTS (SELECT 1 FROM {CHURN} AS e WHERE e.account_id = x.account_id "
              f"AND e.churned_at < x.churned_at AND NOT EXISTS (SELECT 1 FROM {SUBS} AS s WHERE s.account_id = x.account_id "
              f"AND s.started_at > e.churned_at AND s.started_at <= x.churned_at))")
-    ch.add("warning", "contradictory_outcomes", "churn events of accounts that had churned already, with no subscription in between",
+    ch.add("warning", "repeated_churn", "churn events of accounts that had churned already, with no subscription in between",
            ch.count(twice), total, ch.examples(f"x.account_id, x.churned_at FROM {twice}", "x.account_id, x.churned_at"))

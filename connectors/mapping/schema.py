@@ -6,20 +6,27 @@ the mapping, warehouse tables, SQL queries) and how its columns become the canon
 duration added to another field, or a SQL expression evaluated in the warehouse. A commented
 example is ``tests/companies/subscription_saas.yaml``; README "Bring your own data" explains it.
 
+An optional ``checks:`` block sets the thresholds of the plausibility and freshness checks
+(`Checks`: the fields of `models.plausibility.Thresholds`, their defaults and meanings; shares
+between 0 and 1, the others at least 0). `rescue data check` judges the data with them, and
+`rescue data load` records them in the manifest, where the pipeline's checks find them.
+
 Shape errors are pydantic's (with their key paths); the cross-references between sections
 (known fields, source names, grains, value maps) are checked by `connectors.mapping.loader`.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationInfo, create_model, field_validator, model_validator
 
 from models.mapping.dates import format_problem, timezone_problem
 from models.mapping.sqltext import expression_problem, query_problem
+from models.plausibility import threshold_specs
 
 Scalar = str | bool | int | float
 Unit = Literal["seconds", "minutes", "hours", "days"]
@@ -199,6 +206,36 @@ class Features(_Spec):
     advanced: FeatureGroup = Field(default_factory=FeatureGroup, description="Advanced / sticky features (advanced_events).")
 
 
+class _ThresholdSpec(_Spec):
+    """A threshold is a number as YAML writes one (not a boolean, not quoted text); days are
+    whole where the default is."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _number(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"a number, got {value!r}")
+        if cls.model_fields[info.field_name].annotation is int and math.isfinite(value) and value != int(value):
+            raise ValueError(f"a whole number of days, got {value!r}")
+        return value
+
+
+def _checks_model() -> type[_ThresholdSpec]:
+    """`Checks`, field for field from `models.plausibility.Thresholds` (`threshold_specs`: one
+    list of names, defaults and meanings): shares between 0 and 1, every other threshold at
+    least 0, whole numbers of days where the default is one."""
+    fields: dict[str, Any] = {}
+    for spec in threshold_specs():
+        bounds = {"ge": 0, "le": 1} if spec.share else {"ge": 0}
+        fields[spec.name] = (spec.kind, Field(spec.default, description=spec.doc, allow_inf_nan=False, **bounds))
+    return create_model("Checks", __base__=_ThresholdSpec, __module__=__name__,
+                        __doc__="Thresholds of the plausibility and freshness checks (unset: the default).", **fields)
+
+
+#: The ``checks:`` block of a mapping.
+Checks = _checks_model()
+
+
 #: Union branch names, left out of error key paths.
 BRANCHES = ("by-name", "inline")
 #: A section's source: the name of an entry under ``sources``, or the source itself.
@@ -246,6 +283,12 @@ class Mapping(_Spec):
     tickets: Section | None = None
     usage: UsageSection | None = None
     churn: Section | None = None
+    checks: Checks | None = Field(None, description="Thresholds of the plausibility and freshness checks "
+                                                     "(models.plausibility.Thresholds); unset: the defaults.")
+
+    def threshold_overrides(self) -> dict[str, int | float]:
+        """The thresholds the ``checks:`` block sets (only those it names)."""
+        return {} if self.checks is None else self.checks.model_dump(exclude_unset=True)
 
     def sections(self) -> dict[str, Section]:
         """The sections present, by name, in a fixed order."""

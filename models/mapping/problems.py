@@ -1,10 +1,11 @@
 """What `rescue data check` finds: problems with a count, a share and a few example ids.
 
 A problem is *blocking* (``error``: loading would fail, or land wrong data, or the pipeline's
-blocking quality checks would stop the daily job) or a *plausibility* finding (``warning``: the
-data loads, but something in it is unlikely and worth a look: events before the signup, usage
-outside every subscription, activity after a churn, contradictory churn flags). Each renders as
-one line.
+blocking quality checks would stop the daily job: a plausibility rule of `models.plausibility`
+over its allowed share among them) or a *warning* (the data loads, but something in it is
+unlikely and worth a look: such a rule within its share, usage outside its subscription, an
+export's churn or reactivation flags that contradict its terms). Each renders as one line; a
+rule with an allowed share shows it next to the share found.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ MAX_EXAMPLES = 3
 @dataclass(frozen=True)
 class Problem:
     severity: Severity
-    code: str              # e.g. events_before_signup, unmapped_value, unreadable_date
+    code: str              # e.g. before_signup, unmapped_value, unreadable_date
     message: str           # what is wrong, naming the table / key path / column
     count: int = 0         # rows concerned (0: not a row count, e.g. a missing column)
     total: int = 0         # rows the share is taken of
     examples: tuple[str, ...] = ()
     hint: str = ""
+    allowed: float | None = None  # the share of `total` a rule allows, when it allows one
 
     @property
     def share(self) -> float:
@@ -33,7 +35,8 @@ class Problem:
     def line(self, *, severity: bool = True) -> str:
         text = f"{self.severity} {self.code}: {self.message}" if severity else f"{self.code}: {self.message}"
         if self.total:
-            text += f": {self.count:,} of {self.total:,} ({self.share:.1%})"
+            allowed = f", allowed {self.allowed:.1%}" if self.allowed is not None else ""
+            text += f": {self.count:,} of {self.total:,} ({self.share:.1%}{allowed})"
         elif self.count:
             text += f": {self.count:,}"
         if self.examples:

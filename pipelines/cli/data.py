@@ -4,8 +4,9 @@
     rescue data check MAPPING                                   profile and validate; exit 1 on blocking problems
     rescue data load MAPPING [--replace]                        land the canonical tables in the warehouse
 
-`check` prints the profile (sources, canonical tables, join coverage) and one line per problem to
-stdout, then a summary line; it writes nothing. `load` prints its progress to stderr, lands every
+`check` prints the profile (sources, canonical tables, join coverage, the plausibility thresholds
+in force: the mapping's `checks:` over the defaults) and one line per problem to stdout, then a
+summary line; it writes nothing. `load` prints its progress to stderr, lands every
 table in one transaction with a manifest row (`rescue_data_meta`), and prints what landed. Any
 error is one line naming the file, key path or column, with exit code 1; nothing is written
 half-way.
@@ -112,7 +113,8 @@ def check(
     mapping: Annotated[Path, typer.Argument(help="The mapping YAML file.")],
 ) -> None:
     """Profile and validate the data before loading: rows and date ranges, join coverage, mapped
-    and unmapped columns, values a value map misses, and plausibility problems. Exit 1 when a
+    and unmapped columns, values a value map misses, and plausibility problems (the daily job's
+    rules with the mapping's checks: thresholds; over its share a rule blocks). Exit 1 when a
     problem blocks loading."""
     from connectors.mapping.dialect import DialectError
     from connectors.mapping.land import LandError, check_mapping

@@ -47,8 +47,8 @@ PRIORITY_WORDS = ("blocker", "major", "minor", "trivial")
 REASONS = ("pricing", "missing_features", "support", "competitor", "budget", "unknown")
 INDUSTRIES = ("FinTech", "HealthTech", "EdTech", "Retail", "Media", "Logistics")
 COUNTRIES = ("DE", "FR", "GB", "US", "NL", "ES", "IN", "BR", "AU", "CA")
-DIRTY = ("events_before_signup", "usage_outside_subscription", "activity_after_churn",
-         "contradictory_outcomes", "unmapped_priority")
+DIRTY = ("tickets_before_signup", "usage_outside_subscription", "usage_after_churn",
+         "churned_flag_mismatch", "unmapped_priority")
 
 
 @dataclass(frozen=True)
@@ -275,14 +275,19 @@ def _parse(text: pd.Series) -> pd.Series:
 
 
 def make_dirty(directory: Path, problem: str, n: int = 8) -> list[str]:
-    """Plant ``n`` rows of one problem class (one of `DIRTY`) in the exports; return the ids touched."""
+    """Plant ``n`` rows of one problem class (one of `DIRTY`) in the exports; return the ids touched.
+
+    ``tickets_before_signup`` dates the first ``n`` tickets 60 days before their account's signup
+    (beyond the 30 days of grace the checks allow); ``usage_after_churn`` adds a usage row 12
+    days after the churn of each of ``n`` accounts that never came back (beyond the 7 days of
+    grace; outside its subscription, too)."""
     directory = Path(directory)
     accounts, subs = read(directory, "accounts.csv"), read(directory, "subscriptions.csv")
     tickets, churn = read(directory, "support_tickets.csv"), read(directory, "churn_events.csv")
-    if problem == "events_before_signup":
+    if problem == "tickets_before_signup":
         signup = _parse(accounts.set_index("account_id")["signup_date"])
         rows = tickets.index[:n]
-        when = signup.reindex(tickets.loc[rows, "account_id"]).to_numpy() - np.timedelta64(30, "D")
+        when = signup.reindex(tickets.loc[rows, "account_id"]).to_numpy() - np.timedelta64(60, "D")
         tickets.loc[rows, "submitted_at"] = [pd.Timestamp(w).strftime("%d/%m/%Y 10:00") for w in when]
         tickets.loc[rows, "closed_at"] = [pd.Timestamp(w).strftime("%d/%m/%Y 18:00") for w in when]
         tickets.to_csv(directory / "support_tickets.csv", index=False)
@@ -298,17 +303,18 @@ def make_dirty(directory: Path, problem: str, n: int = 8) -> list[str]:
             (ends[s] + pd.Timedelta(days=40)).strftime("%d/%m/%Y") for s in picked["subscription_id"]]
         usage.to_csv(directory / "feature_usage.csv", index=False)
         return list(picked["subscription_id"])
-    if problem == "activity_after_churn":
-        gone = churn[churn["is_reactivation"] == "False"].head(n)
+    if problem == "usage_after_churn":
+        usage = read(directory, "feature_usage.csv")
+        gone = churn[churn["is_reactivation"] == "False"].assign(at=lambda f: _parse(f["churn_date"]))
+        gone = gone[gone["at"] + pd.Timedelta(days=12) < pd.Timestamp("2026-11-30")].head(n)
+        last = subs.assign(start=_parse(subs["start_date"])).sort_values("start").groupby("account_id")["subscription_id"].last()
         extra = pd.DataFrame([{
-            **tickets.iloc[0].to_dict(), "ticket_id": f"TCK9{k:04d}", "account_id": row.account_id,
-            "submitted_at": (_parse(pd.Series([row.churn_date]))[0] + pd.Timedelta(days=12)).strftime("%d/%m/%Y 09:30"),
-            "closed_at": "", "resolution_time_hours": "", "satisfaction_score": "",
+            **usage.iloc[0].to_dict(), "usage_id": f"U9{k:06d}", "subscription_id": last[row.account_id],
+            "usage_date": (row.at + pd.Timedelta(days=12)).strftime("%d/%m/%Y"),
         } for k, row in enumerate(gone.itertuples())])
-        extra = extra[_parse(extra["submitted_at"]) < pd.Timestamp("2026-11-30")]
-        pd.concat([tickets, extra]).to_csv(directory / "support_tickets.csv", index=False)
-        return list(extra["account_id"])
-    if problem == "contradictory_outcomes":
+        pd.concat([usage, extra]).to_csv(directory / "feature_usage.csv", index=False)
+        return list(gone["account_id"])
+    if problem == "churned_flag_mismatch":
         churned = set(churn["account_id"])
         staying = accounts.index[~accounts["account_id"].isin(churned)][:n]
         accounts.loc[staying, "churn_flag"] = "True"  # flagged churned, no churn anywhere

@@ -10,18 +10,21 @@ import pytest
 
 from models.contracts import USAGE_DAILY, conform
 from models.plausibility import (
+    RULE_THRESHOLDS,
     Thresholds,
     ThresholdError,
     as_of,
-    comebacks,
     contradictory_outcomes,
+    history_reactivations,
     newest,
     quiet_limit_days,
     recent_rate,
     rows_before_signup,
     staleness,
     threshold_docs,
+    threshold_specs,
     thresholds_from,
+    thresholds_text,
     usage_after_churn,
 )
 from tests.factories import company_history
@@ -115,23 +118,6 @@ def test_contradictory_outcomes(clean):
     assert contradictory_outcomes(pd.concat([renewals, opened], ignore_index=True)).bad == 0
 
 
-def test_an_account_history_that_shows_a_return_excuses_the_renewals_after_the_churn():
-    renewals = pd.DataFrame({
-        "renewal_id": ["A-1", "A-2", "A-3", "B-1", "B-2"], "account_id": ["A", "A", "A", "B", "B"],
-        "renewal_date": [T("2025-03-01"), T("2025-06-01"), T("2025-07-01"), T("2025-03-01"), T("2025-06-01")],
-        "closed_at": [T("2025-02-20"), T("2025-06-01"), T("2025-07-01"), T("2025-02-20"), T("2025-06-01")],
-        "outcome": ["churned", "renewed", "renewed", "churned", "renewed"], "amount": 100.0})
-    history = pd.DataFrame({"account_id": ["A", "A", "A", "B", "B"],
-                            "valid_from": [T("2024-03-01"), T("2025-02-20"), T("2025-05-01"), T("2024-03-01"), T("2025-02-20")],
-                            "arr": [100.0, 0.0, 100.0, 100.0, 0.0]})
-    back = comebacks(renewals, history)
-    assert back.to_dict("records") == [{"account_id": "A", "reactivated_at": T("2025-05-01")}]
-    finding = contradictory_outcomes(renewals, reactivations=back)
-    assert finding.bad == 1 and "renewal_id B-2" in finding.examples[0]  # B never came back: still a contradiction
-    assert contradictory_outcomes(renewals).bad == 3
-    assert comebacks(renewals, None).empty
-
-
 def test_a_stale_source_is_one_line_naming_the_table_and_its_age(clean):
     at = T("2024-06-03 06:00")
     tickets = as_of(clean["tickets"], "created_at", at)
@@ -190,3 +176,32 @@ def test_thresholds_have_documented_defaults_and_take_overrides():
                        ({"tickets_max_age_days": "soon"}, "is not a number")):
         with pytest.raises(ThresholdError, match=words):
             thresholds_from(bad)
+
+
+def test_each_rule_names_its_thresholds_and_they_read_in_one_line():
+    names = {spec.name for spec in threshold_specs()}
+    assert {name for used in RULE_THRESHOLDS.values() for name in used} == names   # every threshold has a rule
+    assert all(used[0].startswith(("max_share_", "tickets_", "usage_", "crm_")) for used in RULE_THRESHOLDS.values())
+    assert [spec.share for spec in threshold_specs() if spec.name.startswith("max_share_")] == [True] * 3
+    assert {spec.name: spec.kind for spec in threshold_specs()}["signup_grace_days"] is int
+    tuned = thresholds_from({"max_share_before_signup": 0.25})
+    assert thresholds_text(tuned, RULE_THRESHOLDS["before_signup"], {"max_share_before_signup": "mapping"}) == \
+        "max_share_before_signup 0.25 (mapping), signup_grace_days 30"
+    assert thresholds_text(Thresholds()).startswith("signup_grace_days 30, max_share_before_signup 0.02, churn_grace_days 7")
+
+
+def test_a_return_in_the_account_history_is_a_reactivation_the_rules_accept(clean):
+    renewals = clean["renewals"]
+    churned = renewals[renewals["outcome"] == "churned"].head(1)
+    account, lost_at = churned["account_id"].iloc[0], churned["closed_at"].iloc[0]
+    later = churned.assign(renewal_id=lambda d: d["renewal_id"] + "-next", renewal_date=lost_at + pd.Timedelta(days=400),
+                           closed_at=lost_at + pd.Timedelta(days=400), outcome="renewed")
+    dirty = pd.concat([renewals, later], ignore_index=True)
+    assert contradictory_outcomes(dirty).bad == 1
+    # the account history: ARR to 0 at the churn, back to positive 60 days later
+    history = pd.DataFrame({"account_id": [account] * 3, "arr": [1000.0, 0.0, 1200.0],
+                            "valid_from": [lost_at - pd.Timedelta(days=300), lost_at, lost_at + pd.Timedelta(days=60)]})
+    back = history_reactivations(dirty, history)
+    assert back.to_dict("records") == [{"account_id": account, "reactivated_at": lost_at + pd.Timedelta(days=60)}]
+    assert contradictory_outcomes(dirty, reactivations=back).bad == 0
+    assert history_reactivations(dirty, None).empty

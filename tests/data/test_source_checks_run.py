@@ -6,11 +6,14 @@ outcomes), a stale source and ambiguous dates block; the checks judge at the run
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from assets.quality import PlausibilityThresholds, SourceChecksResource, source_checks_resource
+from connectors.mapping.manifest import LandedChecks
 from connectors.settings import SettingError, current
 from models.plausibility import Thresholds, ThresholdError
 from tests.data.source_runs import RUN_AT, company_sources, run_sources
@@ -183,15 +186,48 @@ def test_rescue_now_pins_the_checks_clock_and_a_replay_ignores_later_rows(tmp_pa
 
 
 def test_the_thresholds_are_the_resources_and_a_company_can_tune_them(tmp_path, sources):
-    assert PlausibilityThresholds().model_dump() == {f: getattr(Thresholds(), f) for f in PlausibilityThresholds.model_fields}
-    assert SourceChecksResource().get_thresholds() == Thresholds()
+    # one list of names: the config's fields are the dataclass's, unset until a layer sets them
+    assert list(PlausibilityThresholds.model_fields) == [f.name for f in dataclasses.fields(Thresholds)]
+    assert set(PlausibilityThresholds().model_dump().values()) == {None}
+    plain = SourceChecksResource()
+    assert plain.get_thresholds() == Thresholds() and plain.provenance() == "defaults" and plain.set_by() == {}
     lenient = source_checks_resource({"max_share_before_signup": 0.95}, settings=current({}))
     assert lenient.get_thresholds().max_share_before_signup == 0.95 and lenient.freshness == "block"
+    assert lenient.provenance() == "defaults; resource config: max_share_before_signup"
     run = run_sources(tmp_path, _signups_late(sources), tags=AT, checks=lenient)
     assert run.result.success, [run.summary(c) for c in run.failed()]
-    assert "allowed 95.0%)" in run.summary("support_tickets_consistent")
+    summary = run.summary("support_tickets_consistent")
+    assert "allowed 95.0%)" in summary
+    assert summary.endswith("; thresholds from defaults; resource config: max_share_before_signup: "
+                            "max_share_before_signup 0.95 (resource config), signup_grace_days 30")
+    check = run.evals["support_tickets_consistent"]
+    assert check.metadata["thresholds"].value == "max_share_before_signup 0.95 (resource config), signup_grace_days 30"
+    assert check.metadata["thresholds_origin"].value == "defaults; resource config: max_share_before_signup"
+    assert check.description == summary
     with pytest.raises(ThresholdError, match="unknown plausibility threshold 'max_tickets'"):
         source_checks_resource({"max_tickets": 3}, settings=current({}))
+
+
+def test_the_landed_mappings_thresholds_sit_between_the_defaults_and_the_resource_config(tmp_path, sources):
+    landed = LandedChecks({"max_share_before_signup": 0.9, "signup_grace_days": 10}, "mapping acme (landed 2024-06-02 22:00 UTC)")
+    mapped = source_checks_resource(settings=current({}), landed=landed)
+    assert mapped.get_thresholds() == Thresholds(max_share_before_signup=0.9, signup_grace_days=10)
+    assert mapped.origin == mapped.provenance() == "mapping acme (landed 2024-06-02 22:00 UTC)"
+    run = run_sources(tmp_path / "mapped", _signups_late(sources), tags=AT, checks=mapped)
+    assert run.result.success, [run.summary(c) for c in run.failed()]
+    assert run.evals["support_tickets_consistent"].metadata["thresholds"].value == \
+        "max_share_before_signup 0.9 (mapping), signup_grace_days 10 (mapping)"
+    assert "thresholds from mapping acme (landed 2024-06-02 22:00 UTC): " in run.summary("support_tickets_consistent")
+    # resource config in code wins over the mapping, key by key
+    strict = source_checks_resource({"max_share_before_signup": 0.02}, settings=current({}), landed=landed)
+    assert strict.get_thresholds() == Thresholds(max_share_before_signup=0.02, signup_grace_days=10)
+    assert strict.set_by() == {"max_share_before_signup": "resource config", "signup_grace_days": "mapping"}
+    run = run_sources(tmp_path / "strict", _signups_late(sources), tags=AT, checks=strict)
+    assert "support_tickets_consistent" in run.failed()
+    assert_clean_failure(run.evals["support_tickets_consistent"].description,
+                         names=["tickets.created_at", "allowed 2.0%", "max_share_before_signup 0.02 (resource config)",
+                                "signup_grace_days 10 (mapping)",
+                                "from mapping acme (landed 2024-06-02 22:00 UTC); resource config: max_share_before_signup"])
 
 
 def test_an_empty_table_is_not_dated_by_its_freshness_check(tmp_path, sources):

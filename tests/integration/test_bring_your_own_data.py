@@ -2,8 +2,9 @@
 subscription_saas.py: five day-first CSV exports, subscriptions, feature usage by subscription,
 its own priority words) is landed only through its checked-in mapping YAML, and the pipeline reads
 the landed tables unchanged. `rescue data check` finds each class of problem planted in a dirty
-copy; `rescue data init` drafts a mapping that loads after a small edit; the demo never writes
-over landed data.
+copy (a rule over its allowed share blocks the load: tests/faults/test_mapping_faults.py);
+`rescue data init` drafts a mapping that loads after a small edit; the demo never writes over
+landed data.
 """
 
 from __future__ import annotations
@@ -128,6 +129,8 @@ def test_check_profiles_the_clean_company_and_finds_nothing(company, home):
     assert re.search(r"table renewals: [\d,]+ rows, renewal_date \S+ \.\. \S+; churned \d+, open \d+, renewed \d+", out)
     assert "coverage: tickets with a known account 100.0%" in out
     assert "usage rows with a known subscription 100.0%" in out
+    assert ("thresholds (the defaults; the mapping has no checks:): signup_grace_days 30, max_share_before_signup 0.02, "
+            "churn_grace_days 7, max_share_after_churn 0.02, max_share_contradictory 0.01, ") in out
     assert not (home / "warehouse.duckdb").exists()  # checking writes nothing
 
 
@@ -307,8 +310,10 @@ def _check_finds(mapping: Path, code: str, fragment: str, planted: list[str], *,
 
 
 def test_check_finds_tickets_dated_before_the_signup(company):
-    planted = make_dirty(company.parent / "exports", "events_before_signup")
-    _check_finds(company, "events_before_signup", "tickets created before the account's signup", planted)
+    planted = make_dirty(company.parent / "exports", "tickets_before_signup")
+    line = _check_finds(company, "before_signup", "tickets.created_at: rows dated more than 30 days before the "
+                        "account's signup (accounts.created_at)", planted)
+    assert "(0.3%, allowed 2.0%)" in line and line.endswith("; within checks.max_share_before_signup: the daily checks let it pass")
 
 
 def test_check_finds_usage_outside_its_subscription(company):
@@ -316,14 +321,22 @@ def test_check_finds_usage_outside_its_subscription(company):
     _check_finds(company, "usage_outside_subscription", "usage rows dated outside their subscription", planted)
 
 
-def test_check_finds_activity_after_a_churn_without_reactivation(company):
-    planted = make_dirty(company.parent / "exports", "activity_after_churn")
-    _check_finds(company, "activity_after_churn", "tickets created after the account churned", planted)
+def test_check_finds_usage_after_a_churn_without_reactivation(company):
+    planted = make_dirty(company.parent / "exports", "usage_after_churn")
+    result = rescue("data", "check", company)
+    assert result.exit_code == 0, result.output
+    after, outside = problem_lines(result.stdout)   # a day after the churn is outside its subscription, too
+    assert after.startswith("warning after_churn: usage_daily.date: rows of usage more than 7 days after the account "
+                            "churned (the churned term's end), with no reactivation since: "), after
+    assert _count(after) == len(planted) and "allowed 2.0%" in after
+    assert any(f"account_id {ident} on " in after for ident in planted), after
+    assert outside.startswith("warning usage_outside_subscription: usage rows dated outside their subscription")
+    assert _count(outside) == len(planted)
 
 
 def test_check_finds_contradictory_churn_flags(company):
-    planted = make_dirty(company.parent / "exports", "contradictory_outcomes")
-    _check_finds(company, "contradictory_outcomes", "flagged churned (accounts.columns.churned) whose last term did not churn",
+    planted = make_dirty(company.parent / "exports", "churned_flag_mismatch")
+    _check_finds(company, "churned_flag_mismatch", "flagged churned (accounts.columns.churned) whose last term did not churn",
                  planted)
 
 
@@ -602,7 +615,7 @@ def _resources(wh: Warehouse, root: Path) -> dict:
             "source_checks": source_checks_resource()}
 
 
-def test_the_source_assets_and_their_blocking_checks_read_the_landed_tables(company, tmp_path):
+def test_the_source_assets_and_their_blocking_checks_read_the_landed_tables(company, tmp_path, monkeypatch):
     from assets.features import churn_outcomes
     from assets.quality import source_checks
     from assets.sources import crm_account_history, crm_accounts, crm_renewals, product_usage_daily, support_tickets
@@ -612,6 +625,7 @@ def test_the_source_assets_and_their_blocking_checks_read_the_landed_tables(comp
     wh.write_table("raw_product_events", pd.DataFrame({   # raw events of someone else's: not used
         "account_id": ["X"], "user_id": ["u"], "occurred_at": [pd.Timestamp("2026-11-01")], "feature": ["core"], "quantity": [1]}))
     usage_before = wh.read_usage_daily()
+    monkeypatch.setenv("RESCUE_NOW", "2026-12-01T06:00:00+00:00")   # the daily run after the exports' last day
     result = dg.materialize([crm_accounts, crm_renewals, crm_account_history, support_tickets, product_usage_daily,
                              churn_outcomes, *source_checks],
                             resources=_resources(wh, tmp_path))

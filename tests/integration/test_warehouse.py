@@ -149,6 +149,22 @@ def test_promote_replaces_several_tables_together(tmp_path, dialect):
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
+def test_promote_appends_rows_with_a_new_column_to_an_older_table(tmp_path, dialect):
+    """A manifest written before a column existed: the next promote adds it, keeps every
+    earlier row (the new column empty in them), and appends the new row."""
+    wh = _warehouse(tmp_path, dialect)
+    wh.write_table("log", _frame(2))
+    wh.write_table("t_new", _frame(1))
+    newer = _frame(1, offset=10).assign(note=["{\"a\": 1}"], count=[3], share=[0.5])
+    wh.promote({"t_new": "t"}, append={"log": newer})
+    rows = wh.read_sql("SELECT * FROM log ORDER BY id")
+    assert list(rows["id"]) == [0, 1, 10] and {"note", "count", "share"} <= set(rows.columns)
+    assert rows["note"].iloc[:2].isna().all() and rows["note"].iloc[2] == '{"a": 1}'
+    assert float(rows["share"].iloc[2]) == 0.5 and int(rows["count"].iloc[2]) == 3
+    assert wh.row_count("t") == 1
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
 def test_read_contract_table_names_missing_columns_and_tables(tmp_path, dialect):
     wh = _warehouse(tmp_path, dialect)
     accounts = pd.DataFrame({

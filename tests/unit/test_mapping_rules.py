@@ -182,3 +182,53 @@ def test_the_file_itself_is_refused_in_one_line_each(tmp_path: Path):
     files.write_text(BASE.replace("{table: accounts}", "{file: exports/accounts.csv}"))
     with pytest.raises(MappingError, match=r"accounts.source.file: file not found: .*exports/accounts.csv"):
         load_mapping(files)
+
+
+# ------------------------------------------------------------------------- the checks: block
+
+
+def test_a_checks_block_sets_only_the_thresholds_it_names():
+    from models.plausibility import Thresholds, thresholds_from
+
+    plain = parse_mapping(BASE, source="m.yaml")
+    assert plain.mapping.checks is None and plain.mapping.threshold_overrides() == {}
+    tuned = parse_mapping(BASE + "checks:\n  max_share_before_signup: 0.25\n  signup_grace_days: 45\n", source="m.yaml")
+    assert tuned.mapping.threshold_overrides() == {"signup_grace_days": 45, "max_share_before_signup": 0.25}
+    assert thresholds_from(tuned.mapping.threshold_overrides()) == Thresholds(signup_grace_days=45, max_share_before_signup=0.25)
+    assert tuned.content_hash != plain.content_hash
+    # an empty block is no block: the hash of a mapping without checks is what it always was
+    assert parse_mapping(BASE + "checks: {}\n", source="m.yaml").content_hash == plain.content_hash
+
+
+def test_the_checks_block_is_the_thresholds_dataclass_field_for_field():
+    import dataclasses
+
+    from connectors.mapping.schema import Checks
+    from models.plausibility import Thresholds
+
+    fields = {f.name: f for f in dataclasses.fields(Thresholds)}
+    assert list(Checks.model_fields) == list(fields)
+    for name, spec in Checks.model_fields.items():
+        assert spec.default == fields[name].default and spec.description == fields[name].metadata["doc"]
+    assert Checks().model_dump() == dataclasses.asdict(Thresholds())
+
+
+@pytest.mark.parametrize("block, path, why", [
+    ("{max_share_before_signup: 1.5}", "checks.max_share_before_signup", "less than or equal to 1, got 1.5"),
+    ("{quiet_odds: -0.1}", "checks.quiet_odds", "greater than or equal to 0"),
+    ("{crm_max_age_days: -1}", "checks.crm_max_age_days", "greater than or equal to 0"),
+    ("{signup_grace_days: 2.5}", "checks.signup_grace_days", "a whole number of days, got 2.5"),
+    ("{churn_grace_days: .inf}", "checks.churn_grace_days", "finite number"),
+    ("{max_share_after_churn: yes}", "checks.max_share_after_churn", "a number, got True"),
+    ("{tickets_max_age_days: '3'}", "checks.tickets_max_age_days", "a number, got '3'"),
+    ("{max_share_befor_signup: 0.2}", "checks.max_share_befor_signup",
+     "unknown threshold; did you mean 'max_share_before_signup'? expected one of churn_grace_days, crm_max_age_days, "
+     "max_share_after_churn, max_share_before_signup, max_share_contradictory, quiet_odds, signup_grace_days, "
+     "tickets_max_age_days, usage_max_age_days"),
+    ("[0.2]", "checks", "valid dictionary"),
+])
+def test_a_bad_threshold_names_its_key_path(block, path, why):
+    problems = _problems(BASE + f"checks: {block}\n")
+    assert any(p == path and why in reason for p, reason in problems), problems
+    with pytest.raises(MappingError, match=rf"^m.yaml: {path}: "):
+        parse_mapping(BASE + f"checks: {block}\n", source="m.yaml")
