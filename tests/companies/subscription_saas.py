@@ -279,8 +279,8 @@ def make_dirty(directory: Path, problem: str, n: int = 8) -> list[str]:
 
     ``tickets_before_signup`` dates the first ``n`` tickets 60 days before their account's signup
     (beyond the 30 days of grace the checks allow); ``usage_after_churn`` adds a usage row 12
-    days after the churn of each of ``n`` accounts that never came back (beyond the 7 days of
-    grace; outside its subscription, too)."""
+    days after the end of the billing period in which each of ``n`` accounts that never came back
+    churned (the term's end; beyond the 7 days of grace; outside its subscription, too)."""
     directory = Path(directory)
     accounts, subs = read(directory, "accounts.csv"), read(directory, "subscriptions.csv")
     tickets, churn = read(directory, "support_tickets.csv"), read(directory, "churn_events.csv")
@@ -305,15 +305,33 @@ def make_dirty(directory: Path, problem: str, n: int = 8) -> list[str]:
         return list(picked["subscription_id"])
     if problem == "usage_after_churn":
         usage = read(directory, "feature_usage.csv")
+        paid = subs.assign(start=_parse(subs["start_date"]),
+                           months=subs["billing_frequency"].map({"Monthly": 1, "Yearly": 12}))
+        paid = paid[paid["is_trial"] == "False"]
         gone = churn[churn["is_reactivation"] == "False"].assign(at=lambda f: _parse(f["churn_date"]))
-        gone = gone[gone["at"] + pd.Timedelta(days=12) < pd.Timestamp("2026-11-30")].head(n)
-        last = subs.assign(start=_parse(subs["start_date"])).sort_values("start").groupby("account_id")["subscription_id"].last()
+        rows = []
+        for row in gone.itertuples():
+            # 12 days after the end of the billing period the churn fell in: the customer had
+            # paid up to then (a usage day inside it is no problem)
+            mine = paid[(paid["account_id"] == row.account_id) & (paid["start"] <= row.at)].sort_values("start")
+            if not len(mine):
+                continue
+            sub = mine.iloc[-1]
+            paid_to, k = sub["start"], 0
+            while paid_to < row.at:
+                k += 1
+                paid_to = sub["start"] + pd.DateOffset(months=k * int(sub["months"]))
+            when = paid_to + pd.Timedelta(days=12)
+            if when < pd.Timestamp("2026-11-30"):
+                rows.append((row.account_id, sub["subscription_id"], when))
+            if len(rows) == n:
+                break
         extra = pd.DataFrame([{
-            **usage.iloc[0].to_dict(), "usage_id": f"U9{k:06d}", "subscription_id": last[row.account_id],
-            "usage_date": (row.at + pd.Timedelta(days=12)).strftime("%d/%m/%Y"),
-        } for k, row in enumerate(gone.itertuples())])
+            **usage.iloc[0].to_dict(), "usage_id": f"U9{k:06d}", "subscription_id": sub_id,
+            "usage_date": when.strftime("%d/%m/%Y"),
+        } for k, (_, sub_id, when) in enumerate(rows)])
         pd.concat([usage, extra]).to_csv(directory / "feature_usage.csv", index=False)
-        return list(gone["account_id"])
+        return [account for account, _, _ in rows]
     if problem == "churned_flag_mismatch":
         churned = set(churn["account_id"])
         staying = accounts.index[~accounts["account_id"].isin(churned)][:n]
