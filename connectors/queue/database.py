@@ -8,7 +8,8 @@ are the only way code outside the store reaches the tables (the desk users, for 
 - `reading()`: a read-only connection (SQLite: `BEGIN DEFERRED`).
 
 The schema is managed by alembic (`connectors/queue/migrations`); `migrate()` upgrades a database
-to the latest revision and needs no `alembic.ini`.
+to the latest revision and needs no `alembic.ini`. Alembic is imported by the methods that run or
+inspect migrations, not with this module: reading the queue (`rescue queue list`) does without it.
 
 A URL that is not a database URL raises `QueueUrlError` when the store is made, and
 `describe_database_error` turns an error reaching or writing the database into one line for
@@ -19,16 +20,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 
 from connectors.queue.schema import MIGRATIONS_DIR
 
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
+
+#: Alembic's version table (its default name; the migrations do not change it).
+VERSION_TABLE = "alembic_version"
 
 #: Where a URL's port is not given.
 DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433, "oracle": 1521}
@@ -141,6 +143,8 @@ class QueueDatabase:
 
     def alembic_config(self) -> AlembicConfig:
         """An alembic configuration for this database, built in code (no alembic.ini)."""
+        from alembic.config import Config as AlembicConfig
+
         cfg = AlembicConfig()
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
         cfg.set_main_option("sqlalchemy.url", self.engine.url.render_as_string(hide_password=False).replace("%", "%%"))
@@ -148,6 +152,8 @@ class QueueDatabase:
 
     def migrate(self) -> None:
         """Upgrade the database to the latest schema revision (a no-op when it is current)."""
+        from alembic import command
+
         cfg = self.alembic_config()
         with self.engine.connect() as conn:
             with conn.begin():
@@ -155,11 +161,24 @@ class QueueDatabase:
                 command.upgrade(cfg, "head")
 
     def current_revision(self) -> str | None:
-        """The schema revision of the database, or None when it was never migrated."""
+        """The schema revision of the database, or None when it was never migrated: the row of
+        alembic's version table, read as alembic's `MigrationContext.get_current_revision` reads
+        it (no table, or no row: None), without importing alembic. A table with several rows
+        (unmerged branches) is left to alembic, which refuses it."""
         with self.reading() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            if not sa.inspect(conn).has_table(VERSION_TABLE):
+                return None
+            heads = conn.execute(sa.select(sa.column("version_num")).select_from(sa.table(VERSION_TABLE))).scalars().all()
+        if len(heads) > 1:
+            from alembic.runtime.migration import MigrationContext
+
+            with self.reading() as conn:
+                return MigrationContext.configure(conn).get_current_revision()
+        return heads[0] if heads else None
 
     def head_revision(self) -> str:
+        from alembic.script import ScriptDirectory
+
         return ScriptDirectory.from_config(self.alembic_config()).get_current_head()
 
 

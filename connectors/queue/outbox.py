@@ -34,7 +34,6 @@ from connectors.queue.database import QueueDatabase
 from connectors.queue.schema import CRM_CHANNEL, OUTBOX_STATUSES, outbox, rescue_actions
 from connectors.queue.values import fit, frame
 from models.cases.notices import Notice
-from connectors.http_retry import redact
 from models.clock import now_or, utc_naive
 
 log = logging.getLogger(__name__)
@@ -380,5 +379,7 @@ def deliver_until_drained(
 
 
 def _error(exc: BaseException, sender: ChannelSender, *, with_type: bool = True) -> str:
+    from connectors.http_retry import redact  # requests and tenacity, only once a delivery failed
+
     text = f"{type(exc).__name__}: {exc}" if with_type else str(exc)
     return redact(text, sender.secrets())[:MAX_ERROR_CHARS]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -26,8 +26,10 @@ from models.cases.lifecycle import ACTIVE_STATUSES, IN_PROGRESS, SNOOZED, TERMIN
 from models.cases.escalation import step_effect, step_field
 from models.cases.notices import WOKEN, case_notices
 from models.cases.sla import Pause, SlaState, paused_intervals, sla_state
-from models.policy.schema import Policy
 from models.clock import now_or
+
+if TYPE_CHECKING:
+    from models.policy.schema import Policy
 
 #: Actor recorded on changes made by the SLA clock.
 SLA_ACTOR = "sla-clock"

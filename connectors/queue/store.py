@@ -37,7 +37,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -75,8 +75,9 @@ from models.cases.lifecycle import (
 from models.cases.notices import Notice, opened_notices
 from models.clock import now_or, utc_naive
 from models.cases.sla import BREACHED
-from models.policy.loader import PolicyError, load_policy
-from models.policy.schema import Policy
+
+if TYPE_CHECKING:
+    from models.policy.schema import Policy
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,10 @@ class QueueStore(SlaStore, OutboxStore):
         it exists and loads, else None (then clocks run on the wall clock against the due times
         routing stored, and no play can be logged)."""
         if not self._policy_loaded:
+            # the loader (pydantic, the policy's schema) only when a clock or a play needs it:
+            # `rescue queue list` on an empty queue never does
+            from models.policy.loader import PolicyError, load_policy
+
             self._policy_loaded = True
             path = default_policy_path()
             self._policy_problem = f"there is no policy file at {path} (set {Settings.env('policy_path')})"

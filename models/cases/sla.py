@@ -42,12 +42,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from models.cases.lifecycle import PAUSED_STATUSES, SNOOZED, TERMINAL_STATUSES
 from models.clock import utc_naive
 from models.policy.calendar import BusinessCalendar
-from models.policy.schema import Policy
+
+if TYPE_CHECKING:  # the clock reads a policy it is given; loading one is the caller's
+    from models.policy.schema import Policy
 
 FIRST_TOUCH = "first_touch"
 RESOLUTION = "resolution"

@@ -17,9 +17,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import holidays
+if TYPE_CHECKING:
+    from holidays import HolidayBase
 
 UTC = dt.timezone.utc
 DAY_NAMES: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -100,8 +102,10 @@ class BusinessCalendar:
             raise CalendarError(f"working hours must end after they start, got {start!r}-{end!r}")
         self.holidays_country = holidays_country
         self.subdiv = subdiv
-        self._holidays: holidays.HolidayBase | None = None
+        self._holidays: HolidayBase | None = None
         if holidays_country:
+            import holidays  # its country tables load with the first calendar that has holidays
+
             try:
                 self._holidays = holidays.country_holidays(holidays_country, subdiv=subdiv)
             except NotImplementedError:

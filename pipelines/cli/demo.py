@@ -24,8 +24,8 @@ import sys
 import time
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import typer
 from rich.table import Table
 
@@ -33,6 +33,12 @@ from pipelines.cli.console import make_console
 from pipelines.cli.runner import instance as _instance
 from pipelines.cli.runner import run_job as _run_job
 from pipelines.cli.runner import set_verbose
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pandas, Dagster and the pipeline load when a command runs, not when `rescue` starts
+# (tests/unit/test_cli_imports.py).
 
 demo_app = typer.Typer(help="Generate the embedded demo world and run the pipeline on it.", no_args_is_help=True)
 err = make_console(stderr=True)
@@ -73,6 +79,8 @@ def _generate(accounts: int, seed: int, end_date: date | None) -> None:
 
 
 def _snapshot_date() -> pd.Timestamp:
+    import pandas as pd
+
     from connectors.settings import default_warehouse_url
     from connectors.warehouse import Warehouse
 
@@ -138,6 +146,8 @@ def _experiment_policy(holdout: float) -> Path:
 def _replay_dates(weeks: int) -> list[pd.Timestamp]:
     """`weeks` weekly snapshot dates, the last one 91 days before the world's end (so the
     renewals that follow every snapshot by up to a quarter are in the past)."""
+    import pandas as pd
+
     from connectors.demo.world import read_world_meta
     from connectors.settings import default_warehouse_url
     from connectors.warehouse import Warehouse
@@ -167,6 +177,8 @@ def print_effectiveness(table: pd.DataFrame) -> None:
 
 def run_loop(instance, *, weeks: int, holdout: float, seed: int) -> None:
     """Replay `weeks` weekly snapshots with the simulated rescue team (see the module docs)."""
+    import pandas as pd
+
     from connectors.policy_source import PolicyResource
     from connectors.queue.store import QueueStore
     from connectors.demo.team import simulate_rescue_team
@@ -294,6 +306,8 @@ def run(
     """
     if verbose:
         set_verbose(True)
+    import pandas as pd
+
     from connectors.settings import (
         default_queue_url,
         default_warehouse_url,

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import sqlalchemy as sa
 import typer
@@ -25,11 +25,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from connectors.queue.database import QueueUrlError, describe_database_error
-from connectors.queue.users import DeskUserError, DeskUsers
-from connectors.queue.store import QueueStore
 from connectors.settings import Settings, current, default_policy_path, default_queue_url
-from models.policy.loader import PolicyError, load_policy
+
+if TYPE_CHECKING:
+    from connectors.queue.users import DeskUsers
+
+# The queue store, the policy, FastAPI and uvicorn load when a command runs, not when `rescue`
+# starts (tests/unit/test_cli_imports.py).
 
 desk_app = typer.Typer(help="The rescue desk: web pages and JSON API for the rescue team.", no_args_is_help=True)
 
@@ -59,6 +61,10 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 def _users(queue_url: str | None) -> Iterator[DeskUsers]:
     """The desk users of the queue; one line for a bad URL (exit 2), a queue database that
     cannot be reached or written (exit 1) and a bad request (exit 2)."""
+    from connectors.queue.database import QueueUrlError
+    from connectors.queue.store import QueueStore
+    from connectors.queue.users import DeskUserError, DeskUsers
+
     try:
         store = QueueStore(queue_url or default_queue_url())
     except QueueUrlError as exc:
@@ -93,6 +99,8 @@ def serve(
     """Serve the desk (pages and /api/v1) with uvicorn."""
     import uvicorn
 
+    from connectors.queue.database import QueueUrlError, describe_database_error
+    from models.policy.loader import PolicyError
     from pipelines.desk import create_app
 
     url = queue_url or default_queue_url()
@@ -119,6 +127,8 @@ def add_user(
     queue_url: QueueUrl = None,
 ) -> None:
     """Let a policy member use the desk; prints their token once."""
+    from models.policy.loader import PolicyError, load_policy
+
     policy = policy or default_policy_path()
     try:
         rules = load_policy(policy)

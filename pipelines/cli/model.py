@@ -14,12 +14,14 @@ import csv
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 BAD_INPUT = 2
@@ -34,6 +36,8 @@ class InputError(Exception):
 
 def read_csv(path: Path) -> pd.DataFrame:
     """Read a CSV file, turning every way it can fail into an `InputError` with one line."""
+    import pandas as pd
+
     if not path.exists():
         raise InputError(f"file not found: {path}")
     if not path.is_file():

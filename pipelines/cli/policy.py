@@ -32,20 +32,20 @@ from __future__ import annotations
 import datetime as dt
 import warnings
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from models.contracts import CHURN_OUTCOMES
-from models.policy.loader import PolicyError, load_policy
-from models.policy.schema import Policy
-from models.policy.wording import PolicyWordingWarning
-from models.routing.replay import METRICS, SimulationError, SimulationReport, simulate, weekly_cases_chart
+if TYPE_CHECKING:
+    from models.policy.schema import Policy
+    from models.routing.replay import SimulationReport
+
+# pandas, the policy's schema and the simulator load when a command runs, not when `rescue`
+# starts (tests/unit/test_cli_imports.py).
 
 policy_app = typer.Typer(help="Validate and simulate escalation policies.", no_args_is_help=True)
 
@@ -55,6 +55,9 @@ OUTCOMES_TABLE = "churn_outcomes"
 
 
 def _load_or_exit(file: Path) -> Policy:
+    from models.policy.loader import PolicyError, load_policy
+    from models.policy.wording import PolicyWordingWarning
+
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", PolicyWordingWarning)
@@ -117,6 +120,7 @@ def diagram(
 ) -> None:
     """Draw a policy as a swimlane diagram with its RACI table."""
     from models.policy.diagram import FORMATS, DiagramFormat, render_policy_diagram
+    from models.policy.loader import PolicyError, load_policy
 
     err = Console(stderr=True)
     fmt = out.suffix.lower().lstrip(".")
@@ -153,6 +157,8 @@ def simulate_command(
     """Replay historical snapshots through a policy (and another one) and compare the outcomes."""
     from connectors.settings import default_report_dir, default_warehouse_url
     from connectors.warehouse import Warehouse, WarehouseError
+    from models.contracts import CHURN_OUTCOMES
+    from models.routing.replay import SimulationError, simulate
 
     policy_a = _load_or_exit(file)
     policy_b = _load_or_exit(against) if against else None
@@ -183,6 +189,8 @@ def simulate_command(
 
 
 def _format_metric(name: str, value: float) -> str:
+    import pandas as pd
+
     if pd.isna(value):
         return "-"
     if name == "churners_caught_share":
@@ -193,6 +201,10 @@ def _format_metric(name: str, value: float) -> str:
 
 
 def _print_report(report: SimulationReport, console: Console) -> None:
+    import pandas as pd
+
+    from models.routing.replay import METRICS
+
     table = Table(title="Policy simulation", title_justify="left")
     table.add_column("metric")
     for run in report.runs:
@@ -215,6 +227,10 @@ def _print_report(report: SimulationReport, console: Console) -> None:
 
 def write_report(report: SimulationReport, directory: Path) -> Path:
     """Write `policy_simulation.md` and its weekly-volume chart into `directory`."""
+    import pandas as pd
+
+    from models.routing.replay import weekly_cases_chart
+
     directory.mkdir(parents=True, exist_ok=True)
     chart = directory / "policy_simulation_weekly.png"
     chart.write_bytes(weekly_cases_chart(report))

@@ -24,9 +24,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from enum import Enum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import sqlalchemy as sa
 import typer
 from rich.console import Console
@@ -36,13 +35,16 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from connectors.queue.database import QueueUrlError
-from connectors.queue.store import QueueStore
 from connectors.settings import Settings, current, default_queue_url
-from connectors.queue.values import require_id
 from models.cases.lifecycle import ACTIVE_STATUSES, MAX_SNOOZE_DAYS, STATUSES, CaseError, CaseNotFound
-from models.cases.sla import BREACHED, PAUSED, WARNING
-from models.clock import utc_naive, utcnow
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from connectors.queue.store import QueueStore
+
+# pandas, the queue store (and through it the policy) load when a command runs, not when
+# `rescue` starts: `rescue --help` stays quick (tests/unit/test_cli_imports.py).
 
 queue_app = typer.Typer(
     help="Work the rescue queue: list, show, claim, ack, snooze, act, resolve, outbox.",
@@ -94,6 +96,9 @@ def _store(url: str | None) -> Iterator[QueueStore]:
     """Open the queue; one clear line (no traceback, no password) for every error a user can
     cause: a URL that is not a database URL (exit 2), a database that cannot be reached or
     written (exit 1), a missing case or a change the lifecycle does not allow (exit 2)."""
+    from connectors.queue.database import QueueUrlError
+    from connectors.queue.store import QueueStore
+
     try:
         store = QueueStore(url or default_queue_url())
     except QueueUrlError as exc:
@@ -121,6 +126,8 @@ def _store(url: str | None) -> Iterator[QueueStore]:
 def _actor(actor: str | None) -> str:
     """`--as` when given (it may not be empty), else `RESCUE_ACTOR`, else the login name; checked
     as the queue checks every actor (`connectors.queue.values.require_id`)."""
+    from connectors.queue.values import require_id
+
     if actor is not None:
         label, who = "--as", actor
     else:
@@ -141,21 +148,31 @@ def _login_name() -> str | None:
 
 
 def _fmt_time(value: Any) -> str:
+    import pandas as pd
+
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return ""
     return pd.Timestamp(value).strftime("%Y-%m-%d %H:%M")
 
 
 def _fmt_money(value: Any) -> str:
+    import pandas as pd
+
     return "" if value is None or pd.isna(value) else f"{float(value):,.0f}"
 
 
 def _fmt_pct(value: Any) -> str:
+    import pandas as pd
+
     return "" if value is None or pd.isna(value) else f"{float(value):.0%}"
 
 
 def _sla_cell(row: Mapping[str, Any]) -> Text:
     """The running clock's due time and state, from the `sla_*` columns of `list_cases(sla=True)`."""
+    import pandas as pd
+
+    from models.cases.sla import BREACHED, PAUSED, WARNING
+
     state, due = row.get("sla_state"), row.get("sla_due_at")
     if not isinstance(state, str) or due is None or pd.isna(due):
         return Text("")
@@ -172,6 +189,8 @@ def _sla_cell(row: Mapping[str, Any]) -> Text:
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    import pandas as pd
+
     out = []
     for row in frame.to_dict("records"):
         out.append({k: (None if not isinstance(v, (list, dict)) and pd.isna(v) else
@@ -192,6 +211,10 @@ def list_cases(
     queue_url: QueueUrl = None,
 ) -> None:
     """List cases, most urgent first (priority, then ARR at risk)."""
+    import pandas as pd
+
+    from models.clock import utcnow
+
     statuses: Sequence[str] | None = {"active": list(ACTIVE_STATUSES), "all": None}.get(status, [status])
     now = utcnow()
     with _store(queue_url) as store:
@@ -247,6 +270,8 @@ def _rows_table(title: str, rows: Sequence[Mapping[str, Any]], columns: Sequence
 
 
 def _cell(value: Any) -> str:
+    import pandas as pd
+
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return ""
     if isinstance(value, (datetime, pd.Timestamp)):
@@ -265,6 +290,8 @@ def _renewal(account: Mapping[str, Any]) -> str:
 
 
 def _health(health: Mapping[str, Any], fallback: float | None) -> str:
+    import pandas as pd
+
     score = health.get("score", fallback)
     if score is None or pd.isna(score):
         return ""
@@ -380,6 +407,8 @@ def snooze(
     queue_url: QueueUrl = None,
 ) -> None:
     """Pause a case until a time (at most {MAX_SNOOZE_DAYS} days ahead); its SLA clocks stop meanwhile."""
+    from models.clock import utc_naive
+
     who = _actor(actor)
     try:
         wake = utc_naive(until)
