@@ -531,19 +531,25 @@ def _resources(wh: Warehouse, root: Path) -> dict:
             "source_checks": source_checks_resource()}
 
 
+#: The day after the exports end (2026-11-30): loaded at 05:00, the daily run at 06:00 (UTC).
+LOADED_AT, RUN_AT = "2026-12-01T05:00:00", "2026-12-01T06:00:00+00:00"
+
+
 def test_the_source_assets_and_their_blocking_checks_read_the_landed_tables(company, tmp_path):
     from assets.features import churn_outcomes
     from assets.quality import source_checks
     from assets.sources import crm_account_history, crm_accounts, crm_renewals, product_usage_daily, support_tickets
 
+    # loaded the morning after the exports end and run an hour later, whatever today is: the
+    # freshness checks judge the sources at the run's instant
     wh = Warehouse(f"duckdb:///{tmp_path / 'warehouse.duckdb'}")
-    land_mapping(load_mapping(company), wh)
+    land_mapping(load_mapping(company), wh, now=pd.Timestamp(LOADED_AT))
     wh.write_table("raw_product_events", pd.DataFrame({   # raw events of someone else's: not used
         "account_id": ["X"], "user_id": ["u"], "occurred_at": [pd.Timestamp("2026-11-01")], "feature": ["core"], "quantity": [1]}))
     usage_before = wh.read_usage_daily()
     result = dg.materialize([crm_accounts, crm_renewals, crm_account_history, support_tickets, product_usage_daily,
                              churn_outcomes, *source_checks],
-                            resources=_resources(wh, tmp_path))
+                            resources=_resources(wh, tmp_path), tags={"rescue/now": RUN_AT})
     assert result.success
     checks = result.get_asset_check_evaluations()
     assert result.output_for_node("crm_account_history") is not None  # the landed history is read
