@@ -11,7 +11,8 @@ connection (`connectors.mapping.check` and `connectors.mapping.land`):
    text as ``_raw_<field>``, so the check can count and show what could not be read.
 2. **Canonical tables** (`Plan.canonical`, given the data's end): ``accounts``, ``renewals``,
    ``tickets``, ``usage_daily``, ``churn_outcomes`` and ``account_history`` in their contracts'
-   columns (``rescue_canon_<table>``).
+   columns (``rescue_canon_<table>``). Renewals from subscriptions read the terms table
+   (``rescue_map_terms``, `Plan.intermediate`), built between the two steps.
 
 Subscriptions become renewal terms: one renewal per paid (non-trial) subscription, due at its end
 (or, when it runs on, at the end of the billing period in progress at the data's end). Its
@@ -49,6 +50,8 @@ from models.mapping.sqltext import glob_to_like
 TYPED_PREFIX = "rescue_map_"
 CANONICAL_PREFIX = "rescue_canon_"
 RAW_PREFIX = "_raw_"
+#: The subscriptions' renewal terms (`Plan.terms_sql`), built before the canonical tables.
+TERMS_TABLE = TYPED_PREFIX + "terms"
 
 
 @dataclass
@@ -314,6 +317,15 @@ class Plan:
 
     # ------------------------------------------------------------------- canonical tables
 
+    def intermediate(self, data_end: pd.Timestamp) -> dict[str, str]:
+        """Temporary table name -> SELECT, for the tables the canonical ones read besides the
+        typed rows: the renewal terms when renewals come from subscriptions. Built once, as a
+        table: inline, each term's outcome would re-run the correlated subqueries over every
+        term (PostgreSQL re-plans them per row: quadratic in the subscriptions)."""
+        if "renewals" in self.sections:
+            return {}
+        return {TERMS_TABLE: self.terms_sql(data_end)[0]}
+
     def canonical(self, data_end: pd.Timestamp) -> dict[str, str]:
         """Canonical table name -> SELECT, in an order where each reads only earlier ones."""
         out = {"accounts": self._accounts()}
@@ -389,7 +401,7 @@ class Plan:
     def _renewals_from_terms(self, data_end: pd.Timestamp) -> str:
         d = self.d
         end = d.timestamp_literal(data_end)
-        terms, events = self.terms_sql(data_end)
+        _, events = self.terms_sql(data_end)
         lapsed_churn = "t.churn_after IS NOT NULL AND (t.continued_at IS NULL OR t.continued_at > t.churn_after)"
         outcome = (f"CASE WHEN t.churn_in IS NOT NULL THEN 'churned' WHEN t.term_end > {end} THEN 'open' "
                    f"WHEN {lapsed_churn} THEN 'churned' WHEN t.continued_at IS NOT NULL THEN 'renewed' "
@@ -402,7 +414,7 @@ class Plan:
                  "WHEN o.event_at IS NULL THEN 'closed_lost: lapsed' "
                  "ELSE 'closed_lost: ' || COALESCE(o.reason, 'churn event') END")
         inner = (f"SELECT t.term_key, t.account_id, t.term_end, t.arr, {outcome} AS outcome, {event_at} AS event_at, "
-                 f"{reason} AS reason FROM ({terms}) AS t")
+                 f"{reason} AS reason FROM {TERMS_TABLE} AS t")
         exprs = {"renewal_id": "o.term_key", "account_id": "o.account_id", "renewal_date": "o.term_end",
                  "amount": "COALESCE(o.arr, 0)", "stage": stage, "closed_at": closed, "outcome": "o.outcome"}
         return self._select_contract(CONTRACTS["renewals"], f"({inner}) AS o", exprs)

@@ -91,6 +91,9 @@ def build(loaded: LoadedMapping, warehouse: Warehouse, *, now: pd.Timestamp | No
             data_end = plan.fixed_data_end() or _timestamp(dialect.run(conn, plan.data_end_sql()).scalar())
             if data_end is None:
                 raise MappingError(str(loaded.path), [("", "the sources hold no dated rows: nothing to land")])
+            for name, sql in plan.intermediate(data_end).items():
+                step = f"building {name}"
+                _create_temp(dialect, conn, name, sql, temps)
             counts = {}
             for table, sql in plan.canonical(data_end).items():
                 step = f"building {table}"
