@@ -23,8 +23,14 @@ install: $(STAMP)  ## create .venv and install the project with its test extras
 demo: install  ## generate the demo world, run the whole asset graph, print the rescue queue
 	$(BIN)/rescue demo run
 
-test: install  ## the whole suite (unit, data, model, integration incl. PostgreSQL)
-	$(BIN)/python -m pytest
+# The suite runs in one worker process per core (pytest-xdist; 2 on 2 cores), each taking whole
+# test files: a file's module fixtures (a demo world, a trained model, a landed company) are
+# built once and its tests run in order. Each worker starts its own throwaway PostgreSQL cluster
+# (tests/conftest.py). `make test PYTEST_WORKERS=0` runs it in one process.
+PYTEST_WORKERS ?= auto
+
+test: install  ## the whole suite (unit, data, model, integration incl. PostgreSQL), in parallel
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 dagster-home:  ## Dagster's home under RESCUE_HOME, with this repository's dagster.yaml
 	@mkdir -p $(DAGSTER_HOME_DIR) && ln -sf $(CURDIR)/dagster.yaml $(DAGSTER_HOME_DIR)/dagster.yaml

@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterable
 from datetime import date
 from pathlib import Path
@@ -168,8 +169,19 @@ def test_a_failed_run_is_one_line_naming_the_asset_and_its_root_cause(home, monk
 # ------------------------------------------------------------------------ snapshot dates
 
 
-#: With no warehouse, the partitions start FALLBACK_HISTORY_DAYS before today (`assets.partitions`).
-FALLBACK_START = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=FALLBACK_HISTORY_DAYS)).isoformat()
+#: With no warehouse, the partitions start FALLBACK_HISTORY_DAYS before today (`assets.partitions`);
+#: the names below say "{fallback_start}" for that day, as of the test's own run.
+FALLBACK_START = "{fallback_start}"
+
+
+def _fallback_start() -> str:
+    """The first partition without a warehouse, today (UTC): a moment before a UTC midnight is
+    waited out, so that the command, a moment later, reads the same day."""
+    now = dt.datetime.now(dt.UTC)
+    midnight = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(), dt.UTC)
+    if (midnight - now).total_seconds() < 10:
+        time.sleep((midnight - now).total_seconds() + 0.5)
+    return (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=FALLBACK_HISTORY_DAYS)).isoformat()
 
 
 @pytest.mark.parametrize(("snapshot", "names"), [
@@ -181,6 +193,8 @@ FALLBACK_START = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=FALLBACK_HI
 ])
 def test_a_snapshot_that_is_not_a_partition_is_one_line(tmp_path, monkeypatch, snapshot, names) -> None:
     _clean_env(monkeypatch, tmp_path / "home")
+    start = _fallback_start()  # the day the command reads: set at the test's run, not at collection
+    names = [name.replace(FALLBACK_START, start) for name in names]
     result = invoke("run", "--snapshot", snapshot)
     line = assert_one_line(result.output, names=names, exit_code=result.exit_code)
     assert result.exit_code == 2 and line.startswith("error:")
