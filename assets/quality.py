@@ -13,8 +13,9 @@ every source's problems:
   `models.plausibility` with their thresholds: tickets and usage before the account's signup,
   usage after a churn, contradictory renewal outcomes.
 - ``<source>_fresh``: the source's age at the run's instant against its limit (tickets, usage,
-  the CRM); a stale source blocks routing, or is a warning when ``RESCUE_FRESHNESS=warn``. The
-  weekly retrain, which routes nothing, does not run these (`pipelines.jobs`).
+  the CRM; read by `connectors.freshness`, as the rescue queue reads it); a stale source blocks
+  routing, or is a warning when ``RESCUE_FRESHNESS=warn`` and every case routed on it says so.
+  The weekly retrain, which routes nothing, does not run these (`pipelines.jobs`).
 
 Every check judges the sources at the run's instant (`assets.run_clock.run_now`: a replay of an
 old snapshot judges what that snapshot read; rows dated after it are not its data) and refuses
@@ -47,11 +48,11 @@ from pydantic import Field, create_model
 from assets.run_clock import run_now, wall_now
 from assets.sources import NO_HISTORY, crm_account_history, crm_accounts, crm_renewals, product_usage_daily, support_tickets
 from connectors.mapping.manifest import LandedChecks
+from connectors.freshness import crm_age, tickets_age, usage_age
 from connectors.settings import FRESHNESS_MODES, current, freshness_mode
 from connectors.warehouse import USAGE_DAILY_TABLE, WarehouseResource
 from models.contracts import ACCOUNT_HISTORY, ACCOUNTS, RENEWALS, TICKETS, USAGE_DAILY, Column, TableContract, conform, empty_frame
 from models.plausibility import (
-    ACTIVITY_WINDOW_DAYS,
     RULE_THRESHOLDS,
     Finding,
     Staleness,
@@ -59,10 +60,7 @@ from models.plausibility import (
     as_of,
     contradictory_outcomes,
     history_reactivations,
-    newest,
-    recent_rate,
     rows_before_signup,
-    staleness,
     threshold_specs,
     thresholds_from,
     thresholds_text,
@@ -73,10 +71,6 @@ from models.quality import QualityResult, validate_frame
 #: Usage is validated over the most recent days before the run's instant: the window every
 #: snapshot reads (the 90-day feature window, and a margin).
 USAGE_CHECK_DAYS = 120
-#: The manifest `rescue data load` writes: its load time dates the CRM (which has no change time).
-MANIFEST_TABLE = "rescue_data_meta"
-#: The CRM's tables as a manifest lists them.
-CRM_TABLES = ("raw_crm_accounts", "raw_crm_renewals")
 
 
 # --------------------------------------------------------------------------- configuration
@@ -437,36 +431,15 @@ def _fresh(source_checks: SourceChecksResource, table: str, age: Staleness, sour
     return report.result(source_checks.freshness_severity())
 
 
-def _manifest_load(warehouse: WarehouseResource, tables: tuple[str, ...], now: pd.Timestamp) -> pd.Timestamp | None:
-    """When `rescue data load` last landed one of `tables`, if at or before `now` (None when
-    there is no manifest, it lists none of them, or it cannot be read)."""
-    client = warehouse.get_client()
-    try:
-        if not client.table_exists(MANIFEST_TABLE):
-            return None
-        rows = client.read_sql(f"SELECT * FROM {MANIFEST_TABLE}")
-    except Exception:  # noqa: BLE001 - a manifest of another shape: the rows date the source instead
-        return None
-    if "landed_at" not in rows.columns:
-        return None
-    if "tables" in rows.columns:
-        listed = rows["tables"].fillna("").astype(str).map(lambda t: bool(set(t.split(",")) & set(tables)) or not t)
-        rows = rows[listed]
-    return newest(rows["landed_at"], now)
-
-
 @dg.asset_check(asset=support_tickets, blocking=True,
                 description="The newest ticket is recent enough at the run's instant (freshness).")
 def support_tickets_fresh(context: dg.AssetCheckExecutionContext, source_checks: SourceChecksResource,
                           support_tickets: pd.DataFrame) -> dg.AssetCheckResult:
     now, _ = _instants(context)
-    if not len(support_tickets):
+    age = tickets_age(support_tickets, now, source_checks.get_thresholds())
+    if age is None:
         return _not_dated(source_checks, "tickets", "tickets")
-    thresholds = source_checks.get_thresholds()
-    created = support_tickets["created_at"] if "created_at" in support_tickets else pd.Series(dtype="datetime64[ns]")
-    return _fresh(source_checks, "tickets",
-                  staleness("tickets", newest(created, now), now, thresholds.max_age_days("tickets"),
-                            rate_per_day=recent_rate(created, now), quiet_odds=thresholds.quiet_odds), "tickets")
+    return _fresh(source_checks, "tickets", age, "tickets")
 
 
 @dg.asset_check(asset=product_usage_daily, blocking=True,
@@ -474,18 +447,10 @@ def support_tickets_fresh(context: dg.AssetCheckExecutionContext, source_checks:
 def product_usage_daily_fresh(context: dg.AssetCheckExecutionContext, source_checks: SourceChecksResource,
                               warehouse: WarehouseResource) -> dg.AssetCheckResult:
     now, _ = _instants(context)
-    since = (now - pd.Timedelta(days=ACTIVITY_WINDOW_DAYS)).date()
-    span = warehouse.get_client().read_sql(
-        f"SELECT COUNT(*) AS n, MAX(CASE WHEN date <= :until THEN date END) AS last_day, "
-        f"SUM(CASE WHEN date > :since AND date <= :until THEN 1 ELSE 0 END) AS recent FROM {USAGE_DAILY_TABLE}",
-        {"until": now.date(), "since": since}).iloc[0]
-    if not span["n"]:
+    age = usage_age(warehouse.get_client(), now, source_checks.get_thresholds())
+    if age is None:
         return _not_dated(source_checks, "usage_daily", "usage_daily")
-    thresholds = source_checks.get_thresholds()
-    return _fresh(source_checks, "usage_daily",
-                  staleness("usage_daily", newest([span["last_day"]], now), now, thresholds.max_age_days("usage"),
-                            rate_per_day=float(span["recent"] or 0) / ACTIVITY_WINDOW_DAYS,
-                            quiet_odds=thresholds.quiet_odds), "usage")
+    return _fresh(source_checks, "usage_daily", age, "usage")
 
 
 @dg.asset_check(
@@ -498,18 +463,10 @@ def crm_renewals_fresh(context: dg.AssetCheckExecutionContext, source_checks: So
                        warehouse: WarehouseResource, crm_renewals: pd.DataFrame,
                        crm_accounts: pd.DataFrame) -> dg.AssetCheckResult:
     now, _ = _instants(context)
-    if not len(crm_renewals):
+    age = crm_age(warehouse.get_client(), crm_accounts, crm_renewals, now, source_checks.get_thresholds())
+    if age is None:
         return _not_dated(source_checks, "crm", "renewals")
-    thresholds = source_checks.get_thresholds()
-    limit = thresholds.max_age_days("crm")
-    loaded = _manifest_load(warehouse, CRM_TABLES, now)
-    if loaded is not None:
-        return _fresh(source_checks, "crm", staleness("crm", loaded, now, limit, basis="last load"), "crm")
-    found = [s for s in (crm_accounts.get("created_at"), crm_renewals.get("closed_at")) if s is not None]
-    changes = pd.concat(found, ignore_index=True) if found else pd.Series(dtype="datetime64[ns]")
-    return _fresh(source_checks, "crm",
-                  staleness("crm", newest(changes, now), now, limit, basis="newest signup or closed renewal",
-                            rate_per_day=recent_rate(changes, now), quiet_odds=thresholds.quiet_odds), "crm")
+    return _fresh(source_checks, "crm", age, "crm")
 
 
 contract_checks = [crm_accounts_contract, crm_renewals_contract, crm_account_history_contract, support_tickets_contract,

@@ -8,7 +8,9 @@ import pandas as pd
 
 from assets import stages
 from assets.partitions import snapshot_date, snapshot_partitions
+from assets.quality import SourceChecksResource
 from assets.run_clock import run_now
+from connectors.freshness import source_ages, stale_warnings
 from connectors.policy_source import PolicyResource
 from connectors.queue.resource import QueueStoreResource
 from connectors.warehouse import WarehouseResource
@@ -60,16 +62,28 @@ def rescue_queue(
     queue: QueueStoreResource,
     warehouse: WarehouseResource,
     rescue_candidates: pd.DataFrame,
+    source_checks: SourceChecksResource,
     health_scores: pd.DataFrame,
     support_tickets: pd.DataFrame,
+    crm_accounts: pd.DataFrame,
+    crm_renewals: pd.DataFrame,
 ) -> dg.MaterializeResult:
-    """Routes candidates through the escalation policy into the rescue queue (one open case per account)."""
+    """Routes candidates through the escalation policy into the rescue queue (one open case per
+    account). A stale source reaches here only when freshness warns (``RESCUE_FRESHNESS=warn``):
+    then every case written says which source was stale and how old (``data_warnings``)."""
     as_of = snapshot_date(context)
     now = run_now(context)
     pol = policy.load()
     store = queue.get_client()
-    run = stages.rescue_queue(store, warehouse.get_client(), pol, rescue_candidates, health_scores, support_tickets,
-                              now=now, as_of=as_of)
+    client = warehouse.get_client()
+    instant = pd.Timestamp(now).tz_convert("UTC").tz_localize(None)
+    ages = source_ages(client, source_checks.get_thresholds(), instant,
+                       tickets=support_tickets, accounts=crm_accounts, renewals=crm_renewals)
+    warnings = stale_warnings(ages)
+    for line in warnings:
+        context.log.warning(line)
+    run = stages.rescue_queue(store, client, pol, rescue_candidates, health_scores, support_tickets,
+                              now=now, as_of=as_of, data_warnings=warnings)
     decisions, summary = run.decisions, run.summary
     open_cases = store.list_cases(status="active")
     counts = decisions["action"].value_counts().to_dict()
@@ -88,6 +102,8 @@ def rescue_queue(
                 if len(open_cases)
                 else "(empty)"
             ),
+            "source_ages": dg.MetadataValue.md("\n".join(f"- {age.message}" for age in ages) or "(no dated source)"),
+            "routed_on_stale_data": len(warnings) > 0,
             "by_priority": dg.MetadataValue.md(json.dumps(open_cases["priority"].value_counts().to_dict()) if len(open_cases) else "{}"),
         }
     )

@@ -15,7 +15,7 @@ drift (`drift_history`) and the candidate frame (`rescue_candidates_history`).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
@@ -240,9 +240,12 @@ def write_queue(
     *,
     now: dt.datetime,
     as_of: pd.Timestamp,
+    data_warnings: Sequence[str] = (),
 ) -> ApplySummary:
     """Apply the decisions to the queue: open and update cases with their handoff context
-    package, log the rest, persist the hysteresis states."""
+    package, log the rest, persist the hysteresis states. `data_warnings` (e.g. the stale
+    sources of `connectors.freshness.stale_warnings`) go into every package written, as
+    ``data_warnings``: the case says what it was routed on."""
     decisions = routing.decisions
     case_ids = decisions.loc[decisions["action"].isin(CASE_ACTIONS), "account_id"]
     routed = candidates[candidates["account_id"].isin(case_ids)]
@@ -256,6 +259,9 @@ def write_queue(
         plays=store.plays(accounts),
         snapshot_date=as_of,
     )
+    if data_warnings:
+        for package in contexts.values():
+            package["data_warnings"] = list(data_warnings)
     return store.apply_decisions(
         decisions,
         candidates,
@@ -280,12 +286,15 @@ def rescue_queue(
     now: dt.datetime,
     as_of: pd.Timestamp,
     timer: Timer = _untimed,
+    data_warnings: Sequence[str] = (),
 ) -> QueueRun:
     """The daily routing of one snapshot: route the candidates through the policy into the
-    rescue queue (one open case per account). `now` is tz-aware; `as_of` the snapshot date."""
+    rescue queue (one open case per account). `now` is tz-aware; `as_of` the snapshot date;
+    `data_warnings` are stamped on every case written (`write_queue`)."""
     store.migrate()
     with timer("policy_route"):
         routing = route_decisions(store, policy, candidates, now=now, as_of=as_of)
     with timer("rescue_queue_write"):
-        summary = write_queue(store, warehouse, policy, routing, candidates, health, tickets, now=now, as_of=as_of)
+        summary = write_queue(store, warehouse, policy, routing, candidates, health, tickets, now=now, as_of=as_of,
+                              data_warnings=data_warnings)
     return QueueRun(routing, summary)

@@ -321,6 +321,7 @@ def show(case_id: CaseArg, queue_url: QueueUrl = None) -> None:
     usage = ctx.pop("usage_trend", {}) or {}
     ctx.pop("plays_tried", None)  # shown live from the rescue actions below
     ctx.pop("snapshot_date", None)
+    data_warnings = ctx.pop("data_warnings", []) or []
 
     name = case["account_name"] or account.get("name") or case["account_id"]
     header = _kv_table([
@@ -335,6 +336,8 @@ def show(case_id: CaseArg, queue_url: QueueUrl = None) -> None:
         ("policy / model", f"{case['policy_version']} ({(case['policy_hash'] or '')[:8]}) / {case['model_version']}"),
     ])
     console.print(Panel(header, title=Text(f"{case['case_id']}  {name}"), title_align="left"))
+    for line in data_warnings:
+        console.print(Text(f"warning: {line}", style="bold yellow"))
 
     console.print(_kv_table([
         ("account", f"{case['account_id']}  {account.get('segment') or ''}".strip()),

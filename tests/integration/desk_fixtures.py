@@ -51,7 +51,10 @@ ACCOUNTS: dict[str, dict] = {
     "CORA-003": {"name": "Cora Health", "segment": "enterprise", "priority": "P1", "team": "rescue_squad",
                  "arr": 910_000.0, "churn_risk": 0.74, "first_touch_in": timedelta(hours=40)},
     "DUNE-004": {"name": "Dune Foods", "segment": "smb", "priority": "P3", "team": "csm",
-                 "arr": 24_000.0, "churn_risk": 0.61, "first_touch_in": timedelta(hours=80)},
+                 "arr": 24_000.0, "churn_risk": 0.61, "first_touch_in": timedelta(hours=80),
+                 # routed while usage was stale, freshness only warning (`connectors.freshness`)
+                 "data_warnings": ["routed on stale data: usage_daily 6.1 days old (newest row 2025-05-27 00:00 UTC, "
+                                   "allowed 3 days)"]},
 }
 
 
@@ -96,6 +99,7 @@ def _context(account_id: str, spec: dict) -> dict:
         "usage_trend": {"weekly_active_users": weekly, "weeks": len(weekly), "wau_trend": -0.42},
         "plays_tried": [],
         "snapshot_date": SNAPSHOT.isoformat(),
+        **({"data_warnings": spec["data_warnings"]} if "data_warnings" in spec else {}),
     }
 
 

@@ -19,13 +19,14 @@ import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from connectors.demo.world import DemoRefused, DemoWorldConfig, generate_demo_world
 from connectors.mapping.land import TARGETS, land_mapping
 from connectors.mapping.loader import load_mapping, parse_mapping
 from connectors.mapping.manifest import MANIFEST_TABLE, read_manifest
-from connectors.settings import declared_names, default_warehouse_url
+from connectors.settings import current, declared_names, default_warehouse_url
 from connectors.warehouse import Warehouse
 from models.churn.labels import churn_outcomes as derive_churn_outcomes
 from models.contracts import CONTRACTS
@@ -599,7 +600,7 @@ def test_direct_renewals_explicit_formats_and_time_zones(tmp_path):
 # ---------------------------------------------------------------------- the pipeline on it
 
 
-def _resources(wh: Warehouse, root: Path) -> dict:
+def _resources(wh: Warehouse, root: Path, policy: Path = REPO / "policies" / "default.yaml") -> dict:
     from assets.quality import source_checks_resource
     from connectors.model_registry import ModelRegistryResource
     from connectors.policy_source import PolicyResource
@@ -611,7 +612,7 @@ def _resources(wh: Warehouse, root: Path) -> dict:
     return {"warehouse": warehouse, "crm": WarehouseCRM(warehouse=warehouse), "ticketing": WarehouseTicketing(warehouse=warehouse),
             "queue": QueueStoreResource(url=f"sqlite:///{root / 'queue.db'}"),
             "model_registry": ModelRegistryResource(path=str(root / "models")),
-            "policy": PolicyResource(path=str(REPO / "policies" / "default.yaml")),
+            "policy": PolicyResource(path=str(policy)),
             "source_checks": source_checks_resource()}
 
 
@@ -642,6 +643,7 @@ def test_the_source_assets_and_their_blocking_checks_read_the_landed_tables(comp
 
 @pytest.mark.slow
 def test_the_daily_job_routes_the_landed_company(landed, tmp_path):
+    from assets.quality import source_checks_resource
     from connectors.queue.store import QueueStore
     from pipelines.definitions import build_definitions
 
@@ -651,14 +653,29 @@ def test_the_daily_job_routes_the_landed_company(landed, tmp_path):
     for table in [*TARGETS.values(), MANIFEST_TABLE]:
         con.execute(f"CREATE TABLE {table} AS SELECT * FROM landed.{table}")
     con.close()
-    defs = build_definitions(_resources(wh, tmp_path))
+    # the default policy admits on the churn risk itself (enter at 20%); this small company's
+    # rules-only risk stays below it, so the company's policy admits its book's riskiest tenth
+    # (the percentile the README's "Thresholds that transfer" recommends)
+    policy = yaml.safe_load((REPO / "policies" / "default.yaml").read_text())
+    policy["hysteresis"] = {"field": "churn_risk_percentile", "enter_threshold": 0.9, "exit_threshold": 0.8,
+                            "min_days_in_state": 2}
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
+    resources = _resources(wh, tmp_path, tmp_path / "policy.yaml")
+    defs = build_definitions(resources)
+    # the same deployment with RESCUE_FRESHNESS=warn: a stale source routes, and the cases say so
+    warn = build_definitions({**resources,
+                              "source_checks": source_checks_resource(settings=current({"RESCUE_FRESHNESS": "warn"}))})
     instance = dg.DagsterInstance.ephemeral()
     retrain = defs.resolve_job_def("weekly_retrain_job").execute_in_process(instance=instance, raise_on_error=False)
     assert retrain.success, [e.message for e in retrain.all_events if e.is_failure]
-    for day in ("2026-11-29", "2026-11-30", "2026-12-01"):   # the policy opens a case after two days at risk
-        daily = defs.resolve_job_def("daily_rescue_job").execute_in_process(
+    queue = QueueStore(f"sqlite:///{tmp_path / 'queue.db'}")
+    # the policy opens a case after two days at risk; the last day runs five days late, on data
+    # that stopped at the exports' last day
+    for day, at, deployment in (("2026-11-29", "2026-11-29", defs), ("2026-11-30", "2026-11-30", defs),
+                                ("2026-12-01", "2026-12-06", warn)):
+        daily = deployment.resolve_job_def("daily_rescue_job").execute_in_process(
             instance=instance, partition_key=day, raise_on_error=False,
-            run_config={"ops": {"rescue_queue": {"config": {"now": f"{day}T09:00:00+00:00"}}}})
+            run_config={"ops": {"rescue_queue": {"config": {"now": f"{at}T09:00:00+00:00"}}}})
         assert daily.success, [e.message for e in daily.all_events if e.is_failure]
         mats = {e.asset_key.to_user_string(): e.event_specific_data.materialization.metadata
                 for e in daily.all_events if e.event_type_value == "ASSET_MATERIALIZATION"}
@@ -666,5 +683,25 @@ def test_the_daily_job_routes_the_landed_company(landed, tmp_path):
         # scored on the rules, and says so
         assert mats["churn_scores"]["model_version"].value == "rules-fallback"
         assert "rescue_queue" in mats
-    cases = QueueStore(f"sqlite:///{tmp_path / 'queue.db'}").list_cases(status="active")
+        stale = mats["rescue_queue"]["routed_on_stale_data"].value
+        contexts = [case["context"] or {} for _, case in queue.list_cases(status="active").iterrows()]
+        if deployment is defs:   # fresh: routed, and no case carries a warning
+            assert not stale and not any("data_warnings" in c for c in contexts)
+            assert "usage_daily: fresh" in mats["rescue_queue"]["source_ages"].value
+    # the late day: the freshness checks warned (not blocked), and every case written names the
+    # stale sources and their age, as the checks did
+    warned = {e.event_specific_data.check_name: e.event_specific_data for e in daily.all_events
+              if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.passed}
+    assert {"support_tickets_fresh", "product_usage_daily_fresh"} <= set(warned)
+    assert all(w.severity.value == "WARN" for w in warned.values())
+    assert stale and "usage_daily: stale" in mats["rescue_queue"]["source_ages"].value
+    written = queue.list_cases(status="active")
+    written = written[written["snapshot_date"] == pd.Timestamp("2026-12-01")]
+    assert len(written)
+    for _, case in written.iterrows():
+        lines = case["context"]["data_warnings"]
+        assert any(line.startswith("routed on stale data: usage_daily 6.4 days old (newest row 2026-11-30")
+                   for line in lines), lines
+        assert any(line.startswith("routed on stale data: tickets ") for line in lines), lines
+    cases = queue.list_cases(status="active")
     assert set(cases["account_id"]) <= set(landed.read_sql(f"SELECT account_id FROM {TARGETS['accounts']}")["account_id"])

@@ -44,6 +44,7 @@ def queue(tmp_path, monkeypatch, frames) -> tuple[str, dict[str, str]]:
         "usage_trend": {"weekly_active_users": [40.0, 38.0, 30.0, 22.0], "weeks": 4, "wau_trend": -0.38},
         "plays_tried": [],
         "snapshot_date": "2025-06-02T00:00:00",
+        "data_warnings": ["routed on stale data: tickets 4.2 days old (newest row 2025-05-29 02:00 UTC, allowed 3 days)"],
     }
     store.apply_decisions(decisions, candidates, contexts={"A1": context}, policy_version="2025.1",
                           policy_hash="abcdef123456", model_version="m1", snapshot_date=pd.Timestamp("2025-06-02"),
@@ -107,6 +108,9 @@ def test_a_case_is_worked_from_the_command_line(queue, monkeypatch) -> None:
                      "weekly active users down 38%", "account profile", "T-9", "outage", "██▆▅ 40.0 -> 22.0  (trend -38%)", "executive_sponsor_call",
                      "CFO call booked", "claimed", "play_logged", "customer offsite", "2025.1 (abcdef12) / m1"):
         assert expected in out, expected
+    # the case was routed while the tickets were stale (freshness warning only): one line says so
+    assert "warning: routed on stale data: tickets 4.2 days old (newest row 2025-05-29 02:00 UTC, allowed 3 days)" in out
+    assert "data_warnings" not in out   # not dumped again with the package's other keys
     trail = out[out.index("Audit trail"):]
     assert trail.index("opened") < trail.index("claimed") < trail.index("play_logged") < trail.index("resolved")
 

@@ -128,6 +128,11 @@ def test_sign_in_sets_an_httponly_lax_session_and_checks_csrf(client: TestClient
     case_page = client.get(f"/cases/{case_id}").text
     assert '<li>renewal in 74 days <span class="muted">(account profile)</span></li>' in case_page
     assert "<li>weekly active users down 42% in 12 weeks</li>" in case_page
+    assert "routed on stale data" not in case_page
+    # A case routed on a stale source (freshness only warning) says so at its head.
+    stale_page = client.get(f"/cases/{desk_env.case_ids['DUNE-004']}").text
+    assert ('<p class="flash warn data-warning" role="status">routed on stale data: usage_daily 6.1 days old '
+            '(newest row 2025-05-27 00:00 UTC, allowed 3 days)</p>') in stale_page
     # A form post with the wrong CSRF token changes nothing.
     forged = client.post(f"/cases/{case_id}/claim", data={"csrf_token": "forged"}, follow_redirects=False)
     assert forged.status_code == 403
