@@ -81,8 +81,7 @@ def _thresholds_config() -> type[dg.Config]:
     (`threshold_specs`), every field optional: unset is the layer below."""
     fields: dict[str, Any] = {}
     for spec in threshold_specs():
-        bounds = {"ge": 0, "le": 1} if spec.share else {"ge": 0}
-        fields[spec.name] = (spec.kind | None, Field(None, description=f"{spec.doc} (default {spec.default:g})", **bounds))
+        fields[spec.name] = (spec.kind | None, Field(None, description=f"{spec.doc} (default {spec.default:g})", **spec.bounds))
     return create_model("PlausibilityThresholds", __base__=dg.Config, __module__=__name__,
                         __doc__="Thresholds of the plausibility and freshness checks; unset: the layer below "
                                 "(the landed mapping's, else the default of models.plausibility.Thresholds).",

@@ -114,6 +114,11 @@ class ThresholdSpec:
     doc: str
     share: bool         # a share of rows (or odds): between 0 and 1; otherwise at least 0
 
+    @property
+    def bounds(self) -> dict[str, float]:
+        """The value's bounds as pydantic's ``Field`` takes them: ``ge`` 0, and ``le`` 1 for a share."""
+        return {"ge": 0, "le": 1} if self.share else {"ge": 0}
+
 
 def threshold_specs() -> tuple[ThresholdSpec, ...]:
     """Every threshold of `Thresholds`, in order: the one list the mapping's ``checks:`` block

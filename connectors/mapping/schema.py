@@ -226,8 +226,7 @@ def _checks_model() -> type[_ThresholdSpec]:
     least 0, whole numbers of days where the default is one."""
     fields: dict[str, Any] = {}
     for spec in threshold_specs():
-        bounds = {"ge": 0, "le": 1} if spec.share else {"ge": 0}
-        fields[spec.name] = (spec.kind, Field(spec.default, description=spec.doc, allow_inf_nan=False, **bounds))
+        fields[spec.name] = (spec.kind, Field(spec.default, description=spec.doc, allow_inf_nan=False, **spec.bounds))
     return create_model("Checks", __base__=_ThresholdSpec, __module__=__name__,
                         __doc__="Thresholds of the plausibility and freshness checks (unset: the default).", **fields)
 
