@@ -6,8 +6,9 @@ Builds a synthetic candidate frame with the columns of `CANDIDATE_COLUMNS` (a re
 segments, risks, renewals and tickets), with a previous-state table that puts every account
 past the hysteresis minimum, a slice of open cases and recent resolutions, and routes it through
 the policy. It also times `assign` alone on a frame of cases as large as the candidate frame,
-against members whose capacity is large enough to assign them all (the worst case). Prints one
-JSON object per size: wall seconds and accounts per second.
+against members whose capacity is large enough to assign them all (the worst case), and the
+policy evaluation alone: the severity rules' conditions and the hysteresis over the whole frame.
+Prints one JSON object per size: wall seconds and accounts per second.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from models.contracts import book_percentiles
 from models.routing.assignment import Member, assign
+from models.routing.inputs import hysteresis
+from models.routing.selection import severity
 from models.policy.loader import load_policy
 from models.routing.route import route
 
@@ -59,7 +63,7 @@ def synthetic_candidates(n: int, seed: int = 7) -> pd.DataFrame:
         "open_urgent_tickets": urgent,
         "oldest_open_urgent_hours": np.where(urgent > 0, rng.exponential(6, size=n), 0.0),
         "open_compliance_tickets": rng.poisson(0.005, size=n),
-        "wau_trend": rng.normal(-0.05, 0.2, size=n),
+        "wau_trend": rng.normal(-0.05, 0.2, size=n).clip(-1.0, None),  # a share of last period: at least -1
         "top_reason": "usage fell 38% over 90 days",
         "drivers": None,
         "model_version": "bench",
@@ -80,6 +84,16 @@ def bench(n: int, policy_path: Path) -> dict[str, float | int]:
     resolved = ids.sample(frac=0.01, random_state=2)
     resolutions = pd.DataFrame({"account_id": resolved, "resolved_at": pd.Timestamp("2026-11-15")})
 
+    # Policy evaluation proper: every severity rule's condition over the whole frame, and the
+    # hysteresis, as `route` runs them (the rest of `route` is bookkeeping: updates, cooldown,
+    # budgets, assignment, SLA clocks, reasons and the decision frame).
+    frame = book_percentiles(candidates)
+    started = time.perf_counter()
+    held = hysteresis(frame["account_id"].astype(str), frame[policy.hysteresis.field], states, policy.hysteresis,
+                      clock=pd.Timestamp("2026-11-20"))
+    severity(frame, policy.severity_rules, held.settled)
+    evaluate_seconds = time.perf_counter() - started
+
     started = time.perf_counter()
     result = route(candidates, policy, now=now, open_cases=open_cases, recent_resolutions=resolutions,
                    account_states=states, member_load={})
@@ -95,6 +109,8 @@ def bench(n: int, policy_path: Path) -> dict[str, float | int]:
 
     return {
         "accounts": n,
+        "evaluate_seconds": round(evaluate_seconds, 3),
+        "evaluate_accounts_per_second": round(n / evaluate_seconds),
         "route_seconds": round(route_seconds, 3),
         "route_accounts_per_second": round(n / route_seconds),
         "assign_cases": n,

@@ -432,7 +432,7 @@ def book_percentiles(frame: pd.DataFrame) -> pd.DataFrame:
     missing = {c: src for c, src in BOOK_PERCENTILES.items() if c not in frame.columns and src in frame.columns}
     if not missing:
         return frame
-    out = frame.copy()
+    out = frame.copy(deep=False)  # copy-on-write: the caller's frame is never changed
     for column, source in missing.items():
         out[column] = pd.to_numeric(out[source], errors="coerce").rank(method="max", pct=True).astype("float64")
     return out

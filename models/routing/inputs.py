@@ -88,7 +88,7 @@ def prepare_inputs(
     _require(account_states, {"account_id", "state", "since"}, "account_states")
 
     ids = candidates["account_id"].astype(str).reset_index(drop=True)
-    if ids.duplicated().any():
+    if not ids.is_unique:
         raise RoutingError(f"candidates has duplicate account_id(s), e.g. {ids[ids.duplicated()].iloc[0]!r}")
     cases = open_cases.assign(account_id=open_cases["account_id"].astype(str))
     cases = cases.sort_values("opened_at").drop_duplicates("account_id", keep="last").set_index("account_id")
