@@ -506,10 +506,27 @@ def _raci_table(ax: Any, rows: list[tuple[str, ...]], widths: list[float], heigh
 # ---------------------------------------------------------------------------------- rendering
 
 
+#: Drawings already made in this process, by (policy content hash, format): the same policy
+#: gives the same bytes, so a process that routes many snapshots (a backfill, a replay, the
+#: desk) draws each policy version once. A few versions at most are kept.
+_DRAWN: dict[tuple[str, str], bytes] = {}
+_DRAWN_MAX = 8
+
+
 def render_policy_diagram(policy: Policy, *, fmt: DiagramFormat = "svg") -> bytes:
-    """The policy's swimlane diagram as SVG or PNG bytes; the same policy gives the same bytes."""
+    """The policy's swimlane diagram as SVG or PNG bytes; the same policy gives the same bytes
+    (drawn once per process and policy version, `_DRAWN`)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown diagram format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    key = (policy.content_hash, fmt)
+    if key not in _DRAWN:
+        if len(_DRAWN) >= _DRAWN_MAX:
+            _DRAWN.pop(next(iter(_DRAWN)))
+        _DRAWN[key] = _draw(policy, fmt)
+    return _DRAWN[key]
+
+
+def _draw(policy: Policy, fmt: DiagramFormat) -> bytes:
     with matplotlib.rc_context(STYLE):
         fig = policy_figure(policy)
         if fmt == "png":
