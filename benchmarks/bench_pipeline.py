@@ -1,6 +1,10 @@
 """Per-stage wall time and peak memory of the generator and the pipeline, as JSON.
 
     python benchmarks/bench_pipeline.py --accounts 10000 100000
+    RESCUE_BENCH_CACHE=~/.cache/rescue-bench python benchmarks/bench_pipeline.py --accounts 1000000
+
+With ``RESCUE_BENCH_CACHE`` set, each size's demo world is kept there after its first generation
+and copied in on later runs (a ``reuse_cached_world`` stage instead of ``generate_demo_world``).
 
 Each size runs in its own subprocess (a clean heap) from the repository root, in a temporary
 RESCUE_HOME, with the pipeline's resource bindings (`pipelines.resources.build_resources`: the
@@ -25,6 +29,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -56,6 +61,19 @@ def _peak_mib() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _cached_world(cfg) -> Path | None:
+    """Where the demo world of `cfg` is kept between runs (``RESCUE_BENCH_CACHE``; unset: not
+    kept): one DuckDB file per configuration and generator version, so the million-account
+    world is generated once."""
+    from connectors.demo.world import GENERATOR_VERSION
+
+    root = os.environ.get("RESCUE_BENCH_CACHE")
+    if not root:
+        return None
+    return (Path(root) / f"world-{cfg.n_accounts}-seed{cfg.seed}-{cfg.end_date:%Y%m%d}-"
+            f"{cfg.history_days}d-v{GENERATOR_VERSION}.duckdb")
 
 
 def run_size(n_accounts: int, seed: int) -> dict:
@@ -123,9 +141,22 @@ def run_size(n_accounts: int, seed: int) -> dict:
         policy = resources.policy.load()
         training = TrainingConfig()
         cfg = DemoWorldConfig(n_accounts=n_accounts, seed=seed, end_date=date(2026, 11, 20))
-        with stage("generate_demo_world") as s:
-            counts = generate_demo_world(cfg, wh)
-            s["rows"] = counts
+        cached = _cached_world(cfg)
+        if cached is not None and cached.exists():
+            # the same configuration gives the same world (`connectors.demo.world`): reuse it
+            with stage("reuse_cached_world") as s:
+                wh.engine.dispose()
+                shutil.copyfile(cached, Path(os.environ["RESCUE_HOME"]) / "warehouse.duckdb")
+                s["from"] = str(cached)
+        else:
+            with stage("generate_demo_world") as s:
+                counts = generate_demo_world(cfg, wh)
+                s["rows"] = counts
+            if cached is not None:
+                wh.engine.dispose()
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(Path(os.environ["RESCUE_HOME"]) / "warehouse.duckdb", cached.with_suffix(".part"))
+                cached.with_suffix(".part").replace(cached)
         with stage("usage_daily_sql") as s:
             s["rows"] = wh.build_usage_daily()
         bare("DuckDB GROUP BY account and day of the same events", lambda: sql_count(
