@@ -20,8 +20,10 @@ months before it (`connectors.demo.hazard`). The causal story, with the numbers,
 
 Determinism: the output depends only on the configuration. Accounts are generated in chunks of
 `ACCOUNTS_PER_CHUNK`, each with its own random stream ``np.random.default_rng([seed, chunk])``,
-so the same seed and configuration give identical tables whatever the machine. Each chunk is
-generated with vectorized numpy and appended to staging tables; when every chunk is written the
+so the same seed and configuration give identical tables whatever the machine, and whether the
+chunks are built one after the other or ahead of the writer in a thread (they are written in
+chunk order either way). Each chunk is generated with vectorized numpy and appended to
+staging tables; when every chunk is written the
 staging tables replace the previous world in one transaction (`Warehouse.promote`) together with
 ``demo_world_meta``, so a failed or interrupted run leaves the previous world intact.
 
@@ -32,14 +34,16 @@ This module writes the world; `connectors.demo.chunk` generates one chunk of acc
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date
 
 import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from connectors.demo.chunk import Chunk, csm_pool
+from connectors.demo.chunk import Chunk, ChunkTables, csm_pool
 from connectors.demo.config import DemoWorldConfig
 from connectors.mapping.manifest import describe_landed, read_manifest
 from connectors.sources import RAW_TABLES
@@ -49,6 +53,10 @@ Progress = Callable[[str, float], None]
 
 #: Accounts per generation chunk. Part of the output's definition: changing it changes the world.
 ACCOUNTS_PER_CHUNK = 2_000
+#: Worlds of at least this many chunks build the next ones while writing one (`_chunks`).
+PARALLEL_MIN_CHUNKS = 2
+#: Threads building chunks ahead of the writer.
+PREFETCH_THREADS = 2
 #: Bumped whenever the simulation changes, and recorded in ``demo_world_meta``.
 GENERATOR_VERSION = "1"
 
@@ -87,16 +95,47 @@ def refuse_user_data(warehouse: Warehouse) -> None:
                               f"generation wrote; the demo never writes over it: {elsewhere}")
 
 
+def _build_chunk(config: DemoWorldConfig, index: int, csms: tuple) -> ChunkTables:
+    first = index * ACCOUNTS_PER_CHUNK
+    return Chunk(config, index, first, min(ACCOUNTS_PER_CHUNK, config.n_accounts - first), csms).build()
+
+
+def _chunks(config: DemoWorldConfig, n_chunks: int, workers: int | None) -> Iterator[ChunkTables]:
+    """The chunks in order. With `PARALLEL_MIN_CHUNKS` chunks or more, the next chunks are built
+    in `workers` threads (default `PREFETCH_THREADS`) while the caller writes the current one:
+    numpy and the warehouse's insert release the GIL for most of their work, so building and
+    writing overlap. At most `workers` chunks are in flight, so memory stays bounded whatever the
+    size. Each chunk draws from its own random stream, so the world is the same either way."""
+    csms = csm_pool(config)
+    workers = PREFETCH_THREADS if workers is None else workers
+    if workers < 1 or n_chunks < PARALLEL_MIN_CHUNKS:
+        for index in range(n_chunks):
+            yield _build_chunk(config, index, csms)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="demo-chunk") as pool:
+        pending: deque[Future] = deque()
+        submitted = 0
+        while submitted < n_chunks or pending:
+            while submitted < n_chunks and len(pending) < workers:
+                pending.append(pool.submit(_build_chunk, config, submitted, csms))
+                submitted += 1
+            yield pending.popleft().result()
+
+
 def generate_demo_world(
     config: DemoWorldConfig,
     warehouse: Warehouse,
     progress: Progress | None = None,
+    *,
+    workers: int | None = None,
 ) -> dict[str, int]:
     """Generate the world described by ``config`` into ``warehouse``; return rows per table.
 
     The previous world (if any) is replaced atomically when the new one is complete; a failed
     run leaves it untouched (and staging tables that the next run drops). A warehouse holding
-    anything else (landed data, source tables of its own) is refused with `DemoRefused`.
+    anything else (landed data, source tables of its own) is refused with `DemoRefused`. The
+    next chunks are built in `workers` threads while one is written (`_chunks`; 0: one after
+    the other); the world does not depend on it.
     """
     refuse_user_data(warehouse)
     report = progress or (lambda _msg, _frac: None)
@@ -104,13 +143,11 @@ def generate_demo_world(
     for name in staging.values():
         warehouse.drop_table(name)
     counts = dict.fromkeys(WORLD_TABLES, 0)
-    csms = csm_pool(config)
     n_chunks = math.ceil(config.n_accounts / ACCOUNTS_PER_CHUNK)
-    for index in range(n_chunks):
+    for index, tables in enumerate(_chunks(config, n_chunks, workers)):
         first = index * ACCOUNTS_PER_CHUNK
-        size = min(ACCOUNTS_PER_CHUNK, config.n_accounts - first)
-        report(f"generating accounts {first + 1:,}-{first + size:,} of {config.n_accounts:,}", index / n_chunks)
-        tables = Chunk(config, index, first, size, csms).build()
+        report(f"writing accounts {first + 1:,}-{first + len(tables.accounts):,} of {config.n_accounts:,}",
+               index / n_chunks)
         for table, frame in ((ACCOUNTS_TABLE, tables.accounts), (RENEWALS_TABLE, tables.renewals),
                              (TICKETS_TABLE, tables.tickets), (EVENTS_TABLE, tables.events),
                              (TRUTH_TABLE, tables.truth)):

@@ -85,6 +85,23 @@ def test_same_seed_gives_identical_tables_and_another_seed_does_not(world, tmp_p
     assert not other_accounts["arr"].equals(world["raw"][ACCOUNTS_TABLE]["arr"])
 
 
+def test_chunks_built_ahead_in_threads_give_the_same_world(world, tmp_path, monkeypatch):
+    import connectors.demo.world as world_module
+
+    # small chunks, so 250 accounts are 5 chunks and the threads really build ahead
+    monkeypatch.setattr(world_module, "ACCOUNTS_PER_CHUNK", 50)
+    tables = {}
+    for workers in (0, 2):
+        wh = Warehouse(f"duckdb:///{tmp_path / f'w{workers}.duckdb'}")
+        counts = generate_demo_world(CONFIG, wh, workers=workers)
+        assert counts[ACCOUNTS_TABLE] == CONFIG.n_accounts
+        tables[workers] = _read_all(wh)
+    for table, frame in tables[2].items():
+        pd.testing.assert_frame_equal(frame, tables[0][table], obj=table)
+    # the chunks really are other streams than the default single chunk's
+    assert not tables[0][ACCOUNTS_TABLE]["arr"].equals(world["raw"][ACCOUNTS_TABLE]["arr"])
+
+
 # -- contracts and integrity ----------------------------------------------------------------
 
 
