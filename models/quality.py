@@ -343,7 +343,14 @@ def build_suite(
 
 
 def _key_text(row: dict[str, Any], keys: list[str]) -> str:
-    return ", ".join(f"{k} {preview(_plain(row.get(k)), EXAMPLE_CHARS)}" for k in keys if k in row)
+    """``account_id 'A1', date '2024-01-02 00:00:00'``; a missing key value reads ``null``."""
+    return ", ".join(f"{k} {_key_value(row.get(k))}" for k in keys if k in row)
+
+
+def _key_value(value: Any) -> str:
+    if value is None or (not isinstance(value, (list, tuple, dict)) and bool(pd.isna(value))):
+        return "null"
+    return preview(_plain(value), EXAMPLE_CHARS)
 
 
 def _plain(value: Any) -> Any:
