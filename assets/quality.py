@@ -7,7 +7,9 @@ every source's problems:
 - ``<source>_contract``: the table's own Great Expectations suite (`models.quality`): empty
   table, missing columns, types (and text dates with an ambiguous day/month order), nulls,
   ranges, duplicate keys, impossible dates. It reads its own table only, so a failing accounts
-  check does not keep the other tables' problems out of the run.
+  check does not keep the other tables' problems out of the run. Usage, the one source that
+  grows with accounts times days, is checked in the warehouse instead (`connectors.usage_checks`:
+  the same expectations and rules as SQL aggregates, counts and examples back, never the table).
 - ``<source>_consistent``: the table against the others (it needs the accounts, so it runs only
   once they passed): every account reference is a known account, and the plausibility rules of
   `models.plausibility` with their thresholds: tickets and usage before the account's signup,

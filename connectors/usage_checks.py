@@ -172,8 +172,11 @@ class UsageRows:
 
     @property
     def relation(self) -> str:
-        """``(SELECT ...) AS u``: the judged rows, every present column readable (and its raw
-        value as ``<column>__raw`` where it is read through a cast)."""
+        return self.relation_as("u")
+
+    def relation_as(self, alias: str) -> str:
+        """``(SELECT ...) AS <alias>``: the judged rows, every present column readable (and its
+        raw value as ``<column>__raw`` where it is read through a cast)."""
         select = []
         for name, col in self.columns.items():
             select.append(f"{self._readable(col)} AS {self.q(name)}")
@@ -181,9 +184,9 @@ class UsageRows:
                 select.append(f"{self.q(name)} AS {self.raw(name)}")
         inner = f"SELECT {', '.join(select)} FROM {self.q(USAGE_DAILY_TABLE)}"
         if "date" not in self.columns:  # its own check says it is missing; every row is judged
-            return f"({inner}) AS u"
+            return f"({inner}) AS {alias}"
         return (f"(SELECT * FROM ({inner}) AS r WHERE (r.{self.q('date')} >= :start AND r.{self.q('date')} < :after_until) "
-                f"OR r.{self.q('date')} >= :after_today OR r.{self.q('date')} IS NULL) AS u")
+                f"OR r.{self.q('date')} >= :after_today OR r.{self.q('date')} IS NULL) AS {alias}")
 
     # -- the window ---------------------------------------------------------------------------
 
@@ -411,7 +414,7 @@ def check_usage_consistency(warehouse: Warehouse, now: pd.Timestamp, wall: pd.Ti
     with warehouse.engine.connect() as conn, _relations(warehouse, conn, frames, rows.sqlite):
         params = rows.window(conn)
         judged = f"(SELECT * FROM {rows.relation} WHERE {q('date')} IS NULL OR {q('date')} <= :now) AS j" if has_dates \
-            else rows.relation.replace(" AS u", " AS j")
+            else rows.relation_as("j")
         if not has_ids:
             total = int(conn.execute(sa.text(f"SELECT COUNT(*) FROM {judged}"), params).scalar())
             references = QualityResult(USAGE_DAILY.name, total, 0, notes=[
