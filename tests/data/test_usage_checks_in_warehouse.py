@@ -270,3 +270,46 @@ def test_every_planted_problem_on_postgresql(pg_database_url, tables, monkeypatc
 
 def test_every_planted_problem_on_duckdb(tmp_path, tables, monkeypatch):
     _every_planted_problem(_duckdb(tmp_path), tables, monkeypatch)
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "sqlite"])
+def test_usage_built_in_the_warehouse_is_judged_as_built(tmp_path, tables, backend):
+    """`Warehouse.build_usage_daily`'s own table (DuckDB: DATE and BIGINT columns; SQLite: text
+    days): clean, every row of the window judged, and an impossible event count found."""
+    from connectors.warehouse import RAW_EVENTS_TABLE
+    from tests.data.source_runs import raw_events
+
+    url = f"duckdb:///{tmp_path / 'w.duckdb'}" if backend == "duckdb" else f"sqlite:///{tmp_path / 'w.db'}"
+    wh = Warehouse(url)
+    events = raw_events(tables["accounts"], NOW.normalize(), days=5)
+    wh.write_table(RAW_EVENTS_TABLE, events)
+    built = wh.build_usage_daily()
+    found = check_usage_contract(wh, NOW, NOW)
+    assert found.success, found.summary()
+    assert found.rows == built == len(tables["accounts"]) * 5
+    wh.write_table(RAW_EVENTS_TABLE, pd.concat([events, events.head(1).assign(quantity=-50)], ignore_index=True))
+    wh.build_usage_daily()
+    lines = [f.message for f in check_usage_contract(wh, NOW, NOW).failures]
+    events_range = next(c for c in USAGE_DAILY.columns if c.name == "events").range_text()
+    assert [line.split(", e.g.")[0] for line in lines] == [
+        f"usage_daily.events: 1 row(s) outside its range ({events_range})",
+        f"usage_daily.core_events: 1 row(s) outside its range ({events_range})"], lines
+    assert lines[0].endswith(f"e.g. account_id 'A000', date '{NOW - pd.Timedelta(days=5):%Y-%m-%d} 00:00:00' = -47")
+
+
+def test_only_counts_and_a_few_examples_leave_the_warehouse(tmp_path, tables, monkeypatch):
+    """Every row bad, in every way the checks count: what comes back stays a handful of rows."""
+    from connectors import usage_checks
+
+    fetched: list[int] = []
+    real = usage_checks._fetch
+    monkeypatch.setattr(usage_checks, "_fetch", lambda *a: (lambda rows: fetched.append(len(rows)) or rows)(real(*a)))
+    usage = tables["usage_daily"].assign(active_users=-1, events=10**12, account_id="GHOST-1")
+    wh = _duckdb(tmp_path)
+    wh.write_table(USAGE_DAILY_TABLE, pd.concat([usage, usage], ignore_index=True))
+    contract = check_usage_contract(wh, NOW, NOW)
+    assert {f.column: f.unexpected_count for f in contract.failures} == {
+        "active_users": 2 * len(usage), "events": 2 * len(usage), "account_id,date": 2 * len(usage)}
+    consistency = check_usage_consistency(wh, NOW, NOW, tables["accounts"], tables["renewals"])
+    assert consistency.references.failures[0].unexpected_count == 2 * len(usage)
+    assert fetched and max(fetched) <= 10 < len(usage)
