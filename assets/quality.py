@@ -7,7 +7,9 @@ every source's problems:
 - ``<source>_contract``: the table's own Great Expectations suite (`models.quality`): empty
   table, missing columns, types (and text dates with an ambiguous day/month order), nulls,
   ranges, duplicate keys, impossible dates. It reads its own table only, so a failing accounts
-  check does not keep the other tables' problems out of the run.
+  check does not keep the other tables' problems out of the run. Usage, the one source that
+  grows with accounts times days, is checked in the warehouse instead (`connectors.usage_checks`:
+  the same expectations and rules as SQL aggregates, counts and examples back, never the table).
 - ``<source>_consistent``: the table against the others (it needs the accounts, so it runs only
   once they passed): every account reference is a known account, and the plausibility rules of
   `models.plausibility` with their thresholds: tickets and usage before the account's signup,
@@ -50,8 +52,9 @@ from assets.sources import NO_HISTORY, crm_account_history, crm_accounts, crm_re
 from connectors.mapping.manifest import LandedChecks
 from connectors.freshness import crm_age, tickets_age, usage_age
 from connectors.settings import FRESHNESS_MODES, current, freshness_mode
-from connectors.warehouse import USAGE_DAILY_TABLE, WarehouseResource
-from models.contracts import ACCOUNT_HISTORY, ACCOUNTS, RENEWALS, TICKETS, USAGE_DAILY, Column, TableContract, conform, empty_frame
+from connectors.usage_checks import USAGE_CHECK_DAYS, check_usage_consistency, check_usage_contract
+from connectors.warehouse import WarehouseResource
+from models.contracts import ACCOUNT_HISTORY, ACCOUNTS, RENEWALS, TICKETS, Column, TableContract
 from models.plausibility import (
     RULE_THRESHOLDS,
     Finding,
@@ -64,13 +67,10 @@ from models.plausibility import (
     threshold_specs,
     thresholds_from,
     thresholds_text,
-    usage_after_churn,
+
 )
 from models.quality import QualityResult, validate_frame
 
-#: Usage is validated over the most recent days before the run's instant: the window every
-#: snapshot reads (the 90-day feature window, and a margin).
-USAGE_CHECK_DAYS = 120
 
 
 # --------------------------------------------------------------------------- configuration
@@ -249,32 +249,6 @@ def _references(df: pd.DataFrame, contract: TableContract, accounts: pd.DataFram
     return _contract(df[["account_id"]], reference_only, now, wall, accounts)
 
 
-def _read_usage(warehouse: WarehouseResource, now: pd.Timestamp, wall: pd.Timestamp,
-                columns: str = "*") -> tuple[pd.DataFrame, list[str]]:
-    """The usage rows a run at `now` judges: the `USAGE_CHECK_DAYS` days up to its newest day at
-    or before `now`, plus any row after the current day (impossible: its check names it); and
-    a note on the rows in between (not this snapshot's)."""
-    client = warehouse.get_client()
-    today, until = wall.date(), now.date()
-    last = client.read_sql(f"SELECT MAX(date) AS last_day FROM {USAGE_DAILY_TABLE} WHERE date <= :until",
-                           {"until": until}).iloc[0]["last_day"]
-    notes = []
-    if now < wall:
-        later = client.read_sql(f"SELECT COUNT(*) AS n FROM {USAGE_DAILY_TABLE} WHERE date > :until AND date <= :today",
-                                {"until": until, "today": today}).iloc[0]["n"]
-        if later:
-            notes.append(f"usage_daily.date: {int(later)} row(s) after the run's instant "
-                         f"({now:%Y-%m-%d %H:%M} UTC), not this snapshot's: ignored")
-    if last is None or pd.isna(last):
-        start = until
-    else:
-        start = (pd.Timestamp(last) - pd.Timedelta(days=USAGE_CHECK_DAYS - 1)).date()
-    raw = client.read_sql(
-        f"SELECT {columns} FROM {USAGE_DAILY_TABLE} WHERE (date >= :start AND date <= :until) OR date > :today",
-        {"start": start, "until": until, "today": today})
-    return raw, notes
-
-
 # --------------------------------------------------------------------------- contracts
 
 
@@ -301,14 +275,11 @@ def support_tickets_contract(context: dg.AssetCheckExecutionContext, support_tic
 
 
 @dg.asset_check(asset=product_usage_daily, blocking=True,
-                description=f"The last {USAGE_CHECK_DAYS} days of usage satisfy the usage contract (GX suite).")
+                description=f"The last {USAGE_CHECK_DAYS} days of usage satisfy the usage contract "
+                            "(in the warehouse: counts and examples, never the table).")
 def product_usage_daily_contract(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    now, wall = _instants(context)
-    raw, notes = _read_usage(warehouse, now, wall)
-    frame = conform(raw, USAGE_DAILY, lenient=True) if len(raw) else empty_frame(USAGE_DAILY)
     report = Report("usage_daily")
-    report.add_quality(_contract(frame, USAGE_DAILY, now, wall))
-    report.notes += notes
+    report.add_quality(check_usage_contract(warehouse.get_client(), *_instants(context)))
     return report.result()
 
 
@@ -394,15 +365,14 @@ def product_usage_daily_consistent(context: dg.AssetCheckExecutionContext, wareh
                                    crm_renewals: pd.DataFrame,
                                    crm_account_history: pd.DataFrame | None) -> dg.AssetCheckResult:
     now, wall = _instants(context)
-    raw, _ = _read_usage(warehouse, now, wall, columns="account_id, date")
-    usage = as_of(conform(raw, USAGE_DAILY, lenient=True), "date", now) if len(raw) else empty_frame(USAGE_DAILY)
-    thresholds = source_checks.get_thresholds()
-    report = Report("usage_daily")
-    report.add_quality(_references(usage, USAGE_DAILY, crm_accounts, now, wall))
-    report.add_finding(rows_before_signup(usage, "usage_daily", "date", crm_accounts, thresholds))
     renewals = as_of(crm_renewals, "closed_at", now)
-    report.add_finding(usage_after_churn(usage, renewals, thresholds,
-                                         reactivations=_reactivations(renewals, crm_account_history, now)))
+    found = check_usage_consistency(warehouse.get_client(), now, wall, crm_accounts, renewals,
+                                    source_checks.get_thresholds(),
+                                    reactivations=_reactivations(renewals, crm_account_history, now))
+    report = Report("usage_daily")
+    report.add_quality(found.references)
+    report.add_finding(found.before_signup)
+    report.add_finding(found.after_churn)
     report.add_thresholds(source_checks, ["before_signup", "after_churn"])
     return report.result()
 

@@ -220,14 +220,32 @@ def _signups(accounts: pd.DataFrame) -> pd.Series:
     return pd.Series(pd.to_datetime(rows["created_at"], errors="coerce").to_numpy(), index=rows["account_id"].astype(str))
 
 
+def before_signup_problem(thresholds: Thresholds) -> str:
+    """What `rows_before_signup` finds, in words (the SQL form in the warehouse says the same)."""
+    return (f"dated more than {thresholds.signup_grace_days} days before the account's signup "
+            "(accounts.created_at)")
+
+
+def before_signup_example(who: str, dated: Any, signup: Any) -> str:
+    """One example row of `rows_before_signup`: ``account_id A1 on 2024-01-02, signup 2024-03-01``."""
+    return f"{who} on {_day(dated)}, signup {_day(signup)}"
+
+
+def signup_limits(accounts: pd.DataFrame, thresholds: Thresholds = Thresholds()) -> pd.DataFrame:
+    """One row per account id (the first of a duplicated id): ``account_id``, ``signup`` and
+    ``earliest``, the earliest date a ticket or usage day of it may have (signup less the grace
+    days); a missing signup is NaT in both. The warehouse-side check reads this frame."""
+    signup = _signups(accounts)
+    return pd.DataFrame({"account_id": signup.index.astype(str), "signup": signup.to_numpy(),
+                         "earliest": (signup - pd.Timedelta(days=thresholds.signup_grace_days)).to_numpy()})
+
+
 def rows_before_signup(frame: pd.DataFrame, table: str, column: str, accounts: pd.DataFrame,
                        thresholds: Thresholds = Thresholds(), *, key: str | None = None) -> Finding:
     """Rows of `frame` (tickets, usage) dated in `column` more than the grace days before their
     account's signup. Rows of unknown accounts, or without a date, are not counted (their own
     checks name them). `key` names each example row (default: account and date)."""
     grace = pd.Timedelta(days=thresholds.signup_grace_days)
-    problem = (f"dated more than {thresholds.signup_grace_days} days before the account's signup "
-               "(accounts.created_at)")
     signup = frame["account_id"].astype(str).map(_signups(accounts))
     dated = pd.to_datetime(frame[column], errors="coerce")
     judged = signup.notna() & dated.notna()
@@ -235,9 +253,15 @@ def rows_before_signup(frame: pd.DataFrame, table: str, column: str, accounts: p
     examples = []
     for i in frame.index[bad][:EXAMPLES]:
         who = f"{key} {frame.at[i, key]}" if key else f"account_id {frame.at[i, 'account_id']}"
-        examples.append(f"{who} on {_day(dated[i])}, signup {_day(signup[i])}")
-    return Finding("before_signup", table, column, problem, int(bad.sum()), int(judged.sum()),
-                   thresholds.max_share_before_signup, examples)
+        examples.append(before_signup_example(who, dated[i], signup[i]))
+    return before_signup_finding(table, column, int(bad.sum()), int(judged.sum()), thresholds, examples)
+
+
+def before_signup_finding(table: str, column: str, bad: int, total: int, thresholds: Thresholds,
+                          examples: Sequence[str] = ()) -> Finding:
+    """The before-signup `Finding` of `bad` of `total` judged rows (counted here or in the warehouse)."""
+    return Finding("before_signup", table, column, before_signup_problem(thresholds), int(bad), int(total),
+                   thresholds.max_share_before_signup, list(examples)[:EXAMPLES])
 
 
 def _churns(renewals: pd.DataFrame) -> pd.DataFrame:
@@ -299,27 +323,54 @@ def _excused(pairs: pd.DataFrame, reactivations: pd.DataFrame, start: str, until
     return pd.Series(pairs.index.isin(back["_row"]), index=pairs.index)
 
 
+def after_churn_problem(thresholds: Thresholds) -> str:
+    """What `usage_after_churn` finds, in words (the SQL form in the warehouse says the same)."""
+    return (f"of usage more than {thresholds.churn_grace_days} days after the account churned "
+            "(the churned term's end), with no reactivation since")
+
+
+def after_churn_example(account_id: Any, date: Any, churn_end: Any, renewal_id: Any) -> str:
+    """One example row of `usage_after_churn`: ``account_id A1 on 2024-05-02, churned 2024-03-31 (R7)``."""
+    return f"account_id {account_id} on {_day(date)}, churned {_day(churn_end)} ({renewal_id})"
+
+
+def churn_limits(renewals: pd.DataFrame, thresholds: Thresholds = Thresholds(), *,
+                 reactivations: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What `usage_after_churn` compares usage with, as two small frames (one row per churned
+    term, one per return), for the warehouse-side check: the churned terms (``account_id``,
+    ``renewal_id``, ``churn_start``, ``churn_end``, and ``late_after``: the term's end plus the
+    grace days, after which a usage day is late), and every return that excuses a later usage
+    day (``account_id``, ``reactivated_at``: those given and those the renewals show). A usage
+    day is after the churn when it is later than ``late_after`` of one of its account's terms
+    with no return after that term's ``churn_start`` and at or before the day."""
+    churns = _churns(renewals).reset_index(drop=True)
+    churns["late_after"] = churns["churn_end"] + pd.Timedelta(days=thresholds.churn_grace_days)
+    known = pd.concat([_reactivations(reactivations), returns_after_churn(renewals)], ignore_index=True)
+    return churns, known.reset_index(drop=True)
+
+
 def usage_after_churn(usage: pd.DataFrame, renewals: pd.DataFrame, thresholds: Thresholds = Thresholds(), *,
                       reactivations: pd.DataFrame | None = None) -> Finding:
     """Usage days more than the grace days after the end of one of the account's churned terms,
     with no reactivation since that churn (given, or shown by a later term: `returns_after_churn`)."""
-    grace = pd.Timedelta(days=thresholds.churn_grace_days)
-    problem = (f"of usage more than {thresholds.churn_grace_days} days after the account churned "
-               "(the churned term's end), with no reactivation since")
-    churns = _churns(renewals)
+    churns, known = churn_limits(renewals, thresholds, reactivations=reactivations)
     days = pd.DataFrame({"account_id": usage["account_id"].astype(str),
                          "date": pd.to_datetime(usage["date"], errors="coerce")}, index=usage.index)
     total = int(days["date"].notna().sum())
     candidates = days[days["account_id"].isin(churns["account_id"]) & days["date"].notna()]
     pairs = candidates.reset_index(names="_row").merge(churns, on="account_id").set_index("_row")
-    late = pairs[pairs["date"] > pairs["churn_end"] + grace]
-    known = pd.concat([_reactivations(reactivations), returns_after_churn(renewals)], ignore_index=True)
+    late = pairs[pairs["date"] > pairs["late_after"]]
     late = late[~_excused(late, known, "churn_start", "date")]
     rows = late[~late.index.duplicated()]
-    examples = [f"account_id {r.account_id} on {_day(r.date)}, churned {_day(r.churn_end)} ({r.renewal_id})"
+    examples = [after_churn_example(r.account_id, r.date, r.churn_end, r.renewal_id)
                 for r in rows.sort_values(["date", "account_id"]).head(EXAMPLES).itertuples()]
-    return Finding("after_churn", "usage_daily", "date", problem, int(len(rows)), total,
-                   thresholds.max_share_after_churn, examples)
+    return after_churn_finding(int(len(rows)), total, thresholds, examples)
+
+
+def after_churn_finding(bad: int, total: int, thresholds: Thresholds, examples: Sequence[str] = ()) -> Finding:
+    """The after-churn `Finding` of `bad` of `total` dated usage rows (counted here or in the warehouse)."""
+    return Finding("after_churn", "usage_daily", "date", after_churn_problem(thresholds), int(bad), int(total),
+                   thresholds.max_share_after_churn, list(examples)[:EXAMPLES])
 
 
 def contradictory_outcomes(renewals: pd.DataFrame, thresholds: Thresholds = Thresholds(), *,

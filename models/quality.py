@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from models.clock import utc_timestamp, utcnow
-from models.contracts import BOOLEAN_TEXT, TableContract, day_month_text
+from models.contracts import BOOLEAN_TEXT, Column, Reference, TableContract, day_month_text
 from models.text import preview
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
@@ -141,6 +141,70 @@ class QualityResult:
         return "\n".join(lines)
 
 
+# The problem of each expectation, in words: the GX suite's and the warehouse-side usage check's
+# (`connectors.usage_checks`), so both say the same thing about the same row.
+
+MISSING_COLUMN = "column is missing"
+NULL_IN_REQUIRED = "null in a required column"
+
+
+def empty_problem(contract: TableContract) -> str:
+    return f"source table {contract.name} is empty"
+
+
+def type_problem(kind: str) -> str:
+    return f"not readable as {kind}"
+
+
+def allowed_problem(col: Column) -> str:
+    return f"not one of {', '.join(col.allowed)}"
+
+
+def range_problem(col: Column) -> str:
+    return f"outside its range ({col.range_text()})"
+
+
+def length_problem(col: Column) -> str:
+    return f"longer than {col.max_length} characters (the longest {col.name} the rescue queue stores)"
+
+
+def future_problem(now: pd.Timestamp) -> str:
+    return f"in the future (after {now:%Y-%m-%d %H:%M} UTC, the current time)"
+
+
+def duplicate_problem(pk: list[str] | tuple[str, ...]) -> str:
+    return f"with a duplicate {' + '.join(pk)}"
+
+
+def unknown_account_problem(ref: Reference) -> str:
+    return f"not a known account (no such {ref.table}.{ref.target})"
+
+
+def mistyped_problem(kind: str, unreadable: bool, ambiguous: bool) -> str:
+    """A column's values that cannot be read as `kind`: unreadable ones, text dates with an
+    ambiguous day/month order, or both."""
+    if ambiguous:
+        return AMBIGUOUS_DATES if not unreadable else f"not readable as datetime, or {AMBIGUOUS_DATES}"
+    return type_problem(kind)
+
+
+def key_columns(keys: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """The columns a failure's example ids name, and their joined form (the column of a
+    compound-key failure)."""
+    return tuple(keys) + ((",".join(keys),) if len(keys) > 1 else ())
+
+
+def example_ids(rows: list[dict[str, Any]], keys: list[str] | tuple[str, ...]) -> list[str]:
+    """Example rows' keys as the failures show them ("account_id A1, date 2024-01-02 00:00:00")."""
+    return [_key_text(row, list(keys)) for row in rows][:EXAMPLES]
+
+
+def example_values(values: list[Any]) -> list[Any]:
+    """Example values as the failures show them (instants to the second, numpy scalars plain)."""
+    return [_plain(v) for v in values][:EXAMPLES]
+
+
+
 @lru_cache(maxsize=1)
 def _context():
     import great_expectations as gx
@@ -185,8 +249,7 @@ def _mistyped(df: pd.DataFrame, contract: TableContract,
             unreadable = parsed.isna() & raw.notna()
             ambiguous = day_month_text(raw) & ~unreadable
             if ambiguous.any() and problems is not None:
-                problems[col.name] = (AMBIGUOUS_DATES if not unreadable.any()
-                                      else f"not readable as datetime, or {AMBIGUOUS_DATES}")
+                problems[col.name] = mistyped_problem(col.kind, bool(unreadable.any()), True)
             unreadable |= ambiguous
         elif col.kind == "bool":
             text = raw.astype("string").str.strip().str.lower()
@@ -226,38 +289,38 @@ def build_suite(
     suite = gx.ExpectationSuite(name=f"{contract.name}_contract")
     if rows == 0 and not contract.may_be_empty:
         suite.add_expectation(gxe.ExpectTableRowCountToBeBetween(
-            min_value=1, meta=_problem(f"source table {contract.name} is empty")))
+            min_value=1, meta=_problem(empty_problem(contract))))
         return suite
     present = set(frame_columns)
     for col in contract.columns:
-        suite.add_expectation(gxe.ExpectColumnToExist(column=col.name, meta=_problem("column is missing")))
+        suite.add_expectation(gxe.ExpectColumnToExist(column=col.name, meta=_problem(MISSING_COLUMN)))
         if col.name not in present:
             continue
         suite.add_expectation(gxe.ExpectColumnValuesToBeInTypeList(
-            column=col.name, type_list=_TYPE_LISTS[col.kind], meta=_problem(f"not readable as {col.kind}")))
+            column=col.name, type_list=_TYPE_LISTS[col.kind], meta=_problem(type_problem(col.kind))))
         if col.name in mistyped:
             continue
         if not col.nullable:
             suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(
-                column=col.name, meta=_problem("null in a required column")))
+                column=col.name, meta=_problem(NULL_IN_REQUIRED)))
         if col.allowed:
             suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(
-                column=col.name, value_set=list(col.allowed), meta=_problem(f"not one of {', '.join(col.allowed)}")))
+                column=col.name, value_set=list(col.allowed), meta=_problem(allowed_problem(col))))
         if col.numeric and (col.min_value is not None or col.max_value is not None):
             suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(
                 column=col.name, min_value=col.min_value, max_value=col.max_value,
-                meta=_problem(f"outside its range ({col.range_text()})")))
+                meta=_problem(range_problem(col))))
         if col.max_length is not None:
             suite.add_expectation(gxe.ExpectColumnValueLengthsToBeBetween(
                 column=col.name, max_value=col.max_length,
-                meta=_problem(f"longer than {col.max_length} characters (the longest {col.name} the rescue queue stores)")))
+                meta=_problem(length_problem(col))))
         if col.kind == "datetime" and not col.may_be_future:
             suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(
                 column=col.name, max_value=now.to_pydatetime(),
-                meta=_problem(f"in the future (after {now:%Y-%m-%d %H:%M} UTC, the current time)")))
+                meta=_problem(future_problem(now))))
     pk = [c for c in contract.primary_key if c in present]
     if pk and len(pk) == len(contract.primary_key):
-        duplicate = _problem(f"with a duplicate {' + '.join(pk)}")
+        duplicate = _problem(duplicate_problem(pk))
         if len(pk) == 1:
             suite.add_expectation(gxe.ExpectColumnValuesToBeUnique(column=pk[0], meta=duplicate))
         else:
@@ -267,7 +330,7 @@ def build_suite(
             if ref.column in present and ref.column not in mistyped:
                 suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(
                     column=ref.column, value_set=known_accounts,
-                    meta=_problem(f"not a known account (no such {ref.table}.{ref.target})")))
+                    meta=_problem(unknown_account_problem(ref))))
     for later, earlier in _ORDERED_PAIRS:
         if {later, earlier} <= present - set(mistyped):
             suite.add_expectation(
@@ -280,7 +343,14 @@ def build_suite(
 
 
 def _key_text(row: dict[str, Any], keys: list[str]) -> str:
-    return ", ".join(f"{k} {preview(_plain(row.get(k)), EXAMPLE_CHARS)}" for k in keys if k in row)
+    """``account_id 'A1', date '2024-01-02 00:00:00'``; a missing key value reads ``null``."""
+    return ", ".join(f"{k} {_key_value(row.get(k))}" for k in keys if k in row)
+
+
+def _key_value(value: Any) -> str:
+    if value is None or (not isinstance(value, (list, tuple, dict)) and bool(pd.isna(value))):
+        return "null"
+    return preview(_plain(value), EXAMPLE_CHARS)
 
 
 def _plain(value: Any) -> Any:
@@ -331,7 +401,7 @@ def _failure_from(result, table: str, keys: list[str]) -> Failure:
     if cfg.type == "expect_compound_columns_to_be_unique":
         column = ",".join(keys) or column
     return Failure(cfg.type, column or "", int(count or 0), examples, detail, ids=ids, problem=problem, table=table,
-                   key_columns=tuple(keys) + ((",".join(keys),) if len(keys) > 1 else ()))
+                   key_columns=key_columns(keys))
 
 
 def _after_the_run(df: pd.DataFrame, contract: TableContract, now: pd.Timestamp, wall: pd.Timestamp) -> list[str]:
