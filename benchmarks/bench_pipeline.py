@@ -82,7 +82,7 @@ def run_size(n_accounts: int, seed: int) -> dict:
 
     from assets import stages
     from assets.model import TrainingConfig
-    from assets.quality import USAGE_CHECK_DAYS
+    from connectors.usage_checks import USAGE_CHECK_DAYS, check_usage_consistency, check_usage_contract
     from assets.run_clock import replay_now
     from connectors.demo.world import DemoWorldConfig, generate_demo_world
     from models.churn.features import CATEGORICAL_FEATURES, FEATURE_NAMES, USAGE_WINDOW_DAYS, feature_matrix
@@ -90,7 +90,8 @@ def run_size(n_accounts: int, seed: int) -> dict:
     from models.churn.labels import churn_outcomes, observation_dates
     from models.churn.validation import time_validation_report
     from models.churn.training import build_training_set, time_split
-    from models.contracts import ACCOUNTS, RENEWALS, TICKETS, USAGE_DAILY, conform
+    from models.contracts import ACCOUNTS, RENEWALS, TICKETS, conform
+    from models.plausibility import Thresholds
     from models.quality import validate_frame
     from pipelines.resources import build_resources
 
@@ -170,17 +171,22 @@ def run_size(n_accounts: int, seed: int) -> dict:
                                                                  "raw_support_tickets"))
         snapshot = pd.Timestamp(cfg.end_date)
         with stage("quality_checks") as s:
+            # what the source checks run: the GX suites of the CRM and ticket frames, the usage
+            # contract and consistency in the warehouse (`connectors.usage_checks`)
             ids = accounts["account_id"]
-            usage_recent = wh.read_usage_daily(snapshot - pd.Timedelta(days=USAGE_CHECK_DAYS), snapshot)
+            at = replay_now(snapshot)
+            instant = pd.Timestamp(at).tz_convert("UTC").tz_localize(None)
             results = [
                 validate_frame(conform(accounts, ACCOUNTS), ACCOUNTS),
                 validate_frame(conform(renewals, RENEWALS), RENEWALS, known_accounts=ids),
                 validate_frame(conform(tickets, TICKETS), TICKETS, known_accounts=ids),
-                validate_frame(conform(usage_recent, USAGE_DAILY), USAGE_DAILY, known_accounts=ids),
+                check_usage_contract(wh, instant, instant),
             ]
-            s["passed"] = all(r.success for r in results)
-        bare("plain read of the same usage window", lambda: wh.read_usage_daily(
-            snapshot - pd.Timedelta(days=USAGE_CHECK_DAYS), snapshot))
+            found = check_usage_consistency(wh, instant, instant, accounts, renewals, Thresholds())
+            s["passed"] = all(r.success for r in results) and found.references.success
+        bare("plain read of the same tables and usage window", lambda: (
+            plain_read("raw_crm_accounts", "raw_crm_renewals", "raw_support_tickets"),
+            wh.read_usage_daily(snapshot - pd.Timedelta(days=USAGE_CHECK_DAYS), snapshot)))
         outcomes = churn_outcomes(renewals)
         with stage("training_set") as s:
             start = pd.Timestamp(cfg.start_date)
