@@ -112,3 +112,44 @@ def test_rescue_run_tells_an_unusable_executor_in_one_line_before_anything_runs(
     assert result.exit_code == 2 and len(lines) == 1, result.output
     assert lines[0].startswith("error: ") and all(n in lines[0] for n in names), lines[0]
     assert not (tmp_path / "home" / "dagster" / "history").exists()  # nothing ran
+
+
+def _documented_yaml() -> list[dict]:
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "scale_out.md").read_text()
+    return [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", text, re.S)]
+
+
+def test_the_documented_configuration_is_valid_for_the_packages_installed(tmp_path, monkeypatch):
+    """Every YAML block of docs/scale_out.md against the config schemas of the packages that
+    read it: the PostgreSQL instance always (dagster-postgres is a dependency), the k8s run
+    launcher and the k8s and celery executors' run config wherever their packages are installed."""
+    from dagster._config import process_config
+    from dagster._core.instance.config import dagster_instance_config
+    from dagster_postgres import DagsterPostgresStorage
+
+    for variable in ("DAGSTER_PG_PASSWORD", "RESCUE_CELERY_BROKER_URL", "RESCUE_CELERY_BACKEND_URL"):
+        monkeypatch.setenv(variable, "placeholder")
+    blocks = _documented_yaml()
+    instances = [b for b in blocks if "storage" in b]
+    runs = [b["execution"]["config"] for b in blocks if "execution" in b]
+    assert len(instances) == 2 and len(runs) == 2
+    for number, block in enumerate(instances):
+        home = tmp_path / f"instance{number}"
+        home.mkdir()
+        (home / "dagster.yaml").write_text(__import__("yaml").safe_dump(block))
+        if "run_launcher" not in block or importlib.util.find_spec("dagster_k8s"):
+            dagster_instance_config(str(home))  # raises on any key or value the instance refuses
+        storage = process_config(DagsterPostgresStorage.config_type(), block["storage"]["postgres"])
+        assert storage.success, storage.errors
+        assert block["storage"]["postgres"]["postgres_db"]["password"] == {"env": "DAGSTER_PG_PASSWORD"}
+    for name, config in zip(("k8s", "celery"), runs, strict=True):
+        module = {"k8s": "dagster_k8s", "celery": "dagster_celery"}[name]
+        if importlib.util.find_spec(module):
+            executor = executor_for(current({"RESCUE_EXECUTOR": name}), PG)
+            checked = process_config(executor.config_schema.config_type, config)
+            assert checked.success, (name, checked.errors)
