@@ -115,7 +115,6 @@ def _steps(instance: dg.DagsterInstance, run_id: str) -> tuple[dict[str, tuple[f
 
 
 def test_the_daily_job_runs_a_process_per_step_on_postgresql(pg_databases, tmp_path, monkeypatch):
-    from connectors.queue.store import QueueStore
     from pipelines.definitions import build_definitions
 
     warehouse_url, queue_url, instance_url = pg_databases
@@ -125,6 +124,15 @@ def test_the_daily_job_runs_a_process_per_step_on_postgresql(pg_databases, tmp_p
     daily = defs.resolve_job_def("daily_rescue_job")
     assert daily.executor_def.name == "multiprocess"
     instance = dg.DagsterInstance.get()
+    try:
+        _run_both_ways(defs, instance, env, warehouse_url, queue_url)
+    finally:
+        instance.dispose()  # its connections, before the databases are dropped
+
+
+def _run_both_ways(defs, instance: dg.DagsterInstance, env: dict[str, str], warehouse_url: str, queue_url: str) -> None:
+    from connectors.queue.store import QueueStore
+
     assert type(instance.run_storage).__name__ == "PostgresRunStorage"
 
     # the training set the daily job reads (the weekly retrain's, without its model search): in
