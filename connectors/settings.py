@@ -14,11 +14,12 @@ option) is seen at the next call. A field's variable name is `Settings.env("fiel
 `dg.EnvVar`, so the value never reaches the Dagster UI, logs or metadata. Secret fields are
 left out of the repr. An empty variable counts as unset.
 
-Three settings are read through a parser that names the variable when its value is unusable
+Four settings are read through a parser that names the variable when its value is unusable
 (`SettingError`): `snapshot_start_date()` (`RESCUE_SNAPSHOT_START`, the first snapshot
 partition, `assets.partitions`), `pinned_clock()` (`RESCUE_NOW`, the deployment's clock,
-`assets.run_clock`) and `freshness_mode()` (`RESCUE_FRESHNESS`, what a stale source does,
-`assets.quality`).
+`assets.run_clock`), `freshness_mode()` (`RESCUE_FRESHNESS`, what a stale source does,
+`assets.quality`) and `executor_choice()` (`RESCUE_EXECUTOR` and `RESCUE_MAX_CONCURRENCY`, how a
+run executes its steps, `pipelines.executors`).
 
 Slack webhooks per team are not settings of their own: a policy names the variable that holds
 each team's webhook (`slack_webhook_env`, e.g. `RESCUE_SLACK_CSM`), and the notifier reads the
@@ -115,11 +116,18 @@ class Settings(_FromEnv):
         "RESCUE_NOW", doc="The deployment's clock (ISO instant) for replays and backfills; unset: the wall clock")
     freshness: str = _var(
         "RESCUE_FRESHNESS", "block", doc="A stale source blocks routing ('block') or is a warning ('warn')")
+    executor: str = _var(
+        "RESCUE_EXECUTOR", "in_process",
+        doc="How a run executes its steps: 'in_process', 'multiprocess', 'k8s' (a pod per step) or 'celery'")
+    max_concurrency: str | None = _var(
+        "RESCUE_MAX_CONCURRENCY", doc="Steps a multiprocess run executes at once; unset: one per CPU core")
     salesforce: SalesforceSettings = field(default_factory=SalesforceSettings)
 
 
 #: The values of `RESCUE_FRESHNESS`.
 FRESHNESS_MODES = ("block", "warn")
+#: The values of `RESCUE_EXECUTOR` (`pipelines.executors` turns one into a Dagster executor).
+EXECUTORS = ("in_process", "multiprocess", "k8s", "celery")
 
 
 class SettingError(ValueError):
@@ -160,6 +168,30 @@ def freshness_mode(settings: Settings | None = None) -> str:
     if mode not in FRESHNESS_MODES:
         raise SettingError(f"{Settings.env('freshness')}={mode!r} is not one of {', '.join(FRESHNESS_MODES)}")
     return mode
+
+
+def executor_choice(settings: Settings | None = None) -> tuple[str, int | None]:
+    """(`RESCUE_EXECUTOR`, `RESCUE_MAX_CONCURRENCY`): the executor's name, one of `EXECUTORS`
+    ('in-process' and 'multi-process' are read alike), and the most steps a run executes at once
+    (None when unset: one per CPU core). Raises `SettingError` for any other executor, or a
+    concurrency that is not a positive whole number."""
+    s = settings or current()
+    name = (s.executor or "in_process").strip().lower().replace("-", "_")
+    if name == "multi_process":
+        name = "multiprocess"
+    if name not in EXECUTORS:
+        raise SettingError(f"{Settings.env('executor')}={s.executor!r} is not one of {', '.join(EXECUTORS)}")
+    text = (s.max_concurrency or "").strip()
+    if not text:
+        return name, None
+    try:
+        limit = int(text)
+    except ValueError:
+        limit = 0
+    if limit < 1:
+        raise SettingError(f"{Settings.env('max_concurrency')}={s.max_concurrency!r} is not a positive whole number "
+                           "(the most steps a multiprocess run executes at once)")
+    return name, limit
 
 
 def current(environ: Mapping[str, str] | None = None) -> Settings:

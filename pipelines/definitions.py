@@ -1,7 +1,9 @@
 """The Dagster Definitions: assets, checks, jobs, schedules and sensors, built in one place.
 
 Loaded by `dagster dev` / `dagster definitions validate` through `[tool.dagster]` in
-pyproject.toml, and by the `rescue` CLI.
+pyproject.toml, and by the `rescue` CLI. The module-level `defs` is what another process
+rebuilds a job from (the multiprocess, k8s and celery executors: `pipelines.executors`), so it
+is built from the `RESCUE_*` variables alone.
 """
 
 
@@ -9,8 +11,9 @@ import dagster as dg
 
 from assets import features, feedback, model, operations, quality, routing, scoring, sources
 from assets.partitions import snapshot_partitions_for, with_snapshot_partitions
+from pipelines.executors import for_definitions
 from pipelines.jobs import all_jobs
-from pipelines.resources import build_resources
+from pipelines.resources import build_resources, warehouse_url_of
 from pipelines.schedules import all_schedules
 from pipelines.sensors import all_sensors
 
@@ -27,9 +30,12 @@ def all_checks() -> list:
 
 def build_definitions(resource_overrides: dict | None = None) -> dg.Definitions:
     """The Definitions on the bound resources; the snapshot partitions follow the data in the
-    bound warehouse (`assets.partitions`)."""
+    bound warehouse (`assets.partitions`). The executor is `RESCUE_EXECUTOR`'s
+    (`pipelines.executors`); with resources bound in code it is in process, since no other
+    process could rebuild them."""
     resources = build_resources(resource_overrides)
     partitions = snapshot_partitions_for(resources["warehouse"])
+    executor = for_definitions(None, warehouse_url_of(resources["warehouse"]), overridden=bool(resource_overrides))
     return dg.Definitions(
         assets=with_snapshot_partitions(all_assets(), partitions),
         asset_checks=all_checks(),
@@ -37,7 +43,7 @@ def build_definitions(resource_overrides: dict | None = None) -> dg.Definitions:
         schedules=all_schedules,
         sensors=all_sensors,
         resources=resources,
-        executor=dg.in_process_executor,
+        executor=executor,
     )
 
 

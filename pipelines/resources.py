@@ -99,13 +99,13 @@ def build_resources(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     resources.setdefault("crm_writer", crm_writer_resource(resources["warehouse"], s))
     if "source_checks" not in resources:
         resources["source_checks"] = source_checks_resource(
-            settings=s, landed=landed_checks(_url_of(resources["warehouse"], s)))
+            settings=s, landed=landed_checks(warehouse_url_of(resources["warehouse"], s)))
     return resources
 
 
-def _url_of(warehouse: Any, settings: Settings) -> str:
+def warehouse_url_of(warehouse: Any, settings: Settings | None = None) -> str:
     """The URL of a bound warehouse resource (a `dg.EnvVar` is read; unset: the settings')."""
     url = getattr(warehouse, "url", None)
     if isinstance(url, dg.EnvVar):
         url = url.get_value()
-    return url or settings.warehouse_url or default_warehouse_url()
+    return url or (settings or current()).warehouse_url or default_warehouse_url()

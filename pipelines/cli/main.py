@@ -53,7 +53,19 @@ app.add_typer(desk_app, name="desk")
 
 
 def main() -> None:
-    app()
+    from connectors.settings import SettingError
+
+    try:
+        app()
+    except SettingError as exc:
+        # a setting read when the Definitions load (RESCUE_EXECUTOR, RESCUE_SNAPSHOT_START) that a
+        # command did not catch itself: one line naming the variable, as `rescue run` says it
+        from rich.markup import escape
+
+        from pipelines.cli.runner import err
+
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -8,6 +8,9 @@ generates data. The summary and the exit status are those of every CLI run
 (`pipelines.cli.runner`): 0 when the run succeeded (warnings included), 1 when a step or a
 blocking check failed, 2 for a date that is not a snapshot (or a setting that cannot be read).
 
+The run executes on `RESCUE_EXECUTOR`'s executor (`pipelines.executors`): in this process by
+default, or a process per step (`multiprocess`), as the schedule's runs do.
+
 The partitions follow the data in the configured warehouse (`assets.partitions`): a company's
 history from 2024 has snapshots from 2024, and a date before the data's first usable date is
 refused with the valid range.
@@ -57,11 +60,14 @@ def run(
     if verbose:
         runner.set_verbose(True)
     from connectors.settings import SettingError
-    from pipelines.definitions import build_definitions
 
     try:
+        from pipelines.definitions import build_definitions
+
+        # from the environment, read now: what the steps of a multiprocess run rebuild in their
+        # own processes (`pipelines.definitions:defs`, from the environment they inherit)
         defs = build_definitions()
     except SettingError as exc:
         raise _fail(str(exc)) from None
     key = snapshot_key(snapshot, defs.resolve_job_def(JOB).partitions_def)
-    runner.run_job(defs, JOB, runner.instance(), partition_key=key)
+    runner.run_job(defs, JOB, runner.instance(), partition_key=key, out_of_process=True)

@@ -43,6 +43,9 @@ QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 DAGSTER_YAML = Path(__file__).resolve().parents[2] / "dagster.yaml"
 #: At most this many characters of a root cause on the summary line (the run log has all of it).
 MAX_CAUSE = 400
+#: Where out-of-process steps rebuild the jobs from, and the directory they import it in.
+DEFINITIONS_MODULE = "pipelines.definitions"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 _verbose = False
 
@@ -281,11 +284,35 @@ def report(summary: RunSummary, *, seconds: float, log_path: Path | None) -> Non
     err.print(f"[red]{summary.title} failed[/] (run {summary.run_id[:8]}): {missing}{where}", markup=True)
 
 
-def run_job(defs: Any, name: str, instance: Any, run_config: dict | None = None, *,
-            partition_key: str | None = None, **kwargs: Any) -> Any:
-    """Run job `name` of `defs` in process on `instance`; report it (see the module docstring)
-    and return the result, or exit with status 1 when it failed."""
+def _execute_out_of_process(job: Any, instance: Any, run_config: dict, partition_key: str | None,
+                            tags: Mapping[str, str] | None = None) -> Any:
+    """Run `job` on its own executor (multiprocess, k8s, celery): the steps rebuild it from
+    `pipelines.definitions:defs` in their processes, so it is that module's job that runs."""
     import dagster as dg
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+    repository = ReconstructableRepository.for_module(DEFINITIONS_MODULE, "defs", working_directory=str(REPO_ROOT))
+    # the partition's tags, as `execute_in_process(partition_key=...)` and `dagster job execute
+    # --partition` set them
+    tags = {**(tags or {}), **(job.get_tags_for_partition_key(partition_key, selected_asset_keys=None)
+                               if partition_key else {})}
+    with dg.execute_job(repository.get_reconstructable_job(job.name), instance=instance, run_config=run_config,
+                        tags=tags, raise_on_error=False) as result:
+        return result  # the summary reads its events, which stay readable after the context
+
+
+def run_job(defs: Any, name: str, instance: Any, run_config: dict | None = None, *,
+            partition_key: str | None = None, out_of_process: bool = False, **kwargs: Any) -> Any:
+    """Run job `name` of `defs` on `instance`; report it (see the module docstring) and return
+    the result, or exit with status 1 when it failed.
+
+    In process by default (`execute_in_process`: the demo reads outputs back from the result).
+    `out_of_process` (`rescue run`) runs the job on its own executor when that is not in
+    process (`RESCUE_EXECUTOR`, `pipelines.executors`): `defs` must then be the Definitions
+    built from the environment, which another process can rebuild (`pipelines.definitions`)."""
+    import dagster as dg
+
+    from pipelines.executors import runs_out_of_process
 
     started = time.perf_counter()
     config = dict(run_config or {})
@@ -294,13 +321,16 @@ def run_job(defs: Any, name: str, instance: Any, run_config: dict | None = None,
     title = f"{name} {partition_key}" if partition_key else name
     try:
         job = defs.resolve_job_def(name)
+        if out_of_process and runs_out_of_process(job.executor_def):
+            execute = lambda: _execute_out_of_process(job, instance, config, partition_key, **kwargs)  # noqa: E731
+        else:
+            execute = lambda: job.execute_in_process(instance=instance, run_config=config, raise_on_error=False,  # noqa: E731
+                                                     partition_key=partition_key, **kwargs)
         if _verbose:
-            result = job.execute_in_process(instance=instance, run_config=config, raise_on_error=False,
-                                            partition_key=partition_key, **kwargs)
+            result = execute()
         else:
             with err.status(f"running {title}"):
-                result = job.execute_in_process(instance=instance, run_config=config, raise_on_error=False,
-                                                partition_key=partition_key, **kwargs)
+                result = execute()
     except dg.DagsterError as exc:
         err.print(f"[bold red]error:[/] {escape(f'{title} did not start: {type(exc).__name__}: {one_line(str(exc))}')}",
                   markup=True)
