@@ -12,7 +12,7 @@ from pydantic import Field
 
 from connectors.mapping.manifest import refresh_usage_daily
 from connectors.sources import CRMSource, TicketingSource
-from connectors.usage import DEFAULT_LOOKBACK_DAYS
+from connectors.settings import DEFAULT_USAGE_LOOKBACK_DAYS, MAX_USAGE_LOOKBACK_DAYS, SettingError, usage_lookback_days
 from connectors.warehouse import WarehouseError, WarehouseResource
 from models.text import fit_text
 
@@ -73,10 +73,11 @@ def support_tickets(context: dg.AssetExecutionContext, ticketing: TicketingSourc
 class UsageConfig(dg.Config):
     """How the daily usage step aggregates raw product events (`connectors.usage`)."""
 
-    lookback_days: int = Field(
-        default=DEFAULT_LOOKBACK_DAYS,
+    lookback_days: int | None = Field(
+        default=None,
         description="Whole days before the last aggregated day that are aggregated again, for events that "
-                    "arrive late (0 to 92); an event older than that makes the build a full one.",
+                    f"arrive late (0 to {MAX_USAGE_LOOKBACK_DAYS}); an event older than that makes the build a full "
+                    f"one. Unset: RESCUE_USAGE_LOOKBACK_DAYS, else {DEFAULT_USAGE_LOOKBACK_DAYS}.",
     )
     full_rebuild: bool = Field(default=False, description="Aggregate every day again, whatever the state says.")
 
@@ -93,8 +94,9 @@ def product_usage_daily(context: dg.AssetExecutionContext, warehouse: WarehouseR
     when the rest cannot have changed (the metadata says which days, and why when it was all)."""
     client = warehouse.get_client()
     try:
-        usage = refresh_usage_daily(client, lookback_days=config.lookback_days, full=config.full_rebuild)
-    except WarehouseError as exc:
+        lookback = usage_lookback_days() if config.lookback_days is None else config.lookback_days
+        usage = refresh_usage_daily(client, lookback_days=lookback, full=config.full_rebuild)
+    except (WarehouseError, SettingError) as exc:
         raise dg.Failure(str(exc)) from None
     span = client.read_sql("SELECT MIN(date) AS first_day, MAX(date) AS last_day, COUNT(DISTINCT account_id) AS accounts FROM usage_daily")
     first = span.iloc[0]

@@ -14,11 +14,12 @@ option) is seen at the next call. A field's variable name is `Settings.env("fiel
 `dg.EnvVar`, so the value never reaches the Dagster UI, logs or metadata. Secret fields are
 left out of the repr. An empty variable counts as unset.
 
-Three settings are read through a parser that names the variable when its value is unusable
+Four settings are read through a parser that names the variable when its value is unusable
 (`SettingError`): `snapshot_start_date()` (`RESCUE_SNAPSHOT_START`, the first snapshot
 partition, `assets.partitions`), `pinned_clock()` (`RESCUE_NOW`, the deployment's clock,
-`assets.run_clock`) and `freshness_mode()` (`RESCUE_FRESHNESS`, what a stale source does,
-`assets.quality`).
+`assets.run_clock`), `freshness_mode()` (`RESCUE_FRESHNESS`, what a stale source does,
+`assets.quality`) and `usage_lookback_days()` (`RESCUE_USAGE_LOOKBACK_DAYS`, the usage build's
+lookback, `assets.sources`).
 
 Slack webhooks per team are not settings of their own: a policy names the variable that holds
 each team's webhook (`slack_webhook_env`, e.g. `RESCUE_SLACK_CSM`), and the notifier reads the
@@ -115,11 +116,17 @@ class Settings(_FromEnv):
         "RESCUE_NOW", doc="The deployment's clock (ISO instant) for replays and backfills; unset: the wall clock")
     freshness: str = _var(
         "RESCUE_FRESHNESS", "block", doc="A stale source blocks routing ('block') or is a warning ('warn')")
+    usage_lookback: str | None = _var(
+        "RESCUE_USAGE_LOOKBACK_DAYS", doc="Days before the last aggregated usage day each build aggregates again")
     salesforce: SalesforceSettings = field(default_factory=SalesforceSettings)
 
 
 #: The values of `RESCUE_FRESHNESS`.
 FRESHNESS_MODES = ("block", "warn")
+#: `RESCUE_USAGE_LOOKBACK_DAYS` unset, and its largest value: past a quarter, late events are
+#: better met by the full build (`connectors.usage`).
+DEFAULT_USAGE_LOOKBACK_DAYS = 3
+MAX_USAGE_LOOKBACK_DAYS = 92
 
 
 class SettingError(ValueError):
@@ -160,6 +167,19 @@ def freshness_mode(settings: Settings | None = None) -> str:
     if mode not in FRESHNESS_MODES:
         raise SettingError(f"{Settings.env('freshness')}={mode!r} is not one of {', '.join(FRESHNESS_MODES)}")
     return mode
+
+
+def usage_lookback_days(settings: Settings | None = None) -> int:
+    """`RESCUE_USAGE_LOOKBACK_DAYS` as whole days (`DEFAULT_USAGE_LOOKBACK_DAYS` when unset).
+    Raises `SettingError` for anything but a whole number from 0 to `MAX_USAGE_LOOKBACK_DAYS`."""
+    text = (settings or current()).usage_lookback
+    if not text:
+        return DEFAULT_USAGE_LOOKBACK_DAYS
+    value = text.strip()
+    if not value.isdigit() or int(value) > MAX_USAGE_LOOKBACK_DAYS:
+        raise SettingError(f"{Settings.env('usage_lookback')}={text!r} is not a whole number of days from 0 to "
+                           f"{MAX_USAGE_LOOKBACK_DAYS}")
+    return int(value)
 
 
 def current(environ: Mapping[str, str] | None = None) -> Settings:

@@ -52,13 +52,14 @@ from connectors.warehouse import (
     _check_name,
     _staging_name,
 )
+from connectors.settings import DEFAULT_USAGE_LOOKBACK_DAYS, MAX_USAGE_LOOKBACK_DAYS
 from models.clock import utcnow
 from models.contracts import USAGE_DAILY
 
-#: Whole days before the last aggregated day that each build aggregates again (late events).
-DEFAULT_LOOKBACK_DAYS = 3
-#: Longest lookback accepted: beyond a quarter the full build is the simpler answer.
-MAX_LOOKBACK_DAYS = 92
+#: Whole days before the last aggregated day that each build aggregates again (late events), and
+#: the longest lookback accepted (the deployment sets it: `RESCUE_USAGE_LOOKBACK_DAYS`).
+DEFAULT_LOOKBACK_DAYS = DEFAULT_USAGE_LOOKBACK_DAYS
+MAX_LOOKBACK_DAYS = MAX_USAGE_LOOKBACK_DAYS
 #: One row per target table: what its last build did and the fingerprint of the frozen past.
 USAGE_STATE_TABLE = "usage_daily_state"
 #: Columns the raw events must have.

@@ -232,7 +232,7 @@ def test_bad_raw_events_are_named_and_nothing_is_written(wh, world_events):
     assert not wh.table_exists("usage_daily") and not wh.table_exists(USAGE_STATE_TABLE)
 
 
-def test_the_asset_says_what_it_did(tmp_path, world_events):
+def test_the_asset_says_what_it_did(tmp_path, world_events, monkeypatch):
     from assets.sources import product_usage_daily
     from connectors.warehouse import WarehouseResource
 
@@ -240,9 +240,14 @@ def test_the_asset_says_what_it_did(tmp_path, world_events):
     first, later = _split(world_events, 1)
     wh.write_table(RAW_EVENTS_TABLE, first)
 
+    def materialize(config: dict | None = None) -> dg.ExecuteInProcessResult:
+        return dg.materialize([product_usage_daily], resources={"warehouse": WarehouseResource(url=wh.url)},
+                              run_config={"ops": {"product_usage_daily": {"config": config}}} if config else None,
+                              raise_on_error=False)
+
     def run(config: dict | None = None) -> dict:
-        result = dg.materialize([product_usage_daily], resources={"warehouse": WarehouseResource(url=wh.url)},
-                                run_config={"ops": {"product_usage_daily": {"config": config}}} if config else None)
+        result = materialize(config)
+        assert result.success
         event = next(e for e in result.get_asset_materialization_events())
         return {k: v.value for k, v in event.materialization.metadata.items()}
 
@@ -261,3 +266,19 @@ def test_the_asset_says_what_it_did(tmp_path, world_events):
     meta = run({"full_rebuild": True})
     assert (meta["build"], meta["build_reason"]) == ("full", "full rebuild requested")
     _assert_equals_full_rebuild(wh)
+    # the deployment's lookback
+    monkeypatch.setenv("RESCUE_USAGE_LOOKBACK_DAYS", "5")
+    meta = run()
+    assert meta["lookback_days"] == 5 and meta["window_start"] == str((last - pd.Timedelta(days=5)).date())
+    for bad, words in (("abc", "RESCUE_USAGE_LOOKBACK_DAYS='abc' is not a whole number of days from 0 to 92"),
+                       ("93", "RESCUE_USAGE_LOOKBACK_DAYS='93' is not a whole number of days from 0 to 92")):
+        monkeypatch.setenv("RESCUE_USAGE_LOOKBACK_DAYS", bad)
+        before = wh.read_usage_daily()
+        failed = materialize()
+        assert not failed.success
+        failure = next(e for e in failed.all_events if e.event_type_value == "STEP_FAILURE")
+        assert words in failure.step_failure_data.error.message
+        pd.testing.assert_frame_equal(wh.read_usage_daily(), before)
+    monkeypatch.setenv("RESCUE_USAGE_LOOKBACK_DAYS", "1")
+    meta = run({"lookback_days": 0})  # the run config wins
+    assert meta["lookback_days"] == 0
