@@ -223,6 +223,38 @@ def test_a_crash_leaves_the_old_table_and_state(wh, world_events, monkeypatch):
     _assert_equals_full_rebuild(wh)
 
 
+@pytest.mark.parametrize("backend", ["duckdb", "postgresql"])
+def test_an_event_written_while_a_build_runs_is_not_lost(backend, tmp_path, request, world_events, monkeypatch):
+    """Another writer adds an event of the window after the aggregate read the events and before
+    the state's fingerprint: the build's one snapshot leaves it out of both, so the next build
+    sees the past changed instead of taking it for aggregated. (SQLite: the build's write lock
+    keeps other writers out until it commits.)"""
+    url = request.getfixturevalue("pg_url") if backend == "postgresql" else f"duckdb:///{tmp_path / 'wh.duckdb'}"
+    wh = Warehouse(url)
+    first, later = _split(world_events, 1)
+    wh.write_table(RAW_EVENTS_TABLE, first)
+    update_usage_daily(wh)
+    wh.append_table(RAW_EVENTS_TABLE, later[0])
+    window_day = _last_day(first) - pd.Timedelta(days=3)
+    concurrent = first[_day(first) == window_day].head(1).assign(user_id="USR-CONCURRENT")
+    original, calls = usage_mod._Build.fingerprint, []
+
+    def fingerprint(self, boundary):
+        calls.append(boundary)
+        if len(calls) == 2:  # the second one: after the aggregate, for the next build
+            Warehouse(url).append_table(RAW_EVENTS_TABLE, concurrent)
+        return original(self, boundary)
+
+    monkeypatch.setattr(usage_mod._Build, "fingerprint", fingerprint)
+    built = update_usage_daily(wh)
+    assert built.mode == "incremental" and len(calls) == 2 and calls[1] > window_day.date()
+    monkeypatch.undo()
+    after = update_usage_daily(wh)
+    assert after.mode == "full" and "changed since the last build" in after.reason
+    got = _assert_equals_full_rebuild(wh)
+    assert len(got[(got["date"] == window_day)]) > 0
+
+
 def test_bad_raw_events_are_named_and_nothing_is_written(wh, world_events):
     with pytest.raises(WarehouseError, match="table 'raw_product_events' does not exist"):
         update_usage_daily(wh)
