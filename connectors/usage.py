@@ -29,7 +29,15 @@ re-aggregates only the recent ones:
 A window ends with the data: new days, late rows of the window and rows deleted from it all
 count. On PostgreSQL the build runs in one REPEATABLE READ transaction, so events inserted while
 it runs are either in the aggregate and the fingerprint alike or in neither (the next build
-picks them up).
+picks them up); DuckDB's transactions are snapshots already, and on SQLite the build's write lock
+keeps other writers out. Two builds at once do not interleave: the second to delete the window's
+rows fails (a serialization error, a write conflict or a lock) and leaves the table as the first
+left it.
+
+Cost: the incremental build reads the raw table's ``occurred_at`` and ``quantity`` (the
+fingerprints, the window's filter) and aggregates only the window's events; the full build
+aggregates everything. On PostgreSQL an index on ``raw_product_events (occurred_at)`` serves the
+window's read; ``usage_daily`` gets an index on ``date`` there and on SQLite (`_Build.index_dates`).
 """
 
 from __future__ import annotations
