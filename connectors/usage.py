@@ -30,9 +30,10 @@ A window ends with the data: new days, late rows of the window and rows deleted 
 count. On PostgreSQL the build runs in one REPEATABLE READ transaction, so events inserted while
 it runs are either in the aggregate and the fingerprint alike or in neither (the next build
 picks them up); DuckDB's transactions are snapshots already, and on SQLite the build's write lock
-keeps other writers out. Two builds at once do not interleave: the second to delete the window's
-rows fails (a serialization error, a write conflict or a lock) and leaves the table as the first
-left it.
+keeps other writers out. Two builds at once should not interleave either: the second to delete
+the window's rows fails (PostgreSQL's serialization error under REPEATABLE READ, DuckDB's write
+conflict, SQLite's lock) and rolls back; that follows from the databases' rules and is not
+exercised by the tests.
 
 Cost: the incremental build reads the raw table's ``occurred_at`` and ``quantity`` (the
 fingerprints, the window's filter) and aggregates only the window's events; the full build
