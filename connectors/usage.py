@@ -23,7 +23,7 @@ re-aggregates only the recent ones:
 - **Anything else unexpected is a full build too**: no state (the first build, or a table built
   before the state existed), a missing target, a target whose columns are not the usage columns,
   a target whose row count is not what the last build left (someone else wrote it), a state
-  table of another shape, a last build that aggregated no day. `rescue data load` drops the
+  table of another shape, a last build that read another raw table or aggregated no day. `rescue data load` drops the
   state with the tables it replaces (`connectors.mapping.land`).
 
 A window ends with the data: new days, late rows of the window and rows deleted from it all
@@ -46,7 +46,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
@@ -91,9 +91,6 @@ class UsageBuild:
     last_day: date | None       # last aggregated day after the build
     days: int                   # days aggregated (distinct dates written)
     lookback_days: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _state_table(name: str = USAGE_STATE_TABLE) -> sa.Table:
@@ -342,6 +339,8 @@ def update_usage_daily(wh: Warehouse, *, source: str = RAW_EVENTS_TABLE, target:
         state, why = build.read_state()
         if state is None:
             return build.full(f"first build: {why}")
+        if state["source"] != source:
+            return build.full(f"the last build of {target} read {state['source']}, this one reads {source}")
         have = build.columns(target)
         if have is None:
             return build.full(f"{target} is missing")

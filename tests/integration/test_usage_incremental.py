@@ -195,6 +195,11 @@ def test_a_missing_foreign_or_reshaped_target_rebuilds(wh, world_events):
     assert built.mode == "full" and "not the usage columns" in built.reason
     pd.testing.assert_frame_equal(wh.read_usage_daily(), full)
     assert update_usage_daily(wh, full=True).reason == "full rebuild requested"
+    wh.write_table("other_events", world_events)
+    built = update_usage_daily(wh, source="other_events")
+    assert built.reason == "the last build of usage_daily read raw_product_events, this one reads other_events"
+    pd.testing.assert_frame_equal(wh.read_usage_daily(), full)
+    wh.drop_table("other_events")
     wh.drop_table(USAGE_STATE_TABLE)
     assert update_usage_daily(wh).reason.startswith("first build: no record of an earlier build (usage_daily_state is missing)")
 
