@@ -21,10 +21,10 @@ re-aggregates only the recent ones:
   corrected, a row moved between two old days); `full=True` (the asset's ``full_rebuild``) is for
   that.
 - **Anything else unexpected is a full build too**: no state (the first build, or a table built
-  before the state existed), a missing target, a target whose columns are not the usage columns,
-  a target whose row count is not what the last build left (someone else wrote it), a state
-  table of another shape, a last build that read another raw table or aggregated no day. `rescue data load` drops the
-  state with the tables it replaces (`connectors.mapping.land`).
+  before the state existed), a missing target, a target whose columns are not the usage
+  columns, a target whose row count is not what the last build left (someone else wrote it), a
+  state table of another shape, a last build that read another raw table or aggregated no day.
+  `rescue data load` drops the state with the tables it replaces (`connectors.mapping.land`).
 
 A window ends with the data: new days, late rows of the window and rows deleted from it all
 count. On PostgreSQL the build runs in one REPEATABLE READ transaction, so events inserted while
