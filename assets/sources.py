@@ -8,9 +8,11 @@ The quality checks in assets/quality.py gate everything downstream.
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from connectors.mapping.manifest import refresh_usage_daily
 from connectors.sources import CRMSource, TicketingSource
+from connectors.settings import DEFAULT_USAGE_LOOKBACK_DAYS, MAX_USAGE_LOOKBACK_DAYS, SettingError, usage_lookback_days
 from connectors.warehouse import WarehouseError, WarehouseResource
 from models.text import fit_text
 
@@ -68,25 +70,58 @@ def support_tickets(context: dg.AssetExecutionContext, ticketing: TicketingSourc
     return df
 
 
+class UsageConfig(dg.Config):
+    """How the daily usage step aggregates raw product events (`connectors.usage`)."""
+
+    lookback_days: int | None = Field(
+        default=None,
+        description="Whole days before the last aggregated day that are aggregated again, for events that "
+                    f"arrive late (0 to {MAX_USAGE_LOOKBACK_DAYS}); an event older than that makes the build a full "
+                    f"one. Unset: RESCUE_USAGE_LOOKBACK_DAYS, else {DEFAULT_USAGE_LOOKBACK_DAYS}.",
+    )
+    full_rebuild: bool = Field(default=False, description="Aggregate every day again, whatever the state says.")
+
+
+def _day_text(value: object) -> str:
+    return str(pd.Timestamp(value).date()) if value is not None and pd.notna(value) else "none"
+
+
 @dg.asset(group_name=GROUP, kinds={"sql", "duckdb"}, owners=OWNERS)
-def product_usage_daily(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def product_usage_daily(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                        config: UsageConfig) -> dg.MaterializeResult:
     """Daily product usage per account: the usage_daily a source mapping landed (`rescue data
-    load`), or else aggregated from raw events inside the warehouse (SQL)."""
+    load`), or else aggregated from raw events inside the warehouse (SQL), only the recent days
+    when the rest cannot have changed (the metadata says which days, and why when it was all)."""
     client = warehouse.get_client()
     try:
-        usage = refresh_usage_daily(client)
-    except WarehouseError as exc:
+        lookback = usage_lookback_days() if config.lookback_days is None else config.lookback_days
+        usage = refresh_usage_daily(client, lookback_days=lookback, full=config.full_rebuild)
+    except (WarehouseError, SettingError) as exc:
         raise dg.Failure(str(exc)) from None
-    rows = usage.rows
     span = client.read_sql("SELECT MIN(date) AS first_day, MAX(date) AS last_day, COUNT(DISTINCT account_id) AS accounts FROM usage_daily")
     first = span.iloc[0]
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": dg.MetadataValue.int(int(rows)),
-            "accounts": dg.MetadataValue.int(int(first["accounts"] or 0)),
-            "first_day": dg.MetadataValue.text(str(first["first_day"])),
-            "last_day": dg.MetadataValue.text(str(first["last_day"])),
-            "table": dg.MetadataValue.text("usage_daily"),
-            "origin": dg.MetadataValue.text(usage.origin),
-        }
-    )
+    metadata = {
+        "dagster/row_count": dg.MetadataValue.int(int(usage.rows)),
+        "accounts": dg.MetadataValue.int(int(first["accounts"] or 0)),
+        "first_day": dg.MetadataValue.text(_day_text(first["first_day"])),
+        "last_day": dg.MetadataValue.text(_day_text(first["last_day"])),
+        "table": dg.MetadataValue.text("usage_daily"),
+        "origin": dg.MetadataValue.text(usage.origin),
+    }
+    build = usage.build
+    if build is None:
+        metadata["build"] = dg.MetadataValue.text("landed")
+        metadata["build_reason"] = dg.MetadataValue.text("usage_daily landed by `rescue data load`, used as it is")
+    else:
+        metadata.update({
+            "build": dg.MetadataValue.text(build.mode),
+            "build_reason": dg.MetadataValue.text(build.reason),
+            "window_start": dg.MetadataValue.text(_day_text(build.window_start) if build.window_start else "all days"),
+            "days_reaggregated": dg.MetadataValue.int(build.days),
+            "rows_replaced": dg.MetadataValue.int(build.rows_replaced),
+            "rows_written": dg.MetadataValue.int(build.rows_written),
+            "lookback_days": dg.MetadataValue.int(build.lookback_days),
+        })
+        context.log.info(f"usage_daily: {build.mode} build, {build.days:,} day(s), {build.rows_replaced:,} rows "
+                         f"replaced by {build.rows_written:,}: {build.reason}")
+    return dg.MaterializeResult(metadata=metadata)

@@ -18,8 +18,9 @@ Four settings are read through a parser that names the variable when its value i
 (`SettingError`): `snapshot_start_date()` (`RESCUE_SNAPSHOT_START`, the first snapshot
 partition, `assets.partitions`), `pinned_clock()` (`RESCUE_NOW`, the deployment's clock,
 `assets.run_clock`), `freshness_mode()` (`RESCUE_FRESHNESS`, what a stale source does,
-`assets.quality`) and `executor_choice()` (`RESCUE_EXECUTOR` and `RESCUE_MAX_CONCURRENCY`, how a
-run executes its steps, `pipelines.executors`).
+`assets.quality`), `executor_choice()` (`RESCUE_EXECUTOR` and `RESCUE_MAX_CONCURRENCY`, how a
+run executes its steps, `pipelines.executors`) and `usage_lookback_days()`
+(`RESCUE_USAGE_LOOKBACK_DAYS`, the usage build's lookback, `assets.sources`).
 
 Slack webhooks per team are not settings of their own: a policy names the variable that holds
 each team's webhook (`slack_webhook_env`, e.g. `RESCUE_SLACK_CSM`), and the notifier reads the
@@ -121,6 +122,8 @@ class Settings(_FromEnv):
         doc="How a run executes its steps: 'in_process', 'multiprocess', 'k8s' (a pod per step) or 'celery'")
     max_concurrency: str | None = _var(
         "RESCUE_MAX_CONCURRENCY", doc="Steps a multiprocess run executes at once; unset: one per CPU core")
+    usage_lookback: str | None = _var(
+        "RESCUE_USAGE_LOOKBACK_DAYS", doc="Days before the last aggregated usage day each build aggregates again")
     salesforce: SalesforceSettings = field(default_factory=SalesforceSettings)
 
 
@@ -128,6 +131,10 @@ class Settings(_FromEnv):
 FRESHNESS_MODES = ("block", "warn")
 #: The values of `RESCUE_EXECUTOR` (`pipelines.executors` turns one into a Dagster executor).
 EXECUTORS = ("in_process", "multiprocess", "k8s", "celery")
+#: `RESCUE_USAGE_LOOKBACK_DAYS` unset, and its largest value: past a quarter, late events are
+#: better met by the full build (`connectors.usage`).
+DEFAULT_USAGE_LOOKBACK_DAYS = 3
+MAX_USAGE_LOOKBACK_DAYS = 92
 
 
 class SettingError(ValueError):
@@ -192,6 +199,19 @@ def executor_choice(settings: Settings | None = None) -> tuple[str, int | None]:
         raise SettingError(f"{Settings.env('max_concurrency')}={s.max_concurrency!r} is not a positive whole number "
                            "(the most steps a multiprocess run executes at once)")
     return name, limit
+
+
+def usage_lookback_days(settings: Settings | None = None) -> int:
+    """`RESCUE_USAGE_LOOKBACK_DAYS` as whole days (`DEFAULT_USAGE_LOOKBACK_DAYS` when unset).
+    Raises `SettingError` for anything but a whole number from 0 to `MAX_USAGE_LOOKBACK_DAYS`."""
+    text = (settings or current()).usage_lookback
+    if not text:
+        return DEFAULT_USAGE_LOOKBACK_DAYS
+    value = text.strip()
+    if not value.isdigit() or int(value) > MAX_USAGE_LOOKBACK_DAYS:
+        raise SettingError(f"{Settings.env('usage_lookback')}={text!r} is not a whole number of days from 0 to "
+                           f"{MAX_USAGE_LOOKBACK_DAYS}")
+    return int(value)
 
 
 def current(environ: Mapping[str, str] | None = None) -> Settings:

@@ -9,7 +9,8 @@ Design points:
 
 - **Heavy work stays in the warehouse.** `build_usage_daily` aggregates the raw per-user
   product events to one row per account per day with one ``CREATE TABLE ... AS SELECT ... GROUP
-  BY`` statement; pandas only ever sees the aggregate.
+  BY`` statement; pandas only ever sees the aggregate. The daily run re-aggregates only the
+  recent days (`connectors.usage`).
 - **Replacing a table is atomic.** A replacement is written under a staging name and swapped in
   (drop old, rename new) inside one transaction, so a failure at any point leaves the previous
   table untouched and readers never see half a table. `promote` does the same swap for several
@@ -310,57 +311,12 @@ class Warehouse:
         quantity. ``target`` gets the `USAGE_DAILY` columns: account_id, date, active_users
         (distinct users), events (sum of quantity), core_events and advanced_events (sum of
         quantity for the core / advanced feature). The target is replaced atomically. Returns
-        the number of rows of the new table.
+        the number of rows of the new table. This is the full build; the daily run only
+        re-aggregates recent days (`connectors.usage.update_usage_daily`).
         """
-        self._require(source)
-        ev = sa.table(
-            _check_name(source),
-            sa.column("account_id"),
-            sa.column("user_id"),
-            sa.column("occurred_at"),
-            sa.column("feature"),
-            sa.column("quantity"),
-        )
-        # DATE() is SQLite's spelling; CAST(... AS DATE) is standard (DuckDB, PostgreSQL, ...).
-        day = sa.func.date(ev.c.occurred_at) if self.dialect == "sqlite" else sa.cast(ev.c.occurred_at, sa.Date)
+        from connectors.usage import rebuild_usage_daily  # (it builds on this module)
 
-        def quantity_of(feature: str) -> sa.ColumnElement:
-            return sa.func.sum(sa.case((ev.c.feature == feature, ev.c.quantity), else_=0))
-
-        # Two GROUP BYs instead of COUNT(DISTINCT user_id): first one row per user and day, then
-        # one per account and day. Same result, and much cheaper than per-group distinct sets.
-        per_user = (
-            sa.select(
-                ev.c.account_id.label("account_id"),
-                day.label("date"),
-                ev.c.user_id.label("user_id"),
-                sa.func.sum(ev.c.quantity).label("events"),
-                quantity_of(CORE_FEATURE).label("core_events"),
-                quantity_of(ADVANCED_FEATURE).label("advanced_events"),
-            )
-            .group_by(ev.c.account_id, day, ev.c.user_id)
-            .subquery("per_user")
-        )
-
-        def total(column: sa.ColumnElement) -> sa.ColumnElement:
-            return sa.cast(sa.func.coalesce(sa.func.sum(column), 0), sa.BigInteger)
-
-        query = sa.select(
-            per_user.c.account_id,
-            per_user.c.date,
-            sa.cast(sa.func.count(per_user.c.user_id), sa.BigInteger).label("active_users"),
-            total(per_user.c.events).label("events"),
-            total(per_user.c.core_events).label("core_events"),
-            total(per_user.c.advanced_events).label("advanced_events"),
-        ).group_by(per_user.c.account_id, per_user.c.date)
-        staging = _staging_name(_check_name(target))
-        with self.engine.begin() as conn:
-            if self.dialect == "duckdb":
-                # Row order of an aggregate is undefined anyway; not preserving it saves memory.
-                conn.exec_driver_sql("SET preserve_insertion_order = false")
-            conn.execute(sa.CreateTableAs(query, staging))
-            self._swap(conn, {staging: target})
-            return int(conn.execute(sa.text(f"SELECT COUNT(*) FROM {self._quote(target)}")).scalar_one())
+        return rebuild_usage_daily(self, source=source, target=target).rows
 
     def read_usage_daily(
         self,

@@ -32,6 +32,7 @@ from connectors.mapping.dialect import Dialect, DialectError, dialect_for
 from connectors.mapping.loader import LoadedMapping, MappingError
 from connectors.mapping.manifest import MANIFEST_TABLE, manifest_row, read_manifest
 from connectors.sources import RAW_TABLES
+from connectors.usage import USAGE_STATE_TABLE
 from connectors.warehouse import USAGE_DAILY_TABLE, Warehouse
 from models.clock import utcnow
 from models.mapping.problems import Report
@@ -188,7 +189,10 @@ def land_mapping(loaded: LoadedMapping, warehouse: Warehouse, *, now: pd.Timesta
             )
             data_end = built.data_end
         say(f"landing {len(staging)} tables in one transaction: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
-        warehouse.promote(staging, drop=[t for t in drop if t not in staging.values()], append={MANIFEST_TABLE: row})
+        # The usage build's state describes a usage_daily this load replaces (or leaves to be
+        # rebuilt): dropped with it, so the next build from raw events is a full one.
+        dropped = [*(t for t in drop if t not in staging.values()), USAGE_STATE_TABLE]
+        warehouse.promote(staging, drop=dropped, append={MANIFEST_TABLE: row})
     except BaseException:
         for name in staging:
             try:

@@ -11,8 +11,8 @@ writes over it. A manifest written before a column existed reads as if that colu
 `landed_checks` is the pipeline's look at the thresholds when the Definitions load: read-only,
 it never creates a warehouse file, and any problem is an answer (the defaults, saying why).
 
-This module is on the daily path (the usage step), so it imports nothing but the warehouse and
-the thresholds.
+This module is on the daily path (the usage step), so it imports nothing but the warehouse, the
+usage build and the thresholds.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from connectors.usage import DEFAULT_LOOKBACK_DAYS, UsageBuild, update_usage_daily
 from connectors.warehouse import RAW_EVENTS_TABLE, USAGE_DAILY_TABLE, Warehouse, WarehouseError, probe_engine
 from models.plausibility import ThresholdError, thresholds_from
 
@@ -136,16 +137,21 @@ def landed_checks(url: str) -> LandedChecks:
 class UsageRefresh:
     rows: int
     origin: str  # where usage_daily came from, in words
+    build: UsageBuild | None = None  # what the build did; None for a landed usage_daily
 
 
-def refresh_usage_daily(warehouse: Warehouse) -> UsageRefresh:
+def refresh_usage_daily(warehouse: Warehouse, *, lookback_days: int = DEFAULT_LOOKBACK_DAYS,
+                        full: bool = False) -> UsageRefresh:
     """Make ``usage_daily`` current: the table a mapping landed, when the manifest says so;
-    otherwise rebuilt from raw product events. Raises `WarehouseError` when there is neither."""
+    otherwise brought up to date from raw product events (`connectors.usage.update_usage_daily`:
+    the recent days only, or a full build when it must). Raises `WarehouseError` when there is
+    neither."""
     meta = read_manifest(warehouse)
     if meta is not None and bool(meta.get("usage_daily_landed")) and warehouse.table_exists(USAGE_DAILY_TABLE):
         return UsageRefresh(warehouse.row_count(USAGE_DAILY_TABLE), describe_landed(meta))
     if warehouse.table_exists(RAW_EVENTS_TABLE):
-        return UsageRefresh(warehouse.build_usage_daily(), f"built from {RAW_EVENTS_TABLE}")
+        build = update_usage_daily(warehouse, lookback_days=lookback_days, full=full)
+        return UsageRefresh(build.rows, f"built from {RAW_EVENTS_TABLE} ({build.mode})", build)
     raise WarehouseError(
         f"no product usage in {warehouse.display_url}: neither {RAW_EVENTS_TABLE} nor a {USAGE_DAILY_TABLE} "
         "landed by `rescue data load` (give the mapping a usage section)"

@@ -621,10 +621,15 @@ def test_the_source_assets_and_their_blocking_checks_read_the_landed_tables(comp
     from assets.quality import source_checks
     from assets.sources import crm_account_history, crm_accounts, crm_renewals, product_usage_daily, support_tickets
 
+    from connectors.usage import USAGE_STATE_TABLE
+
     wh = Warehouse(f"duckdb:///{tmp_path / 'warehouse.duckdb'}")
-    land_mapping(load_mapping(company), wh)
     wh.write_table("raw_product_events", pd.DataFrame({   # raw events of someone else's: not used
         "account_id": ["X"], "user_id": ["u"], "occurred_at": [pd.Timestamp("2026-11-01")], "feature": ["core"], "quantity": [1]}))
+    wh.build_usage_daily()  # a usage_daily built from them before the load, and its build state
+    assert wh.table_exists(USAGE_STATE_TABLE)
+    land_mapping(load_mapping(company), wh)
+    assert not wh.table_exists(USAGE_STATE_TABLE)  # dropped with the usage_daily the load replaced
     usage_before = wh.read_usage_daily()
     monkeypatch.setenv("RESCUE_NOW", "2026-12-01T06:00:00+00:00")   # the daily run after the exports' last day
     result = dg.materialize([crm_accounts, crm_renewals, crm_account_history, support_tickets, product_usage_daily,
@@ -638,7 +643,9 @@ def test_the_source_assets_and_their_blocking_checks_read_the_landed_tables(comp
         [c.metadata for c in checks if not c.passed]
     usage = next(e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey("product_usage_daily"))
     assert usage.materialization.metadata["origin"].value.startswith("data landed by `rescue data load`")
+    assert usage.materialization.metadata["build"].value == "landed"
     pd.testing.assert_frame_equal(wh.read_usage_daily(), usage_before)
+    assert not wh.table_exists(USAGE_STATE_TABLE)
 
 
 @pytest.mark.slow
