@@ -82,6 +82,7 @@ def run_size(n_accounts: int, seed: int) -> dict:
 
     from assets import stages
     from assets.model import TrainingConfig
+    from connectors.mapping.manifest import refresh_usage_daily
     from connectors.usage_checks import USAGE_CHECK_DAYS, check_usage_consistency, check_usage_contract
     from assets.run_clock import replay_now
     from connectors.demo.world import DemoWorldConfig, generate_demo_world
@@ -160,6 +161,14 @@ def run_size(n_accounts: int, seed: int) -> dict:
                 cached.with_suffix(".part").replace(cached)
         with stage("usage_daily_sql") as s:
             s["rows"] = wh.build_usage_daily()
+        bare("DuckDB GROUP BY account and day of the same events", lambda: sql_count(
+            "SELECT account_id, CAST(occurred_at AS DATE) AS d, COUNT(DISTINCT user_id) AS u, SUM(quantity) AS q "
+            "FROM raw_product_events GROUP BY 1, 2"))
+        with stage("usage_daily_daily_run") as s:
+            # what the daily run's `product_usage_daily` does the next day: the recent days again
+            # (the lookback), after checking the past is unchanged (`connectors.usage`)
+            build = refresh_usage_daily(wh).build
+            s["mode"], s["days_reaggregated"] = build.mode, build.days
         bare("DuckDB GROUP BY account and day of the same events", lambda: sql_count(
             "SELECT account_id, CAST(occurred_at AS DATE) AS d, COUNT(DISTINCT user_id) AS u, SUM(quantity) AS q "
             "FROM raw_product_events GROUP BY 1, 2"))
@@ -252,7 +261,7 @@ def run_size(n_accounts: int, seed: int) -> dict:
         timed["policy_route"]["accounts_per_second"] = round(len(cands) / max(timed["policy_route"]["seconds"], 1e-3))
         timed["rescue_queue_write"]["opened"] = run.summary.opened
     total = round(sum(x["seconds"] for x in stages_run), 1)
-    daily = ("pull_sources", "quality_checks", "account_features", "churn_scores", "health_scores",
+    daily = ("usage_daily_daily_run", "pull_sources", "quality_checks", "account_features", "churn_scores", "health_scores",
              "rescue_candidates", "policy_route", "rescue_queue_write")
     return {"accounts": n_accounts, "total_seconds": total,
             "daily_path_seconds": round(sum(x["seconds"] for x in stages_run if x["stage"] in daily), 1),
