@@ -45,6 +45,7 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from threadpoolctl import threadpool_limits
 
 from models.churn import capacity
 from models.churn.capacity import CAPACITY_GRID, PARALLEL_ROWS
@@ -142,7 +143,10 @@ def fit_logistic_baseline(train: pd.DataFrame, *, label: str | None = None,
     )
     pipeline = Pipeline([("prep", prep), ("lr", LogisticRegression(C=1.0, max_iter=2000))])
     X_lr = X.astype({c: object for c in categorical})
-    return pipeline.fit(X_lr, y)
+    # BLAS on one thread below PARALLEL_ROWS, as LightGBM: on these small dense problems a
+    # second BLAS thread mostly waits (half of the L-BFGS time on 1,000 rows, shared cores)
+    with threadpool_limits(limits=_threads(len(X_lr)), user_api="blas"):
+        return pipeline.fit(X_lr, y)
 
 
 @dataclass
@@ -410,11 +414,10 @@ def _fit(X: pd.DataFrame, y: np.ndarray, splits: Sequence[tuple[np.ndarray, np.n
             fit_logistic_baseline(rows, features=features, categorical=categorical, y=y[final_linear_rows]),
             rows,
         )
-    chosen = next(t for t in selection.trials if t["config"] == selection.config)
     metadata = {
         "params": capacity.lgb_params(selection.config, len(splits[0][0]), seed),
         "capacity": selection.config["name"],
-        "best_iterations": chosen["best_iterations"],
+        "best_iterations": [int(b.num_trees()) for b in selection.boosters],
         "tuning": selection.trials,
         "inner_splits": len(splits),
         "blend_weight": weight,
