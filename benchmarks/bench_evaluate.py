@@ -9,7 +9,8 @@ exactly as a user runs it (`python -m pipelines.cli.main model evaluate --csv ..
 fresh interpreter: reading, type inference, 5-fold CV of the model and both baselines). In the
 same run the bare reference, LightGBM with every library default (`LGBMClassifier()`: 100 trees,
 31 leaves, all cores) fitted and scored on the same stratified folds of the same table, is timed
-in this process. Printed per size: wall and CPU seconds of the command, of the reference, their
+in this process, and again on one thread (`n_jobs=1`): on shared cores LightGBM's default
+threads can cost more than they save on small tables. Printed per size: wall and CPU seconds of the command, of the reference, their
 ratio, and the ROC-AUC of the model, the logistic regression, the default LightGBM inside the
 command and the bare reference, side by side; and, between consecutive sizes, the exponent of
 the command's time in the rows (1.0: linear). `--goals` adds the two sizes the model is held to:
@@ -64,12 +65,14 @@ def _evaluate(path: Path, folds: int, seed: int) -> dict:
     return {"wall": wall, "cpu": cpu, "result": json.loads(done.stdout)}
 
 
-def _reference(X, y: np.ndarray, folds: int, seed: int) -> dict:
-    """LGBMClassifier() with every default, fitted and scored on each fold: the bare reference."""
+def _reference(X, y: np.ndarray, folds: int, seed: int, *, n_jobs: int | None = None) -> dict:
+    """LGBMClassifier() with every default, fitted and scored on each fold: the bare reference
+    (`n_jobs` None: the library's default, every core)."""
     aucs = []
     cpu, started = time.process_time(), time.perf_counter()
+    extra = {} if n_jobs is None else {"n_jobs": n_jobs}
     for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y):
-        model = lgb.LGBMClassifier(verbosity=-1).fit(X.iloc[tr], y[tr])
+        model = lgb.LGBMClassifier(verbosity=-1, **extra).fit(X.iloc[tr], y[tr])
         aucs.append(roc_auc_score(y[te], model.predict_proba(X.iloc[te])[:, 1]))
     return {"wall": time.perf_counter() - started, "cpu": time.process_time() - cpu,
             "roc_auc": float(np.mean(aucs)), "roc_auc_std": float(np.std(aucs))}
@@ -83,6 +86,7 @@ def run_case(rows: int, columns: int, *, kind: str, folds: int, seed: int, workd
     load = os.getloadavg()[0]
     command = _evaluate(path, folds, seed)
     reference = _reference(X, y, folds, seed)
+    one_thread = _reference(X, y, folds, seed, n_jobs=1)
     path.unlink()
     result = command["result"]
     baselines = result["baselines"]
@@ -95,6 +99,8 @@ def run_case(rows: int, columns: int, *, kind: str, folds: int, seed: int, workd
         "reference_seconds": round(reference["wall"], 2),
         "reference_cpu_seconds": round(reference["cpu"], 2),
         "ratio": round(command["wall"] / reference["wall"], 2),
+        "reference_one_thread_seconds": round(one_thread["wall"], 2),
+        "ratio_one_thread": round(command["wall"] / one_thread["wall"], 2),
         "roc_auc": {
             "model": result["model"]["roc_auc"],
             "logistic_regression": baselines["logistic_regression"]["roc_auc"],
