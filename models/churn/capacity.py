@@ -7,8 +7,9 @@ trees until its held-out log-loss has not improved for `patience` rounds and kee
 iteration, so a small noisy table gets a few dozen shallow trees and a large table with
 interactions gets hundreds of wide ones.
 
-Selection (`select_capacity`) only ever sees the rows it is given (the training part of an outer
-fold, or the earlier window of a time split), split again into inner folds:
+Selection (`select_capacity`) only ever sees the rows it is given: in cross-validation the outer
+fold's training part, split again into inner folds (its test part is scored once, afterwards);
+in a time split, the earlier window to train on and the later one held out. Over inner folds:
 
 1. every configuration is trained on the first inner fold's training part, with early stopping
    on its held-out part, and scored there by ROC-AUC;
@@ -19,10 +20,14 @@ fold, or the earlier window of a time split), split again into inner folds:
 The model averages the winner's fold boosters, and its out-of-fold scores (every inner
 held-out row scored once, by a booster that did not see it) choose the blend with the logistic
 regression and the calibration. Why halving instead of every configuration on every fold: the
-configurations' held-out ROC-AUCs on one fold differ mostly where it matters (a default-sized
-model against stumps on an interaction table is 0.02-0.05 apart), and the second fold settles
-the close calls between the two best; it costs `len(grid) + FINALISTS + folds - 2` fits instead
+configurations' held-out ROC-AUCs on one fold differ most where it matters (on a generated
+interaction table of 1,125 rows, 0.68 for `heavy` against 0.93 for `moderate`), and the second
+fold settles the close calls between the two best; it costs `len(grid) + FINALISTS + folds - 2` fits instead
 of `len(grid) * folds` (9 against 20 for 5 configurations and 4 folds).
+
+With a single split of more than `SELECTION_ROWS` training rows the contest runs on a sample of
+it and the winner is trained on all of it (`select_capacity`), so the cost of choosing does not
+grow with the table.
 
 The order of the grid matters only for a `budget` (the first configurations tried): every
 prefix of two or more spans regularized and default capacity.
