@@ -10,13 +10,13 @@ fresh interpreter: reading, type inference, 5-fold CV of the model and both base
 same run the bare reference, LightGBM with every library default (`LGBMClassifier()`: 100 trees,
 31 leaves, all cores) fitted and scored on the same stratified folds of the same table, is timed
 in this process, and again on one thread (`n_jobs=1`): on shared cores LightGBM's default
-threads can cost more than they save on small tables. Printed per size: wall and CPU seconds of the command, of the reference, their
-ratio, and the ROC-AUC of the model, the logistic regression, the default LightGBM inside the
-command and the bare reference, side by side; and, between consecutive sizes, the exponent of
-the command's wall and CPU time in the rows (1.0: linear; on shared cores the CPU one is the
-steadier). `--goals` adds the two sizes the model is held to:
-5,000 rows x 20 columns and 64,000 x 10. The load average before each size is printed too: the
-cores may be shared. This is a benchmark: it prints figures and gates nothing.
+threads can cost more than they save on small tables. Printed per size: wall and CPU seconds of
+the command and of the reference, their ratio, and the ROC-AUC of the model, the logistic
+regression, the default LightGBM inside the command and the bare reference, side by side; and,
+between consecutive sizes, the exponent of the command's wall and CPU time in the rows (1.0:
+linear; on shared cores the CPU one is the steadier). `--goals` adds the two sizes the model is
+held to: 5,000 rows x 20 columns and 64,000 x 10. The load average before each size is printed
+too: the cores may be shared. This is a benchmark: it prints figures and gates nothing.
 """
 
 from __future__ import annotations
