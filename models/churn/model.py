@@ -3,12 +3,11 @@
 The model is built to be robust on the tables churn work actually sees (a few thousand rows,
 many categoricals, 5-30 % churners) rather than tuned for one of them:
 
-- **LightGBM** with native categoricals and missing values, strong regularization
-  (`min_child_samples` scaled to the number of rows, L2, feature and row subsampling, category
-  smoothing), a moderate learning rate with early stopping on held-out rows, and positive rows
-  weighted by sqrt(negatives / positives) so rare churners shape the trees.
-- A **small tuning budget**: the first `tuning_budget` configurations of a fixed, diverse grid,
-  chosen by held-out ROC-AUC.
+- **LightGBM** with native categoricals and missing values, positive rows weighted by
+  sqrt(negatives / positives) so rare churners shape the trees, and a **capacity chosen by the
+  data** (`models.churn.capacity`): a grid from heavily regularized trees through LightGBM's
+  defaults to larger ones, each grown with early stopping on held-out rows, the winner chosen by
+  held-out ROC-AUC (`tuning_budget` tries only the grid's first configurations).
 - A **logistic-regression** component (one-hot + median imputation + scaling). The two are
   blended in log-odds space with a weight chosen on held-out predictions only; weight 1 is the
   pure GBM. Because both parts are additive in log-odds, per-row contributions stay exact:
@@ -29,7 +28,6 @@ the linear part and the calibrator): no pickle.
 from __future__ import annotations
 
 import json
-import os
 import platform
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -47,33 +45,19 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from threadpoolctl import threadpool_limits
+
+from models.churn import capacity
+from models.churn.capacity import CAPACITY_GRID, PARALLEL_ROWS
 
 
 FORMAT = "churn-model/1"
-MAX_THREADS = 2
-PARALLEL_ROWS = 100_000
-"""Below this many rows LightGBM runs on one thread: on small data a second thread costs more in
-synchronisation than it saves, and much more when the machine's cores are shared."""
-MAX_ROUNDS = 5000
-EARLY_STOPPING_ROUNDS = 100
 BLEND_GRID = np.round(np.linspace(0.0, 1.0, 11), 2)
-
-# Diverse, regularized LightGBM configurations, most robust first. `min_child_share` is
-# min_child_samples as a share of training rows (clipped to [5, 200]).
-PARAM_GRID: tuple[dict[str, float], ...] = (
-    {"num_leaves": 5, "learning_rate": 0.02, "min_child_share": 0.01, "lambda_l2": 10.0,
-     "feature_fraction": 0.5},
-    {"num_leaves": 15, "learning_rate": 0.03, "min_child_share": 0.02, "lambda_l2": 5.0,
-     "feature_fraction": 0.7},
-    {"num_leaves": 3, "learning_rate": 0.05, "min_child_share": 0.005, "lambda_l2": 1.0,
-     "feature_fraction": 0.8},
-    {"num_leaves": 31, "learning_rate": 0.02, "min_child_share": 0.03, "lambda_l2": 20.0,
-     "feature_fraction": 0.6},
-    {"num_leaves": 7, "learning_rate": 0.05, "min_child_share": 0.01, "lambda_l2": 30.0,
-     "feature_fraction": 0.9},
-    {"num_leaves": 63, "learning_rate": 0.01, "min_child_share": 0.05, "lambda_l2": 50.0,
-     "feature_fraction": 0.5},
-)
+#: From this many rows the model's own rows are split once (a quarter held out) instead of into
+#: `inner_folds`: the held-out quarter alone is then thousands of rows, enough to tell the
+#: configurations apart and to calibrate, and bagging fold boosters gains little at that size
+#: while costing a fit per fold (`fit_churn_model_cv`).
+SINGLE_SPLIT_ROWS = 20_000
 
 
 class ModelError(ValueError):
@@ -89,7 +73,7 @@ they use every allowed thread from far fewer rows than training does (results ar
 
 
 def _threads(n_rows: int, *, threshold: int = PARALLEL_ROWS) -> int:
-    return 1 if n_rows < threshold else min(MAX_THREADS, os.cpu_count() or 1)
+    return capacity.threads(n_rows, threshold=threshold)
 
 
 def _text(values: pd.Series) -> pd.Series:
@@ -159,7 +143,10 @@ def fit_logistic_baseline(train: pd.DataFrame, *, label: str | None = None,
     )
     pipeline = Pipeline([("prep", prep), ("lr", LogisticRegression(C=1.0, max_iter=2000))])
     X_lr = X.astype({c: object for c in categorical})
-    return pipeline.fit(X_lr, y)
+    # BLAS on one thread below PARALLEL_ROWS, as LightGBM: on these small dense problems a
+    # second BLAS thread mostly waits (half of the L-BFGS time on 1,000 rows, shared cores)
+    with threadpool_limits(limits=_threads(len(X_lr)), user_api="blas"):
+        return pipeline.fit(X_lr, y)
 
 
 @dataclass
@@ -389,71 +376,24 @@ class ChurnModel:
 # ------------------------------------------------------------------------------------- fitting
 
 
-def _lgb_params(config: Mapping[str, float], n_rows: int, seed: int) -> dict[str, Any]:
-    params = {k: v for k, v in config.items() if k != "min_child_share"}
-    params.update(
-        objective="binary",
-        metric="binary_logloss",
-        min_child_samples=int(np.clip(config["min_child_share"] * n_rows, 5, 200)),
-        bagging_fraction=0.8,
-        bagging_freq=1,
-        cat_smooth=10.0,
-        cat_l2=10.0,
-        min_data_per_group=20,
-        max_cat_to_onehot=8,
-        num_threads=_threads(n_rows),
-        seed=seed,
-        deterministic=True,
-        force_col_wise=True,
-        verbosity=-1,
-    )
-    return params
-
-
-def _weights(y: np.ndarray) -> np.ndarray:
-    """Positive rows weighted by sqrt(negatives / positives): imbalance handled, not overcorrected."""
-    pos = max(int(y.sum()), 1)
-    return np.where(y == 1, np.sqrt((len(y) - pos) / pos), 1.0)
-
-
-def _train_booster(params: Mapping[str, Any], X_tr: pd.DataFrame, y_tr: np.ndarray,
-                   X_va: pd.DataFrame, y_va: np.ndarray) -> lgb.Booster:
-    train_set = lgb.Dataset(X_tr, y_tr, weight=_weights(y_tr), categorical_feature="auto",
-                            free_raw_data=False)
-    valid_set = lgb.Dataset(X_va, y_va, weight=_weights(y_va), reference=train_set)
-    return lgb.train(
-        dict(params), train_set, num_boost_round=MAX_ROUNDS, valid_sets=[valid_set],
-        callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
-    )
-
-
 def _fit(X: pd.DataFrame, y: np.ndarray, splits: Sequence[tuple[np.ndarray, np.ndarray]], *,
-         categorical: Sequence[str], seed: int, tuning_budget: int,
+         categorical: Sequence[str], seed: int, tuning_budget: int | None,
          final_linear_rows: np.ndarray) -> ChurnModel:
-    """Select a configuration, blend weight and calibrator on the held-out parts of `splits`.
-
-    Boosters are trained on each split's training part with early stopping on its held-out part
-    and averaged; the linear part is refitted on `final_linear_rows`.
+    """Choose the trees' capacity, the blend weight and the calibrator on the held-out parts of
+    `splits` (`models.churn.capacity.select_capacity`); the model averages the chosen
+    configuration's boosters, one per split, and refits the linear part on `final_linear_rows`.
     """
-    if not 1 <= tuning_budget <= len(PARAM_GRID):
-        raise ModelError(f"tuning_budget must be between 1 and {len(PARAM_GRID)}, got {tuning_budget}")
+    budget = len(CAPACITY_GRID) if tuning_budget is None else tuning_budget
+    if not 1 <= budget <= len(CAPACITY_GRID):
+        raise ModelError(f"tuning_budget must be between 1 and {len(CAPACITY_GRID)}, got {budget}")
     features = list(X.columns)
     levels = category_levels(X, categorical)
     Xc = coerce_features(X, features, levels)
     held = np.concatenate([va for _, va in splits])
     y_held = y[held]
 
-    trials = []
-    for config in PARAM_GRID[:tuning_budget]:
-        boosters, scores = [], []
-        for tr, va in splits:
-            params = _lgb_params(config, len(tr), seed)
-            booster = _train_booster(params, Xc.iloc[tr], y[tr], Xc.iloc[va], y[va])
-            boosters.append(booster)
-            scores.append(booster.predict(Xc.iloc[va], raw_score=True, num_threads=_threads(len(va))))
-        gbm_held = np.concatenate(scores)
-        trials.append((roc_auc_score(y_held, gbm_held), config, boosters, gbm_held))
-    best_auc, best_config, boosters, gbm_held = max(trials, key=lambda t: t[0])
+    selection = capacity.select_capacity(Xc, y, splits, seed=seed, grid=CAPACITY_GRID[:budget])
+    gbm_held = selection.held_score
 
     linear_held = np.concatenate([
         LinearScorer.from_pipeline(
@@ -475,9 +415,11 @@ def _fit(X: pd.DataFrame, y: np.ndarray, splits: Sequence[tuple[np.ndarray, np.n
             rows,
         )
     metadata = {
-        "params": {k: v for k, v in _lgb_params(best_config, len(splits[0][0]), seed).items()},
-        "best_iterations": [int(b.best_iteration) for b in boosters],
-        "tuning": [{"config": dict(c), "held_out_roc_auc": float(a)} for a, c, _, _ in trials],
+        "params": capacity.lgb_params(selection.config, len(splits[0][0]), seed),
+        "capacity": selection.config["name"],
+        "best_iterations": [int(b.num_trees()) for b in selection.boosters],
+        "tuning": selection.trials,
+        "inner_splits": len(splits),
         "blend_weight": weight,
         "blend_held_out_roc_auc": {str(w): float(a) for w, a in blend_aucs.items()},
         "held_out_roc_auc": float(blend_aucs[weight]),
@@ -492,17 +434,19 @@ def _fit(X: pd.DataFrame, y: np.ndarray, splits: Sequence[tuple[np.ndarray, np.n
                      "pandas": pd.__version__, "numpy": np.__version__,
                      "python": platform.python_version()},
     }
-    return ChurnModel(boosters=boosters, linear=linear, blend_weight=weight, calibrator=calibrator,
-                      feature_names=features, categorical=levels, metadata=metadata)
+    return ChurnModel(boosters=selection.boosters, linear=linear, blend_weight=weight,
+                      calibrator=calibrator, feature_names=features, categorical=levels,
+                      metadata=metadata)
 
 
 def fit_churn_model(train: pd.DataFrame, valid: pd.DataFrame, *, label: str,
                     features: Sequence[str], categorical: Sequence[str], seed: int = 0,
-                    tuning_budget: int = 6) -> ChurnModel:
-    """Fit on `train`; early stopping, tuning, blend weight and calibration on `valid`.
+                    tuning_budget: int | None = None) -> ChurnModel:
+    """Fit on `train`; early stopping, capacity, blend weight and calibration on `valid`.
 
     `valid` should be the later time window. Category levels are taken from `train` and `valid`
     together (the values are known at fit time; unseen levels at scoring time become missing).
+    `tuning_budget` tries only the first configurations of `CAPACITY_GRID` (all when None).
     """
     frame = pd.concat([train[list(features)], valid[list(features)]], ignore_index=True)
     y = np.concatenate([label_values(train, label), label_values(valid, label)])
@@ -513,11 +457,16 @@ def fit_churn_model(train: pd.DataFrame, valid: pd.DataFrame, *, label: str,
 
 
 def fit_churn_model_cv(X: pd.DataFrame, y: np.ndarray, *, categorical: Sequence[str] = (),
-                       inner_folds: int = 4, seed: int = 0, tuning_budget: int = 3) -> ChurnModel:
-    """Fit on one table: inner stratified folds hold out rows for early stopping, selection and
-    calibration; the model averages the fold boosters and refits the linear part on all rows."""
+                       inner_folds: int = 4, seed: int = 0,
+                       tuning_budget: int | None = None) -> ChurnModel:
+    """Fit on one table: inner stratified folds hold out rows for early stopping, capacity
+    selection and calibration; the model averages the fold boosters and refits the linear part
+    on all rows. From `SINGLE_SPLIT_ROWS` rows only the first inner fold is used (one booster
+    trained on three quarters of the rows, the last quarter held out)."""
     y = np.asarray(y, dtype=int)
     inner = StratifiedKFold(inner_folds, shuffle=True, random_state=seed + 1)
     splits = list(inner.split(np.zeros(len(y)), y))
+    if len(y) >= SINGLE_SPLIT_ROWS:
+        splits = splits[:1]
     return _fit(X.reset_index(drop=True), y, splits, categorical=categorical, seed=seed,
                 tuning_budget=tuning_budget, final_linear_rows=np.arange(len(y)))

@@ -2,8 +2,9 @@
 
 `time_validation_report(train, valid)` fits the model (`models.churn.model`) and the
 logistic-regression baseline on the earlier window and evaluates both, with any extra baselines,
-on the later one. `cross_validate(X, y)` runs stratified k-fold CV of the model and of the
-baseline on the same folds; inside each fold the model sees only that fold's training part.
+on the later one. `cross_validate(X, y)` runs stratified k-fold CV of the model, the
+logistic-regression baseline and a default LightGBM on the same folds; inside each fold the model
+sees only that fold's training part.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from models.churn import evaluation as mx
+from models.churn.capacity import fit_default_lightgbm, threads
 from models.churn.model import (
     ChurnModel,
     ModelError,
@@ -35,21 +37,26 @@ def _logistic_proba(pipeline: Pipeline, X: pd.DataFrame, features: Sequence[str]
     return pipeline.predict_proba(Xc.astype({c: object for c in categorical}))[:, 1]
 
 
-#: Above this many training rows the tuning grid is cut to its first (most robust) entries: a
-#: large training set needs less search, and each configuration costs minutes there.
+#: Above this many training rows the tuning grid is cut to its first two entries (regularized and
+#: LightGBM's defaults). Since the configurations compete on a sample of a large training set
+#: (`capacity.SELECTION_ROWS`), the cut saves three fits on 15k rows, not minutes per
+#: configuration as it did when each was trained on all of them.
 LARGE_TRAINING_ROWS = 200_000
 
 
-def effective_tuning_budget(n_rows: int, budget: int) -> int:
-    """The tuning budget used for ``n_rows`` training rows (at most 2 configurations when large)."""
-    return min(budget, 2) if n_rows > LARGE_TRAINING_ROWS else budget
+def effective_tuning_budget(n_rows: int, budget: int | None) -> int | None:
+    """The tuning budget used for ``n_rows`` training rows (at most 2 configurations when large:
+    the grid's first two, regularized and LightGBM's defaults). None is the whole grid."""
+    if n_rows <= LARGE_TRAINING_ROWS:
+        return budget
+    return 2 if budget is None else min(budget, 2)
 
 
 def time_validation_report(
     train: pd.DataFrame, valid: pd.DataFrame, *, label: str, features: Sequence[str],
     categorical: Sequence[str],
     extra_baselines: Mapping[str, Callable[[pd.DataFrame], np.ndarray]] | None = None,
-    capacity_k: int | None = None, seed: int = 0, tuning_budget: int = 6,
+    capacity_k: int | None = None, seed: int = 0, tuning_budget: int | None = None,
     groups: str | None = None,
 ) -> tuple[ChurnModel, dict[str, Any]]:
     """Fit the model and the logistic-regression baseline on `train`, evaluate all on `valid`.
@@ -102,15 +109,19 @@ def _summary(per_fold: list[dict[str, float]]) -> dict[str, Any]:
 
 
 def cross_validate(X: pd.DataFrame, y: np.ndarray, *, folds: int = 5, seed: int = 0,
-                   categorical: Sequence[str] | None = None, tuning_budget: int = 3,
+                   categorical: Sequence[str] | None = None, tuning_budget: int | None = None,
                    progress: Callable[[int, dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Stratified k-fold CV of the model and of the logistic-regression baseline on the same folds.
+    """Stratified k-fold CV of the model and of its two baselines on the same folds.
 
     Inside each fold the model sees only that fold's training part (`fit_churn_model_cv` splits
-    it again for early stopping, selection and calibration); the test part is scored once.
-    `progress(fold_number, {"model": metrics, "logistic_regression": metrics})` is called after
-    each fold. Returns {"folds", "model": {mean metrics, "roc_auc_std", "per_fold"},
-    "baselines": {"logistic_regression": {...}}}.
+    it again for early stopping, capacity selection and calibration); the test part is scored
+    once. Beside the logistic regression, a bare LightGBM with the library's defaults
+    (`capacity.fit_default_lightgbm`) is fitted on the same training part: the reference the
+    model's chosen capacity must not fall below.
+    `progress(fold_number, {"model": metrics, "logistic_regression": metrics,
+    "lightgbm_default": metrics})` is called after each fold. Returns {"folds", "model": {mean
+    metrics, "roc_auc_std", "per_fold"}, "baselines": {"logistic_regression": {...},
+    "lightgbm_default": {...}}, "capacity": [the configuration chosen in each fold]}.
     """
     y = np.asarray(y, dtype=int)
     categorical = list(categorical or [])
@@ -119,7 +130,7 @@ def cross_validate(X: pd.DataFrame, y: np.ndarray, *, folds: int = 5, seed: int 
         raise ModelError(f"folds must be between 2 and {minority} (the smaller class's size), got {folds}")
     X = X.reset_index(drop=True)
     features = list(X.columns)
-    model_folds, lr_folds = [], []
+    model_folds, lr_folds, default_folds, chosen = [], [], [], []
     outer = StratifiedKFold(folds, shuffle=True, random_state=seed)
     for number, (tr, te) in enumerate(outer.split(np.zeros(len(y)), y), start=1):
         X_tr, X_te = X.iloc[tr], X.iloc[te]
@@ -128,12 +139,21 @@ def cross_validate(X: pd.DataFrame, y: np.ndarray, *, folds: int = 5, seed: int 
         model_metrics = mx.evaluate(y[te], model.predict_proba(X_te))
         baseline = fit_logistic_baseline(X_tr, features=features, categorical=categorical, y=y[tr])
         lr_metrics = mx.evaluate(y[te], _logistic_proba(baseline, X_te, features, categorical))
+        levels = category_levels(X_tr, categorical)  # the training part's levels, as the model's
+        reference = fit_default_lightgbm(coerce_features(X_tr, features, levels), y[tr], seed=seed)
+        default_metrics = mx.evaluate(y[te], reference.predict(coerce_features(X_te, features, levels),
+                                                               num_threads=threads(len(te))))
         model_folds.append(model_metrics)
         lr_folds.append(lr_metrics)
+        default_folds.append(default_metrics)
+        chosen.append(model.metadata["capacity"])
         if progress is not None:
-            progress(number, {"model": model_metrics, "logistic_regression": lr_metrics})
+            progress(number, {"model": model_metrics, "logistic_regression": lr_metrics,
+                              "lightgbm_default": default_metrics})
     return {
         "folds": folds,
         "model": _summary(model_folds),
-        "baselines": {"logistic_regression": _summary(lr_folds)},
+        "baselines": {"logistic_regression": _summary(lr_folds),
+                      "lightgbm_default": _summary(default_folds)},
+        "capacity": chosen,
     }
