@@ -15,12 +15,12 @@ import glob
 import os
 import shutil
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
+
+from tests.databases import fresh_pg_databases
 
 REPO = Path(__file__).resolve().parents[1]
 PG_SCRIPT = REPO / ".ci" / "postgres.sh"
@@ -60,23 +60,19 @@ def pg_server_url() -> Iterator[str]:
             subprocess.run([str(PG_SCRIPT), "stop", datadir], capture_output=True, text=True, timeout=120)
 
 
+@pytest.fixture
+def pg_database_url(pg_server_url: str) -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database on the test server, dropped afterwards."""
+    with fresh_pg_databases(pg_server_url) as (url,):
+        yield url.render_as_string(hide_password=False)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def queue_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def queue_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A URL of an empty database, on each backend."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'queue.db'}"
-        return
-    server = sa.make_url(request.getfixturevalue("pg_server_url"))
-    name = f"rescue_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+        return f"sqlite:///{tmp_path / 'queue.db'}"
+    return request.getfixturevalue("pg_database_url")
 
 
 @pytest.fixture

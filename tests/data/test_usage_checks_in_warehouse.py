@@ -5,13 +5,11 @@ On DuckDB for every fault, and on SQLite and PostgreSQL for a table holding many
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 
 from connectors.usage_checks import USAGE_CHECK_DAYS, check_usage_consistency, check_usage_contract
 from connectors.warehouse import USAGE_DAILY_TABLE, Warehouse
@@ -209,21 +207,6 @@ def test_no_accounts_is_a_note_not_a_failure_of_the_usage(tmp_path, tables):
 
 
 # --------------------------------------------------------------------------- other warehouses
-
-
-@pytest.fixture
-def pg_database_url(pg_server_url) -> Iterator[str]:
-    server = sa.make_url(pg_server_url)
-    name = f"rescue_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 def _many_faults(usage: pd.DataFrame) -> pd.DataFrame:

@@ -488,25 +488,6 @@ def test_warehouse_tables_and_queries_give_the_same_tables(pristine, landed, tmp
     _same_tables_from_sql_sources(pristine, landed, wh)
 
 
-@pytest.fixture
-def pg_database_url(pg_server_url):
-    import uuid
-
-    import sqlalchemy as sa
-
-    server = sa.make_url(pg_server_url)
-    name = f"rescue_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
 @pytest.mark.postgres
 def test_warehouse_tables_and_queries_on_postgresql(pristine, landed, pg_database_url):
     _same_tables_from_sql_sources(pristine, landed, Warehouse(pg_database_url))

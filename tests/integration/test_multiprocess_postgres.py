@@ -16,7 +16,6 @@ import os
 import re
 import subprocess
 import sys
-import uuid
 from datetime import date
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import yaml
 
 from connectors.demo.world import DemoWorldConfig, generate_demo_world
 from connectors.warehouse import Warehouse
+from tests.databases import fresh_pg_databases
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -44,23 +44,11 @@ INSTANCE_PASSWORD_VARIABLE = "RESCUE_TEST_DAGSTER_PG_PASSWORD"
 @pytest.fixture
 def pg_databases(pg_server_url):
     """URLs of three fresh databases: the warehouse, the rescue queue and the Dagster instance."""
-    server = sa.make_url(pg_server_url)
-    names = [f"rescue_{kind}_{uuid.uuid4().hex[:8]}" for kind in ("wh", "queue", "dagster")]
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with admin.connect() as conn:
-        for name in names:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        urls = [server.set(database=name) for name in names]
+    with fresh_pg_databases(pg_server_url, ("wh", "queue", "dagster")) as urls:
         # dagster-postgres 0.29 needs psycopg2, named: SQLAlchemy 2.1 reads a bare postgresql://
         # as psycopg 3, on which its NOTIFY statement fails (the product's own URLs use psycopg 3)
         urls[2] = urls[2].set(drivername="postgresql+psycopg2")
         yield [url.render_as_string(hide_password=False) for url in urls]
-    finally:
-        with admin.connect() as conn:
-            for name in names:
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 def _deployment(tmp_path: Path, monkeypatch, warehouse_url: str, queue_url: str, instance_url: str) -> dict[str, str]:

@@ -5,7 +5,6 @@ module `connectors.usage` says."""
 
 from __future__ import annotations
 
-import uuid
 
 import dagster as dg
 import pandas as pd
@@ -32,25 +31,10 @@ def world_events(tmp_path_factory) -> pd.DataFrame:
     return events.sort_values("occurred_at", kind="stable").reset_index(drop=True)
 
 
-@pytest.fixture
-def pg_url(pg_server_url):
-    server = sa.make_url(pg_server_url)
-    name = f"rescue_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
 @pytest.fixture(params=["duckdb", "sqlite", "postgresql"])
 def wh(request, tmp_path) -> Warehouse:
     if request.param == "postgresql":
-        return Warehouse(request.getfixturevalue("pg_url"))
+        return Warehouse(request.getfixturevalue("pg_database_url"))
     suffix = "duckdb" if request.param == "duckdb" else "db"
     return Warehouse(f"{request.param}:///{tmp_path / f'wh.{suffix}'}")
 
@@ -234,7 +218,7 @@ def test_an_event_written_while_a_build_runs_is_not_lost(backend, tmp_path, requ
     the state's fingerprint: the build's one snapshot leaves it out of both, so the next build
     sees the past changed instead of taking it for aggregated. (SQLite: the build's write lock
     keeps other writers out until it commits.)"""
-    url = request.getfixturevalue("pg_url") if backend == "postgresql" else f"duckdb:///{tmp_path / 'wh.duckdb'}"
+    url = request.getfixturevalue("pg_database_url") if backend == "postgresql" else f"duckdb:///{tmp_path / 'wh.duckdb'}"
     wh = Warehouse(url)
     first, later = _split(world_events, 1)
     wh.write_table(RAW_EVENTS_TABLE, first)
