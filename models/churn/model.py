@@ -226,7 +226,15 @@ class LinearScorer:
         for f, lv, cf in zip(self.categorical, self.levels, self.level_coefs, strict=True):
             lookup = {level: c for level, c in zip(lv, cf, strict=True) if level is not None}
             missing_coef = next((c for level, c in zip(lv, cf, strict=True) if level is None), 0.0)
-            values = _text(X[f].astype(object))
+            column = X[f]
+            if isinstance(column.dtype, pd.CategoricalDtype):
+                # the model's own input (`coerce_features`): one coefficient per category, taken
+                # by code (a missing value has code -1), not a dictionary lookup per row
+                table = np.array([lookup.get(str(c), 0.0) for c in column.cat.categories] + [missing_coef])
+                codes = column.cat.codes.to_numpy()
+                terms[f] = table[np.where(codes < 0, len(table) - 1, codes)]
+                continue
+            values = _text(column.astype(object))
             known = values.map(lookup).fillna(0.0).to_numpy(dtype=float)
             terms[f] = np.where(values.isna().to_numpy(), missing_coef, known)
         return pd.DataFrame(terms, index=X.index)
