@@ -9,6 +9,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from models.churn import capacity
+from models.churn.fallback import RulesRiskModel
 from models.churn.generated import interaction_table
 from models.churn.labels import observation_dates
 from models.churn.model import fit_churn_model, fit_churn_model_cv
@@ -107,6 +108,11 @@ def test_the_training_set_samples_before_features_and_the_kept_rows_have_the_ful
     key = ["observation_date", "account_id"]
     same = full.set_index(key).loc[sampled.set_index(key).index].reset_index()
     pd.testing.assert_frame_equal(sampled.drop(columns=WEIGHT), same.drop(columns=WEIGHT), check_like=True)
+    # the rules fallback calibrated on the sample keeps the population's churn rate
+    base = {name: RulesRiskModel.fit(data).metadata["base_rate"] for name, data in
+            (("full", full), ("sampled", sampled), ("unweighted", sampled.drop(columns=WEIGHT)))}
+    assert base["sampled"] == pytest.approx(base["full"], rel=1e-9)
+    assert base["unweighted"] > 1.2 * base["full"]
 
 
 # ------------------------------------------------------------------------------- the model
