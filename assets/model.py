@@ -34,6 +34,7 @@ from models.churn.evaluation import evaluate as evaluate_scores
 from models.churn.evaluation import auc_intervals
 from models.churn.fallback import RULES_FALLBACK_TEXT, RULES_FALLBACK_VERSION
 from models.churn.promotion import CHALLENGER, MIN_VALID_CHURNERS, decide_promotion, interval_text
+from models.churn.sampling import NEGATIVE_SAMPLE_ROWS, WEIGHT, sampling_summary
 from models.churn.training import build_training_set, time_split
 
 GROUP = "model"
@@ -55,6 +56,10 @@ class TrainingConfig(dg.Config):
     #: Lower edges of the healthy, watch and at_risk bands as quantiles of the validation window's
     #: health scores (e.g. [0.5, 0.2, 0.05]); empty: the fixed edges 70, 50, 30.
     health_band_quantiles: list[float] = []
+    #: Training-date rows above which non-churning rows are sampled (weighted, before features are
+    #: built; validation dates never) so that about this many remain; 0: never sample.
+    #: `models.churn.sampling`: the default leaves the 100k-account demo world (~500k rows) whole.
+    negative_sample_rows: int = NEGATIVE_SAMPLE_ROWS
 
 
 def _data_window(warehouse: WarehouseResource) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -97,6 +102,9 @@ def training_set(
         treatments=rescue_treatments(rescue_outcomes),
         progress=lambda i, n, d: context.log.info(f"observation date {i}/{n}: {d.date()}"),
         account_history=crm_account_history,
+        negative_sample_rows=config.negative_sample_rows or None,
+        valid_dates=config.valid_dates,
+        seed=config.seed,
     )
     treated_rows = int(df["treated"].sum())
     df = df[~df["treated"]].reset_index(drop=True)
@@ -110,6 +118,7 @@ def training_set(
             "positive_rate": float(df["label"].mean()),
             "treated_rows_dropped": treated_rows,
             "attributes": attributes_rule(crm_account_history),
+            "negative_sampling": dg.MetadataValue.json(sampling_summary(df)),
         }
     )
     return df
@@ -162,6 +171,7 @@ def churn_model(
         capacity_k=config.capacity_k,
         seed=config.seed,
         groups="account_id",
+        weight=WEIGHT,
     )
     intervals = report["intervals"]
     valid_health = compute_health(valid, model.predict_proba(valid), health)["health_score"]
@@ -169,6 +179,8 @@ def churn_model(
         health = with_quantile_bands(health, valid_health, config.health_band_quantiles)
     composite_auc = float(roc_auc_score(valid["label"], -valid_health.to_numpy()))
     model.metadata["health"] = health.to_dict()  # travels inside the model artifact
+    sampling = {"train": sampling_summary(train), "valid": sampling_summary(valid)}
+    model.metadata["negative_sampling"] = sampling
     registry = model_registry.get_client()
     metadata = {
         "training_window": {
@@ -185,6 +197,7 @@ def churn_model(
         "calibration": report.get("calibration", {}),
         "data_fingerprint": _fingerprint(training_set),
         "rows": {"train": len(train), "valid": len(valid)},
+        "negative_sampling": sampling,
         "libraries": {
             "lightgbm": lightgbm.__version__,
             "scikit-learn": sklearn.__version__,
@@ -233,6 +246,7 @@ def churn_model(
         f"# Churn model {version}\n\nDecision: {decision_text}\n\n"
         f"## Validation window {metadata['training_window']['valid_dates']}\n\n{table.round(4).to_markdown()}\n\n"
         f"## Uncertainty\n\n{_evidence_sentence(evidence)}\n\n{uncertainty.to_markdown()}\n\n"
+        f"## Training rows\n\n{_sampling_sentence(sampling['train'])}\n\n"
         f"## Health score\n\n{_health_markdown(health, composite_auc)}\n\n"
         + "\n".join(f"![{n}]({n}.png)" for n in report.get("plots", {}))
         + "\n"
@@ -253,6 +267,7 @@ def churn_model(
             "roc_auc": float(report["model"]["roc_auc"]),
             "roc_auc_interval": interval_text(intervals[CHALLENGER]),
             "churning_accounts_in_validation": int(intervals[CHALLENGER]["churners"]),
+            "training_rows": dg.MetadataValue.text(_sampling_sentence(sampling["train"])),
         }
     )
     return {
@@ -264,6 +279,16 @@ def churn_model(
         "roc_auc_interval": interval_text(intervals[CHALLENGER]),
         "trained_at": run_now(context).isoformat(),
     }
+
+
+def _sampling_sentence(summary: dict) -> str:
+    if not summary["sampled"]:
+        return f"{summary['rows']:,} training rows, none sampled; the validation window is never sampled."
+    rates = sorted(set(summary["negative_rate_by_date"].values()))
+    return (f"{summary['rows']:,} training rows standing for {summary['weighted_rows']:,.0f}: every churn row "
+            f"({summary['positive_rows']:,}) and {summary['negative_rows']:,} of "
+            f"{summary['weighted_negative_rows']:,.0f} non-churn rows, a share of {rates[0]:.4f}-{rates[-1]:.4f} "
+            "per observation date, each weighted by the inverse; the validation window is never sampled.")
 
 
 def _health_markdown(health: HealthConfig, composite_auc: float) -> str:

@@ -123,10 +123,24 @@ def lgb_params(config: Mapping[str, Any], n_rows: int, seed: int) -> dict[str, A
     return params
 
 
-def weights(y: np.ndarray) -> np.ndarray:
-    """Positive rows weighted by sqrt(negatives / positives): imbalance handled, not overcorrected."""
-    pos = max(int(y.sum()), 1)
-    return np.where(y == 1, np.sqrt((len(y) - pos) / pos), 1.0)
+def weights(y: np.ndarray, row_weight: np.ndarray | None = None) -> np.ndarray:
+    """Positive rows weighted by sqrt(negatives / positives): imbalance handled, not overcorrected.
+
+    With `row_weight` (sampled rows standing for several, `models.churn.sampling`) the counts are
+    weighted and the result is multiplied by it, so the data weigh what the full set would.
+    """
+    if row_weight is None:
+        pos = max(int(y.sum()), 1)
+        return np.where(y == 1, np.sqrt((len(y) - pos) / pos), 1.0)
+    row_weight = np.asarray(row_weight, dtype=float)
+    pos = max(float(row_weight[y == 1].sum()), 1.0)
+    neg = float(row_weight[y != 1].sum())
+    return np.where(y == 1, np.sqrt(neg / pos), 1.0) * row_weight
+
+
+def auc(y: np.ndarray, score: np.ndarray, row_weight: np.ndarray | None = None) -> float:
+    """ROC-AUC, weighted by `row_weight` when given."""
+    return float(roc_auc_score(y, score, sample_weight=row_weight))
 
 
 #: Dataset parameters shared by every configuration trained on one inner split, so its binned
@@ -152,14 +166,18 @@ class _Split:
     X_valid: pd.DataFrame
     y_valid: np.ndarray
     n_train: int
+    w_valid: np.ndarray | None = None
 
     @classmethod
-    def build(cls, Xc: pd.DataFrame, y: np.ndarray, tr: np.ndarray, va: np.ndarray, seed: int) -> _Split:
+    def build(cls, Xc: pd.DataFrame, y: np.ndarray, tr: np.ndarray, va: np.ndarray, seed: int,
+              row_weight: np.ndarray | None = None) -> _Split:
         params = {**_DATASET_PARAMS, "seed": seed, "max_bin": max_bin(len(tr))}
-        train = lgb.Dataset(Xc.iloc[tr], y[tr], weight=weights(y[tr]), categorical_feature="auto",
+        w_tr, w_va = (None, None) if row_weight is None else (row_weight[tr], row_weight[va])
+        train = lgb.Dataset(Xc.iloc[tr], y[tr], weight=weights(y[tr], w_tr), categorical_feature="auto",
                             params=params, free_raw_data=False)
-        valid = lgb.Dataset(Xc.iloc[va], y[va], weight=weights(y[va]), reference=train, params=params)
-        return cls(train=train, valid=valid, X_valid=Xc.iloc[va], y_valid=y[va], n_train=len(tr))
+        valid = lgb.Dataset(Xc.iloc[va], y[va], weight=weights(y[va], w_va), reference=train, params=params)
+        return cls(train=train, valid=valid, X_valid=Xc.iloc[va], y_valid=y[va], n_train=len(tr),
+                   w_valid=w_va)
 
 
 def train_booster(config: Mapping[str, Any], split: _Split, seed: int, *,
@@ -193,8 +211,12 @@ def _sample(rows: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray
 
 
 def select_capacity(Xc: pd.DataFrame, y: np.ndarray, splits: Sequence[tuple[np.ndarray, np.ndarray]], *,
-                    seed: int, grid: Sequence[Mapping[str, Any]] = CAPACITY_GRID) -> Selection:
+                    seed: int, grid: Sequence[Mapping[str, Any]] = CAPACITY_GRID,
+                    row_weight: np.ndarray | None = None) -> Selection:
     """Choose a configuration of `grid` on the held-out parts of `splits` (module docstring).
+
+    `row_weight` (None: every row counts once) weighs the rows in the trees' datasets and in the
+    held-out ROC-AUCs.
 
     With one split of more than `SELECTION_ROWS` training rows, the configurations compete on a
     random sample of it (`SELECTION_ROWS` training rows, a third as many held out), and the
@@ -215,16 +237,16 @@ def select_capacity(Xc: pd.DataFrame, y: np.ndarray, splits: Sequence[tuple[np.n
 
     def split(i: int) -> _Split:
         if i not in built:
-            built[i] = _Split.build(Xc, y, *contest[i], seed)
+            built[i] = _Split.build(Xc, y, *contest[i], seed, row_weight)
         return built[i]
 
     runs: dict[int, dict[int, tuple[lgb.Booster, np.ndarray, float]]] = {c: {} for c in range(len(grid))}
 
     def run(c: int, i: int) -> float:
         booster, score = train_booster(grid[c], split(i), seed)
-        auc = float(roc_auc_score(split(i).y_valid, score))
-        runs[c][i] = (booster, score, auc)
-        return auc
+        held_auc = auc(split(i).y_valid, score, split(i).w_valid)
+        runs[c][i] = (booster, score, held_auc)
+        return held_auc
 
     def mean_auc(c: int) -> float:
         return float(np.mean([r[2] for r in runs[c].values()]))
@@ -246,7 +268,7 @@ def select_capacity(Xc: pd.DataFrame, y: np.ndarray, splits: Sequence[tuple[np.n
               for c in range(len(grid))]
     chosen = [runs[best][i][:2] for i in range(len(contest))]
     if sampled:
-        whole = _Split.build(Xc, y, *splits[0], seed)
+        whole = _Split.build(Xc, y, *splits[0], seed, row_weight)
         cap = FULL_FIT_TREES * max(int(runs[best][0][0].best_iteration), 1)
         chosen = [train_booster(grid[best], whole, seed, rounds=cap)]
         trials[best]["whole_split_best_iteration"] = int(chosen[0][0].best_iteration)

@@ -45,11 +45,15 @@ class RulesRiskModel:
             label: str = "label") -> RulesRiskModel:
         config = config or HealthConfig()
         y = training_set[label].to_numpy(dtype=int)
+        # a training set whose negatives were sampled carries their weights (models.churn.sampling)
+        w = training_set["weight"].to_numpy(dtype=float) if "weight" in training_set.columns else None
+        if w is not None and np.all(w == 1.0):
+            w = None
         risk = rules_risk(training_set, config)
-        rate = float(np.clip(y.mean() if len(y) else 0.0, 1e-4, 1 - 1e-4))
+        rate = float(np.clip(np.average(y, weights=w) if len(y) else 0.0, 1e-4, 1 - 1e-4))
         a, b = 0.0, float(logit(rate))
         if 0 < y.sum() < len(y):
-            platt = PlattCalibrator.fit(risk, y)
+            platt = PlattCalibrator.fit(risk, y, w)
             if platt.a > 0:
                 a, b = platt.a, platt.b
         means = rules_terms(training_set, config).mean().to_dict() if len(training_set) else {}

@@ -15,6 +15,11 @@ many categoricals, 5-30 % churners) rather than tuned for one of them:
 - **Platt calibration** fitted on held-out predictions, never on training rows. It is strictly
   monotone, so rankings (ROC-AUC, lift) are unchanged; it is kept only if it lowers the
   cross-fitted Brier score on those held-out rows, otherwise the identity is used.
+- **Row weights** (a training set whose negatives were sampled, `models.churn.sampling`): the
+  trees' datasets, the held-out ROC-AUCs that choose the capacity and the blend, the logistic
+  regression and the calibration all weigh each row by its weight, so the probabilities stay on
+  the population's scale. Without weights (or with every weight 1) the model is exactly the
+  unweighted one.
 
 Two ways to fit: `fit_churn_model(train, valid)` for a time split (early stopping, selection and
 calibration on the later window) and `fit_churn_model_cv(X, y)` which holds out inner folds of
@@ -122,10 +127,11 @@ def label_values(frame: pd.DataFrame, label: str) -> np.ndarray:
 
 def fit_logistic_baseline(train: pd.DataFrame, *, label: str | None = None,
                           features: Sequence[str], categorical: Sequence[str],
-                          y: np.ndarray | None = None) -> Pipeline:
+                          y: np.ndarray | None = None, sample_weight: np.ndarray | None = None) -> Pipeline:
     """One-hot + median imputation (with missing indicators) + scaling, then LogisticRegression.
 
-    The label comes from `train[label]` or, for feature-only frames, from `y`.
+    The label comes from `train[label]` or, for feature-only frames, from `y`; `sample_weight`
+    weighs the rows in the regression (None: every row once).
     """
     y = label_values(train, label) if y is None else np.asarray(y, dtype=int)
     categorical = [c for c in features if c in set(categorical)]
@@ -146,7 +152,9 @@ def fit_logistic_baseline(train: pd.DataFrame, *, label: str | None = None,
     # BLAS on one thread below PARALLEL_ROWS, as LightGBM: on these small dense problems a
     # second BLAS thread mostly waits (half of the L-BFGS time on 1,000 rows, shared cores)
     with threadpool_limits(limits=_threads(len(X_lr)), user_api="blas"):
-        return pipeline.fit(X_lr, y)
+        if sample_weight is None:
+            return pipeline.fit(X_lr, y)
+        return pipeline.fit(X_lr, y, lr__sample_weight=np.asarray(sample_weight, dtype=float))
 
 
 @dataclass
@@ -269,29 +277,34 @@ class PlattCalibrator:
         return expit(self.a * np.asarray(score, dtype=float) + self.b)
 
     @classmethod
-    def fit(cls, score: np.ndarray, y: np.ndarray) -> PlattCalibrator:
-        lr = LogisticRegression(C=1e6, max_iter=1000).fit(np.asarray(score).reshape(-1, 1), y)
+    def fit(cls, score: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> PlattCalibrator:
+        lr = LogisticRegression(C=1e6, max_iter=1000).fit(np.asarray(score).reshape(-1, 1), y,
+                                                          sample_weight=sample_weight)
         return cls(a=float(lr.coef_[0, 0]), b=float(lr.intercept_[0]))
 
 
-def fit_calibrator(score: np.ndarray, y: np.ndarray, *, seed: int = 0) -> tuple[PlattCalibrator, dict[str, Any]]:
+def fit_calibrator(score: np.ndarray, y: np.ndarray, *, seed: int = 0,
+                   sample_weight: np.ndarray | None = None) -> tuple[PlattCalibrator, dict[str, Any]]:
     """Platt scaling on held-out log-odds scores, kept only if it lowers the cross-fitted Brier.
 
     The Brier of the calibrated probabilities is measured by 5-fold cross-fitting over the
     held-out rows (each row calibrated by a map that did not see it), so the comparison with the
     raw Brier is honest. Returns the calibrator and {"method", "brier_raw", "brier_calibrated"}.
+    `sample_weight` weighs the rows in the fits and in both Brier scores.
     """
     score = np.asarray(score, dtype=float)
-    brier_raw = float(brier_score_loss(y, expit(score)))
+    w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    brier_raw = float(brier_score_loss(y, expit(score), sample_weight=w))
     n_splits = int(min(5, np.bincount(y, minlength=2).min()))
     if n_splits < 2:
         return PlattCalibrator(), {"method": "identity", "brier_raw": brier_raw, "brier_calibrated": brier_raw}
     crossfit = np.empty_like(score)
     for fit_idx, eval_idx in StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(score, y):
-        crossfit[eval_idx] = PlattCalibrator.fit(score[fit_idx], y[fit_idx])(score[eval_idx])
-    brier_platt = float(brier_score_loss(y, crossfit))
+        fit_w = None if w is None else w[fit_idx]
+        crossfit[eval_idx] = PlattCalibrator.fit(score[fit_idx], y[fit_idx], fit_w)(score[eval_idx])
+    brier_platt = float(brier_score_loss(y, crossfit, sample_weight=w))
     if brier_platt < brier_raw:
-        return PlattCalibrator.fit(score, y), {
+        return PlattCalibrator.fit(score, y, w), {
             "method": "platt", "brier_raw": brier_raw, "brier_calibrated": brier_platt}
     return PlattCalibrator(), {"method": "identity", "brier_raw": brier_raw, "brier_calibrated": brier_raw}
 
@@ -386,11 +399,22 @@ class ChurnModel:
 
 def _fit(X: pd.DataFrame, y: np.ndarray, splits: Sequence[tuple[np.ndarray, np.ndarray]], *,
          categorical: Sequence[str], seed: int, tuning_budget: int | None,
-         final_linear_rows: np.ndarray) -> ChurnModel:
+         final_linear_rows: np.ndarray, row_weight: np.ndarray | None = None) -> ChurnModel:
     """Choose the trees' capacity, the blend weight and the calibrator on the held-out parts of
     `splits` (`models.churn.capacity.select_capacity`); the model averages the chosen
     configuration's boosters, one per split, and refits the linear part on `final_linear_rows`.
+    `row_weight` (None: unweighted; all ones is taken as None) weighs every fit and score.
     """
+    if row_weight is not None:
+        row_weight = np.asarray(row_weight, dtype=float)
+        if len(row_weight) != len(y) or not np.all(np.isfinite(row_weight) & (row_weight > 0)):
+            raise ModelError("row weights must be one positive finite number per row")
+        if np.all(row_weight == 1.0):
+            row_weight = None
+
+    def w(rows: np.ndarray) -> np.ndarray | None:
+        return None if row_weight is None else row_weight[rows]
+
     budget = len(CAPACITY_GRID) if tuning_budget is None else tuning_budget
     if not 1 <= budget <= len(CAPACITY_GRID):
         raise ModelError(f"tuning_budget must be between 1 and {len(CAPACITY_GRID)}, got {budget}")
@@ -399,27 +423,32 @@ def _fit(X: pd.DataFrame, y: np.ndarray, splits: Sequence[tuple[np.ndarray, np.n
     Xc = coerce_features(X, features, levels)
     held = np.concatenate([va for _, va in splits])
     y_held = y[held]
+    w_held = w(held)
 
-    selection = capacity.select_capacity(Xc, y, splits, seed=seed, grid=CAPACITY_GRID[:budget])
+    selection = capacity.select_capacity(Xc, y, splits, seed=seed, grid=CAPACITY_GRID[:budget],
+                                         row_weight=row_weight)
     gbm_held = selection.held_score
 
     linear_held = np.concatenate([
         LinearScorer.from_pipeline(
-            fit_logistic_baseline(Xc.iloc[tr], features=features, categorical=categorical, y=y[tr]),
+            fit_logistic_baseline(Xc.iloc[tr], features=features, categorical=categorical, y=y[tr],
+                                  sample_weight=w(tr)),
             Xc.iloc[tr],
         ).decision_function(Xc.iloc[va])
         for tr, va in splits
     ])
-    blend_aucs = {float(w): roc_auc_score(y_held, w * gbm_held + (1 - w) * linear_held) for w in BLEND_GRID}
-    weight = max(blend_aucs, key=lambda w: (blend_aucs[w], w))  # ties favour the GBM
+    blend_aucs = {float(b): roc_auc_score(y_held, b * gbm_held + (1 - b) * linear_held, sample_weight=w_held)
+                  for b in BLEND_GRID}
+    weight = max(blend_aucs, key=lambda b: (blend_aucs[b], b))  # ties favour the GBM
     blended_held = weight * gbm_held + (1 - weight) * linear_held
-    calibrator, calibration = fit_calibrator(blended_held, y_held, seed=seed)
+    calibrator, calibration = fit_calibrator(blended_held, y_held, seed=seed, sample_weight=w_held)
 
     linear = None
     if weight < 1.0:
         rows = Xc.iloc[final_linear_rows]
         linear = LinearScorer.from_pipeline(
-            fit_logistic_baseline(rows, features=features, categorical=categorical, y=y[final_linear_rows]),
+            fit_logistic_baseline(rows, features=features, categorical=categorical, y=y[final_linear_rows],
+                                  sample_weight=w(final_linear_rows)),
             rows,
         )
     metadata = {
@@ -434,7 +463,9 @@ def _fit(X: pd.DataFrame, y: np.ndarray, splits: Sequence[tuple[np.ndarray, np.n
         "calibration": calibration,
         "n_rows": len(X),
         "n_held_out": len(held),
-        "positive_rate": float(y.mean()),
+        "positive_rate": float(np.average(y, weights=row_weight)),
+        "weighted_rows": float(len(X) if row_weight is None else row_weight.sum()),
+        "row_weights": row_weight is not None,
         "features": features,
         "categorical": list(levels),
         "seed": seed,
@@ -449,8 +480,11 @@ def _fit(X: pd.DataFrame, y: np.ndarray, splits: Sequence[tuple[np.ndarray, np.n
 
 def fit_churn_model(train: pd.DataFrame, valid: pd.DataFrame, *, label: str,
                     features: Sequence[str], categorical: Sequence[str], seed: int = 0,
-                    tuning_budget: int | None = None) -> ChurnModel:
+                    tuning_budget: int | None = None, weight: str | None = None) -> ChurnModel:
     """Fit on `train`; early stopping, capacity, blend weight and calibration on `valid`.
+
+    `weight` names a column of row weights (of `train`, and of `valid` when it has it; rows of a
+    frame without it weigh 1): a training set whose negatives were sampled.
 
     `valid` should be the later time window. Category levels are taken from `train` and `valid`
     together (the values are known at fit time; unseen levels at scoring time become missing).
@@ -460,13 +494,18 @@ def fit_churn_model(train: pd.DataFrame, valid: pd.DataFrame, *, label: str,
     y = np.concatenate([label_values(train, label), label_values(valid, label)])
     train_rows = np.arange(len(train))
     split = (train_rows, np.arange(len(train), len(frame)))
+    row_weight = None
+    if weight is not None:
+        row_weight = np.concatenate([
+            pd.to_numeric(part[weight], errors="coerce").to_numpy(dtype=float) if weight in part.columns
+            else np.ones(len(part)) for part in (train, valid)])
     return _fit(frame, y, [split], categorical=categorical, seed=seed, tuning_budget=tuning_budget,
-                final_linear_rows=train_rows)
+                final_linear_rows=train_rows, row_weight=row_weight)
 
 
 def fit_churn_model_cv(X: pd.DataFrame, y: np.ndarray, *, categorical: Sequence[str] = (),
                        inner_folds: int = 4, seed: int = 0,
-                       tuning_budget: int | None = None) -> ChurnModel:
+                       tuning_budget: int | None = None, sample_weight: np.ndarray | None = None) -> ChurnModel:
     """Fit on one table: inner stratified folds hold out rows for early stopping, capacity
     selection and calibration; the model averages the fold boosters and refits the linear part
     on all rows. From `SINGLE_SPLIT_ROWS` rows only the first inner fold is used (one booster
@@ -477,4 +516,4 @@ def fit_churn_model_cv(X: pd.DataFrame, y: np.ndarray, *, categorical: Sequence[
     if len(y) >= SINGLE_SPLIT_ROWS:
         splits = splits[:1]
     return _fit(X.reset_index(drop=True), y, splits, categorical=categorical, seed=seed,
-                tuning_budget=tuning_budget, final_linear_rows=np.arange(len(y)))
+                tuning_budget=tuning_budget, final_linear_rows=np.arange(len(y)), row_weight=sample_weight)

@@ -7,6 +7,11 @@ plan, seats, segment and owner as of ``d`` when an account history is given), an
 its label, churn within the horizon after ``d``. Dates whose horizon runs past the data are
 censored and never used. Validation is by time: the latest dates are held out, the model trains
 on the earlier ones.
+
+With ``negative_sample_rows``, negatives of the training dates are sampled once the labels are
+known and before any feature is built (`models.churn.sampling`): the build costs what the kept
+rows cost, and the ``weight`` column (1.0 for every row when nothing was sampled) makes the
+weighted counts equal the full set's.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import pandas as pd
 
 from models.churn.features import USAGE_WINDOW_DAYS, account_features
 from models.churn.labels import build_labels, churn_outcomes, returns
+from models.churn.sampling import WEIGHT, sample_negatives
 
 UsageLoader = Callable[[pd.Timestamp, pd.Timestamp], pd.DataFrame]
 
@@ -33,8 +39,13 @@ def build_training_set(
     treatments: pd.DataFrame | None = None,
     progress: Callable[[int, int, pd.Timestamp], None] | None = None,
     account_history: pd.DataFrame | None = None,
+    negative_sample_rows: int | None = None,
+    valid_dates: int = 2,
+    seed: int = 0,
 ) -> pd.DataFrame:
-    """Features + ``label`` + ``treated`` for every (observation_date, account) pair.
+    """Features + ``label`` + ``treated`` + ``weight`` for every (observation_date, account) pair
+    (with ``negative_sample_rows``, every positive and a weighted sample of the negatives of the
+    dates before the latest ``valid_dates``; see `models.churn.sampling`).
 
     ``usage_loader(start, end)`` returns usage_daily rows with start <= date < end; it is called
     once per date with that date's feature window, so memory stays bounded by one window.
@@ -46,17 +57,22 @@ def build_training_set(
         accounts, outcomes, dates, horizon_days=horizon_days, data_end=data_end, treatments=treatments,
         returns=returns(outcomes, account_history),
     )
+    labels = sample_negatives(labels, target_rows=negative_sample_rows, valid_dates=valid_dates, seed=seed)
+    sampled = bool((labels[WEIGHT] != 1.0).any())
     frames = []
     ordered = sorted(pd.Timestamp(d) for d in dates)
     for i, d in enumerate(ordered):
         rows = labels[labels["observation_date"] == d]
         window = usage_loader(d - pd.Timedelta(days=USAGE_WINDOW_DAYS), d)
+        if sampled:  # features are per account: the dropped accounts' usage is not needed
+            window = window[window["account_id"].isin(rows["account_id"])]
         feats = account_features(accounts, renewals, tickets, window, d, account_ids=rows["account_id"],
                                  account_history=account_history)
         feats = feats.reset_index()
         feats["observation_date"] = d
         feats["label"] = rows["label"].to_numpy()
         feats["treated"] = rows["treated"].to_numpy()
+        feats[WEIGHT] = rows[WEIGHT].to_numpy()
         frames.append(feats)
         if progress:
             progress(i + 1, len(ordered), d)

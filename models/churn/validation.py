@@ -57,7 +57,7 @@ def time_validation_report(
     categorical: Sequence[str],
     extra_baselines: Mapping[str, Callable[[pd.DataFrame], np.ndarray]] | None = None,
     capacity_k: int | None = None, seed: int = 0, tuning_budget: int | None = None,
-    groups: str | None = None,
+    groups: str | None = None, weight: str | None = None,
 ) -> tuple[ChurnModel, dict[str, Any]]:
     """Fit the model and the logistic-regression baseline on `train`, evaluate all on `valid`.
 
@@ -67,11 +67,19 @@ def time_validation_report(
     "plots"}: "intervals" are the ROC-AUC intervals of the model and of every baseline, with the
     paired difference model minus baseline (`evaluation.auc_intervals`, reference "model"),
     resampling whole `groups` (a column of `valid`, e.g. the account id) when given.
+    `weight` names a column of row weights of `train` (its negatives sampled,
+    `models.churn.sampling`): the model and the logistic-regression baseline are fitted weighted;
+    `valid` is evaluated as it is, every row once.
     """
     model = fit_churn_model(train, valid, label=label, features=features, categorical=categorical,
-                            seed=seed, tuning_budget=effective_tuning_budget(len(train), tuning_budget))
+                            seed=seed, tuning_budget=effective_tuning_budget(len(train), tuning_budget),
+                            weight=weight)
     y = label_values(valid, label)
-    baseline = fit_logistic_baseline(train, label=label, features=features, categorical=categorical)
+    train_weight = None
+    if weight is not None and weight in train.columns and not (train[weight] == 1.0).all():
+        train_weight = train[weight].to_numpy(dtype=float)
+    baseline = fit_logistic_baseline(train, label=label, features=features, categorical=categorical,
+                                     sample_weight=train_weight)
     scores: dict[str, np.ndarray] = {
         "model": model.predict_proba(valid),
         "logistic_regression": _logistic_proba(baseline, valid, features, categorical),
