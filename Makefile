@@ -44,13 +44,14 @@ desk: install  ## the rescue desk (web + JSON API) on http://127.0.0.1:8080
 validate: install dagster-home  ## the Definitions load
 	DAGSTER_HOME=$(DAGSTER_HOME_DIR) $(BIN)/dagster definitions validate
 
-bench: install  ## per-stage wall time and peak memory at 10k and 100k accounts, the usage build and checks, the policy, CLI start-up, model evaluate against rows (JSON)
+bench: install  ## per-stage wall time and peak memory at 10k and 100k accounts, the usage build and checks, the policy, CLI start-up, model evaluate against rows, the retrain full against sampled (JSON)
 	$(BIN)/python benchmarks/bench_pipeline.py --accounts 10000 100000
 	$(BIN)/python benchmarks/bench_usage.py --accounts 10000 100000
 	$(BIN)/python benchmarks/bench_usage_checks.py --accounts 10000 100000
 	$(BIN)/python benchmarks/bench_policy.py --sizes 10000 100000 1000000
 	$(BIN)/python benchmarks/bench_cli.py
 	$(BIN)/python benchmarks/bench_evaluate.py --rows 5000 50000 500000 --goals
+	$(BIN)/python benchmarks/bench_retrain.py --rows-per-date 100000
 
 clean:  ## remove generated data (keeps .venv)
 	rm -rf .rescue
