@@ -34,7 +34,7 @@ from models.churn.evaluation import evaluate as evaluate_scores
 from models.churn.evaluation import auc_intervals
 from models.churn.fallback import RULES_FALLBACK_TEXT, RULES_FALLBACK_VERSION
 from models.churn.promotion import CHALLENGER, MIN_VALID_CHURNERS, decide_promotion, interval_text
-from models.churn.sampling import NEGATIVE_SAMPLE_ROWS, WEIGHT, sampling_summary
+from models.churn.sampling import NEGATIVE_SAMPLE_ROWS, WEIGHT, sampling_sentence, sampling_summary
 from models.churn.training import build_training_set, time_split
 
 GROUP = "model"
@@ -246,7 +246,7 @@ def churn_model(
         f"# Churn model {version}\n\nDecision: {decision_text}\n\n"
         f"## Validation window {metadata['training_window']['valid_dates']}\n\n{table.round(4).to_markdown()}\n\n"
         f"## Uncertainty\n\n{_evidence_sentence(evidence)}\n\n{uncertainty.to_markdown()}\n\n"
-        f"## Training rows\n\n{_sampling_sentence(sampling['train'])}\n\n"
+        f"## Training rows\n\n{sampling_sentence(sampling['train'])}\n\n"
         f"## Health score\n\n{_health_markdown(health, composite_auc)}\n\n"
         + "\n".join(f"![{n}]({n}.png)" for n in report.get("plots", {}))
         + "\n"
@@ -267,7 +267,7 @@ def churn_model(
             "roc_auc": float(report["model"]["roc_auc"]),
             "roc_auc_interval": interval_text(intervals[CHALLENGER]),
             "churning_accounts_in_validation": int(intervals[CHALLENGER]["churners"]),
-            "training_rows": dg.MetadataValue.text(_sampling_sentence(sampling["train"])),
+            "training_rows": dg.MetadataValue.text(sampling_sentence(sampling["train"])),
         }
     )
     return {
@@ -279,16 +279,6 @@ def churn_model(
         "roc_auc_interval": interval_text(intervals[CHALLENGER]),
         "trained_at": run_now(context).isoformat(),
     }
-
-
-def _sampling_sentence(summary: dict) -> str:
-    if not summary["sampled"]:
-        return f"{summary['rows']:,} training rows, none sampled; the validation window is never sampled."
-    rates = sorted(set(summary["negative_rate_by_date"].values()))
-    return (f"{summary['rows']:,} training rows standing for {summary['weighted_rows']:,.0f}: every churn row "
-            f"({summary['positive_rows']:,}) and {summary['negative_rows']:,} of "
-            f"{summary['weighted_negative_rows']:,.0f} non-churn rows, a share of {rates[0]:.4f}-{rates[-1]:.4f} "
-            "per observation date, each weighted by the inverse; the validation window is never sampled.")
 
 
 def _health_markdown(health: HealthConfig, composite_auc: float) -> str:

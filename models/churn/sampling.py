@@ -87,3 +87,14 @@ def sampling_summary(frame: pd.DataFrame) -> dict[str, Any]:
         "weighted_negative_rows": round(float(weight[negatives].sum()), 3),
         "negative_rate_by_date": by_date,
     }
+
+
+def sampling_sentence(summary: dict) -> str:
+    """`sampling_summary` in one sentence, for the model report and the training set's metadata."""
+    if not summary["sampled"]:
+        return f"{summary['rows']:,} training rows, none sampled; the validation window is never sampled."
+    rates = sorted(set(summary["negative_rate_by_date"].values()))
+    return (f"{summary['rows']:,} training rows standing for {summary['weighted_rows']:,.0f}: every churn row "
+            f"({summary['positive_rows']:,}) and {summary['negative_rows']:,} of "
+            f"{summary['weighted_negative_rows']:,.0f} non-churn rows, a share of {rates[0]:.4f}-{rates[-1]:.4f} "
+            "per observation date, each weighted by the inverse; the validation window is never sampled.")
