@@ -155,7 +155,7 @@ def _csrf(html: str) -> str:
 # -- reading -----------------------------------------------------------------------------------
 
 
-def test_queue_views_filter_and_sort_by_priority_then_sla_due(client: TestClient, desk_env: DeskEnv) -> None:  # noqa: F811
+def test_queue_views_filter_and_sort_in_the_queue_order(client: TestClient, desk_env: DeskEnv) -> None:  # noqa: F811
     amara = desk_env.auth("csm_amara")
     everything = client.get("/api/v1/cases", params={"scope": "all"}, headers=amara).json()
     assert [c["account_id"] for c in everything] == ["CORA-003", "ACME-001", "BOLT-002", "DUNE-004"]
@@ -168,13 +168,21 @@ def test_queue_views_filter_and_sort_by_priority_then_sla_due(client: TestClient
     breaching = client.get("/api/v1/cases", params={"scope": "all", "breaching": True}, headers=amara).json()
     assert [c["account_id"] for c in breaching] == ["BOLT-002"]
     sla = breaching[0]["sla"]
-    assert sla["breached"] and sla["clock"] == "first touch" and sla["label"].startswith("first touch overdue by 3h")
+    assert sla["breached"] and sla["clock"] == "first touch" and sla["label"].startswith("first touch overdue by 3 business hours (due ")
+    assert breaching[0]["business_minutes_left"] == sla["business_minutes_left"] <= -180
+    assert breaching[0]["due_at"].endswith("Z") and sla["tz"] == "UTC" and sla["state"] == "breached"
 
     enterprise = client.get("/api/v1/cases", params={"scope": "all", "segment": "enterprise", "priority": "P1"},
                             headers=amara).json()
     assert {c["account_id"] for c in enterprise} == {"ACME-001", "CORA-003"}
     acme = next(c for c in everything if c["account_id"] == "ACME-001")
-    assert not acme["sla"]["breached"] and acme["sla"]["label"].startswith("first touch due in")
+    assert not acme["sla"]["breached"] and acme["sla"]["label"].startswith("first touch due ")
+    assert acme["sla"]["left_text"].endswith("business days left") or "business day" in acme["sla"]["left_text"]
+    berlin = client.get("/api/v1/cases", params={"scope": "all", "tz": "Europe/Berlin"}, headers=amara).json()
+    assert [c["case_id"] for c in berlin] == [c["case_id"] for c in everything]
+    assert all(c["sla"]["tz"] == "Europe/Berlin" and c["sla"]["due_text"].endswith(("CET", "CEST")) for c in berlin)
+    unknown_zone = client.get("/api/v1/cases", params={"tz": "Mars/Olympus"}, headers=amara)
+    assert unknown_zone.status_code == 400 and "unknown time zone 'Mars/Olympus'" in unknown_zone.json()["error"]
 
     bad = client.get("/api/v1/cases", params={"status": "bogus"}, headers=amara)
     assert bad.status_code == 400 and "status" in bad.json()["error"]
