@@ -1,6 +1,6 @@
 """`rescue queue ...`: the rescue team's command line for working the queue.
 
-    rescue queue list [--team T] [--assignee A] [--priority P1] [--status S|all] [--breaching] [--json]
+    rescue queue list [--team T] [--assignee A] [--priority P1] [--status S|all] [--breaching] [--wide] [--tz Z] [--json]
     rescue queue show CASE
     rescue queue claim CASE --as WHO
     rescue queue ack CASE --as WHO
@@ -10,7 +10,8 @@
     rescue queue outbox [--status pending|delivered|dead] [--json]
 
 The queue is `--queue-url`, else `RESCUE_QUEUE_URL`, else the embedded SQLite file. The actor is
-`--as`, else `RESCUE_ACTOR`, else the login name. Times are UTC. An unknown case or a change the
+`--as`, else `RESCUE_ACTOR`, else the login name. Times are UTC (`list --tz` shows due times in
+another zone). An unknown case or a change the
 lifecycle does not allow exits with status 2 and one line saying why. A play is one of the
 escalation policy's catalogue (`rescue policy plays` lists them).
 """
@@ -167,25 +168,31 @@ def _fmt_pct(value: Any) -> str:
     return "" if value is None or pd.isna(value) else f"{float(value):.0%}"
 
 
-def _sla_cell(row: Mapping[str, Any]) -> Text:
-    """The running clock's due time and state, from the `sla_*` columns of `list_cases(sla=True)`."""
+def _sla_cell(row: Mapping[str, Any], text: Any = None, *, wide: bool = True) -> Text:
+    """The running clock's state and words (`models.cases.sla_text.SlaText`, or the `sla_*`
+    columns of `list_cases(sla=True)` when no text is given), styled by state."""
     import pandas as pd
 
     from models.cases.sla import BREACHED, PAUSED, WARNING
 
     state, due = row.get("sla_state"), row.get("sla_due_at")
     if not isinstance(state, str) or due is None or pd.isna(due):
-        return Text("")
-    label = _fmt_time(due)
+        return Text(text.label if text is not None and wide else "")
+    words = (text.label if wide else text.left_text) if text is not None else _fmt_time(due)
     if row["status"] not in ACTIVE_STATUSES:
-        return Text(f"{label} BREACHED" if state == BREACHED else f"{label} met", style="dim")
+        return Text(words if text is not None else f"{words} {'BREACHED' if state == BREACHED else 'met'}", style="dim")
     if state == BREACHED:
-        return Text(f"{label} BREACHED", style="bold red")
+        return Text(f"BREACHED {words}" if text is not None else f"{words} BREACHED", style="bold red")
     if state == PAUSED:
-        return Text(f"{label} paused", style="dim")
+        return Text(words if text is not None else f"{words} paused", style="dim")
     if state == WARNING:
-        return Text(f"{label} near breach", style="yellow")
-    return Text(label)
+        return Text(f"near breach, {words}" if text is not None else f"{words} near breach", style="yellow")
+    return Text(words)
+
+
+def _one_line(value: Any) -> str:
+    """Text for a one-line cell: whitespace (newlines included) as single spaces."""
+    return " ".join(str(value).split()) if isinstance(value, str) else ""
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -207,47 +214,146 @@ def list_cases(
     status: Annotated[str, typer.Option(help=f"A status ({', '.join(STATUSES)}), 'active' or 'all'.")] = "active",
     breaching: Annotated[bool, typer.Option("--breaching", help="Only cases whose running SLA clock is breached (paused time not counted).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-    limit: Annotated[int | None, typer.Option(min=1, help="At most this many cases.")] = 50,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many cases (the most urgent).")] = 50,
+    wide: Annotated[bool, typer.Option("--wide", help="Every column, the whole SLA text and reason, one line per "
+                                                      "case however long; by default cut to the terminal's width.")] = False,
+    tz: Annotated[str | None, typer.Option("--tz", help="Time zone of the due times (IANA name, e.g. "
+                                                        "Europe/Berlin; default UTC).")] = None,
     queue_url: QueueUrl = None,
 ) -> None:
-    """List cases, most urgent first (priority, then ARR at risk)."""
+    """List cases, most urgent first: priority, then breached and near breach, then ARR at risk,
+    then SLA due, then case id (`models.cases.ordering`)."""
     import pandas as pd
 
+    from models.cases.ordering import sort_queue
+    from models.cases.sla_text import TimeZoneError, describe_sla, zone
     from models.clock import utcnow
 
+    try:
+        where = zone(tz).key
+    except TimeZoneError as exc:
+        raise _fail(str(exc)) from None
     statuses: Sequence[str] | None = {"active": list(ACTIVE_STATUSES), "all": None}.get(status, [status])
     now = utcnow()
     with _store(queue_url) as store:
-        cases = store.list_cases(team=team, assignee=assignee, priority=priority, status=statuses,
-                                 breaching=True if breaching else None, now=now, limit=limit, sla=True)
+        matching = sort_queue(store.list_cases(team=team, assignee=assignee, priority=priority, status=statuses,
+                                               breaching=True if breaching else None, now=now, sla=True))
+        cases = matching.head(limit) if limit is not None else matching
+        if cases.empty:  # nothing to word: the policy (and its schema) need not load
+            if as_json:
+                typer.echo("[]")
+            else:
+                _console().print(f"No cases match in {store.display_url}.")
+            return
+        from models.cases.ladder import escalation_badge
+
+        policy = store.policy
+        pauses = store.pauses_of(cases["case_id"], now=now) if len(cases) else {}
+        rows = cases.to_dict("records")
+        texts = [describe_sla({k: (None if not isinstance(v, (list, dict)) and pd.isna(v) else v) for k, v in r.items()},
+                              policy, now, pauses.get(r["case_id"]), tz=where) for r in rows]
+        badges = [escalation_badge(r, policy) for r in rows]
         if as_json:
             keep = [c for c in cases.columns if c not in ("context", "evidence")]
-            typer.echo(json.dumps(_records(cases[keep]), indent=2, default=str))
+            out = _records(cases[keep])
+            for record, text, badge in zip(out, texts, badges):
+                record.update(due_at=record.get("sla_due_at"), business_minutes_left=text.business_minutes_left,
+                              sla_label=text.label, sla_due_text=text.due_text, sla_left=text.left_text,
+                              sla_tz=text.tz, escalation=badge)
+            typer.echo(json.dumps(out, indent=2, default=str))
             return
         console = _console()
-        if cases.empty:
-            console.print(f"No cases match in {store.display_url}.")
-            return
-        table = Table(title=f"Rescue queue ({len(cases)} case{'s' if len(cases) != 1 else ''})", show_lines=False)
-        for name, justify in (("case", "left"), ("pri", "left"), ("status", "left"), ("account", "left"),
-                              ("ARR", "right"), ("risk", "right"), ("health", "right"), ("team", "left"),
-                              ("assignee", "left"), ("SLA due", "left"), ("top reason", "left")):
-            table.add_column(name, justify=justify, no_wrap=name in ("case", "pri", "SLA due"))
-        for row in cases.to_dict("records"):
-            table.add_row(
-                row["case_id"],
-                Text(row["priority"], style=PRIORITY_STYLE.get(row["priority"], "")),
-                row["status"],
-                str(row["account_name"] or row["account_id"]),
-                _fmt_money(row["arr"]),
-                _fmt_pct(row["churn_risk"]),
-                "" if pd.isna(row["health_score"]) else f"{row['health_score']:.0f}",
-                row["team"],
-                row["assignee"] if isinstance(row["assignee"], str) else "-",
-                _sla_cell(row),
-                row["reason"] if isinstance(row["reason"], str) else "",
-            )
+        table = _queue_table(rows, texts, badges, title=_list_title(
+            len(cases), len(matching), status=status, priority=priority, breaching=breaching, team=team,
+            assignee=assignee, limit=limit, tz=where), wide=wide, width=console.width)
+        if wide:  # every cell whole, one line per case however long (pipe it to `less -S`)
+            narrow = console.width
+            console.width = 100_000
+            console.width = max(narrow, console.measure(table).maximum)
         console.print(table)
+
+
+def _list_title(shown: int, total: int, *, status: str, priority: str | None, breaching: bool, team: str | None,
+                assignee: str | None, limit: int | None, tz: str) -> str:
+    """`Rescue queue: 50 of 55 active cases (--limit 50), times in UTC`: the count matches the
+    rows shown and says which cases they are."""
+    kind = " ".join(w for w in (priority, "breaching" if breaching else None,
+                                None if status == "all" else status) if w)
+    noun = f"{kind} case{'s' if total != 1 else ''}" if kind else f"case{'s' if total != 1 else ''}"
+    where = (f" of team {team}" if team else "") + (f" assigned to {assignee}" if assignee else "")
+    count = f"{shown} of {total} {noun}{where} (--limit {limit})" if shown < total else f"{total} {noun}{where}"
+    return f"Rescue queue: {count}, times in {tz}"
+
+
+#: The one-line view's columns that may be cut: (narrowest, widest) before the reason gets the rest.
+_FLEX_WIDTHS: dict[str, tuple[int, int]] = {"status": (6, 11), "account": (8, 20), "assignee": (6, 12), "SLA": (14, 34)}
+#: The order in which they give up room when the terminal is narrow.
+_SHRINK_ORDER = ("account", "SLA", "status", "assignee")
+_MIN_REASON = 10
+
+
+def _fit_widths(widest: Mapping[str, int], width: int) -> dict[str, int]:
+    """Column widths that fit a `width`-column terminal, one space between columns: the case
+    id, priority, due time and ARR at risk whole; status, account, assignee and SLA up to a cap;
+    the reason gets what is left (at least 10 columns, cut with an ellipsis)."""
+    widths = {name: min(w, _FLEX_WIDTHS[name][1]) if name in _FLEX_WIDTHS else w for name, w in widest.items()}
+    budget = width - (len(widths) - 1)  # one space between columns
+
+    def left() -> int:
+        return budget - sum(w for name, w in widths.items() if name != "reason")
+
+    for name in _SHRINK_ORDER:
+        if left() >= _MIN_REASON:
+            break
+        widths[name] = max(_FLEX_WIDTHS[name][0], widths[name] - (_MIN_REASON - left()))
+    widths["reason"] = max(1, min(widest["reason"], left()))
+    return widths
+
+
+def _queue_table(rows: Sequence[Mapping[str, Any]], texts: Sequence[Any], badges: Sequence[str | None], *,
+                 title: str, wide: bool, width: int = 120) -> Table:
+    """One line per case, cut with an ellipsis to the console's width; `wide`: every column, whole."""
+    from rich import box
+
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                  padding=0, collapse_padding=True)  # the box puts one space between columns
+    if wide:
+        names = ["case", "pri", "status", "account", "ARR", "risk", "at risk", "health", "team", "assignee", "SLA",
+                 "escalation", "reason"]
+    else:
+        names = ["case", "pri", "status", "account", "at risk", "assignee", "due", "SLA", "reason"]
+    cells_of = [_row_cells(row, text, badge, wide=wide) for row, text, badge in zip(rows, texts, badges)]
+    widest = {name: max([len(name)] + [len(c[name].plain if isinstance(c[name], Text) else c[name])
+                                       for c in cells_of]) for name in names}
+    widths = widest if wide else _fit_widths(widest, width)
+    for name in names:
+        table.add_column(name, justify="right" if name in ("ARR", "risk", "at risk", "health") else "left",
+                         width=widths[name], no_wrap=True, overflow="fold" if wide else "ellipsis")
+    for cells in cells_of:
+        table.add_row(*[cells[name] for name in names])
+    return table
+
+
+def _row_cells(row: Mapping[str, Any], text: Any, badge: str | None, *, wide: bool) -> dict[str, Any]:
+    """The cells of one case's row, by column name."""
+    import pandas as pd
+
+    return {
+        "case": row["case_id"],
+        "pri": Text(row["priority"], style=PRIORITY_STYLE.get(row["priority"], "")),
+        "status": row["status"],
+        "account": _one_line(row["account_name"]) or str(row["account_id"]),
+        "ARR": _fmt_money(row["arr"]),
+        "risk": _fmt_pct(row["churn_risk"]),
+        "at risk": _fmt_money(row["expected_arr_at_risk"]),
+        "health": "" if pd.isna(row["health_score"]) else f"{row['health_score']:.0f}",
+        "team": row["team"],
+        "assignee": row["assignee"] if isinstance(row["assignee"], str) else "-",
+        "due": text.due_text.rsplit(" ", 1)[0] if text.due_text else "",
+        "SLA": _sla_cell(row, text, wide=wide),
+        "escalation": badge or "",
+        "reason": _one_line(row["reason"]) if not wide else (row["reason"] if isinstance(row["reason"], str) else ""),
+    }
 
 
 def _kv_table(pairs: Sequence[tuple[str, Any]]) -> Table:
