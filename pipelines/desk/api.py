@@ -47,6 +47,10 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
+#: The zone of the SLA texts (`due_text`, `label`); the instants themselves are always UTC.
+TimeZoneQuery = Annotated[str | None, Query(max_length=64, description="IANA zone of the SLA texts (default UTC).",
+                                            examples=["Europe/Berlin"])]
+
 #: Stored times are naive UTC; the API states the zone (RFC 3339 `...Z`).
 UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 
@@ -287,8 +291,7 @@ def list_cases(
     status: Annotated[StatusFilter | None, Query()] = "active",
     breaching: Annotated[bool | None, Query(description="Only cases past (true) or within (false) their SLA.")] = None,
     segment: Annotated[str | None, Query(max_length=64)] = None,
-    tz: Annotated[str | None, Query(max_length=64, description="IANA zone of the SLA texts (default UTC).",
-                                    examples=["Europe/Berlin"])] = None,
+    tz: TimeZoneQuery = None,
 ) -> list[CaseOut]:
     filters = QueueFilters(scope=scope, priority=priority, status=status or "active", breaching=breaching,
                            segment=segment)
@@ -296,8 +299,8 @@ def list_cases(
 
 
 @router.get("/cases/{case_id}", response_model=CaseDetailOut, summary="A case with its context and audit trail")
-def get_case(request: Request, user: User, case_id: CaseId) -> CaseDetailOut:
-    return CaseDetailOut(**_desk(request).case(case_id, utcnow()))
+def get_case(request: Request, user: User, case_id: CaseId, tz: TimeZoneQuery = None) -> CaseDetailOut:
+    return CaseDetailOut(**_desk(request).case(case_id, utcnow(), tz=tz))
 
 
 @router.post("/cases/{case_id}/claim", response_model=ActionOut, summary="Take the case (409 if someone else has it)")
@@ -334,6 +337,6 @@ def resolve(request: Request, user: User, case_id: CaseId, body: ResolveIn) -> A
 
 
 @router.get("/manager", response_model=ManagerOut, summary="Team load vs capacity, SLA attainment, near-breach cases")
-def manager(request: Request, user: User) -> ManagerOut:
+def manager(request: Request, user: User, tz: TimeZoneQuery = None) -> ManagerOut:
     require_manager(user, "see the manager view")
-    return ManagerOut(**_desk(request).manager_view(utcnow()))
+    return ManagerOut(**_desk(request).manager_view(utcnow(), tz=tz))

@@ -111,6 +111,7 @@ class Desk:
 
     def case(self, case_id: str, now: datetime, *, tz: str | None = None) -> dict[str, Any]:
         """One case with its context package, evidence, plays and audit trail. Raises CaseNotFound."""
+        zone(tz)
         case = self.store.get_case(case_id)
         events = self.store.case_events(case["case_id"])
         trail = [{k: present.value(val) for k, val in row.items()} for row in events.to_dict("records")]
@@ -149,6 +150,7 @@ class Desk:
     def manager_view(self, now: datetime, *, tz: str | None = None) -> dict[str, Any]:
         """Team load vs capacity, SLA attainment per team and priority, the cases near or past
         breach (in the queue's one order) and one sentence on where every open case stands."""
+        zone(tz)
         active = self.store.list_cases(status="active")
         load = active["assignee"].dropna().value_counts().to_dict()
         open_by_team = active["team"].value_counts().to_dict()
