@@ -7,10 +7,11 @@ Routes:
 | path                         | what                                                          |
 |------------------------------|---------------------------------------------------------------|
 | `/login`, `/logout`          | sign in with a desk token (signed session cookie), sign out   |
-| `/queue`                     | my cases / my team / all, with filters and SLA countdowns     |
+| `/queue`                     | my cases / my team / all, with filters, SLA due and time left |
 | `/cases/{id}`                | the context package, the audit trail and the action forms     |
 | `/cases/{id}/{action}`       | claim, acknowledge, snooze, play, handoff, resolve (POST)     |
 | `/manager`                   | team load vs capacity, SLA attainment, cases near breach      |
+| `/static/desk.js`            | the reader's time zone, lists that refresh themselves         |
 | `/policy`                    | teams, members and escalation paths, and the policy diagram   |
 | `/api/v1/...`                | the JSON API (bearer token), described at `/openapi.json`     |
 
