@@ -351,6 +351,30 @@ def test_the_manager_view_reports_load_attainment_and_near_breach(client: TestCl
     assert page.status_code == 303  # pages need a session, not a bearer token
 
 
+def test_the_managers_sentence_follows_escalations_and_breaches(client: TestClient, desk_env: DeskEnv) -> None:  # noqa: F811
+    maya = desk_env.auth("rs_lead_maya")
+    bolt, dune = desk_env.case_ids["BOLT-002"], desk_env.case_ids["DUNE-004"]
+    # Bolt is past its first touch; resolve it: no open case is breached or near breach any more.
+    resolved = client.post(f"/api/v1/cases/{bolt}/resolve", json={"outcome": "no_action"},
+                           headers=desk_env.auth("csm_amara"))
+    assert resolved.status_code == 200, resolved.text
+    calm = client.get("/api/v1/manager", headers=maya).json()
+    assert calm["near_breach"] == [] and calm["overview"] == "3 open cases: every open case is within its SLA."
+    # The ladder escalates Dune (a notify step): the view says so instead of "every case is within".
+    step = {"step_key": f"{dune}:p3_resolution_breach", "case_id": dune, "action": "notify", "to_team": None,
+            "to_assignee": None, "raci": {"accountable": ["rs_lead_maya"]}, "message": "resolution clock breached"}
+    assert desk_env.store.apply_escalations([step]) == 1
+    view = client.get("/api/v1/manager", headers=maya).json()
+    assert view["overview"] == "3 open cases: 3 within their SLA; 1 escalated by the ladder."
+    dune_row = client.get(f"/api/v1/cases/{dune}", headers=maya).json()
+    assert dune_row["escalation"] == "escalated: step 1 of 1 (escalation manager)"
+    page = TestClient(desk_env.app)
+    csrf = _csrf(page.get("/login").text)
+    page.post("/login", data={"token": desk_env.tokens["rs_lead_maya"], "csrf_token": csrf})
+    html = page.get("/manager").text
+    assert "comfortably" not in html and "1 escalated by the ladder" in html
+
+
 def test_tokens_never_reach_the_logs(client: TestClient, desk_env: DeskEnv, caplog: pytest.LogCaptureFixture) -> None:  # noqa: F811
     caplog.set_level(logging.DEBUG)
     token = desk_env.tokens["csm_amara"]
