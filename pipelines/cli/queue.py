@@ -1,7 +1,7 @@
 """`rescue queue ...`: the rescue team's command line for working the queue.
 
     rescue queue list [--team T] [--assignee A] [--priority P1] [--status S|all] [--breaching] [--wide] [--tz Z] [--json]
-    rescue queue show CASE
+    rescue queue show CASE [--tz Z]
     rescue queue claim CASE --as WHO
     rescue queue ack CASE --as WHO
     rescue queue snooze CASE --until 2025-06-05T09:00 --as WHO
@@ -413,11 +413,28 @@ def _sparkline(values: Sequence[float]) -> str:
 
 
 @queue_app.command("show")
-def show(case_id: CaseArg, queue_url: QueueUrl = None) -> None:
+def show(case_id: CaseArg, queue_url: QueueUrl = None,
+         tz: Annotated[str | None, typer.Option("--tz", help="Time zone of the SLA due time (IANA name; "
+                                                             "default UTC).")] = None) -> None:
     """Show a case: the account, why it is at risk, recent tickets and usage, plays tried, audit trail."""
+    from models.cases.ladder import escalation_badge
+    from models.cases.lifecycle import SNOOZED
+    from models.cases.sla import paused_intervals
+    from models.cases.sla_text import TimeZoneError, describe_sla, zone
+    from models.clock import utcnow
+
+    try:
+        where = zone(tz).key
+    except TimeZoneError as exc:
+        raise _fail(str(exc)) from None
+    now = utcnow()
     with _store(queue_url) as store:
         case = store.get_case(case_id)
         events = store.case_events(case["case_id"])
+        pauses = paused_intervals(events.to_dict("records"), now=now,
+                                  snoozed_until=case["snoozed_until"] if case["status"] == SNOOZED else None)
+        sla = describe_sla(case, store.policy, now, pauses, tz=where)
+        badge = escalation_badge(case, store.policy)
     console = _console()
     ctx: dict[str, Any] = dict(case.get("context") or {})
     account = ctx.pop("account", {}) or {}
@@ -436,6 +453,7 @@ def show(case_id: CaseArg, queue_url: QueueUrl = None) -> None:
         ("first touch", _fmt_time(case["acknowledged_at"]) or
          (f"due {_fmt_time(case['sla_first_touch_due'])}" if case["sla_first_touch_due"] else "")),
         ("resolution due", _fmt_time(case["sla_resolution_due"])),
+        ("SLA", sla.label), ("escalation", badge),
         ("snoozed until", _fmt_time(case["snoozed_until"])), ("outcome", case["outcome"]),
         ("escalation level", case["escalation_level"] or None), ("rule", case["rule_id"]),
         ("why", case["reason"]),

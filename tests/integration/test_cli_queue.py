@@ -107,6 +107,7 @@ def test_a_case_is_worked_from_the_command_line(queue, monkeypatch) -> None:
     shown = run(url, "show", case)
     assert shown.exit_code == 0, shown.output
     out = shown.output
+    assert "closed; resolution SLA" in out  # the SLA in the words of every other view
     for expected in ("Company A1", "resolved_saved", "100,000", "2025-09-01  (in 91 days)", "usage 22.5",
                      "weekly active users down 38%", "account profile", "T-9", "outage", "██▆▅ 40.0 -> 22.0  (trend -38%)", "executive_sponsor_call",
                      "CFO call booked", "claimed", "play_logged", "customer offsite", "2025.1 (abcdef12) / m1"):
@@ -244,6 +245,17 @@ def test_the_list_fits_120_columns_one_line_per_case_and_counts_what_it_shows(bu
 
     bad = run(busy_queue, "list", "--tz", "Mars/Olympus")
     assert bad.exit_code == 2 and "unknown time zone 'Mars/Olympus'" in bad.output
+
+    monkeypatch.setenv("COLUMNS", "80")  # a narrower terminal: still one line per case, cut to fit
+    narrow = run(busy_queue, "list").output.splitlines()
+    assert max(len(line) for line in narrow) <= 80 and len([line for line in narrow if line.startswith("RC-")]) == 50
+    assert len(narrow) == 50 + 3
+
+    monkeypatch.setenv("COLUMNS", "220")
+    first_id = ordered[0]["case_id"]
+    shown = run(busy_queue, "show", first_id, "--tz", "Asia/Tokyo")
+    assert shown.exit_code == 0, shown.output
+    assert next(r for r in ordered if r["case_id"] == first_id)["sla_left"] in shown.output and " JST," in shown.output
 
 
 def test_the_list_at_width_120_in_a_rich_console(busy_queue, monkeypatch) -> None:
