@@ -32,6 +32,7 @@ import typer
 from rich.console import Console
 
 from pipelines.cli.console import make_console
+from pipelines.cli.queue_table import fmt_money, fmt_pct, fmt_time, list_title, queue_table
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -67,7 +68,6 @@ Actor = Annotated[
 CaseArg = Annotated[str, typer.Argument(metavar="CASE", help="Case id, e.g. RC-1A2B3C4D5E.")]
 
 SPARKS = "▁▂▃▄▅▆▇█"
-PRIORITY_STYLE = {"P1": "bold red", "P2": "dark_orange", "P3": "yellow", "P4": "green"}
 
 
 class OutcomeChoice(str, Enum):
@@ -148,53 +148,6 @@ def _login_name() -> str | None:
         return None
 
 
-def _fmt_time(value: Any) -> str:
-    import pandas as pd
-
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return ""
-    return pd.Timestamp(value).strftime("%Y-%m-%d %H:%M")
-
-
-def _fmt_money(value: Any) -> str:
-    import pandas as pd
-
-    return "" if value is None or pd.isna(value) else f"{float(value):,.0f}"
-
-
-def _fmt_pct(value: Any) -> str:
-    import pandas as pd
-
-    return "" if value is None or pd.isna(value) else f"{float(value):.0%}"
-
-
-def _sla_cell(row: Mapping[str, Any], text: Any = None, *, wide: bool = True) -> Text:
-    """The running clock's state and words (`models.cases.sla_text.SlaText`, or the `sla_*`
-    columns of `list_cases(sla=True)` when no text is given), styled by state."""
-    import pandas as pd
-
-    from models.cases.sla import BREACHED, PAUSED, WARNING
-
-    state, due = row.get("sla_state"), row.get("sla_due_at")
-    if not isinstance(state, str) or due is None or pd.isna(due):
-        return Text(text.label if text is not None and wide else "")
-    words = (text.label if wide else text.left_text) if text is not None else _fmt_time(due)
-    if row["status"] not in ACTIVE_STATUSES:
-        return Text(words if text is not None else f"{words} {'BREACHED' if state == BREACHED else 'met'}", style="dim")
-    if state == BREACHED:
-        return Text(f"BREACHED {words}" if text is not None else f"{words} BREACHED", style="bold red")
-    if state == PAUSED:
-        return Text(words if text is not None else f"{words} paused", style="dim")
-    if state == WARNING:
-        return Text(f"near breach, {words}" if text is not None else f"{words} near breach", style="yellow")
-    return Text(words)
-
-
-def _one_line(value: Any) -> str:
-    """Text for a one-line cell: whitespace (newlines included) as single spaces."""
-    return " ".join(str(value).split()) if isinstance(value, str) else ""
-
-
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     import pandas as pd
 
@@ -263,7 +216,7 @@ def list_cases(
             typer.echo(json.dumps(out, indent=2, default=str))
             return
         console = _console()
-        table = _queue_table(rows, texts, badges, title=_list_title(
+        table = queue_table(rows, texts, badges, title=list_title(
             len(cases), len(matching), status=status, priority=priority, breaching=breaching, team=team,
             assignee=assignee, limit=limit, tz=where), wide=wide, width=console.width)
         if wide:  # every cell whole, one line per case however long (pipe it to `less -S`)
@@ -271,89 +224,6 @@ def list_cases(
             console.width = 100_000
             console.width = max(narrow, console.measure(table).maximum)
         console.print(table)
-
-
-def _list_title(shown: int, total: int, *, status: str, priority: str | None, breaching: bool, team: str | None,
-                assignee: str | None, limit: int | None, tz: str) -> str:
-    """`Rescue queue: 50 of 55 active cases (--limit 50), times in UTC`: the count matches the
-    rows shown and says which cases they are."""
-    kind = " ".join(w for w in (priority, "breaching" if breaching else None,
-                                None if status == "all" else status) if w)
-    noun = f"{kind} case{'s' if total != 1 else ''}" if kind else f"case{'s' if total != 1 else ''}"
-    where = (f" of team {team}" if team else "") + (f" assigned to {assignee}" if assignee else "")
-    count = f"{shown} of {total} {noun}{where} (--limit {limit})" if shown < total else f"{total} {noun}{where}"
-    return f"Rescue queue: {count}, times in {tz}"
-
-
-#: The one-line view's columns that may be cut: (narrowest, widest) before the reason gets the rest.
-_FLEX_WIDTHS: dict[str, tuple[int, int]] = {"status": (6, 11), "account": (8, 20), "assignee": (6, 12), "SLA": (14, 34)}
-#: The order in which they give up room when the terminal is narrow.
-_SHRINK_ORDER = ("account", "SLA", "status", "assignee")
-_MIN_REASON = 10
-
-
-def _fit_widths(widest: Mapping[str, int], width: int) -> dict[str, int]:
-    """Column widths that fit a `width`-column terminal, one space between columns: the case
-    id, priority, due time and ARR at risk whole; status, account, assignee and SLA up to a cap;
-    the reason gets what is left (at least 10 columns, cut with an ellipsis)."""
-    widths = {name: min(w, _FLEX_WIDTHS[name][1]) if name in _FLEX_WIDTHS else w for name, w in widest.items()}
-    budget = width - (len(widths) - 1)  # one space between columns
-
-    def left() -> int:
-        return budget - sum(w for name, w in widths.items() if name != "reason")
-
-    for name in _SHRINK_ORDER:
-        if left() >= _MIN_REASON:
-            break
-        widths[name] = max(_FLEX_WIDTHS[name][0], widths[name] - (_MIN_REASON - left()))
-    widths["reason"] = max(1, min(widest["reason"], left()))
-    return widths
-
-
-def _queue_table(rows: Sequence[Mapping[str, Any]], texts: Sequence[Any], badges: Sequence[str | None], *,
-                 title: str, wide: bool, width: int = 120) -> Table:
-    """One line per case, cut with an ellipsis to the console's width; `wide`: every column, whole."""
-    from rich import box
-
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
-                  padding=0, collapse_padding=True)  # the box puts one space between columns
-    if wide:
-        names = ["case", "pri", "status", "account", "ARR", "risk", "at risk", "health", "team", "assignee", "SLA",
-                 "escalation", "reason"]
-    else:
-        names = ["case", "pri", "status", "account", "at risk", "assignee", "due", "SLA", "reason"]
-    cells_of = [_row_cells(row, text, badge, wide=wide) for row, text, badge in zip(rows, texts, badges)]
-    widest = {name: max([len(name)] + [len(c[name].plain if isinstance(c[name], Text) else c[name])
-                                       for c in cells_of]) for name in names}
-    widths = widest if wide else _fit_widths(widest, width)
-    for name in names:
-        table.add_column(name, justify="right" if name in ("ARR", "risk", "at risk", "health") else "left",
-                         width=widths[name], no_wrap=True, overflow="fold" if wide else "ellipsis")
-    for cells in cells_of:
-        table.add_row(*[cells[name] for name in names])
-    return table
-
-
-def _row_cells(row: Mapping[str, Any], text: Any, badge: str | None, *, wide: bool) -> dict[str, Any]:
-    """The cells of one case's row, by column name."""
-    import pandas as pd
-
-    return {
-        "case": row["case_id"],
-        "pri": Text(row["priority"], style=PRIORITY_STYLE.get(row["priority"], "")),
-        "status": row["status"],
-        "account": _one_line(row["account_name"]) or str(row["account_id"]),
-        "ARR": _fmt_money(row["arr"]),
-        "risk": _fmt_pct(row["churn_risk"]),
-        "at risk": _fmt_money(row["expected_arr_at_risk"]),
-        "health": "" if pd.isna(row["health_score"]) else f"{row['health_score']:.0f}",
-        "team": row["team"],
-        "assignee": row["assignee"] if isinstance(row["assignee"], str) else "-",
-        "due": text.due_text.rsplit(" ", 1)[0] if text.due_text else "",
-        "SLA": _sla_cell(row, text, wide=wide),
-        "escalation": badge or "",
-        "reason": _one_line(row["reason"]) if not wide else (row["reason"] if isinstance(row["reason"], str) else ""),
-    }
 
 
 def _kv_table(pairs: Sequence[tuple[str, Any]]) -> Table:
@@ -381,7 +251,7 @@ def _cell(value: Any) -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return ""
     if isinstance(value, (datetime, pd.Timestamp)):
-        return _fmt_time(value)
+        return fmt_time(value)
     if isinstance(value, float):
         return f"{value:,.2f}".rstrip("0").rstrip(".")
     if isinstance(value, (list, dict)):
@@ -390,7 +260,7 @@ def _cell(value: Any) -> str:
 
 
 def _renewal(account: Mapping[str, Any]) -> str:
-    when = _fmt_time(account.get("renewal_date"))[:10]
+    when = fmt_time(account.get("renewal_date"))[:10]
     days = account.get("days_to_renewal")
     return f"{when}  (in {days:.0f} days)" if when and days is not None else when
 
@@ -449,12 +319,12 @@ def show(case_id: CaseArg, queue_url: QueueUrl = None,
     name = case["account_name"] or account.get("name") or case["account_id"]
     header = _kv_table([
         ("status", case["status"]), ("priority", case["priority"]), ("team", case["team"]),
-        ("assignee", case["assignee"] or "unassigned"), ("opened", _fmt_time(case["opened_at"])),
-        ("first touch", _fmt_time(case["acknowledged_at"]) or
-         (f"due {_fmt_time(case['sla_first_touch_due'])}" if case["sla_first_touch_due"] else "")),
-        ("resolution due", _fmt_time(case["sla_resolution_due"])),
+        ("assignee", case["assignee"] or "unassigned"), ("opened", fmt_time(case["opened_at"])),
+        ("first touch", fmt_time(case["acknowledged_at"]) or
+         (f"due {fmt_time(case['sla_first_touch_due'])}" if case["sla_first_touch_due"] else "")),
+        ("resolution due", fmt_time(case["sla_resolution_due"])),
         ("SLA", sla.label), ("escalation", badge),
-        ("snoozed until", _fmt_time(case["snoozed_until"])), ("outcome", case["outcome"]),
+        ("snoozed until", fmt_time(case["snoozed_until"])), ("outcome", case["outcome"]),
         ("escalation level", case["escalation_level"] or None), ("rule", case["rule_id"]),
         ("why", case["reason"]),
         ("policy / model", f"{case['policy_version']} ({(case['policy_hash'] or '')[:8]}) / {case['model_version']}"),
@@ -465,10 +335,10 @@ def show(case_id: CaseArg, queue_url: QueueUrl = None,
 
     console.print(_kv_table([
         ("account", f"{case['account_id']}  {account.get('segment') or ''}".strip()),
-        ("ARR", _fmt_money(account.get("arr", case["arr"]))),
+        ("ARR", fmt_money(account.get("arr", case["arr"]))),
         ("CSM", account.get("csm_owner")),
         ("renewal", _renewal(account)),
-        ("churn risk", f"{_fmt_pct(case['churn_risk'])}  ARR at risk {_fmt_money(case['expected_arr_at_risk'])}"),
+        ("churn risk", f"{fmt_pct(case['churn_risk'])}  ARR at risk {fmt_money(case['expected_arr_at_risk'])}"),
         ("health", _health(health, case["health_score"])),
         ("components", "  ".join(f"{k} {v}" for k, v in (health.get("components") or {}).items())),
     ]))
@@ -543,7 +413,7 @@ def snooze(
         raise _fail(f"--until {until.isoformat()} is not a usable time") from None
     with _store(queue_url) as store:
         case = store.transition(case_id, "snoozed", actor=who, reason=reason, snooze_until=wake)
-    _done(f"{case['case_id']} snoozed until {_fmt_time(case['snoozed_until'])} UTC by {who}.")
+    _done(f"{case['case_id']} snoozed until {fmt_time(case['snoozed_until'])} UTC by {who}.")
 
 
 @queue_app.command("act")
@@ -599,10 +469,10 @@ def show_outbox(
                    "next attempt", "last error"):
         table.add_column(column, no_wrap=column in ("id", "created", "next attempt"))
     for row in rows.to_dict("records"):
-        table.add_row(str(row["outbox_id"]), _fmt_time(row["created_at"]), row["kind"], row["channel"],
+        table.add_row(str(row["outbox_id"]), fmt_time(row["created_at"]), row["kind"], row["channel"],
                       row["destination"], row["case_id"] if isinstance(row["case_id"], str) else "",
                       Text(row["status"], style={"dead": "bold red", "pending": "yellow"}.get(row["status"], "")),
                       str(row["attempts"]),
-                      _fmt_time(row["next_attempt_at"]) if row["status"] == "pending" else "",
+                      fmt_time(row["next_attempt_at"]) if row["status"] == "pending" else "",
                       row["last_error"] if isinstance(row["last_error"], str) else "")
     console.print(table)
