@@ -105,6 +105,7 @@ def training_set(
         negative_sample_rows=config.negative_sample_rows or None,
         valid_dates=config.valid_dates,
         seed=config.seed,
+        usage_aggregates_loader=client.read_usage_aggregates,
     )
     treated_rows = int(df["treated"].sum())
     df = df[~df["treated"]].reset_index(drop=True)

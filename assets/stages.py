@@ -27,7 +27,7 @@ from connectors.warehouse import Warehouse
 from models.cases.context import USAGE_TREND_WEEKS, build_context_packages
 from models.churn.drift import drift_report
 from models.churn.explain import score_movers
-from models.churn.features import USAGE_WINDOW_DAYS, explain_drivers
+from models.churn.features import explain_drivers
 from models.churn.features import account_features as compute_features
 from models.churn.health import health_scores as compute_health
 from models.churn.health import HealthConfig, intervention_status
@@ -77,8 +77,10 @@ def snapshot_features(
     attributes from `account_history` as of `as_of` when given; the history also brings back
     churned accounts that started a new term before `as_of`, `models.churn.labels.returns`)."""
     ids = population(accounts, outcomes, as_of, returns=returns(outcomes, account_history))
-    usage = warehouse.read_usage_daily(as_of - pd.Timedelta(days=USAGE_WINDOW_DAYS), as_of)
-    return compute_features(accounts, renewals, tickets, usage, as_of, account_ids=ids, account_history=account_history)
+    # the usage features' aggregates computed in the warehouse: one row per account comes back
+    usage = warehouse.read_usage_aggregates(as_of)
+    return compute_features(accounts, renewals, tickets, None, as_of, account_ids=ids, account_history=account_history,
+                            usage=usage)
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from pydantic import Field
 from sqlalchemy.pool import NullPool
 
 from connectors.settings import default_warehouse_url
+from models.churn.features import LAST_ACTIVE, USAGE_AGGREGATES, USAGE_SUMS, USAGE_WINDOW_DAYS
 from models.contracts import USAGE_DAILY, TableContract, conform
 
 #: Raw per-user product events, as a product-analytics pipeline lands them.
@@ -341,6 +342,42 @@ class Warehouse:
             query = query.where(t.c.account_id.in_([str(a) for a in account_ids]))
         query = query.order_by(t.c.account_id, t.c.date)
         return conform(self._fetch_frame(query), USAGE_DAILY)
+
+    def read_usage_aggregates(
+        self,
+        as_of: date | pd.Timestamp,
+        account_ids: Sequence[str] | None = None,
+        *,
+        table: str = USAGE_DAILY_TABLE,
+    ) -> pd.DataFrame:
+        """`models.churn.features.usage_aggregates` of the daily usage table as of ``as_of``,
+        computed in the warehouse: one ``GROUP BY account_id`` over the `USAGE_WINDOW_DAYS` days
+        before ``as_of`` with one conditional sum per `USAGE_SUMS` window and the newest day with
+        events, so one row per account comes back instead of every account's days (optionally
+        for some accounts only). Index ``account_id``; the sums as float64 (0 where a window has
+        no value), `LAST_ACTIVE` as a timestamp (NaT without an active day)."""
+        self._require(table)
+        as_of = pd.Timestamp(as_of).normalize()
+        t = sa.table(_check_name(table), *(sa.column(c) for c in USAGE_DAILY.column_names))
+        day = sa.column("date", sa.Date)
+
+        def before(days: int) -> date:
+            return (as_of - pd.Timedelta(days=days)).date()
+
+        sums = [sa.func.sum(sa.case((sa.and_(day >= before(u.first_day), day < before(u.last_day)), t.c[u.column])))
+                .label(u.name) for u in USAGE_SUMS]
+        active = sa.func.max(sa.case((t.c.events > 0, t.c.date))).label(LAST_ACTIVE)  # as stored: read below
+        query = (sa.select(t.c.account_id, *sums, active)
+                 .where(day >= before(USAGE_WINDOW_DAYS), day < as_of.date())
+                 .group_by(t.c.account_id))
+        if account_ids is not None:
+            query = query.where(t.c.account_id.in_([str(a) for a in account_ids]))
+        frame = self._fetch_frame(query)
+        out = pd.DataFrame(index=pd.Index(frame["account_id"].astype("string"), name="account_id"))
+        for u in USAGE_SUMS:
+            out[u.name] = pd.to_numeric(frame[u.name], errors="coerce").fillna(0.0).astype("float64").to_numpy()
+        out[LAST_ACTIVE] = pd.to_datetime(frame[LAST_ACTIVE]).to_numpy()
+        return out[list(USAGE_AGGREGATES)]
 
 
 def probe_engine(url: str) -> sa.Engine | None:

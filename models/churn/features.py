@@ -293,11 +293,61 @@ def as_known_at(
     return r, t, usage
 
 
-def _window_mean(usage: pd.DataFrame, col: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
-    """Mean per day of ``col`` over [start, end): days without a row count as zero."""
-    days = max((end - start).days, 1)
-    mask = (usage["date"] >= start) & (usage["date"] < end)
-    return usage.loc[mask].groupby("account_id")[col].sum() / days
+@dataclass(frozen=True)
+class UsageSum:
+    """One per-account sum the usage features read: ``column`` summed over the days
+    ``[as_of - first_day, as_of - last_day)`` (days counted back from the observation date)."""
+
+    name: str
+    column: str
+    first_day: int
+    last_day: int = 0
+
+    @property
+    def days(self) -> int:
+        return max(self.first_day - self.last_day, 1)
+
+
+#: The usage the features read, as per-account aggregates over the `USAGE_WINDOW_DAYS` before the
+#: observation date: these sums and `LAST_ACTIVE`, the newest day with events. The one statement
+#: of them: `usage_aggregates` computes them from daily rows (pandas), and the warehouse computes
+#: the same in SQL from this list (`connectors.warehouse.Warehouse.read_usage_aggregates`), so
+#: the daily path pulls one row per account instead of every account's 90 days.
+USAGE_SUMS: tuple[UsageSum, ...] = (
+    UsageSum("au_7d_sum", "active_users", 7),
+    UsageSum("au_30d_sum", "active_users", 30),
+    UsageSum("au_prev60d_sum", "active_users", 90, 30),
+    UsageSum("au_90d_sum", "active_users", 90),
+    UsageSum("events_30d_sum", "events", 30),
+    UsageSum("events_prev60d_sum", "events", 90, 30),
+    UsageSum("advanced_30d_sum", "advanced_events", 30),
+)
+LAST_ACTIVE = "last_active_date"
+USAGE_AGGREGATES: tuple[str, ...] = (*(u.name for u in USAGE_SUMS), LAST_ACTIVE)
+
+
+def usage_aggregates(usage_daily: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """`USAGE_SUMS` and `LAST_ACTIVE` per account (index ``account_id``) from daily usage rows,
+    using only days in the `USAGE_WINDOW_DAYS` strictly before ``as_of``. An account with rows
+    in the window has every sum (0 where no day of a window has a value); one without rows is
+    absent (the features read it as no usage)."""
+    as_of = pd.Timestamp(as_of).normalize()
+    day = pd.Timedelta(days=1)
+    u = usage_daily[(usage_daily["date"] < as_of) & (usage_daily["date"] >= as_of - USAGE_WINDOW_DAYS * day)]
+    out = pd.DataFrame(index=pd.Index(u["account_id"].unique(), name="account_id"))
+    for spec in USAGE_SUMS:
+        mask = (u["date"] >= as_of - spec.first_day * day) & (u["date"] < as_of - spec.last_day * day)
+        out[spec.name] = u.loc[mask].groupby("account_id")[spec.column].sum().reindex(out.index).fillna(0.0).astype("float64")
+    active = u[u["events"] > 0]
+    out[LAST_ACTIVE] = active.groupby("account_id")["date"].max().reindex(out.index)
+    return out
+
+
+def _window_mean(aggregates: pd.DataFrame, name: str, ids: pd.Index) -> pd.Series:
+    """Mean per day of one `USAGE_SUMS` window, per account of ``ids``: days without a row
+    count as zero, accounts without usage read 0."""
+    spec = next(u for u in USAGE_SUMS if u.name == name)
+    return (aggregates[name].reindex(ids).fillna(0.0) / spec.days).astype("float64")
 
 
 def _ratio_trend(recent: pd.Series, base: pd.Series) -> pd.Series:
@@ -314,8 +364,13 @@ def account_features(
     *,
     account_ids: pd.Series | None = None,
     account_history: pd.DataFrame | None = None,
+    usage: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Features for each account as of ``as_of`` (one row per account, index ``account_id``).
+
+    The usage features read ``usage``, the per-account aggregates of `usage_aggregates` when a
+    caller computed them elsewhere (the warehouse does, in SQL); without it they are computed
+    from ``usage_daily`` (which is then ignored when ``usage`` is given, and may be None).
 
     Only information known strictly before ``as_of`` is used (see `as_known_at`); ARR, plan,
     seats, segment and CSM owner come from ``account_history`` as of ``as_of``, or, with no
@@ -323,7 +378,14 @@ def account_features(
     ``account_ids`` is given the result has exactly those accounts, in that order.
     """
     as_of = pd.Timestamp(as_of).normalize()
-    r, t, u = as_known_at(as_of, renewals=renewals, tickets=tickets, usage_daily=usage_daily)
+    if usage is None:
+        usage = usage_aggregates(usage_daily, as_of)
+    else:
+        missing = [c for c in USAGE_AGGREGATES if c not in usage.columns]
+        if missing:
+            raise ValueError(f"usage aggregates lack {', '.join(missing)} (expected models.churn.features.USAGE_AGGREGATES)")
+    empty_usage = pd.DataFrame({"account_id": pd.Series(dtype="string"), "date": pd.Series(dtype="datetime64[ns]")})
+    r, t, _ = as_known_at(as_of, renewals=renewals, tickets=tickets, usage_daily=empty_usage)
     acc = accounts.set_index("account_id")
     ids = pd.Index(account_ids if account_ids is not None else acc.index, name="account_id")
     out = pd.DataFrame(index=ids)
@@ -331,27 +393,21 @@ def account_features(
 
     day = pd.Timedelta(days=1)
     # usage ---------------------------------------------------------------------------------
-    au_7 = _window_mean(u, "active_users", as_of - 7 * day, as_of)
-    au_30 = _window_mean(u, "active_users", as_of - 30 * day, as_of)
-    au_prev60 = _window_mean(u, "active_users", as_of - 90 * day, as_of - 30 * day)
-    au_90 = _window_mean(u, "active_users", as_of - 90 * day, as_of)
-    ev_30 = _window_mean(u, "events", as_of - 30 * day, as_of)
-    ev_prev60 = _window_mean(u, "events", as_of - 90 * day, as_of - 30 * day)
-    adv_30 = _window_mean(u, "advanced_events", as_of - 30 * day, as_of)
-    out["au_7d"] = au_7.reindex(ids).fillna(0.0)
-    out["au_90d"] = au_90.reindex(ids).fillna(0.0)
+    au_30 = _window_mean(usage, "au_30d_sum", ids)
+    out["au_7d"] = _window_mean(usage, "au_7d_sum", ids)
+    out["au_90d"] = _window_mean(usage, "au_90d_sum", ids)
     out["wau_trend"] = _ratio_trend(out["au_7d"], out["au_90d"])
-    out["au_30d_trend"] = _ratio_trend(au_30.reindex(ids).fillna(0.0), au_prev60.reindex(ids).fillna(0.0))
-    out["events_30d_trend"] = _ratio_trend(ev_30.reindex(ids).fillna(0.0), ev_prev60.reindex(ids).fillna(0.0))
-    ev_30_ids = ev_30.reindex(ids).replace(0, np.nan)
-    out["advanced_share_30d"] = (adv_30.reindex(ids) / ev_30_ids).astype("float64")
-    recent = u[(u["date"] >= as_of - USAGE_WINDOW_DAYS * day) & (u["events"] > 0)]
-    last_active = recent.groupby("account_id")["date"].max().reindex(ids)
+    out["au_30d_trend"] = _ratio_trend(au_30, _window_mean(usage, "au_prev60d_sum", ids))
+    ev_30 = _window_mean(usage, "events_30d_sum", ids)
+    out["events_30d_trend"] = _ratio_trend(ev_30, _window_mean(usage, "events_prev60d_sum", ids))
+    # no share where the 30 days hold no events (an account without usage among them)
+    out["advanced_share_30d"] = (_window_mean(usage, "advanced_30d_sum", ids) / ev_30.replace(0, np.nan)).astype("float64")
+    last_active = pd.to_datetime(usage[LAST_ACTIVE]).reindex(ids)
     out["days_since_active"] = ((as_of - last_active).dt.days.astype("float64")).fillna(
         float(USAGE_WINDOW_DAYS + 1)
     )
     seats = attrs["seats"].astype("float64").replace(0, np.nan)
-    out["seat_utilization"] = (au_30.reindex(ids).fillna(0.0) / seats).astype("float64")
+    out["seat_utilization"] = (au_30 / seats).astype("float64")
 
     # support -------------------------------------------------------------------------------
     recent_t = t[t["created_at"] >= as_of - SUPPORT_WINDOW_DAYS * day]

@@ -42,13 +42,17 @@ def build_training_set(
     negative_sample_rows: int | None = None,
     valid_dates: int = 2,
     seed: int = 0,
+    usage_aggregates_loader: Callable[[pd.Timestamp], pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """Features + ``label`` + ``treated`` + ``weight`` for every (observation_date, account) pair
     (with ``negative_sample_rows``, every positive and a weighted sample of the negatives of the
     dates before the latest ``valid_dates``; see `models.churn.sampling`).
 
     ``usage_loader(start, end)`` returns usage_daily rows with start <= date < end; it is called
-    once per date with that date's feature window, so memory stays bounded by one window.
+    once per date with that date's feature window, so memory stays bounded by one window. With
+    ``usage_aggregates_loader(as_of)`` (the warehouse's `read_usage_aggregates`: the usage
+    features' per-account aggregates, `models.churn.features.usage_aggregates`, computed where
+    the usage lives) that is called instead, and only one row per account comes back per date.
     ``account_history`` also dates returns after churn: a reactivated account has rows again from
     the date after its return.
     """
@@ -63,11 +67,15 @@ def build_training_set(
     ordered = sorted(pd.Timestamp(d) for d in dates)
     for i, d in enumerate(ordered):
         rows = labels[labels["observation_date"] == d]
-        window = usage_loader(d - pd.Timedelta(days=USAGE_WINDOW_DAYS), d)
-        if sampled:  # features are per account: the dropped accounts' usage is not needed
-            window = window[window["account_id"].isin(rows["account_id"])]
-        feats = account_features(accounts, renewals, tickets, window, d, account_ids=rows["account_id"],
-                                 account_history=account_history)
+        if usage_aggregates_loader is not None:
+            feats = account_features(accounts, renewals, tickets, None, d, account_ids=rows["account_id"],
+                                     account_history=account_history, usage=usage_aggregates_loader(d))
+        else:
+            window = usage_loader(d - pd.Timedelta(days=USAGE_WINDOW_DAYS), d)
+            if sampled:  # features are per account: the dropped accounts' usage is not needed
+                window = window[window["account_id"].isin(rows["account_id"])]
+            feats = account_features(accounts, renewals, tickets, window, d, account_ids=rows["account_id"],
+                                     account_history=account_history)
         feats = feats.reset_index()
         feats["observation_date"] = d
         feats["label"] = rows["label"].to_numpy()
