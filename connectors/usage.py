@@ -75,6 +75,13 @@ USAGE_STATE_TABLE = "usage_daily_state"
 #: Columns the raw events must have.
 EVENT_COLUMNS = ("account_id", "user_id", "occurred_at", "feature", "quantity")
 
+#: Raw events per batch of the full build. Above it the full build aggregates the accounts in
+#: batches of contiguous account ids, each batch's GROUP BY on its own: the per-user groups of
+#: every account and day at once (hundreds of millions at a million accounts) would spill past
+#: the warehouse's memory limit to disk, tens of GB of it. A batch's rows are the same rows the
+#: one-shot build gives them (an account's days are all in one batch).
+FULL_BUILD_BATCH_EVENTS = 50_000_000
+
 Mode = Literal["full", "incremental"]
 
 
@@ -191,8 +198,26 @@ class _Build:
 
     # -- the aggregate ------------------------------------------------------------------------
 
-    def aggregate(self, start: date | None = None) -> sa.Select:
-        """One row per account and day (of the days from ``start``, or all)."""
+    def account_batches(self) -> list[sa.ColumnElement | None]:
+        """The full build's batches, as predicates on the account id (`FULL_BUILD_BATCH_EVENTS`);
+        ``[None]``: one batch, every event. Rows without an account id are a batch of their own."""
+        ev = self.ev
+        events = int(self.conn.execute(sa.select(sa.func.count()).select_from(ev)).scalar() or 0)
+        n = -(-events // FULL_BUILD_BATCH_EVENTS)
+        if n <= 1:
+            return [None]
+        ids = [row[0] for row in self.conn.execute(
+            sa.select(ev.c.account_id).where(ev.c.account_id.is_not(None)).distinct().order_by(ev.c.account_id))]
+        size = -(-len(ids) // n)
+        batches: list[sa.ColumnElement | None] = [
+            ev.c.account_id.between(ids[i], ids[min(i + size, len(ids)) - 1]) for i in range(0, len(ids), size)]
+        if self.conn.execute(sa.select(sa.func.count()).select_from(ev).where(ev.c.account_id.is_(None))).scalar():
+            batches.append(ev.c.account_id.is_(None))
+        return batches
+
+    def aggregate(self, start: date | None = None, accounts: sa.ColumnElement | None = None) -> sa.Select:
+        """One row per account and day (of the days from ``start``, or all; of the accounts
+        ``accounts`` selects, or all)."""
         ev = self.ev
 
         def quantity_of(feature: str) -> sa.ColumnElement:
@@ -210,6 +235,8 @@ class _Build:
         )
         if start is not None:
             per_user = per_user.where(self.since(start))
+        if accounts is not None:
+            per_user = per_user.where(accounts)
         per_user = per_user.group_by(ev.c.account_id, self.day, ev.c.user_id).subquery("per_user")
 
         def total(column: sa.ColumnElement) -> sa.ColumnElement:
@@ -237,7 +264,11 @@ class _Build:
     def full(self, reason: str) -> UsageBuild:
         old = self.count() if self.columns(self.target) is not None else 0
         staging = _staging_name(self.target)
-        self.conn.execute(sa.CreateTableAs(self.aggregate(), staging))
+        first, *rest = self.account_batches()
+        self.conn.execute(sa.CreateTableAs(self.aggregate(accounts=first), staging))
+        into = sa.table(staging, *(sa.column(c) for c in USAGE_DAILY.column_names))
+        for batch in rest:
+            self.conn.execute(sa.insert(into).from_select(list(USAGE_DAILY.column_names), self.aggregate(accounts=batch)))
         self.wh._swap(self.conn, {staging: self.target})
         self.index_dates(self.target)
         rows, last, days = self.span()
