@@ -9,11 +9,78 @@ weekly usage trend, and the plays already tried with their outcomes.
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+if TYPE_CHECKING:
+    from models.policy.schema import SeverityRule
+
 USAGE_TREND_WEEKS = 12
+LAST_TICKETS = 3
+
+
+def _compliance(tickets: pd.DataFrame) -> pd.Series:
+    from models.churn.features import COMPLIANCE_CATEGORIES  # the queue reads packages without the model
+
+    return tickets["category"].astype("string").str.lower().isin(COMPLIANCE_CATEGORIES).fillna(False).astype(bool)
+
+
+def _urgent(tickets: pd.DataFrame) -> pd.Series:
+    return (tickets["priority"].astype("string") == "urgent").fillna(False).astype(bool)
+
+
+#: Candidate fields counted from open tickets (`models.churn.features`), with the tickets each
+#: counts: a severity rule that tests one of them is triggered by a ticket.
+TICKET_FIELDS: dict[str, Callable[[pd.DataFrame], pd.Series]] = {
+    "open_compliance_tickets": _compliance,
+    "open_urgent_tickets": _urgent,
+    "oldest_open_urgent_hours": _urgent,
+}
+
+
+def ticket_fields(rule: SeverityRule) -> list[str]:
+    """The ticket fields (`TICKET_FIELDS`) a severity rule's condition tests, sorted."""
+    from models.policy.conditions import referenced_fields
+    return sorted(referenced_fields(rule.when) & set(TICKET_FIELDS))
+
+
+def triggering_ticket(rule: SeverityRule, tickets: pd.DataFrame, snapshot_date: pd.Timestamp) -> pd.Series | None:
+    """The ticket that made a ticket-triggered rule match: the oldest ticket of `tickets` (one
+    account's) open at the snapshot and counted by every ticket field the rule tests. None when
+    the rule tests no ticket field or no open ticket fits."""
+    fields = ticket_fields(rule)
+    if not fields or tickets is None or tickets.empty:
+        return None
+    t = tickets[tickets["created_at"] < snapshot_date]
+    t = t[t["solved_at"].isna() | (t["solved_at"] >= snapshot_date)]
+    for field in fields:
+        if t.empty:
+            return None
+        t = t[TICKET_FIELDS[field](t).to_numpy()]
+    if t.empty:
+        return None
+    return t.sort_values(["created_at", "ticket_id"]).iloc[0]
+
+
+def case_headline(rule_description: str | None, driver: str | None, trigger: Mapping[str, Any] | None = None) -> str | None:
+    """A case's one-line reason, from the severity rule that matched: "<rule description>: <what>".
+
+    For a rule triggered by a ticket (`trigger["ticket"]`, see `build_context_packages`) the what
+    is that ticket ("ticket T-9 (legal, urgent, open since 2025-05-30)"); otherwise the strongest
+    changeable risk driver, when there is one."""
+    ticket = (trigger or {}).get("ticket") if isinstance(trigger, Mapping) else None
+    if ticket:
+        details = [str(v) for v in (ticket.get("category"), ticket.get("priority")) if v]
+        opened = _iso(ticket.get("created_at"))
+        if opened:
+            details.append(f"open since {opened[:10]}")
+        what: str | None = f"ticket {ticket.get('ticket_id')}" + (f" ({', '.join(details)})" if details else "")
+    else:
+        what = driver or None
+    parts = [str(p) for p in (rule_description, what) if p]
+    return ": ".join(parts) if parts else None
 
 
 def _iso(value: Any) -> str | None:
@@ -36,20 +103,27 @@ def build_context_packages(
     usage_daily: pd.DataFrame,
     plays: pd.DataFrame | None = None,
     snapshot_date: pd.Timestamp,
+    rules: Mapping[str, SeverityRule] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """One JSON-ready package per row of ``candidates`` (keyed by account_id).
 
     ``health`` is indexed by account_id with the component columns; ``usage_daily`` should cover
     at least the last `USAGE_TREND_WEEKS` weeks before the snapshot; ``plays`` (account_id, at,
-    play, note, outcome, actor) are rescue actions already logged for these accounts.
+    play, note, outcome, actor) are rescue actions already logged for these accounts. ``rules``
+    maps an account to the severity rule it matched: the package's ``trigger`` names the rule
+    and, for a rule triggered by a ticket, the ticket (`triggering_ticket`), which is then among
+    ``last_tickets`` (added when older than the last three) and marked ``trigger: true``.
     """
     snapshot_date = pd.Timestamp(snapshot_date)
     ids = list(candidates["account_id"])
     wanted = set(ids)
+    rules = rules or {}
 
-    t = tickets[tickets["account_id"].isin(wanted) & (tickets["created_at"] < snapshot_date)]
-    t = t.sort_values("created_at", ascending=False).groupby("account_id").head(3)
+    before = tickets[tickets["account_id"].isin(wanted) & (tickets["created_at"] < snapshot_date)]
+    t = before.sort_values("created_at", ascending=False).groupby("account_id").head(LAST_TICKETS)
     tickets_by = {k: g for k, g in t.groupby("account_id")}
+    ticket_ruled = {aid for aid, rule in rules.items() if aid in wanted and ticket_fields(rule)}
+    all_tickets_by = {k: g for k, g in before[before["account_id"].isin(ticket_ruled)].groupby("account_id")}
 
     start = snapshot_date - pd.Timedelta(weeks=USAGE_TREND_WEEKS)
     u = usage_daily[usage_daily["account_id"].isin(wanted) & (usage_daily["date"] >= start) & (usage_daily["date"] < snapshot_date)]
@@ -68,6 +142,11 @@ def build_context_packages(
         aid = row.account_id
         h = health.loc[aid] if aid in health.index else None
         tk = tickets_by.get(aid)
+        rule = rules.get(aid)
+        trigger_row = triggering_ticket(rule, all_tickets_by.get(aid), snapshot_date) if aid in ticket_ruled else None
+        if trigger_row is not None and (tk is None or trigger_row["ticket_id"] not in set(tk["ticket_id"])):
+            tk = pd.concat([tk, trigger_row.to_frame().T]) if tk is not None else trigger_row.to_frame().T
+        trigger_id = None if trigger_row is None else trigger_row["ticket_id"]
         wk = usage_by.get(aid, pd.Series(dtype="float64")).reindex(range(USAGE_TREND_WEEKS), fill_value=0.0)
         pl = plays_by.get(aid)
         packages[aid] = {
@@ -104,9 +183,20 @@ def build_context_packages(
                     "status": "open" if pd.isna(r.solved_at) or r.solved_at >= snapshot_date else "solved",
                     "csat": _num(r.csat, 0) if pd.notna(r.solved_at) and r.solved_at < snapshot_date else None,
                     "escalated": bool(r.escalated),
+                    "trigger": trigger_id is not None and r.ticket_id == trigger_id,
                 }
                 for r in (tk.itertuples(index=False) if tk is not None else [])
             ],
+            "trigger": None if rule is None else {
+                "rule_id": rule.id,
+                "description": rule.description,
+                "ticket": None if trigger_row is None else {
+                    "ticket_id": trigger_row["ticket_id"],
+                    "created_at": _iso(trigger_row["created_at"]),
+                    "priority": trigger_row["priority"],
+                    "category": None if pd.isna(trigger_row["category"]) else trigger_row["category"],
+                },
+            },
             "usage_trend": {
                 "weekly_active_users": [round(float(v), 2) for v in wk.to_numpy()],
                 "weeks": USAGE_TREND_WEEKS,
