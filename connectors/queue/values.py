@@ -46,6 +46,7 @@ ID_MAX_LENGTHS: dict[str, int] = {
     "team": rescue_cases.c.team.type.length,
     "assignee": rescue_cases.c.assignee.type.length,
     "name": desk_users.c.name.type.length,
+    "account": rescue_cases.c.account_id.type.length,
 }
 #: The longest note or reason (their columns are unbounded TEXT; the desk's forms take as much).
 TEXT_MAX_LENGTH = 4000

@@ -8,6 +8,7 @@
     rescue queue act CASE --play executive_sponsor_call --note "CFO call booked" --as WHO
     rescue queue resolve CASE --outcome saved|churned|no_action --as WHO
     rescue queue outbox [--status pending|delivered|dead] [--json]
+    rescue queue overflow [--limit N] [--json]
 
 The queue is `--queue-url`, else `RESCUE_QUEUE_URL`, else the embedded SQLite file. The actor is
 `--as`, else `RESCUE_ACTOR`, else the login name. Times are UTC. An unknown case or a change the
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 # `rescue` starts: `rescue --help` stays quick (tests/unit/test_cli_imports.py).
 
 queue_app = typer.Typer(
-    help="Work the rescue queue: list, show, claim, ack, snooze, act, resolve, outbox.",
+    help="Work the rescue queue: list, show, claim, ack, snooze, act, resolve, outbox, overflow.",
     no_args_is_help=True,
 )
 
@@ -482,3 +483,55 @@ def show_outbox(
                       _fmt_time(row["next_attempt_at"]) if row["status"] == "pending" else "",
                       row["last_error"] if isinstance(row["last_error"], str) else "")
     console.print(table)
+
+
+@queue_app.command("overflow")
+def show_overflow(
+    limit: Annotated[int, typer.Option(min=1, help="At most this many accounts (riskiest first).")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    queue_url: QueueUrl = None,
+) -> None:
+    """Accounts of the latest snapshot eligible for a case but not routed (overflow): over their
+    team's daily budget, or nobody had the skills and room. Riskiest first (churn risk, then ARR
+    at risk). A manager opens one from the desk's manager view."""
+    from models.routing.decisions import OVERFLOW_CAUSES
+
+    with _store(queue_url) as store:
+        rows = store.overflow()
+    total = len(rows)
+    rows = rows.head(limit)
+    if as_json:
+        keep = [c for c in rows.columns if c not in ("context", "log_id", "logged_at")]
+        typer.echo(json.dumps(_records(rows[keep]), indent=2, default=str))
+        return
+    console = _console()
+    if rows.empty:
+        console.print(f"No overflow in the latest snapshot of {store.display_url}.")
+        return
+    snapshot = _fmt_time(rows["snapshot_date"].iloc[0])[:10]
+    shown = f"{len(rows)} of {total}" if total > len(rows) else str(total)
+    table = Table(title=f"Overflow on {snapshot} ({shown} account{'s' if total != 1 else ''}, riskiest first)")
+    for name, justify in (("account", "left"), ("team", "left"), ("pri", "left"), ("risk", "right"),
+                          ("ARR", "right"), ("ARR at risk", "right"), ("why not routed", "left"), ("case", "left")):
+        table.add_column(name, justify=justify, no_wrap=name in ("pri", "risk", "ARR", "ARR at risk"),
+                         max_width=30 if name == "account" else None)
+    for row in rows.to_dict("records"):
+        cause = row["cause"] if isinstance(row["cause"], str) else ""
+        why = OVERFLOW_CAUSES.get(cause, "not routed")
+        if cause == "budget" and not _missing(row["rank"]):
+            why += f" (rank {int(row['rank'])})"
+        name = row["account_name"] if isinstance(row["account_name"], str) else ""
+        table.add_row(
+            f"{name} ({row['account_id']})" if name else str(row["account_id"]),
+            row["team"] if isinstance(row["team"], str) else "",
+            Text(str(row["priority"] or ""), style=PRIORITY_STYLE.get(row["priority"], "")),
+            _fmt_pct(row["churn_risk"]), _fmt_money(row["arr"]), _fmt_money(row["expected_arr_at_risk"]),
+            why, row["case_id"] if isinstance(row["case_id"], str) else "",
+        )
+    console.print(table)
+
+
+def _missing(value: Any) -> bool:
+    import pandas as pd
+
+    return value is None or pd.isna(value)
