@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import sqlalchemy as sa
 import typer
+from rich import box
 from rich.console import Console
 
 from pipelines.cli.console import make_console
@@ -510,25 +511,29 @@ def show_overflow(
         return
     snapshot = _fmt_time(rows["snapshot_date"].iloc[0])[:10]
     shown = f"{len(rows)} of {total}" if total > len(rows) else str(total)
-    table = Table(title=f"Overflow on {snapshot} ({shown} account{'s' if total != 1 else ''}, riskiest first)")
+    table = Table(title=f"Overflow on {snapshot} ({shown} account{'s' if total != 1 else ''}, riskiest first)",
+                  box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    widest = max(len(text) for text in OVERFLOW_CAUSES.values())
     for name, justify in (("account", "left"), ("team", "left"), ("pri", "left"), ("risk", "right"),
-                          ("ARR", "right"), ("ARR at risk", "right"), ("why not routed", "left"), ("case", "left")):
-        table.add_column(name, justify=justify, no_wrap=name in ("pri", "risk", "ARR", "ARR at risk"),
-                         max_width=30 if name == "account" else None)
+                          ("ARR", "right"), ("at risk", "right"), ("why not routed", "left"), ("rank", "right"),
+                          ("case", "left")):
+        table.add_column(name, justify=justify, no_wrap=name != "account", overflow="fold",
+                         min_width={"why not routed": widest, "team": int(rows["team"].astype(str).str.len().max()),
+                                    "account": 12}.get(name))
     for row in rows.to_dict("records"):
         cause = row["cause"] if isinstance(row["cause"], str) else ""
-        why = OVERFLOW_CAUSES.get(cause, "not routed")
-        if cause == "budget" and not _missing(row["rank"]):
-            why += f" (rank {int(row['rank'])})"
         name = row["account_name"] if isinstance(row["account_name"], str) else ""
         table.add_row(
             f"{name} ({row['account_id']})" if name else str(row["account_id"]),
             row["team"] if isinstance(row["team"], str) else "",
             Text(str(row["priority"] or ""), style=PRIORITY_STYLE.get(row["priority"], "")),
             _fmt_pct(row["churn_risk"]), _fmt_money(row["arr"]), _fmt_money(row["expected_arr_at_risk"]),
-            why, row["case_id"] if isinstance(row["case_id"], str) else "",
+            OVERFLOW_CAUSES.get(cause, "not routed"), "" if _missing(row["rank"]) else str(int(row["rank"])),
+            row["case_id"] if isinstance(row["case_id"], str) else "",
         )
     console.print(table)
+    console.print("ARR at risk = churn risk x ARR; rank = place in the team's daily budget (1 = most ARR at risk). "
+                  "Open one's case from the desk's manager view.", style="dim", soft_wrap=False)
 
 
 def _missing(value: Any) -> bool:

@@ -194,10 +194,12 @@ def health_bars(components: Mapping[str, Any] | None, churn_risk: Any) -> list[B
 
 
 def axis_number(v: float) -> str:
-    """A chart label: whole numbers from 10 up, one decimal below, two below 1."""
-    if abs(v) >= 10:
+    """A chart label: whole numbers from 100 up, else one decimal (two below 1), without a
+    trailing zero ("42", "24.5", "0.14", "0")."""
+    if abs(v) >= 100:
         return f"{v:,.0f}"
-    return f"{v:.1f}" if abs(v) >= 1 or v == 0 else f"{v:.2f}"
+    text = f"{v:.1f}" if abs(v) >= 1 else f"{v:.2f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def sparkline_svg(values: Sequence[float], *, width: int = 280, height: int = 96,
