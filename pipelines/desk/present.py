@@ -202,12 +202,12 @@ def axis_number(v: float) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def sparkline_svg(values: Sequence[float], *, width: int = 280, height: int = 96,
+def sparkline_svg(values: Sequence[float], *, width: int = 220, height: int = 90,
                   label: str = "weekly active users", unit: str = "week") -> Markup:
     """An inline SVG line chart of `values` (oldest first, one per `unit`) on a scale from 0 to
-    the largest value, with the y axis labelled (0 and the maximum), the first and last values
-    written at their points and the span under the x axis, so a flat or tiny series (0.1 users)
-    reads as a value, not as a broken chart. Scales with its box (no fixed pixel width)."""
+    the largest value, with the y axis labelled (0 and the maximum) and the first and last values
+    written, so a flat or tiny series (0.1 users) reads as a value, not as a broken chart. The first value is written under the x axis's
+    start, the last beside its point. Scales with its box (no fixed pixel width)."""
     points = [float(v) for v in values if v is not None and not math.isnan(float(v))]
     if len(points) < 2:
         return Markup('<p class="muted">Not enough usage history for a trend.</p>')
@@ -232,8 +232,8 @@ def sparkline_svg(values: Sequence[float], *, width: int = 280, height: int = 96
         f'<text class="y-min" x="{left - 4}" y="{base:.1f}" text-anchor="end" {text}>0</text>'
         f'<polyline fill="none" stroke-width="2" points="{path}"/>'
         f'<circle cx="{first_x:.1f}" cy="{first_y:.1f}" r="2.5"/><circle cx="{last_x:.1f}" cy="{last_y:.1f}" r="3"/>'
-        f'<text class="first" x="{first_x + 4:.1f}" y="{max(first_y - 4, top_pad + 8):.1f}" {text}>{axis_number(points[0])}</text>'
         f'<text class="last" x="{last_x + 5:.1f}" y="{last_y + 4:.1f}" {text}>{axis_number(points[-1])}</text>'
-        f'<text x="{left}" y="{height - 4}" {text}>{len(points)} {unit}s ago</text>'
+        f'<text x="{left}" y="{height - 4}" {text}>{len(points)} {unit}s ago: '
+        f'<tspan class="first">{axis_number(points[0])}</tspan></text>'
         f'<text x="{left + plot_w}" y="{height - 4}" text-anchor="end" {text}>last {unit}</text></svg>'
     )

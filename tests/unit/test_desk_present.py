@@ -43,14 +43,14 @@ def test_health_bars_fill_with_health_and_the_model_bar_is_churn_risk_filling_wi
 
 
 def _texts(svg: str) -> dict[str, str]:
-    return dict(re.findall(r'<text class="([\w-]+)"[^>]*>([^<]*)</text>', svg))
+    return dict(re.findall(r'<t(?:ext|span) class="([\w-]+)"[^>]*>([^<]*)</t(?:ext|span)>', svg))
 
 
 def test_the_usage_chart_labels_its_axis_and_its_first_and_last_values() -> None:
     svg = str(sparkline_svg([42.0, 41.5, 40.0, 33.0, 24.5]))
     labels = _texts(svg)
     assert labels == {"y-max": "42", "y-min": "0", "first": "42", "last": "24.5"}
-    assert "5 weeks ago" in svg and "last week" in svg
+    assert "5 weeks ago: " in svg and "last week" in svg
     assert 'class="spark down"' in svg and "width=" not in svg.split(">", 1)[0]  # scales with its box
 
 
