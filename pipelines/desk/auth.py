@@ -175,14 +175,14 @@ def check_csrf(session: Mapping[str, Any], submitted: str | None) -> None:
         raise CsrfError("the form has expired or did not come from this desk; reload the page and try again")
 
 
-def can_act(user: DeskUser, case: Mapping[str, Any]) -> bool:
-    """Agents work cases of their own team or assigned to them; managers work every case."""
-    return user.is_manager or case["team"] == user.team or case.get("assignee") == user.user_id
-
-
 def can_manage(user: DeskUser) -> bool:
     """Manager-only: the manager view, reassigning across teams, opening an overflow account's case."""
     return user.is_manager
+
+
+def can_act(user: DeskUser, case: Mapping[str, Any]) -> bool:
+    """Agents work cases of their own team or assigned to them; managers work every case."""
+    return can_manage(user) or case["team"] == user.team or case.get("assignee") == user.user_id
 
 
 def permissions(user: DeskUser, case: Mapping[str, Any] | None = None) -> dict[str, bool]:

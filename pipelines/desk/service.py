@@ -24,7 +24,7 @@ from models.policy.schema import Policy
 from models.cases.metrics import queue_metrics
 from models.cases.sla import Pause, paused_intervals
 from pipelines.desk import present
-from pipelines.desk.auth import check_can_act, check_can_hand_off, require_manager
+from pipelines.desk.auth import can_manage, check_can_act, check_can_hand_off, require_manager
 
 Scope = Literal["mine", "team", "all"]
 #: Status filter values: a status, every active status, or everything.
@@ -128,7 +128,7 @@ class Desk:
              "members": [{"id": m.id, "name": m.name, "capacity": m.capacity, "open": load.get(m.id, 0)}
                          for m in team.members]}
             for key, team in self.policy.teams.items()
-            if user.is_manager or key == user.team
+            if can_manage(user) or key == user.team
         ]
 
     def member_load(self) -> dict[str, int]:
@@ -272,7 +272,7 @@ class Desk:
             raise ValueError(f"unknown team {to_team!r}; teams: {', '.join(self.policy.teams)}")
         case = self.store.get_case(case_id)
         check_can_hand_off(user, case, to_team)
-        if to_assignee is not None and not user.is_manager:
+        if to_assignee is not None and not can_manage(user):
             member = self.policy.members_by_id[to_assignee]
             open_cases = self.member_load().get(to_assignee, 0)
             if open_cases >= member.capacity:
