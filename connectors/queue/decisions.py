@@ -210,7 +210,19 @@ def upsert_routing_log(conn: sa.Connection, rows: pd.DataFrame, snapshot: dateti
             written += 1
     if inserts:
         conn.execute(routing_log.insert(), inserts)
+    forget_older_contexts(conn)
     return written
+
+
+def forget_older_contexts(conn: sa.Connection) -> None:
+    """Drop the context packages of routing-log rows older than the latest snapshot: only the
+    latest snapshot's overflow can be opened by hand, so the log does not grow a package per
+    account and day."""
+    latest = conn.execute(sa.select(sa.func.max(routing_log.c.snapshot_date))).scalar()
+    if latest is not None:
+        conn.execute(routing_log.update()
+                     .where(routing_log.c.snapshot_date < latest, routing_log.c.context.is_not(None))
+                     .values(context=None))
 
 
 def upsert_account_states(conn: sa.Connection, states: pd.DataFrame, now: datetime) -> None:

@@ -49,6 +49,8 @@ CRM_CHANNEL = "crm"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+#: A JSON column whose Python None is SQL NULL (not the JSON value null), so `IS NULL` finds it.
+NullableJSON = sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
 _TERMINAL_SQL = ", ".join(f"'{s}'" for s in sorted(TERMINAL_STATUSES))
 ACTIVE_CASE_PREDICATE = f"status NOT IN ({_TERMINAL_SQL})"
 
@@ -171,8 +173,8 @@ routing_log = sa.Table(
     sa.Column("account_name", sa.String(256), info=display()),
     sa.Column("arr", sa.Float),
     sa.Column("health_score", sa.Float),
-    sa.Column("required_skills", JSONType),
-    sa.Column("context", JSONType, info=display(1000)),
+    sa.Column("required_skills", NullableJSON),
+    sa.Column("context", NullableJSON, info=display(1000)),
     sa.UniqueConstraint("snapshot_date", "account_id", name="uq_routing_log_snapshot_account"),
 )
 

@@ -238,3 +238,21 @@ def test_rescue_queue_overflow_on_a_missing_queue_exits_non_zero_with_one_line(t
     assert "has no tables yet" in result.output and "Traceback" not in result.output
     bad = CliRunner().invoke(cli_app, ["queue", "overflow", "--queue-url", "not-a-url"])
     assert bad.exit_code != 0 and "Traceback" not in bad.output
+
+
+def test_only_the_latest_snapshots_log_rows_keep_their_context_package(env: DeskEnv) -> None:
+    import sqlalchemy as sa
+
+    from connectors.queue.schema import routing_log
+    from tests.integration.overflow_fixtures import overflow_frames
+
+    decisions, candidates, contexts = overflow_frames()
+    later = SNAPSHOT + pd.Timedelta(days=1)
+    keep = decisions["action"] == "overflow"
+    env.store.apply_decisions(decisions[keep], candidates, contexts=contexts, policy_version="2026.11.0",
+                              policy_hash="hash-1", model_version="m1", snapshot_date=later, now=utc_now())
+    with env.store.reading() as conn:
+        rows = conn.execute(sa.select(routing_log.c.snapshot_date, routing_log.c.context.is_(None))).all()
+    assert {(pd.Timestamp(d), empty) for d, empty in rows} == {(SNAPSHOT, True), (later, False)}
+    assert list(env.store.overflow()["account_id"]) == OVERFLOW_ORDER  # the later snapshot is the latest
+    assert env.store.overflow(SNAPSHOT)["context"].isna().all()
