@@ -46,22 +46,39 @@ def ticket_fields(rule: SeverityRule) -> list[str]:
     return sorted(referenced_fields(rule.when) & set(TICKET_FIELDS))
 
 
-def triggering_ticket(rule: SeverityRule, tickets: pd.DataFrame, snapshot_date: pd.Timestamp) -> pd.Series | None:
-    """The ticket that made a ticket-triggered rule match: the oldest ticket of `tickets` (one
-    account's) open at the snapshot and counted by every ticket field the rule tests. None when
-    the rule tests no ticket field or no open ticket fits."""
-    fields = ticket_fields(rule)
-    if not fields or tickets is None or tickets.empty:
+def triggering_tickets(rules: Mapping[str, SeverityRule], tickets: pd.DataFrame,
+                       snapshot_date: pd.Timestamp) -> dict[str, dict[str, Any]]:
+    """The ticket that made each account's ticket-triggered rule match (account -> ticket row):
+    the oldest of its tickets open at the snapshot and counted by every ticket field the rule
+    tests. Accounts whose rule tests no ticket field, or with no such ticket open, are absent."""
+    by_fields: dict[tuple[str, ...], list[str]] = {}
+    fields_of: dict[str, tuple[str, ...]] = {}
+    for account, rule in rules.items():
+        if rule.id not in fields_of:
+            fields_of[rule.id] = tuple(ticket_fields(rule))
+        if fields_of[rule.id]:
+            by_fields.setdefault(fields_of[rule.id], []).append(account)
+    if not by_fields or tickets is None or tickets.empty:
+        return {}
+    t = tickets[(tickets["created_at"] < snapshot_date)
+                & (tickets["solved_at"].isna() | (tickets["solved_at"] >= snapshot_date))]
+    found: dict[str, dict[str, Any]] = {}
+    for fields, accounts in by_fields.items():
+        counted = t[t["account_id"].isin(accounts)]
+        for field in fields:
+            counted = counted[TICKET_FIELDS[field](counted).to_numpy()]
+        first = counted.sort_values(["created_at", "ticket_id"], kind="stable").drop_duplicates("account_id")
+        found.update({str(r["account_id"]): r for r in first.to_dict("records")})
+    return found
+
+
+def triggering_ticket(rule: SeverityRule, tickets: pd.DataFrame, snapshot_date: pd.Timestamp) -> dict[str, Any] | None:
+    """`triggering_tickets` for one account's `tickets`: its ticket row, or None."""
+    if tickets is None or tickets.empty:
         return None
-    t = tickets[tickets["created_at"] < snapshot_date]
-    t = t[t["solved_at"].isna() | (t["solved_at"] >= snapshot_date)]
-    for field in fields:
-        if t.empty:
-            return None
-        t = t[TICKET_FIELDS[field](t).to_numpy()]
-    if t.empty:
-        return None
-    return t.sort_values(["created_at", "ticket_id"]).iloc[0]
+    accounts = tickets["account_id"].unique()
+    found = triggering_tickets({str(a): rule for a in accounts}, tickets, snapshot_date)
+    return next(iter(found.values()), None)
 
 
 def case_headline(rule_description: str | None, driver: str | None, trigger: Mapping[str, Any] | None = None) -> str | None:
@@ -117,38 +134,39 @@ def build_context_packages(
     snapshot_date = pd.Timestamp(snapshot_date)
     ids = list(candidates["account_id"])
     wanted = set(ids)
-    rules = rules or {}
+    rules = {aid: rule for aid, rule in (rules or {}).items() if aid in wanted}
 
     before = tickets[tickets["account_id"].isin(wanted) & (tickets["created_at"] < snapshot_date)]
     t = before.sort_values("created_at", ascending=False).groupby("account_id").head(LAST_TICKETS)
-    tickets_by = {k: g for k, g in t.groupby("account_id")}
-    ticket_ruled = {aid for aid, rule in rules.items() if aid in wanted and ticket_fields(rule)}
-    all_tickets_by = {k: g for k, g in before[before["account_id"].isin(ticket_ruled)].groupby("account_id")}
+    tickets_by = _records_by_account(t)
+    triggers = triggering_tickets(rules, before, snapshot_date)
 
     start = snapshot_date - pd.Timedelta(weeks=USAGE_TREND_WEEKS)
     u = usage_daily[usage_daily["account_id"].isin(wanted) & (usage_daily["date"] >= start) & (usage_daily["date"] < snapshot_date)]
     u = u.assign(week=((u["date"] - start).dt.days // 7).astype("int64"))
     weekly = u.groupby(["account_id", "week"])["active_users"].sum() / 7.0
-    usage_by = {k: g.droplevel(0) for k, g in weekly.groupby(level=0)}
+    no_usage = [0.0] * USAGE_TREND_WEEKS
+    usage_by: dict[Any, list[float]] = {}
+    if len(weekly):
+        grid = weekly.unstack("week").reindex(columns=range(USAGE_TREND_WEEKS)).fillna(0.0)
+        usage_by = {aid: [round(float(v), 2) for v in values] for aid, values in zip(grid.index, grid.to_numpy())}
 
-    plays_by: dict[str, pd.DataFrame] = {}
+    plays_by: dict[Any, list[dict[str, Any]]] = {}
     if plays is not None and len(plays):
-        p = plays[plays["account_id"].isin(wanted)].sort_values("at")
-        plays_by = {k: g for k, g in p.groupby("account_id")}
+        plays_by = _records_by_account(plays[plays["account_id"].isin(wanted)].sort_values("at"))
 
     comps = [c for c in ("usage", "support", "relationship", "model_risk") if c in health.columns]
+    health_by = health[health.index.isin(wanted)].to_dict("index")
     packages: dict[str, dict[str, Any]] = {}
     for row in candidates.itertuples(index=False):
         aid = row.account_id
-        h = health.loc[aid] if aid in health.index else None
-        tk = tickets_by.get(aid)
+        h = health_by.get(aid)
+        tk = tickets_by.get(aid, [])
         rule = rules.get(aid)
-        trigger_row = triggering_ticket(rule, all_tickets_by.get(aid), snapshot_date) if aid in ticket_ruled else None
-        if trigger_row is not None and (tk is None or trigger_row["ticket_id"] not in set(tk["ticket_id"])):
-            tk = pd.concat([tk, trigger_row.to_frame().T]) if tk is not None else trigger_row.to_frame().T
+        trigger_row = triggers.get(str(aid))
         trigger_id = None if trigger_row is None else trigger_row["ticket_id"]
-        wk = usage_by.get(aid, pd.Series(dtype="float64")).reindex(range(USAGE_TREND_WEEKS), fill_value=0.0)
-        pl = plays_by.get(aid)
+        if trigger_row is not None and trigger_id not in {r["ticket_id"] for r in tk}:
+            tk = [*tk, trigger_row]
         packages[aid] = {
             "account": {
                 "account_id": aid,
@@ -174,41 +192,52 @@ def build_context_packages(
                 "changed_since_last_snapshot": list(row.movers) if isinstance(row.movers, (list, tuple)) else [],
                 "model_version": row.model_version,
             },
-            "last_tickets": [
-                {
-                    "ticket_id": r.ticket_id,
-                    "created_at": _iso(r.created_at),
-                    "priority": r.priority,
-                    "category": None if pd.isna(r.category) else r.category,
-                    "status": "open" if pd.isna(r.solved_at) or r.solved_at >= snapshot_date else "solved",
-                    "csat": _num(r.csat, 0) if pd.notna(r.solved_at) and r.solved_at < snapshot_date else None,
-                    "escalated": bool(r.escalated),
-                    "trigger": trigger_id is not None and r.ticket_id == trigger_id,
-                }
-                for r in (tk.itertuples(index=False) if tk is not None else [])
-            ],
+            "last_tickets": [_ticket(r, snapshot_date, trigger_id) for r in tk],
             "trigger": None if rule is None else {
                 "rule_id": rule.id,
                 "description": rule.description,
                 "ticket": None if trigger_row is None else {
-                    "ticket_id": trigger_row["ticket_id"],
+                    "ticket_id": trigger_id,
                     "created_at": _iso(trigger_row["created_at"]),
                     "priority": trigger_row["priority"],
                     "category": None if pd.isna(trigger_row["category"]) else trigger_row["category"],
                 },
             },
             "usage_trend": {
-                "weekly_active_users": [round(float(v), 2) for v in wk.to_numpy()],
+                "weekly_active_users": list(usage_by.get(aid, no_usage)),
                 "weeks": USAGE_TREND_WEEKS,
                 "wau_trend": _num(row.wau_trend, 3),
             },
             "plays_tried": [
-                {"at": _iso(r.at), "play": r.play, "note": r.note, "outcome": getattr(r, "outcome", None), "actor": r.actor}
-                for r in (pl.itertuples(index=False) if pl is not None else [])
+                {"at": _iso(r["at"]), "play": r["play"], "note": r["note"], "outcome": r.get("outcome"), "actor": r["actor"]}
+                for r in plays_by.get(aid, [])
             ],
             "snapshot_date": _iso(snapshot_date),
         }
     return packages
+
+
+def _records_by_account(frame: pd.DataFrame) -> dict[Any, list[dict[str, Any]]]:
+    """The rows of `frame` as dicts, by account, in the frame's order."""
+    out: dict[Any, list[dict[str, Any]]] = {}
+    for record in frame.to_dict("records"):
+        out.setdefault(record["account_id"], []).append(record)
+    return out
+
+
+def _ticket(r: Mapping[str, Any], snapshot_date: pd.Timestamp, trigger_id: Any) -> dict[str, Any]:
+    solved = r["solved_at"]
+    solved_before = pd.notna(solved) and solved < snapshot_date
+    return {
+        "ticket_id": r["ticket_id"],
+        "created_at": _iso(r["created_at"]),
+        "priority": r["priority"],
+        "category": None if pd.isna(r["category"]) else r["category"],
+        "status": "solved" if solved_before else "open",
+        "csat": _num(r["csat"], 0) if solved_before else None,
+        "escalated": bool(r["escalated"]),
+        "trigger": trigger_id is not None and r["ticket_id"] == trigger_id,
+    }
 
 
 def refresh_context(
