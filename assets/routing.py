@@ -14,6 +14,7 @@ from connectors.freshness import source_ages, stale_warnings
 from connectors.policy_source import PolicyResource
 from connectors.queue.resource import QueueStoreResource
 from connectors.warehouse import WarehouseResource
+from models.cases.ordering import sort_queue
 from models.churn.fallback import RULES_FALLBACK_TEXT, RULES_FALLBACK_VERSION
 
 GROUP = "routing"
@@ -89,7 +90,7 @@ def rescue_queue(
     run = stages.rescue_queue(store, client, pol, rescue_candidates, health_scores, support_tickets,
                               now=now, as_of=as_of, data_warnings=warnings)
     decisions, summary = run.decisions, run.summary
-    open_cases = store.list_cases(status="active")
+    open_cases = sort_queue(store.list_cases(status="active", now=now, sla=True))  # the queue's one order
     overflow = store.overflow(as_of)
     counts = decisions["action"].value_counts().to_dict()
     return dg.MaterializeResult(

@@ -90,6 +90,7 @@ def run_size(n_accounts: int, seed: int) -> dict:
     from models.churn.health import rules_risk
     from models.churn.labels import churn_outcomes, observation_dates
     from models.churn.validation import time_validation_report
+    from models.churn.sampling import WEIGHT, sampling_summary
     from models.churn.training import build_training_set, time_split
     from models.contracts import ACCOUNTS, RENEWALS, TICKETS, conform
     from models.plausibility import Thresholds
@@ -206,9 +207,15 @@ def run_size(n_accounts: int, seed: int) -> dict:
             start = pd.Timestamp(cfg.start_date)
             dates = observation_dates(start, snapshot, horizon_days=training.horizon_days,
                                       n_dates=training.observation_dates, spacing_days=training.spacing_days)
+            # as the retrain's `training_set` asset builds it: non-churning training rows sampled
+            # (weighted) above `negative_sample_rows`, the validation dates whole
             ts = build_training_set(accounts, renewals, tickets, wh.read_usage_daily, dates,
-                                    horizon_days=training.horizon_days, data_end=snapshot)
+                                    horizon_days=training.horizon_days, data_end=snapshot,
+                                    negative_sample_rows=training.negative_sample_rows or None,
+                                    valid_dates=training.valid_dates, seed=training.seed)
             s["rows"] = len(ts)
+            summary = sampling_summary(ts)
+            s["sampled"], s["weighted_rows"] = summary["sampled"], summary["weighted_rows"]
         bare("plain read of every observation date's usage window",
              lambda: [wh.read_usage_daily(d - pd.Timedelta(days=USAGE_WINDOW_DAYS), d) for d in dates])
         with stage("churn_model") as s:
@@ -216,6 +223,7 @@ def run_size(n_accounts: int, seed: int) -> dict:
             model, report = time_validation_report(
                 train, valid, label="label", features=FEATURE_NAMES, categorical=CATEGORICAL_FEATURES,
                 extra_baselines={"rules_health_score": rules_risk}, capacity_k=training.capacity_k, seed=training.seed,
+                groups="account_id", weight=WEIGHT,
             )
             s["roc_auc"] = round(report["model"]["roc_auc"], 4)
             s["baselines_roc_auc"] = {k: round(v["roc_auc"], 4) for k, v in report["baselines"].items()}
@@ -223,7 +231,8 @@ def run_size(n_accounts: int, seed: int) -> dict:
 
         def default_fit() -> None:
             X_train = coerce_features(train, FEATURE_NAMES, levels)
-            lgb.LGBMClassifier(verbose=-1, random_state=training.seed).fit(X_train, train["label"])
+            lgb.LGBMClassifier(verbose=-1, random_state=training.seed).fit(X_train, train["label"],
+                                                                           sample_weight=train[WEIGHT])
 
         bare("one default LightGBM fit (100 trees, 31 leaves) on the same training rows", default_fit)
 

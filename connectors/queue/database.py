@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from connectors.queue.schema import MIGRATIONS_DIR
+from connectors.queue.schema import MIGRATIONS_DIR, for_dialect
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -51,7 +51,9 @@ def make_engine(url: str | sa.URL, *, echo: bool = False) -> sa.Engine:
         raise QueueUrlError(f"the queue URL is not a database URL (expected e.g. {URL_EXAMPLES})") from None
     shown = parsed.render_as_string(hide_password=True)
     try:
-        return sa.create_engine(parsed, echo=echo)
+        engine = sa.create_engine(parsed, echo=echo)
+        for_dialect(engine.dialect.name)
+        return engine
     except sa.exc.NoSuchModuleError:
         raise QueueUrlError(f"{shown} is not a database URL: no database kind {parsed.drivername!r} "
                             f"(expected e.g. {URL_EXAMPLES})") from None

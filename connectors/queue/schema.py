@@ -30,7 +30,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
 from models.cases.lifecycle import TERMINAL_STATUSES
 from models.contracts import ACCOUNT_ID_CHARS
@@ -48,9 +47,39 @@ CRM_CHANNEL = "crm"
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
-JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
-#: A JSON column whose Python None is SQL NULL (not the JSON value null), so `IS NULL` finds it.
-NullableJSON = sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
+
+
+class JSONType(sa.types.TypeDecorator):
+    """JSON, stored as JSONB on PostgreSQL (what the migrations create there) and as the
+    dialect's JSON elsewhere. The PostgreSQL type is looked up only when a PostgreSQL engine
+    compiles it: importing its dialect costs as much as the rest of SQLAlchemy, and commands
+    on a SQLite or DuckDB queue (`rescue queue list`) would pay it at start-up."""
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(sa.JSON())
+
+
+
+class NullableJSON(JSONType):
+    """`JSONType` whose Python None is SQL NULL (not the JSON value null), so `IS NULL` finds it."""
+
+    impl = sa.JSON(none_as_null=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return dialect.type_descriptor(JSONB(none_as_null=True))
+        return dialect.type_descriptor(sa.JSON(none_as_null=True))
+
 _TERMINAL_SQL = ", ".join(f"'{s}'" for s in sorted(TERMINAL_STATUSES))
 ACTIVE_CASE_PREDICATE = f"status NOT IN ({_TERMINAL_SQL})"
 
@@ -113,8 +142,7 @@ rescue_cases = sa.Table(
         "uq_rescue_cases_active_account",
         "account_id",
         unique=True,
-        sqlite_where=sa.text(ACTIVE_CASE_PREDICATE),
-        postgresql_where=sa.text(ACTIVE_CASE_PREDICATE),
+        sqlite_where=sa.text(ACTIVE_CASE_PREDICATE),  # PostgreSQL's: `for_dialect`
     ),
     sa.Index("ix_rescue_cases_status", "status"),
     sa.Index("ix_rescue_cases_team", "team"),
@@ -246,3 +274,16 @@ holdout_outcomes = sa.Table(
 OUTBOX_STATUSES = ("pending", "delivered", "dead")
 HOLDOUT_OUTCOMES = ("saved", "churned")
 CASE_COLUMNS = [c.name for c in rescue_cases.columns]
+
+
+def for_dialect(dialect_name: str) -> None:
+    """Give the schema its options for `dialect_name` before an engine of that kind uses it
+    (`connectors.queue.database.make_engine` calls it; idempotent).
+
+    PostgreSQL's options (the active-case index's ``WHERE``) are set here rather than in the
+    table definitions because naming them there imports SQLAlchemy's PostgreSQL dialect, which
+    costs as much as the rest of SQLAlchemy, in every command on a SQLite or DuckDB queue."""
+    if dialect_name == "postgresql":
+        for index in rescue_cases.indexes:
+            if index.name == "uq_rescue_cases_active_account":
+                index.dialect_options["postgresql"]["where"] = sa.text(ACTIVE_CASE_PREDICATE)

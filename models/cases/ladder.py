@@ -253,3 +253,42 @@ def _aware(value: Any, name: str, case_id: str) -> dt.datetime | None:
         return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).to_pydatetime()
     except (TypeError, ValueError) as exc:
         raise LadderError(f"case {case_id!r}: cannot read {name} {value!r}: {exc}") from exc
+
+
+def escalation_badge(case: Mapping[str, Any], policy: Policy | None) -> str | None:
+    """`escalated: step 2 of 2 (moved to Rescue Squad)` for a case the ladder escalated, else None.
+
+    The case's `escalation_level` counts the steps that escalated it (`notify` and `reassign`;
+    `warn` steps only warn, see `models.cases.escalation`). The ladder is the one of its current
+    team and priority (`Policy.ladder_for`): step N of the M escalating steps in it, with what
+    step N does: a reassignment names the team the case is with now, a notification who is
+    accountable (the escalation manager, or the people the step names).
+    """
+    level = case.get("escalation_level")
+    try:
+        level = int(level) if level is not None and not _missing(level) else 0
+    except (TypeError, ValueError):
+        level = 0
+    if level <= 0:
+        return None
+    team, priority = case.get("team"), case.get("priority")
+    ladder = policy.ladder_for(str(team), str(priority)) if policy is not None else []
+    escalating = [s for s in ladder if s.action != "warn"]
+    total = max(level, len(escalating))
+    badge = f"escalated: step {level} of {total}"
+    if level > len(escalating):
+        return badge
+    step = escalating[level - 1]
+    if step.action == "reassign" and policy is not None and str(team) in policy.teams:
+        who = f"moved to {policy.teams[str(team)].name}"
+    else:
+        names = []
+        for entry in step.raci.accountable or step.raci.responsible:
+            if entry == "escalation_manager":
+                names.append("escalation manager")
+            elif policy is not None and entry in policy.members_by_id:
+                names.append(policy.members_by_id[entry].name)
+            else:
+                names.append(entry.replace("_", " "))
+        who = ", ".join(dict.fromkeys(names)) or "notified"
+    return f"{badge} ({who})"

@@ -148,7 +148,7 @@ def sla_state(
     if opened is None:
         raise SlaError(f"case {case.get('case_id')!r} has no opened_at: its SLA clocks cannot be measured")
 
-    cal, business = _calendar_of(case, policy, calendar)
+    cal, business = calendar_of(case, policy, calendar)
     horizon = max(done if done is not None else at, opened)
     wake = _time(case.get("snoozed_until")) if status == SNOOZED else None
     spans = _normalized(pauses or (), wake)
@@ -272,8 +272,10 @@ def _merged(pauses: Sequence[tuple[dt.datetime, dt.datetime]]) -> list[tuple[dt.
     return merged
 
 
-def _calendar_of(case: Mapping[str, Any], policy: Policy | None,
-                 calendar: BusinessCalendar | None) -> tuple[BusinessCalendar, bool]:
+def calendar_of(case: Mapping[str, Any], policy: Policy | None,
+                calendar: BusinessCalendar | None = None) -> tuple[BusinessCalendar, bool]:
+    """The calendar a case's clocks run on, and whether it is business time (not the wall clock):
+    its team's in the policy, else `calendar`, else `WALL_CLOCK`."""
     team = case.get("team")
     if policy is not None and isinstance(team, str) and team in policy.teams:
         return policy.team_calendar(team), True

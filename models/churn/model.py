@@ -222,6 +222,9 @@ class LinearScorer:
 
     def _terms(self, X: pd.DataFrame) -> pd.DataFrame:
         """Per-feature log-odds terms (categoricals not yet centered)."""
+        return pd.DataFrame(self._term_arrays(X), index=X.index)
+
+    def _term_arrays(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
         terms: dict[str, np.ndarray] = {}
         for j, f in enumerate(self.numeric):
             x = pd.to_numeric(X[f], errors="coerce").to_numpy(dtype=float)
@@ -245,7 +248,7 @@ class LinearScorer:
             values = _text(column.astype(object))
             known = values.map(lookup).fillna(0.0).to_numpy(dtype=float)
             terms[f] = np.where(values.isna().to_numpy(), missing_coef, known)
-        return pd.DataFrame(terms, index=X.index)
+        return terms
 
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         """Per-feature log-odds contributions plus `bias`; each row sums to the decision value."""
@@ -256,7 +259,11 @@ class LinearScorer:
         return terms
 
     def decision_function(self, X: pd.DataFrame) -> np.ndarray:
-        return self.intercept + self._terms(X).sum(axis=1).to_numpy()
+        # the terms summed as arrays, in feature order (no frame: scoring pays for it otherwise)
+        total = np.full(len(X), float(self.intercept))
+        for term in self._term_arrays(X).values():
+            total += term
+        return total
 
 
 # ---------------------------------------------------------------------------------- calibration

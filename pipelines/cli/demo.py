@@ -92,8 +92,10 @@ def print_queue(limit: int = 15) -> int:
     from connectors.queue.store import QueueStore
     from connectors.settings import default_queue_url
 
+    from models.cases.ordering import sort_queue
+
     store = QueueStore(default_queue_url())
-    cases = store.list_cases(status="active")
+    cases = sort_queue(store.list_cases(status="active", sla=True))  # the queue's one order
     if cases.empty:
         out.print("The rescue queue is empty.")
         return 0

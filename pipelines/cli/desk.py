@@ -95,6 +95,9 @@ def serve(
         "--behind-proxy", metavar="PROXY_IPS",
         help="Trust X-Forwarded-Proto/For from these addresses (comma-separated): a TLS proxy in front, "
              "so the session cookie is marked Secure.")] = None,
+    refresh: Annotated[int, typer.Option("--refresh", min=0, metavar="SECONDS",
+                                         help="How often the queue and manager pages refresh their list "
+                                              "in place (0: never).")] = 30,
 ) -> None:
     """Serve the desk (pages and /api/v1) with uvicorn."""
     import uvicorn
@@ -105,7 +108,8 @@ def serve(
 
     url = queue_url or default_queue_url()
     try:
-        app = create_app(url, policy or default_policy_path(), secret_key=current().desk_secret)
+        app = create_app(url, policy or default_policy_path(), secret_key=current().desk_secret,
+                         refresh_seconds=refresh)
     except PolicyError as exc:
         raise _fail(f"invalid policy {exc.summary()}") from None
     except (OSError, QueueUrlError) as exc:

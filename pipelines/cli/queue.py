@@ -1,7 +1,7 @@
 """`rescue queue ...`: the rescue team's command line for working the queue.
 
-    rescue queue list [--team T] [--assignee A] [--priority P1] [--status S|all] [--breaching] [--json]
-    rescue queue show CASE
+    rescue queue list [--team T] [--assignee A] [--priority P1] [--status S|all] [--breaching] [--wide] [--tz Z] [--json]
+    rescue queue show CASE [--tz Z]
     rescue queue claim CASE --as WHO
     rescue queue ack CASE --as WHO
     rescue queue snooze CASE --until 2025-06-05T09:00 --as WHO
@@ -11,7 +11,8 @@
     rescue queue overflow [--limit N] [--json]
 
 The queue is `--queue-url`, else `RESCUE_QUEUE_URL`, else the embedded SQLite file. The actor is
-`--as`, else `RESCUE_ACTOR`, else the login name. Times are UTC. An unknown case or a change the
+`--as`, else `RESCUE_ACTOR`, else the login name. Times are UTC (`list --tz` shows due times in
+another zone). An unknown case or a change the
 lifecycle does not allow exits with status 2 and one line saying why. A play is one of the
 escalation policy's catalogue (`rescue policy plays` lists them).
 """
@@ -33,6 +34,7 @@ from rich import box
 from rich.console import Console
 
 from pipelines.cli.console import make_console
+from pipelines.cli.queue_table import PRIORITY_STYLE, fmt_money, fmt_pct, fmt_time, list_title, queue_table
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -68,7 +70,6 @@ Actor = Annotated[
 CaseArg = Annotated[str, typer.Argument(metavar="CASE", help="Case id, e.g. RC-1A2B3C4D5E.")]
 
 SPARKS = "▁▂▃▄▅▆▇█"
-PRIORITY_STYLE = {"P1": "bold red", "P2": "dark_orange", "P3": "yellow", "P4": "green"}
 
 
 class OutcomeChoice(str, Enum):
@@ -149,47 +150,6 @@ def _login_name() -> str | None:
         return None
 
 
-def _fmt_time(value: Any) -> str:
-    import pandas as pd
-
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return ""
-    return pd.Timestamp(value).strftime("%Y-%m-%d %H:%M")
-
-
-def _fmt_money(value: Any) -> str:
-    import pandas as pd
-
-    return "" if value is None or pd.isna(value) else f"{float(value):,.0f}"
-
-
-def _fmt_pct(value: Any) -> str:
-    import pandas as pd
-
-    return "" if value is None or pd.isna(value) else f"{float(value):.0%}"
-
-
-def _sla_cell(row: Mapping[str, Any]) -> Text:
-    """The running clock's due time and state, from the `sla_*` columns of `list_cases(sla=True)`."""
-    import pandas as pd
-
-    from models.cases.sla import BREACHED, PAUSED, WARNING
-
-    state, due = row.get("sla_state"), row.get("sla_due_at")
-    if not isinstance(state, str) or due is None or pd.isna(due):
-        return Text("")
-    label = _fmt_time(due)
-    if row["status"] not in ACTIVE_STATUSES:
-        return Text(f"{label} BREACHED" if state == BREACHED else f"{label} met", style="dim")
-    if state == BREACHED:
-        return Text(f"{label} BREACHED", style="bold red")
-    if state == PAUSED:
-        return Text(f"{label} paused", style="dim")
-    if state == WARNING:
-        return Text(f"{label} near breach", style="yellow")
-    return Text(label)
-
-
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     import pandas as pd
 
@@ -209,46 +169,62 @@ def list_cases(
     status: Annotated[str, typer.Option(help=f"A status ({', '.join(STATUSES)}), 'active' or 'all'.")] = "active",
     breaching: Annotated[bool, typer.Option("--breaching", help="Only cases whose running SLA clock is breached (paused time not counted).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-    limit: Annotated[int | None, typer.Option(min=1, help="At most this many cases.")] = 50,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many cases (the most urgent).")] = 50,
+    wide: Annotated[bool, typer.Option("--wide", help="Every column, the whole SLA text and reason, one line per "
+                                                      "case however long; by default cut to the terminal's width.")] = False,
+    tz: Annotated[str | None, typer.Option("--tz", help="Time zone of the due times (IANA name, e.g. "
+                                                        "Europe/Berlin; default UTC).")] = None,
     queue_url: QueueUrl = None,
 ) -> None:
-    """List cases, most urgent first (priority, then ARR at risk)."""
+    """List cases, most urgent first: priority, then breached and near breach, then ARR at risk,
+    then SLA due, then case id (`models.cases.ordering`)."""
     import pandas as pd
 
+    from models.cases.ordering import sort_queue
+    from models.cases.sla_text import TimeZoneError, describe_sla, zone
     from models.clock import utcnow
 
+    try:
+        where = zone(tz).key
+    except TimeZoneError as exc:
+        raise _fail(str(exc)) from None
     statuses: Sequence[str] | None = {"active": list(ACTIVE_STATUSES), "all": None}.get(status, [status])
     now = utcnow()
     with _store(queue_url) as store:
-        cases = store.list_cases(team=team, assignee=assignee, priority=priority, status=statuses,
-                                 breaching=True if breaching else None, now=now, limit=limit, sla=True)
+        matching = sort_queue(store.list_cases(team=team, assignee=assignee, priority=priority, status=statuses,
+                                               breaching=True if breaching else None, now=now, sla=True))
+        cases = matching.head(limit) if limit is not None else matching
+        if cases.empty:  # nothing to word: the policy (and its schema) need not load
+            if as_json:
+                typer.echo("[]")
+            else:
+                _console().print(f"No cases match in {store.display_url}.")
+            return
+        from models.cases.ladder import escalation_badge
+
+        policy = store.policy
+        pauses = store.pauses_of(cases["case_id"], now=now) if len(cases) else {}
+        rows = cases.to_dict("records")
+        texts = [describe_sla({k: (None if not isinstance(v, (list, dict)) and pd.isna(v) else v) for k, v in r.items()},
+                              policy, now, pauses.get(r["case_id"]), tz=where) for r in rows]
+        badges = [escalation_badge(r, policy) for r in rows]
         if as_json:
             keep = [c for c in cases.columns if c not in ("context", "evidence")]
-            typer.echo(json.dumps(_records(cases[keep]), indent=2, default=str))
+            out = _records(cases[keep])
+            for record, text, badge in zip(out, texts, badges):
+                record.update(due_at=record.get("sla_due_at"), business_minutes_left=text.business_minutes_left,
+                              sla_label=text.label, sla_due_text=text.due_text, sla_left=text.left_text,
+                              sla_tz=text.tz, escalation=badge)
+            typer.echo(json.dumps(out, indent=2, default=str))
             return
         console = _console()
-        if cases.empty:
-            console.print(f"No cases match in {store.display_url}.")
-            return
-        table = Table(title=f"Rescue queue ({len(cases)} case{'s' if len(cases) != 1 else ''})", show_lines=False)
-        for name, justify in (("case", "left"), ("pri", "left"), ("status", "left"), ("account", "left"),
-                              ("ARR", "right"), ("risk", "right"), ("health", "right"), ("team", "left"),
-                              ("assignee", "left"), ("SLA due", "left"), ("top reason", "left")):
-            table.add_column(name, justify=justify, no_wrap=name in ("case", "pri", "SLA due"))
-        for row in cases.to_dict("records"):
-            table.add_row(
-                row["case_id"],
-                Text(row["priority"], style=PRIORITY_STYLE.get(row["priority"], "")),
-                row["status"],
-                str(row["account_name"] or row["account_id"]),
-                _fmt_money(row["arr"]),
-                _fmt_pct(row["churn_risk"]),
-                "" if pd.isna(row["health_score"]) else f"{row['health_score']:.0f}",
-                row["team"],
-                row["assignee"] if isinstance(row["assignee"], str) else "-",
-                _sla_cell(row),
-                row["reason"] if isinstance(row["reason"], str) else "",
-            )
+        table = queue_table(rows, texts, badges, title=list_title(
+            len(cases), len(matching), status=status, priority=priority, breaching=breaching, team=team,
+            assignee=assignee, limit=limit, tz=where), wide=wide, width=console.width)
+        if wide:  # every cell whole, one line per case however long (pipe it to `less -S`)
+            narrow = console.width
+            console.width = 100_000
+            console.width = max(narrow, console.measure(table).maximum)
         console.print(table)
 
 
@@ -277,7 +253,7 @@ def _cell(value: Any) -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return ""
     if isinstance(value, (datetime, pd.Timestamp)):
-        return _fmt_time(value)
+        return fmt_time(value)
     if isinstance(value, float):
         return f"{value:,.2f}".rstrip("0").rstrip(".")
     if isinstance(value, (list, dict)):
@@ -286,7 +262,7 @@ def _cell(value: Any) -> str:
 
 
 def _renewal(account: Mapping[str, Any]) -> str:
-    when = _fmt_time(account.get("renewal_date"))[:10]
+    when = fmt_time(account.get("renewal_date"))[:10]
     days = account.get("days_to_renewal")
     return f"{when}  (in {days:.0f} days)" if when and days is not None else when
 
@@ -309,11 +285,28 @@ def _sparkline(values: Sequence[float]) -> str:
 
 
 @queue_app.command("show")
-def show(case_id: CaseArg, queue_url: QueueUrl = None) -> None:
+def show(case_id: CaseArg, queue_url: QueueUrl = None,
+         tz: Annotated[str | None, typer.Option("--tz", help="Time zone of the SLA due time (IANA name; "
+                                                             "default UTC).")] = None) -> None:
     """Show a case: the account, why it is at risk, recent tickets and usage, plays tried, audit trail."""
+    from models.cases.ladder import escalation_badge
+    from models.cases.lifecycle import SNOOZED
+    from models.cases.sla import paused_intervals
+    from models.cases.sla_text import TimeZoneError, describe_sla, zone
+    from models.clock import utcnow
+
+    try:
+        where = zone(tz).key
+    except TimeZoneError as exc:
+        raise _fail(str(exc)) from None
+    now = utcnow()
     with _store(queue_url) as store:
         case = store.get_case(case_id)
         events = store.case_events(case["case_id"])
+        pauses = paused_intervals(events.to_dict("records"), now=now,
+                                  snoozed_until=case["snoozed_until"] if case["status"] == SNOOZED else None)
+        sla = describe_sla(case, store.policy, now, pauses, tz=where)
+        badge = escalation_badge(case, store.policy)
     console = _console()
     ctx: dict[str, Any] = dict(case.get("context") or {})
     account = ctx.pop("account", {}) or {}
@@ -328,11 +321,12 @@ def show(case_id: CaseArg, queue_url: QueueUrl = None) -> None:
     name = case["account_name"] or account.get("name") or case["account_id"]
     header = _kv_table([
         ("status", case["status"]), ("priority", case["priority"]), ("team", case["team"]),
-        ("assignee", case["assignee"] or "unassigned"), ("opened", _fmt_time(case["opened_at"])),
-        ("first touch", _fmt_time(case["acknowledged_at"]) or
-         (f"due {_fmt_time(case['sla_first_touch_due'])}" if case["sla_first_touch_due"] else "")),
-        ("resolution due", _fmt_time(case["sla_resolution_due"])),
-        ("snoozed until", _fmt_time(case["snoozed_until"])), ("outcome", case["outcome"]),
+        ("assignee", case["assignee"] or "unassigned"), ("opened", fmt_time(case["opened_at"])),
+        ("first touch", fmt_time(case["acknowledged_at"]) or
+         (f"due {fmt_time(case['sla_first_touch_due'])}" if case["sla_first_touch_due"] else "")),
+        ("resolution due", fmt_time(case["sla_resolution_due"])),
+        ("SLA", sla.label), ("escalation", badge),
+        ("snoozed until", fmt_time(case["snoozed_until"])), ("outcome", case["outcome"]),
         ("escalation level", case["escalation_level"] or None), ("rule", case["rule_id"]),
         ("why", case["reason"]),
         ("policy / model", f"{case['policy_version']} ({(case['policy_hash'] or '')[:8]}) / {case['model_version']}"),
@@ -343,10 +337,10 @@ def show(case_id: CaseArg, queue_url: QueueUrl = None) -> None:
 
     console.print(_kv_table([
         ("account", f"{case['account_id']}  {account.get('segment') or ''}".strip()),
-        ("ARR", _fmt_money(account.get("arr", case["arr"]))),
+        ("ARR", fmt_money(account.get("arr", case["arr"]))),
         ("CSM", account.get("csm_owner")),
         ("renewal", _renewal(account)),
-        ("churn risk", f"{_fmt_pct(case['churn_risk'])}  ARR at risk {_fmt_money(case['expected_arr_at_risk'])}"),
+        ("churn risk", f"{fmt_pct(case['churn_risk'])}  ARR at risk {fmt_money(case['expected_arr_at_risk'])}"),
         ("health", _health(health, case["health_score"])),
         ("components", "  ".join(f"{k} {v}" for k, v in (health.get("components") or {}).items())),
     ]))
@@ -421,7 +415,7 @@ def snooze(
         raise _fail(f"--until {until.isoformat()} is not a usable time") from None
     with _store(queue_url) as store:
         case = store.transition(case_id, "snoozed", actor=who, reason=reason, snooze_until=wake)
-    _done(f"{case['case_id']} snoozed until {_fmt_time(case['snoozed_until'])} UTC by {who}.")
+    _done(f"{case['case_id']} snoozed until {fmt_time(case['snoozed_until'])} UTC by {who}.")
 
 
 @queue_app.command("act")
@@ -477,11 +471,11 @@ def show_outbox(
                    "next attempt", "last error"):
         table.add_column(column, no_wrap=column in ("id", "created", "next attempt"))
     for row in rows.to_dict("records"):
-        table.add_row(str(row["outbox_id"]), _fmt_time(row["created_at"]), row["kind"], row["channel"],
+        table.add_row(str(row["outbox_id"]), fmt_time(row["created_at"]), row["kind"], row["channel"],
                       row["destination"], row["case_id"] if isinstance(row["case_id"], str) else "",
                       Text(row["status"], style={"dead": "bold red", "pending": "yellow"}.get(row["status"], "")),
                       str(row["attempts"]),
-                      _fmt_time(row["next_attempt_at"]) if row["status"] == "pending" else "",
+                      fmt_time(row["next_attempt_at"]) if row["status"] == "pending" else "",
                       row["last_error"] if isinstance(row["last_error"], str) else "")
     console.print(table)
 
@@ -509,7 +503,7 @@ def show_overflow(
     if rows.empty:
         console.print(f"No overflow in the latest snapshot of {store.display_url}.")
         return
-    snapshot = _fmt_time(rows["snapshot_date"].iloc[0])[:10]
+    snapshot = fmt_time(rows["snapshot_date"].iloc[0])[:10]
     shown = f"{len(rows)} of {total}" if total > len(rows) else str(total)
     table = Table(title=f"Overflow on {snapshot} ({shown} account{'s' if total != 1 else ''}, riskiest first)",
                   box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
@@ -527,7 +521,7 @@ def show_overflow(
             f"{name} ({row['account_id']})" if name else str(row["account_id"]),
             row["team"] if isinstance(row["team"], str) else "",
             Text(str(row["priority"] or ""), style=PRIORITY_STYLE.get(row["priority"], "")),
-            _fmt_pct(row["churn_risk"]), _fmt_money(row["arr"]), _fmt_money(row["expected_arr_at_risk"]),
+            fmt_pct(row["churn_risk"]), fmt_money(row["arr"]), fmt_money(row["expected_arr_at_risk"]),
             OVERFLOW_CAUSES.get(cause, "not routed"), "" if _missing(row["rank"]) else str(int(row["rank"])),
             row["case_id"] if isinstance(row["case_id"], str) else "",
         )

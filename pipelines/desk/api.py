@@ -47,6 +47,10 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
+#: The zone of the SLA texts (`due_text`, `label`); the instants themselves are always UTC.
+TimeZoneQuery = Annotated[str | None, Query(max_length=64, description="IANA zone of the SLA texts (default UTC).",
+                                            examples=["Europe/Berlin"])]
+
 #: Stored times are naive UTC; the API states the zone (RFC 3339 `...Z`).
 UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 
@@ -65,13 +69,19 @@ class UserOut(BaseModel):
 
 
 class SlaOut(BaseModel):
+    state: str | None = Field(description="due, warning, paused, breached, met; null without a target.")
     clock: str | None = Field(description="'first touch', 'resolution', or null (closed, no target).")
     due_at: UtcDatetime | None
     minutes_left: float | None = Field(description="Business minutes left when business_time; negative once breached.")
+    business_minutes_left: float | None = Field(
+        description="Business minutes left on the team's calendar (negative once overdue); null on the wall clock.")
     business_time: bool
     breached: bool
     near_breach: bool
     paused: bool
+    due_text: str = Field(description="The due time in the zone `tz`, e.g. 'Tue 8 Dec 15:00 UTC'.")
+    left_text: str = Field(description="e.g. '5 business days left', 'overdue by 2 business days 3 h'.")
+    tz: str = Field(description="The IANA zone the texts are in.")
     label: str
 
 
@@ -95,7 +105,11 @@ class CaseOut(BaseModel):
     snoozed_until: UtcDatetime | None
     outcome: str | None
     escalation_level: int
+    escalation: str | None = Field(description="e.g. 'escalated: step 2 of 2 (moved to Rescue Squad)'; null if never escalated.")
     version: int
+    due_at: UtcDatetime | None = Field(description="The running SLA clock's due instant (ISO 8601, UTC).")
+    business_minutes_left: float | None = Field(
+        description="Business minutes left on the running clock (negative once overdue); null on the wall clock.")
     sla: SlaOut
 
 
@@ -168,7 +182,8 @@ class AttainmentOut(BaseModel):
 class ManagerOut(BaseModel):
     teams: list[TeamLoadOut]
     attainment: list[AttainmentOut]
-    near_breach: list[CaseOut]
+    near_breach: list[CaseOut] = Field(description="Breached and near-breach cases, most urgent first.")
+    overview: str = Field(description="Where every open case stands, in one sentence.")
 
 
 class OverflowOut(BaseModel):
@@ -288,7 +303,8 @@ def me(user: User) -> UserOut:
     return UserOut(user_id=user.user_id, name=user.name, role=user.role, team=user.team)
 
 
-@router.get("/cases", response_model=list[CaseOut], summary="The queue, sorted by priority then SLA due")
+@router.get("/cases", response_model=list[CaseOut],
+            summary="The queue, most urgent first: priority, breach state, ARR at risk, SLA due, case id")
 def list_cases(
     request: Request,
     user: User,
@@ -297,15 +313,16 @@ def list_cases(
     status: Annotated[StatusFilter | None, Query()] = "active",
     breaching: Annotated[bool | None, Query(description="Only cases past (true) or within (false) their SLA.")] = None,
     segment: Annotated[str | None, Query(max_length=64)] = None,
+    tz: TimeZoneQuery = None,
 ) -> list[CaseOut]:
     filters = QueueFilters(scope=scope, priority=priority, status=status or "active", breaching=breaching,
                            segment=segment)
-    return [CaseOut(**row) for row in _desk(request).queue(user, filters, utcnow())]
+    return [CaseOut(**row) for row in _desk(request).queue(user, filters, utcnow(), tz=tz)]
 
 
 @router.get("/cases/{case_id}", response_model=CaseDetailOut, summary="A case with its context and audit trail")
-def get_case(request: Request, user: User, case_id: CaseId) -> CaseDetailOut:
-    return CaseDetailOut(**_desk(request).case(case_id, utcnow()))
+def get_case(request: Request, user: User, case_id: CaseId, tz: TimeZoneQuery = None) -> CaseDetailOut:
+    return CaseDetailOut(**_desk(request).case(case_id, utcnow(), tz=tz))
 
 
 @router.post("/cases/{case_id}/claim", response_model=ActionOut, summary="Take the case (409 if someone else has it)")
@@ -342,9 +359,9 @@ def resolve(request: Request, user: User, case_id: CaseId, body: ResolveIn) -> A
 
 
 @router.get("/manager", response_model=ManagerOut, summary="Team load vs capacity, SLA attainment, near-breach cases")
-def manager(request: Request, user: User) -> ManagerOut:
+def manager(request: Request, user: User, tz: TimeZoneQuery = None) -> ManagerOut:
     require_manager(user, "see the manager view")
-    return ManagerOut(**_desk(request).manager_view(utcnow()))
+    return ManagerOut(**_desk(request).manager_view(utcnow(), tz=tz))
 
 
 AccountId = Annotated[str, Path(min_length=1, max_length=ID_MAX_LENGTHS["account"], description="Account id.")]

@@ -7,10 +7,11 @@ Routes:
 | path                         | what                                                          |
 |------------------------------|---------------------------------------------------------------|
 | `/login`, `/logout`          | sign in with a desk token (signed session cookie), sign out   |
-| `/queue`                     | my cases / my team / all, with filters and SLA countdowns     |
+| `/queue`                     | my cases / my team / all, with filters, SLA due and time left |
 | `/cases/{id}`                | the context package, the audit trail and the action forms     |
 | `/cases/{id}/{action}`       | claim, acknowledge, snooze, play, handoff, resolve (POST)     |
 | `/manager`                   | team load vs capacity, SLA attainment, cases near breach      |
+| `/static/desk.js`            | the reader's time zone, lists that refresh themselves         |
 | `/policy`                    | teams, members and escalation paths, and the policy diagram   |
 | `/api/v1/...`                | the JSON API (bearer token), described at `/openapi.json`     |
 
@@ -58,7 +59,7 @@ HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "rescue_desk"
 SESSION_MAX_AGE = 12 * 3600
 SECURITY_HEADERS = {
-    "Content-Security-Policy": ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'none'; "
+    "Content-Security-Policy": ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
                                 "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -66,11 +67,13 @@ SECURITY_HEADERS = {
 }
 
 
-def create_app(queue_url: str, policy_path: str | Path, *, secret_key: str | None = None) -> FastAPI:
+def create_app(queue_url: str, policy_path: str | Path, *, secret_key: str | None = None,
+               refresh_seconds: int = 30) -> FastAPI:
     """The desk over the queue at `queue_url` (migrated on start) and the policy at `policy_path`.
 
     `secret_key` signs session cookies; without one a random key is made, so sessions end when
     the process restarts (set one, e.g. from `RESCUE_DESK_SECRET`, to keep them).
+    `refresh_seconds` is how often the queue and manager pages refresh their list in place.
     """
     policy = load_policy(policy_path)
     store = QueueStore(queue_url, policy=policy)
@@ -91,6 +94,7 @@ def create_app(queue_url: str, policy_path: str | Path, *, secret_key: str | Non
         lifespan=lifespan,
     )
     app.state.desk = desk
+    app.state.refresh_seconds = refresh_seconds
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     app.state.policy_diagram = _policy_diagram(policy)
     app.state.failed_sign_ins = FailedSignIns()

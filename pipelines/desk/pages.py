@@ -1,5 +1,10 @@
 """The desk's server-rendered pages: sign-in, queue, case, manager view and policy.
 
+Times are shown in the reader's zone: `?tz=Europe/Berlin` on the queue and manager pages, else
+the browser's zone (the `desk_tz` cookie `/static/desk.js` sets from `Intl`), else UTC. The queue
+and manager pages refresh their list every `refresh_seconds` (30 by default) in place, keeping
+the filters (they are in the URL) and anything being typed (see `static/desk.js`).
+
 Forms post back to the server (no JavaScript needed); each POST carries the session's CSRF
 token, and a successful action redirects back to the case page (post/redirect/get) with a
 one-line confirmation. A refused action re-renders the case page with the reason and the
@@ -18,6 +23,7 @@ from fastapi.templating import Jinja2Templates
 
 from connectors.queue.users import DeskUser
 from models.cases.lifecycle import STATUSES
+from models.cases.sla_text import DEFAULT_TZ, TimeZoneError, zone
 from models.clock import utcnow
 from pipelines.desk import present
 from pipelines.desk.auth import (
@@ -36,6 +42,8 @@ from pipelines.desk.errors import error_status
 from pipelines.desk.service import STATUS_FILTERS, Desk, QueueFilters
 
 FLASH = "flash"
+#: The reader's time zone, set by /static/desk.js from the browser (Intl); `?tz=` overrides it.
+TZ_COOKIE = "desk_tz"
 SCOPES = ("mine", "team", "all")
 PRIORITIES = ("P1", "P2", "P3", "P4")
 OUTCOMES = (("saved", "Saved"), ("churned", "Churned"), ("no_action", "Closed, no action needed"))
@@ -74,6 +82,22 @@ def render(request: Request, name: str, user: DeskUser | None, status_code: int 
     }, status_code=status_code)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def viewer_tz(request: Request, asked: str = "") -> str:
+    """The zone a page shows times in: `?tz=` (refused when unknown, see `queue_page`), else the
+    browser's zone from the `desk_tz` cookie (ignored when unknown), else UTC."""
+    if asked:
+        return zone(asked).key
+    try:
+        return zone(request.cookies.get(TZ_COOKIE) or DEFAULT_TZ).key
+    except TimeZoneError:
+        return DEFAULT_TZ
+
+
+def _refresh_seconds(request: Request) -> int:
+    """How often the queue and manager pages refresh their list (`create_app(refresh_seconds=)`)."""
+    return int(getattr(request.app.state, "refresh_seconds", 30))
 
 
 def _redirect(url: str) -> RedirectResponse:
@@ -129,8 +153,12 @@ def home(user: User) -> Response:
 
 @router.get("/queue")
 def queue_page(request: Request, user: User, scope: str = "mine", priority: str = "", status: str = "active",
-               breaching: str = "", segment: str = "") -> Response:
+               breaching: str = "", segment: str = "", tz: str = "") -> Response:
     problems = []
+    try:
+        where = viewer_tz(request, tz)
+    except TimeZoneError as exc:
+        problems.append(str(exc))
     if scope not in SCOPES:
         problems.append(f"unknown view {scope!r}; expected one of: {', '.join(SCOPES)}")
     if priority and priority not in PRIORITIES:
@@ -143,8 +171,9 @@ def queue_page(request: Request, user: User, scope: str = "mine", priority: str 
         return render(request, "error.html", user, 400, title="Bad filter", message="; ".join(problems))
     filters = QueueFilters(scope=scope, priority=priority or None, status=status,  # type: ignore[arg-type]
                            breaching={"yes": True, "no": False}.get(breaching), segment=segment or None)
-    rows = _desk(request).queue(user, filters, utcnow())
-    return render(request, "queue.html", user, rows=rows, filters=filters, breaching=breaching,
+    rows = _desk(request).queue(user, filters, utcnow(), tz=where)
+    return render(request, "queue.html", user, rows=rows, filters=filters, breaching=breaching, tz=where,
+                  tz_asked=tz, refresh_seconds=_refresh_seconds(request),
                   scopes=SCOPES, priorities=PRIORITIES, statuses=("active", "all", *STATUSES),
                   segments=("enterprise", "mid_market", "smb"))
 
@@ -152,7 +181,7 @@ def queue_page(request: Request, user: User, scope: str = "mine", priority: str 
 def _case_page(request: Request, user: DeskUser, case_id: str, *, status_code: int = 200,
                error: str | None = None) -> HTMLResponse:
     desk = _desk(request)
-    case = desk.case(case_id, utcnow())
+    case = desk.case(case_id, utcnow(), tz=viewer_tz(request))
     usage = (case["context"].get("usage_trend") or {})
     health = (case["context"].get("health") or {})
     return render(request, "case.html", user, status_code, case=case, error=error,
@@ -166,16 +195,21 @@ def case_page(request: Request, user: User, case_id: str) -> Response:
     return _case_page(request, user, case_id)
 
 
-def _manager_page(request: Request, user: DeskUser, *, status_code: int = 200, error: str | None = None) -> HTMLResponse:
+def _manager_page(request: Request, user: DeskUser, tz: str = "", *, status_code: int = 200,
+                  error: str | None = None) -> HTMLResponse:
     require_manager(user, "see the manager view")
+    try:
+        where = viewer_tz(request, tz)
+    except TimeZoneError as exc:
+        return render(request, "error.html", user, 400, title="Bad time zone", message=str(exc))
     desk = _desk(request)
-    return render(request, "manager.html", user, status_code, view=desk.manager_view(utcnow()),
-                  overflow=desk.overflow(user), error=error)
+    return render(request, "manager.html", user, status_code, view=desk.manager_view(utcnow(), tz=where), tz=where,
+                  refresh_seconds=_refresh_seconds(request), overflow=desk.overflow(user), error=error)
 
 
 @router.get("/manager")
-def manager_page(request: Request, user: User) -> Response:
-    return _manager_page(request, user)
+def manager_page(request: Request, user: User, tz: str = "") -> Response:
+    return _manager_page(request, user, tz)
 
 
 @router.post("/overflow/{account_id}/open")

@@ -4,45 +4,30 @@ Pure functions over case rows (as the queue store returns them) and the escalati
 pages and the JSON API both use them, so a countdown reads the same everywhere.
 
 Where a case stands on its SLA clock is `models.cases.sla.sla_state`, the rule the CLI, the
-breaching filter, the ladder and the metrics use too; this module only words it. Countdowns are in
-business time when the case's team has a calendar in the policy, wall-clock time otherwise. A
-case is *near breach* in the rule's `warning` state: its running clock has used the policy's
-pre-breach share of the target (e.g. with `pre_breach_pct: 75`, the last 25% of the clock).
+breaching filter, the ladder and the metrics use too, and its words are
+`models.cases.sla_text.describe_sla` (the due time in the reader's zone, business days and hours
+left on the team's calendar); the order is `models.cases.ordering`. A case is *near breach* in
+the rule's `warning` state: its running clock has used the policy's pre-breach share of the
+target (e.g. with `pre_breach_pct: 75`, the last 25% of the clock).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
 from markupsafe import Markup, escape
 
-from models.cases.lifecycle import ACTIVE_STATUSES, SNOOZED
-from models.cases.sla import BREACHED, PAUSED, WARNING, Pause, sla_state
+from models.cases import ordering
+from models.cases.sla import Pause
+from models.cases.sla_text import SlaText, describe_sla
 from models.policy.schema import Policy
 
-PRIORITY_ORDER: dict[str, int] = {"P1": 1, "P2": 2, "P3": 3, "P4": 4}
-
-
-@dataclass(frozen=True)
-class SlaStatus:
-    """Where a case stands on its running SLA clock."""
-
-    clock: str | None  # "first touch", "resolution", or None (closed, or no target)
-    due_at: datetime | None
-    minutes_left: float | None  # business minutes when `business_time`, negative once breached
-    business_time: bool
-    breached: bool
-    near_breach: bool
-    paused: bool
-    label: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+PRIORITY_ORDER: dict[str, int] = ordering.PRIORITY_RANK
 
 
 def value(v: Any) -> Any:
@@ -63,18 +48,6 @@ def as_datetime(v: Any) -> datetime | None:
     return (stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp).to_pydatetime()
 
 
-def duration(minutes: float) -> str:
-    """`3h 10m`, `2d 4h`, `45m` (whole minutes, rounded towards zero)."""
-    total = int(abs(minutes))
-    days, rest = divmod(total, 24 * 60)
-    hours, mins = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {mins:02d}m"
-    return f"{mins}m"
-
-
 def money(v: Any) -> str:
     v = value(v)
     return "" if v is None else f"{float(v):,.0f}"
@@ -91,43 +64,15 @@ def when(v: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
 
 
 def sla_status(case: Mapping[str, Any], policy: Policy, now: datetime,
-               pauses: Iterable[Pause] | None = None) -> SlaStatus:
-    """The running clock of a case as the desk shows it: `models.cases.sla.sla_state`, worded.
-    A closed case shows whether its resolution clock was met or breached."""
-    state = sla_state(case, policy, now, pauses)
-    closed = case["status"] not in ACTIVE_STATUSES
-    if state is None:
-        return SlaStatus(None, None, None, False, False, False, False, "closed" if closed else "no SLA target")
-    clock = state.clock.replace("_", " ")
-    if closed:
-        verdict = "breached" if state.state == BREACHED else "met"
-        return SlaStatus(clock, state.due_at, state.minutes_left, state.business_time, state.state == BREACHED,
-                         False, False, f"closed; {clock} SLA {verdict}")
-    business = " (business time)" if state.business_time else ""
-    left = state.minutes_left
-    if state.state == BREACHED:
-        label = f"{clock} overdue by {duration(-left)}{business}"
-    elif state.state == PAUSED:
-        until = as_datetime(case.get("snoozed_until")) if case["status"] == SNOOZED else None
-        label = f"{clock} clock paused" + (f" until {until:%Y-%m-%d %H:%M} UTC" if until else " (waiting on customer)") \
-            + f", {duration(left)} left"
-    else:
-        label = f"{clock} due in {duration(left)}{business}"
-    return SlaStatus(clock, state.due_at, left, state.business_time, state.state == BREACHED,
-                     state.state == WARNING, state.state == PAUSED, label)
+               pauses: Iterable[Pause] | None = None, *, tz: str | None = None) -> SlaText:
+    """The running clock of a case as the desk shows it, in the reader's zone `tz`:
+    `models.cases.sla_text.describe_sla` (the one rule, worded once for every view)."""
+    return describe_sla(case, policy, now, pauses, tz=tz)
 
 
-def sort_queue(cases: pd.DataFrame, now: datetime) -> pd.DataFrame:
-    """Priority first, then the due time of the running clock (none last), then case id."""
-    if cases.empty:
-        return cases
-    acked = cases["acknowledged_at"].notna()
-    due = pd.to_datetime(cases["sla_resolution_due"].where(acked, cases["sla_first_touch_due"]))
-    order = cases.assign(
-        _p=cases["priority"].map(PRIORITY_ORDER).fillna(99),
-        _due=due.fillna(pd.Timestamp.max),
-    ).sort_values(["_p", "_due", "case_id"], kind="stable")
-    return order.drop(columns=["_p", "_due"])
+def sort_queue(cases: pd.DataFrame) -> pd.DataFrame:
+    """The queue's one order (`models.cases.ordering.sort_queue`); `cases` carry the SLA columns."""
+    return ordering.sort_queue(cases)
 
 
 def segment_of(case: Mapping[str, Any]) -> str | None:

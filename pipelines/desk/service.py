@@ -22,7 +22,10 @@ from connectors.queue.values import require_id
 from models.cases.lifecycle import ACTIVE_STATUSES, SNOOZED, STATUSES
 from models.policy.schema import Policy
 from models.cases.metrics import queue_metrics
+from models.cases.ladder import escalation_badge
+from models.cases.ordering import urgency_key
 from models.cases.sla import Pause, paused_intervals
+from models.cases.sla_text import sla_overview, zone
 from pipelines.desk import present
 from pipelines.desk.auth import can_manage, check_can_act, check_can_hand_off, require_manager
 
@@ -50,11 +53,13 @@ class Desk:
 
     # -- reading -------------------------------------------------------------------------------
 
-    def queue(self, user: DeskUser, filters: QueueFilters, now: datetime) -> list[dict[str, Any]]:
-        """The cases a queue view shows, sorted by priority then SLA due time."""
+    def queue(self, user: DeskUser, filters: QueueFilters, now: datetime, *, tz: str | None = None) -> list[dict[str, Any]]:
+        """The cases a queue view shows, in the queue's one order (`models.cases.ordering`:
+        priority, breach state, ARR at risk, SLA due, case id); SLA times in the zone `tz`."""
         if filters.status not in STATUS_FILTERS:
             raise ValueError(f"unknown status filter {filters.status!r}; expected one of: {', '.join(STATUS_FILTERS)}")
         statuses = {"active": list(ACTIVE_STATUSES), "all": None}.get(filters.status, [filters.status])
+        zone(tz)  # an unknown zone is refused before anything is read
         cases = self.store.list_cases(
             team=user.team if filters.scope == "team" else None,
             assignee=user.user_id if filters.scope == "mine" else None,
@@ -62,18 +67,21 @@ class Desk:
             status=statuses,
             breaching=filters.breaching,
             now=now,
+            sla=True,
         )
         pauses = self.store.pauses_of(cases["case_id"], now=now)
-        rows = [self.summary(case, now, pauses.get(case["case_id"]))
-                for case in present.sort_queue(cases, now).to_dict("records")]
+        rows = [self.summary(case, now, pauses.get(case["case_id"]), tz=tz)
+                for case in present.sort_queue(cases).to_dict("records")]
         if filters.segment:
             rows = [r for r in rows if r["segment"] == filters.segment]
         return rows
 
-    def summary(self, case: Mapping[str, Any], now: datetime, pauses: Iterable[Pause] | None = None) -> dict[str, Any]:
+    def summary(self, case: Mapping[str, Any], now: datetime, pauses: Iterable[Pause] | None = None, *,
+                tz: str | None = None) -> dict[str, Any]:
         """The fields of a case shown in a queue row (and returned by the API); `pauses` are its
-        paused intervals (`QueueStore.pauses_of`), for its SLA clock."""
+        paused intervals (`QueueStore.pauses_of`), for its SLA clock, worded in the zone `tz`."""
         v = present.value
+        sla = present.sla_status(case, self.policy, now, pauses, tz=tz)
         return {
             "case_id": case["case_id"],
             "account_id": case["account_id"],
@@ -94,12 +102,16 @@ class Desk:
             "snoozed_until": present.as_datetime(case.get("snoozed_until")),
             "outcome": v(case.get("outcome")),
             "escalation_level": int(case.get("escalation_level") or 0),
+            "escalation": escalation_badge(case, self.policy),
             "version": int(case["version"]),
-            "sla": present.sla_status(case, self.policy, now, pauses).as_dict(),
+            "due_at": sla.due_at,
+            "business_minutes_left": sla.business_minutes_left,
+            "sla": sla.as_dict(),
         }
 
-    def case(self, case_id: str, now: datetime) -> dict[str, Any]:
+    def case(self, case_id: str, now: datetime, *, tz: str | None = None) -> dict[str, Any]:
         """One case with its context package, evidence, plays and audit trail. Raises CaseNotFound."""
+        zone(tz)
         case = self.store.get_case(case_id)
         events = self.store.case_events(case["case_id"])
         trail = [{k: present.value(val) for k, val in row.items()} for row in events.to_dict("records")]
@@ -109,7 +121,7 @@ class Desk:
         return {
             **self.summary(case, now, paused_intervals(
                 events.to_dict("records"), now=now,
-                snoozed_until=case["snoozed_until"] if case["status"] == SNOOZED else None)),
+                snoozed_until=case["snoozed_until"] if case["status"] == SNOOZED else None), tz=tz),
             "policy_version": case["policy_version"],
             "model_version": case["model_version"],
             "rule_id": case["rule_id"],
@@ -135,8 +147,10 @@ class Desk:
         """Active cases per assignee."""
         return self.store.routing_state().member_load
 
-    def manager_view(self, now: datetime) -> dict[str, Any]:
-        """Team load vs capacity, SLA attainment per team and priority, and cases near breach."""
+    def manager_view(self, now: datetime, *, tz: str | None = None) -> dict[str, Any]:
+        """Team load vs capacity, SLA attainment per team and priority, the cases near or past
+        breach (in the queue's one order) and one sentence on where every open case stands."""
+        zone(tz)
         active = self.store.list_cases(status="active")
         load = active["assignee"].dropna().value_counts().to_dict()
         open_by_team = active["team"].value_counts().to_dict()
@@ -153,10 +167,12 @@ class Desk:
                 "members": members,
             })
         pauses = self.store.pauses_of(active["case_id"], now=now)
-        near = [s for s in (self.summary(c, now, pauses.get(c["case_id"])) for c in active.to_dict("records"))
-                if s["sla"]["breached"] or s["sla"]["near_breach"]]
-        near.sort(key=lambda s: (s["sla"]["minutes_left"], present.PRIORITY_ORDER.get(s["priority"], 99)))
-        return {"teams": teams, "attainment": self._attainment(now), "near_breach": near}
+        summaries = [self.summary(c, now, pauses.get(c["case_id"]), tz=tz) for c in active.to_dict("records")]
+        summaries.sort(key=_order_key)
+        near = [s for s in summaries if s["sla"]["breached"] or s["sla"]["near_breach"]]
+        overview = sla_overview([s["sla"]["state"] for s in summaries],
+                                escalated=sum(1 for s in summaries if s["escalation_level"] > 0))
+        return {"teams": teams, "attainment": self._attainment(now), "near_breach": near, "overview": overview}
 
     def _attainment(self, now: datetime) -> list[dict[str, Any]]:
         cases = self.store.list_cases()
@@ -287,6 +303,13 @@ class Desk:
 
 class CapacityReached(Exception):
     """The person a case is handed to already has as many open cases as the policy allows."""
+
+
+def _order_key(summary: Mapping[str, Any]) -> tuple:
+    """The queue's one order (`models.cases.ordering.urgency_key`) of a summary row."""
+    sla = summary["sla"]
+    return urgency_key(summary["priority"], sla["state"], summary["expected_arr_at_risk"], sla["due_at"],
+                       summary["case_id"], summary["status"])
 
 
 def _text(value: str | None) -> str | None:

@@ -64,8 +64,11 @@ def test_list_ranks_cases_and_filters(queue) -> None:
     assert result.exit_code == 0, result.output
     lines = [line for line in result.output.splitlines() if "RC-" in line]
     assert [next(a for a, c in ids.items() if c in line) for line in lines] == ["A1", "A3", "A2"]
-    assert "Company A1" in lines[0] and "100,000" in lines[0] and "70%" in lines[0] and "BREACHED" in lines[0]
+    # ARR at risk (70% of 100,000) in the one-line view; ARR and risk with --wide
+    assert "Company A1" in lines[0] and "70,000" in lines[0] and "BREACHED overdue by 5 min" in lines[0]
     assert "weekly active users down 38%" in lines[0]
+    wide = [line for line in run(url, "list", "--wide").output.splitlines() if ids["A1"] in line][0]
+    assert "100,000" in wide and "70%" in wide and "first touch overdue by 5 min (due " in wide
 
     breaching = run(url, "list", "--breaching")
     assert ids["A1"] in breaching.output and ids["A2"] not in breaching.output
@@ -104,6 +107,7 @@ def test_a_case_is_worked_from_the_command_line(queue, monkeypatch) -> None:
     shown = run(url, "show", case)
     assert shown.exit_code == 0, shown.output
     out = shown.output
+    assert "closed; resolution SLA" in out  # the SLA in the words of every other view
     for expected in ("Company A1", "resolved_saved", "100,000", "2025-09-01  (in 91 days)", "usage 22.5",
                      "weekly active users down 38%", "account profile", "T-9", "outage", "██▆▅ 40.0 -> 22.0  (trend -38%)", "executive_sponsor_call",
                      "CFO call booked", "claimed", "play_logged", "customer offsite", "2025.1 (abcdef12) / m1"):
@@ -174,3 +178,101 @@ def test_outbox_as_json(queue) -> None:
     assert [r["outbox_id"] for r in rows] == sorted(r["outbox_id"] for r in rows)
     assert len(json.loads(run(url, "outbox", "--json", "--limit", "1").output)) == 1
     assert json.loads(run(url, "outbox", "--status", "dead", "--json").output) == []
+
+
+@pytest.fixture
+def busy_queue(tmp_path, monkeypatch, frames) -> str:
+    """55 active cases with long names and reasons, one of them breached, on the default policy's
+    teams (their calendars); returns the queue URL."""
+    monkeypatch.delenv("RESCUE_ACTOR", raising=False)
+    url = f"sqlite:///{tmp_path / 'busy.db'}"
+    store = QueueStore(url)
+    store.migrate()
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    specs = []
+    for i in range(55):
+        specs.append({
+            "account_id": f"ACC-{i:03d}", "priority": ("P1", "P2", "P3")[i % 3], "team": ("csm", "rescue_squad")[i % 2],
+            "arr": 10_000.0 * (i + 1), "name": f"A company with a very long legal name number {i} Holdings GmbH\nline two",
+            "reasons": [f"churn risk at least 60% and weekly active users down {i}% in 12 weeks",
+                        "renewal in 45 days, two urgent tickets open, the oldest for 30 hours\nand more"],
+            "sla_first_touch_due": now + (timedelta(minutes=-90) if i == 7 else timedelta(days=3 + i % 5)),
+            "sla_resolution_due": now + timedelta(days=10),
+        })
+    decisions, candidates = frames(specs)
+    store.apply_decisions(decisions, candidates, policy_version="2025.1", policy_hash="abcdef123456",
+                          model_version="m1", snapshot_date=pd.Timestamp("2025-06-02"), now=now - timedelta(days=1))
+    store.close()
+    return url
+
+
+def test_the_list_fits_120_columns_one_line_per_case_and_counts_what_it_shows(busy_queue, monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "120")
+    result = run(busy_queue, "list")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(len(line) for line in lines) <= 120, "\n".join(line for line in lines if len(line) > 120)
+    assert lines[0].rstrip() == "Rescue queue: 50 of 55 active cases (--limit 50), times in UTC"
+    case_lines = [line for line in lines if line.startswith("RC-")]
+    assert len(case_lines) == 50  # one line per case shown: nothing wraps onto a second line
+    assert len(lines) == 50 + 3  # the title, the header, the rule under it
+    assert all("…" in line for line in case_lines)  # the long reasons are cut, visibly
+    priorities = [line.split()[1] for line in case_lines]
+    assert priorities == sorted(priorities)  # P1s, then P2s, then P3s
+    first_p2_line = case_lines[priorities.index("P2")]
+    assert "BREACHED overdue by" in first_p2_line  # the breached P2 before the other P2s, whatever its ARR
+    assert sum("BREACHED" in line for line in case_lines) == 1
+    ordered = json.loads(run(busy_queue, "list", "--json", "--limit", "100").output)
+    assert len(ordered) == 55
+    shown_ids = [line.split()[0] for line in case_lines]
+    assert shown_ids == [r["case_id"] for r in ordered[:50]]  # the table and --json in the one order
+    first_p2 = next(r for r in ordered if r["priority"] == "P2")
+    assert first_p2["sla_state"] == "breached" and first_p2["sla_label"].startswith("first touch overdue by")
+    assert first_p2["due_at"] and first_p2["business_minutes_left"] < 0
+
+    everything = run(busy_queue, "list", "--limit", "100")
+    assert "Rescue queue: 55 active cases, times in UTC" in everything.output
+
+    wide = run(busy_queue, "list", "--wide", "--limit", "1", "--tz", "America/New_York")
+    assert wide.exit_code == 0, wide.output
+    first = json.loads(run(busy_queue, "list", "--json", "--limit", "1", "--tz", "America/New_York").output)[0]
+    wide_lines = wide.output.splitlines()
+    assert wide_lines[0].rstrip() == "Rescue queue: 1 of 55 active cases (--limit 1), times in America/New_York"
+    row = next(line for line in wide_lines if line.startswith("RC-"))
+    assert len([line for line in wide_lines if line.startswith("RC-")]) == 1 and len(wide_lines) == 4
+    assert "…" not in row and first["sla_label"] in row and first["reason"] in row
+    assert "A company with a very long legal name number" in row and " EST" in row  # December in New York
+
+    bad = run(busy_queue, "list", "--tz", "Mars/Olympus")
+    assert bad.exit_code == 2 and "unknown time zone 'Mars/Olympus'" in bad.output
+
+    monkeypatch.setenv("COLUMNS", "80")  # a narrower terminal: still one line per case, cut to fit
+    narrow = run(busy_queue, "list").output.splitlines()
+    assert max(len(line) for line in narrow) <= 80 and len([line for line in narrow if line.startswith("RC-")]) == 50
+    assert len(narrow) == 50 + 3
+
+    monkeypatch.setenv("COLUMNS", "220")
+    first_id = ordered[0]["case_id"]
+    shown = run(busy_queue, "show", first_id, "--tz", "Asia/Tokyo")
+    assert shown.exit_code == 0, shown.output
+    assert next(r for r in ordered if r["case_id"] == first_id)["sla_left"] in shown.output and " JST," in shown.output
+
+
+def test_the_list_at_width_120_in_a_rich_console(busy_queue, monkeypatch) -> None:
+    """The table `rescue queue list` prints, rendered by rich at exactly 120 columns."""
+    import io
+
+    from rich.console import Console
+
+    from pipelines.cli import queue as cli
+
+    recorder = Console(width=120, record=True, file=io.StringIO(), highlight=False, markup=False)
+    monkeypatch.setattr(cli, "_console", lambda stderr=False: recorder)
+    result = run(busy_queue, "list", "--limit", "55")
+    assert result.exit_code == 0, result.output
+    lines = recorder.export_text().splitlines()
+    assert max(len(line) for line in lines) <= 120
+    case_lines = [line for line in lines if line.startswith("RC-")]
+    assert len(case_lines) == 55 and len(lines) == 55 + 3  # exactly one line per case
+    assert lines[0].rstrip() == "Rescue queue: 55 active cases, times in UTC"
+    assert all(line.split()[0].startswith("RC-") and "…" not in line.split()[0] for line in case_lines)  # ids whole

@@ -155,7 +155,7 @@ def _csrf(html: str) -> str:
 # -- reading -----------------------------------------------------------------------------------
 
 
-def test_queue_views_filter_and_sort_by_priority_then_sla_due(client: TestClient, desk_env: DeskEnv) -> None:  # noqa: F811
+def test_queue_views_filter_and_sort_in_the_queue_order(client: TestClient, desk_env: DeskEnv) -> None:  # noqa: F811
     amara = desk_env.auth("csm_amara")
     everything = client.get("/api/v1/cases", params={"scope": "all"}, headers=amara).json()
     assert [c["account_id"] for c in everything] == ["CORA-003", "ACME-001", "BOLT-002", "DUNE-004"]
@@ -168,13 +168,21 @@ def test_queue_views_filter_and_sort_by_priority_then_sla_due(client: TestClient
     breaching = client.get("/api/v1/cases", params={"scope": "all", "breaching": True}, headers=amara).json()
     assert [c["account_id"] for c in breaching] == ["BOLT-002"]
     sla = breaching[0]["sla"]
-    assert sla["breached"] and sla["clock"] == "first touch" and sla["label"].startswith("first touch overdue by 3h")
+    assert sla["breached"] and sla["clock"] == "first touch" and sla["label"].startswith("first touch overdue by 3 business hours (due ")
+    assert breaching[0]["business_minutes_left"] == sla["business_minutes_left"] <= -180
+    assert breaching[0]["due_at"].endswith("Z") and sla["tz"] == "UTC" and sla["state"] == "breached"
 
     enterprise = client.get("/api/v1/cases", params={"scope": "all", "segment": "enterprise", "priority": "P1"},
                             headers=amara).json()
     assert {c["account_id"] for c in enterprise} == {"ACME-001", "CORA-003"}
     acme = next(c for c in everything if c["account_id"] == "ACME-001")
-    assert not acme["sla"]["breached"] and acme["sla"]["label"].startswith("first touch due in")
+    assert not acme["sla"]["breached"] and acme["sla"]["label"].startswith("first touch due ")
+    assert acme["sla"]["left_text"].endswith("business days left") or "business day" in acme["sla"]["left_text"]
+    berlin = client.get("/api/v1/cases", params={"scope": "all", "tz": "Europe/Berlin"}, headers=amara).json()
+    assert [c["case_id"] for c in berlin] == [c["case_id"] for c in everything]
+    assert all(c["sla"]["tz"] == "Europe/Berlin" and c["sla"]["due_text"].endswith(("CET", "CEST")) for c in berlin)
+    unknown_zone = client.get("/api/v1/cases", params={"tz": "Mars/Olympus"}, headers=amara)
+    assert unknown_zone.status_code == 400 and "unknown time zone 'Mars/Olympus'" in unknown_zone.json()["error"]
 
     bad = client.get("/api/v1/cases", params={"status": "bogus"}, headers=amara)
     assert bad.status_code == 400 and "status" in bad.json()["error"]
@@ -341,6 +349,30 @@ def test_the_manager_view_reports_load_attainment_and_near_breach(client: TestCl
     assert rows[("csm", "P3")]["first_touch_attainment"] is None
     page = client.get("/manager", follow_redirects=False)
     assert page.status_code == 303  # pages need a session, not a bearer token
+
+
+def test_the_managers_sentence_follows_escalations_and_breaches(client: TestClient, desk_env: DeskEnv) -> None:  # noqa: F811
+    maya = desk_env.auth("rs_lead_maya")
+    bolt, dune = desk_env.case_ids["BOLT-002"], desk_env.case_ids["DUNE-004"]
+    # Bolt is past its first touch; resolve it: no open case is breached or near breach any more.
+    resolved = client.post(f"/api/v1/cases/{bolt}/resolve", json={"outcome": "no_action"},
+                           headers=desk_env.auth("csm_amara"))
+    assert resolved.status_code == 200, resolved.text
+    calm = client.get("/api/v1/manager", headers=maya).json()
+    assert calm["near_breach"] == [] and calm["overview"] == "3 open cases: every open case is within its SLA."
+    # The ladder escalates Dune (a notify step): the view says so instead of "every case is within".
+    step = {"step_key": f"{dune}:p3_resolution_breach", "case_id": dune, "action": "notify", "to_team": None,
+            "to_assignee": None, "raci": {"accountable": ["rs_lead_maya"]}, "message": "resolution clock breached"}
+    assert desk_env.store.apply_escalations([step]) == 1
+    view = client.get("/api/v1/manager", headers=maya).json()
+    assert view["overview"] == "3 open cases: 3 within their SLA; 1 escalated by the ladder."
+    dune_row = client.get(f"/api/v1/cases/{dune}", headers=maya).json()
+    assert dune_row["escalation"] == "escalated: step 1 of 1 (escalation manager)"
+    page = TestClient(desk_env.app)
+    csrf = _csrf(page.get("/login").text)
+    page.post("/login", data={"token": desk_env.tokens["rs_lead_maya"], "csrf_token": csrf})
+    html = page.get("/manager").text
+    assert "comfortably" not in html and "1 escalated by the ladder" in html
 
 
 def test_tokens_never_reach_the_logs(client: TestClient, desk_env: DeskEnv, caplog: pytest.LogCaptureFixture) -> None:  # noqa: F811

@@ -18,6 +18,7 @@ from connectors.queue.resource import QueueStoreResource
 from connectors.queue.store import QueueStore
 from connectors.sources import WarehouseCRM, WarehouseTicketing
 from connectors.warehouse import Warehouse, WarehouseResource
+from models.cases.ordering import sort_queue
 from pipelines.definitions import build_definitions
 
 pytestmark = pytest.mark.slow
@@ -214,6 +215,10 @@ def test_operations_assets_report_the_policy_and_the_queue(env, first_run):
     assert weekly["cases_opened"].sum() == len(_queue_rows(env))
     cases = _queue_rows(env)
     assert (cases["policy_hash"] == policy["content_hash"].value).all()
+    # the queue head is the queue's one order at the run's instant (priority, breach, ARR at risk, due, id)
+    head = re.findall(r"RC-[0-9A-F]{10}", mats["rescue_queue"]["queue_head"].value)
+    ordered = sort_queue(QueueStore(env["queue_url"]).list_cases(status="active", now=pd.Timestamp(NOW), sla=True))
+    assert head and head == ordered["case_id"].head(15).tolist()
 
 
 def test_definitions_load_with_jobs_schedules_and_checks():

@@ -21,7 +21,7 @@ from models.cases.metrics import queue_metrics
 from models.cases.sla import BREACHED, DUE, MET, PAUSED, WARNING, sla_state
 from models.policy.calendar import BusinessCalendar
 from models.policy.loader import load_policy
-from pipelines.cli.queue import _sla_cell
+from pipelines.cli.queue_table import sla_cell as _sla_cell
 from pipelines.desk.service import Desk
 
 POLICY = load_policy(DEFAULT_POLICY)

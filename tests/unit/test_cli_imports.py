@@ -26,11 +26,12 @@ NOT_FOR_HELP = (
     "matplotlib", "connectors.queue.store", "models.policy.schema", "pipelines.definitions",
 )
 #: What `rescue queue list` on an empty queue never loads: it reads the queue with SQLAlchemy
-#: and the store (so pandas), runs no migration (no alembic) and, with no case, no SLA clock
-#: (so no policy).
+#: and the store (so pandas), runs no migration (no alembic), with no case no SLA clock (so no
+#: policy), and on a SQLite queue not SQLAlchemy's PostgreSQL dialect (`connectors.queue.schema`
+#: names its PostgreSQL options only for a PostgreSQL engine).
 NOT_FOR_QUEUE_LIST = (
     "dagster", "lightgbm", "sklearn", "fastapi", "uvicorn", "matplotlib", "alembic", "duckdb",
-    "models.policy.schema", "pipelines.definitions",
+    "models.policy.schema", "pipelines.definitions", "sqlalchemy.dialects.postgresql",
 )
 
 RUN = """
