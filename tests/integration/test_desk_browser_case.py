@@ -100,7 +100,7 @@ def test_a_manager_sees_the_overflow_riskiest_first_and_opens_a_case_from_it(
     assert page.inner_text("#case-status") == "open"
     trail = page.locator("#audit-trail tbody tr")
     assert trail.count() == 1 and MANAGER in trail.nth(0).inner_text() and "opened" in trail.nth(0).inner_text()
-    assert "due in" in page.inner_text(".case-head .sla")  # the policy's clock runs
+    assert "first touch due" in page.inner_text(".case-head .sla")  # the policy's clock runs
 
     page.goto("/manager")
     row = page.locator("#overflow tbody tr[data-account='EMBR-005']")
