@@ -256,3 +256,29 @@ def test_only_the_latest_snapshots_log_rows_keep_their_context_package(env: Desk
     assert {(pd.Timestamp(d), empty) for d, empty in rows} == {(SNAPSHOT, True), (later, False)}
     assert list(env.store.overflow()["account_id"]) == OVERFLOW_ORDER  # the later snapshot is the latest
     assert env.store.overflow(SNAPSHOT)["context"].isna().all()
+
+
+def test_overflow_listing_open_and_forgotten_packages_on_each_backend(queue_store: QueueStore) -> None:
+    """SQLite and PostgreSQL alike: the list, one open however often asked, SQL NULL packages."""
+    import sqlalchemy as sa
+
+    from connectors.queue.schema import routing_log
+    from tests.integration.overflow_fixtures import overflow_frames
+
+    seed_overflow(queue_store)
+    assert list(queue_store.overflow()["account_id"]) == OVERFLOW_ORDER
+    policy = load_policy(POLICY)
+    first, opened = queue_store.open_overflow_case("FERN-006", actor=MANAGER, policy=policy)
+    again, opened_again = queue_store.open_overflow_case("FERN-006", actor=MANAGER, policy=policy)
+    assert (opened, opened_again) == (True, False) and again["case_id"] == first["case_id"]
+    assert cases_of(queue_store, "FERN-006") == [first["case_id"]]
+
+    decisions, candidates, contexts = overflow_frames()
+    later = SNAPSHOT + pd.Timedelta(days=1)
+    queue_store.apply_decisions(decisions[decisions["action"] == "overflow"], candidates, contexts=contexts,
+                                policy_version="2026.11.0", policy_hash="hash-1", model_version="m1",
+                                snapshot_date=later, now=utc_now())
+    with queue_store.reading() as conn:
+        empty = conn.execute(sa.select(sa.func.count()).where(routing_log.c.context.is_(None))).scalar()
+        kept = conn.execute(sa.select(sa.func.count()).where(routing_log.c.context.is_not(None))).scalar()
+    assert (empty, kept) == (len(OVERFLOW), len(OVERFLOW))
