@@ -80,6 +80,13 @@ def segment_of(case: Mapping[str, Any]) -> str | None:
     return account.get("segment")
 
 
+def overflow_cause_text(cause: str | None) -> str:
+    """Why an overflow account got no case, in words (`models.routing.decisions.OVERFLOW_CAUSES`)."""
+    from models.routing.decisions import OVERFLOW_CAUSES
+
+    return OVERFLOW_CAUSES.get(cause or "", "not routed")
+
+
 def signed(v: Any, *, scale: float = 1.0, digits: int = 0, unit: str = "") -> str:
     """A change as shown: `v * scale` rounded to `digits`, signed only when it is not zero after
     rounding ("+12", "-3", "0"; never "-0" nor "+0"), then `unit`; "" when there is none."""

@@ -189,8 +189,6 @@ class Desk:
         account, team, priority, rule, churn risk, ARR, expected ARR at risk, why it was not
         routed (`cause`: budget or capacity, in words and as routing worded it) and the case
         opened for it since, if any. Managers only."""
-        from models.routing.decisions import OVERFLOW_CAUSES
-
         require_manager(user, "see the overflow accounts")
         rows = []
         for r in self.store.overflow().to_dict("records"):
@@ -202,7 +200,7 @@ class Desk:
                 "churn_risk": _float(r.get("churn_risk")), "arr": _float(r.get("arr")),
                 "expected_arr_at_risk": _float(r.get("expected_arr_at_risk")),
                 "rank": None if v(r.get("rank")) is None else int(r["rank"]),
-                "cause": v(r.get("cause")), "cause_text": OVERFLOW_CAUSES.get(v(r.get("cause")) or "", "not routed"),
+                "cause": v(r.get("cause")), "cause_text": present.overflow_cause_text(v(r.get("cause"))),
                 "reason": v(r.get("reason")), "case_id": v(r.get("case_id")),
             })
         return rows
