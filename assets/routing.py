@@ -51,6 +51,10 @@ def rescue_candidates(
     return cands
 
 
+#: Overflow accounts (eligible, not routed) the `rescue_queue` metadata lists, riskiest first.
+OVERFLOW_SHOWN = 20
+
+
 class QueueRunConfig(dg.Config):
     now: str = ""  # ISO timestamp that pins the whole run's clock (`assets.run_clock`); empty = the rule
 
@@ -87,6 +91,7 @@ def rescue_queue(
                               now=now, as_of=as_of, data_warnings=warnings)
     decisions, summary = run.decisions, run.summary
     open_cases = sort_queue(store.list_cases(status="active", now=now, sla=True))  # the queue's one order
+    overflow = store.overflow(as_of)
     counts = decisions["action"].value_counts().to_dict()
     return dg.MaterializeResult(
         metadata={
@@ -102,6 +107,15 @@ def rescue_queue(
                 .to_markdown(index=False)
                 if len(open_cases)
                 else "(empty)"
+            ),
+            "overflow": len(overflow),
+            f"overflow_top_{OVERFLOW_SHOWN}": dg.MetadataValue.md(
+                overflow.head(OVERFLOW_SHOWN)[["account_id", "account_name", "team", "priority", "churn_risk", "arr",
+                                               "expected_arr_at_risk", "cause", "case_id"]]
+                .round({"churn_risk": 3, "arr": 0, "expected_arr_at_risk": 0})
+                .to_markdown(index=False)
+                if len(overflow)
+                else "(none: every eligible account got a case, a holdout or a cooldown)"
             ),
             "source_ages": dg.MetadataValue.md("\n".join(f"- {age.message}" for age in ages) or "(no dated source)"),
             "routed_on_stale_data": len(warnings) > 0,

@@ -48,6 +48,8 @@ DRIFT_WARN_PSI = 0.25
 
 #: Decision actions that put an account in front of a person (they get a context package).
 CASE_ACTIONS = ("route", "update")
+#: Those, and overflow: its package waits in the routing log for a manager's manual open.
+PACKAGED_ACTIONS = (*CASE_ACTIONS, "overflow")
 
 #: `timer(name)` wraps a sub-stage of `rescue_queue` (the benchmark times them); the default
 #: does nothing.
@@ -249,9 +251,12 @@ def write_queue(
     sources of `connectors.freshness.stale_warnings`) go into every package written, as
     ``data_warnings``: the case says what it was routed on."""
     decisions = routing.decisions
-    case_ids = decisions.loc[decisions["action"].isin(CASE_ACTIONS), "account_id"]
-    routed = candidates[candidates["account_id"].isin(case_ids)]
+    # overflow accounts get a package too: a manager may open their case by hand
+    packaged = decisions[decisions["action"].isin(PACKAGED_ACTIONS)]
+    routed = candidates[candidates["account_id"].isin(packaged["account_id"])]
     accounts = list(routed["account_id"])
+    rules = {r.id: r for r in policy.severity_rules}
+    matched = {str(a): rules[r] for a, r in zip(packaged["account_id"], packaged["rule_id"]) if r in rules}
     usage = warehouse.read_usage_daily(as_of - pd.Timedelta(weeks=USAGE_TREND_WEEKS), as_of, account_ids=accounts)
     contexts = build_context_packages(
         routed,
@@ -260,6 +265,7 @@ def write_queue(
         usage_daily=usage,
         plays=store.plays(accounts),
         snapshot_date=as_of,
+        rules=matched,
     )
     if data_warnings:
         for package in contexts.values():

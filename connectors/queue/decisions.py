@@ -9,7 +9,7 @@ source row with a huge name opens a case like any other, on every database.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,8 +18,11 @@ import pandas as pd
 import sqlalchemy as sa
 
 from connectors.queue.schema import CASE_ACTIONS, KNOWN_ACTIONS, account_states, rescue_cases, routing_log
+from connectors.queue.transaction import event_row
 from connectors.queue.values import as_float, fit, fit_row, jsonable, scalar, str_list
+from models.cases.context import case_headline
 from models.cases.lifecycle import OPEN
+from models.cases.notices import Notice, opened_notices
 from models.clock import utc_naive
 from models.contracts import DECISION_COLUMNS
 
@@ -81,24 +84,28 @@ def evidence_entry(row: Mapping[str, Any], snapshot: datetime) -> dict[str, Any]
     }
 
 
-def headline_reason(row: Mapping[str, Any]) -> str | None:
-    """The case's one-line reason: the severity rule that matched, then the top risk driver
-    ("Health in the at-risk band: weekly active users down 38% vs 90-day average")."""
+def headline_reason(row: Mapping[str, Any], context: Mapping[str, Any] | None = None) -> str | None:
+    """The case's one-line reason (`models.cases.context.case_headline`): the severity rule that
+    matched, then the ticket that triggered it (the context package's `trigger`) or else the top
+    risk driver ("Health in the at-risk band: weekly active users down 38% vs 90-day average")."""
     top = scalar(row.get("top_reason"))
     reasons = str_list(row.get("reasons"))
-    rule = next((r.split(": ", 1)[1] for r in reasons[1:2] if ": " in r), None)
-    parts = [str(p) for p in (rule, top) if p]
-    if parts:
-        return ": ".join(parts)
+    rule = scalar(row.get("rule_description")) or next((r.split(": ", 1)[1] for r in reasons[1:2] if ": " in r), None)
+    trigger = (context or {}).get("trigger") if isinstance(context, Mapping) else None
+    headline = case_headline(rule, top, trigger)
+    if headline:
+        return headline
     return reasons[0] if reasons else None
 
 
-def refreshed_fields(row: Mapping[str, Any], snapshot: datetime, meta: Mapping[str, Any]) -> dict[str, Any]:
-    """Case fields that follow the latest snapshot confirming the case."""
+def refreshed_fields(row: Mapping[str, Any], snapshot: datetime, meta: Mapping[str, Any],
+                     context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Case fields that follow the latest snapshot confirming the case (`context`: its context
+    package, for the headline)."""
     return {
         "priority": str(row["priority"]),
         "rule_id": scalar(row.get("rule_id")),
-        "reason": headline_reason(row),
+        "reason": headline_reason(row, context),
         "required_skills": str_list(row.get("required_skills")),
         "churn_risk": as_float(row.get("churn_risk")),
         "health_score": as_float(row.get("health_score")),
@@ -140,13 +147,31 @@ def new_case(case_id: str, row: Mapping[str, Any], entry: dict[str, Any], contex
         "snoozed_until": None,
         "context": stored_context(context),
         "version": 1,
-        **refreshed_fields(row, snapshot, meta),
+        **refreshed_fields(row, snapshot, meta, context),
     })
 
 
+def opening(case_id: str, row: Mapping[str, Any], context: Mapping[str, Any] | None, snapshot: datetime,
+            now: datetime, meta: Mapping[str, Any], *, actor: str, notify: Sequence[str] = (),
+            audit: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any], list[Notice]]:
+    """A new case for a decision row: (the case row, its "opened" audit event by `actor`, the
+    notices telling its assignee and `notify`). Routing opens its cases with it, and so does a
+    manager opening an overflow account by hand (`audit`: what the event adds, e.g. the
+    overflow it came from)."""
+    entry = evidence_entry(row, snapshot)
+    new = new_case(case_id, row, entry, context, snapshot, now, meta)
+    event = event_row(case_id, now, actor, "opened", None, OPEN, new["reason"],
+                      {"snapshot_date": entry["snapshot_date"], "priority": new["priority"], "team": new["team"],
+                       "assignee": new["assignee"], "rule_id": new["rule_id"], **(audit or {})})
+    return new, event, opened_notices(new, notify)
+
+
 def upsert_routing_log(conn: sa.Connection, rows: pd.DataFrame, snapshot: datetime, now: datetime,
-                       meta: Mapping[str, Any]) -> int:
-    """Write one routing_log row per account for this snapshot; returns rows inserted or changed."""
+                       meta: Mapping[str, Any], contexts: Mapping[str, Mapping[str, Any]] | None = None) -> int:
+    """Write one routing_log row per account for this snapshot, with the account's name, figures
+    and context package (`contexts`, where there is one: what opening its case later needs);
+    returns rows inserted or changed."""
+    contexts = contexts or {}
     if rows.empty:
         return 0
     existing = {
@@ -168,6 +193,11 @@ def upsert_routing_log(conn: sa.Connection, rows: pd.DataFrame, snapshot: dateti
             "churn_risk": as_float(row.get("churn_risk")),
             "expected_arr_at_risk": as_float(row.get("expected_arr_at_risk")),
             "rank": None if scalar(row.get("rank")) is None else int(row["rank"]),
+            "account_name": scalar(row.get("account_name")),
+            "arr": as_float(row.get("arr")),
+            "health_score": as_float(row.get("health_score")),
+            "required_skills": str_list(row.get("required_skills")),
+            "context": stored_context(contexts[str(row["account_id"])]) if str(row["account_id"]) in contexts else None,
             "logged_at": now,
             **meta,
         })
@@ -180,7 +210,19 @@ def upsert_routing_log(conn: sa.Connection, rows: pd.DataFrame, snapshot: dateti
             written += 1
     if inserts:
         conn.execute(routing_log.insert(), inserts)
+    forget_older_contexts(conn)
     return written
+
+
+def forget_older_contexts(conn: sa.Connection) -> None:
+    """Drop the context packages of routing-log rows older than the latest snapshot: only the
+    latest snapshot's overflow can be opened by hand, so the log does not grow a package per
+    account and day."""
+    latest = conn.execute(sa.select(sa.func.max(routing_log.c.snapshot_date))).scalar()
+    if latest is not None:
+        conn.execute(routing_log.update()
+                     .where(routing_log.c.snapshot_date < latest, routing_log.c.context.is_not(None))
+                     .values(context=None))
 
 
 def upsert_account_states(conn: sa.Connection, states: pd.DataFrame, now: datetime) -> None:

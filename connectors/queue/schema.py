@@ -17,7 +17,7 @@ document). `text_limit` reads the size; nothing else repeats the numbers.
 | `rescue_cases`             | one row per case; at most one active case per account          |
 | `case_events`              | append-only audit trail: who did what to a case, when and why  |
 | `rescue_actions`           | plays the rescue team logged (flow back to the CRM)            |
-| `routing_log`              | decisions not routed (holdout, overflow, cooldown) per snapshot |
+| `routing_log`              | decisions not routed (holdout, overflow, cooldown) per snapshot, with the account's figures and context package |
 | `account_states`           | hysteresis state per account                                   |
 | `escalation_steps_applied` | SLA ladder steps already applied (makes the SLA sensor idempotent) |
 | `outbox`                   | every notification and external write, delivered later         |
@@ -64,6 +64,21 @@ class JSONType(sa.types.TypeDecorator):
 
             return dialect.type_descriptor(JSONB())
         return dialect.type_descriptor(sa.JSON())
+
+
+
+class NullableJSON(JSONType):
+    """`JSONType` whose Python None is SQL NULL (not the JSON value null), so `IS NULL` finds it."""
+
+    impl = sa.JSON(none_as_null=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return dialect.type_descriptor(JSONB(none_as_null=True))
+        return dialect.type_descriptor(sa.JSON(none_as_null=True))
 
 _TERMINAL_SQL = ", ".join(f"'{s}'" for s in sorted(TERMINAL_STATUSES))
 ACTIVE_CASE_PREDICATE = f"status NOT IN ({_TERMINAL_SQL})"
@@ -182,6 +197,12 @@ routing_log = sa.Table(
     sa.Column("policy_hash", sa.String(128)),
     sa.Column("model_version", sa.String(128)),
     sa.Column("logged_at", sa.DateTime, nullable=False),
+    # revision 0004: what a manager needs to see an overflow account and open its case by hand
+    sa.Column("account_name", sa.String(256), info=display()),
+    sa.Column("arr", sa.Float),
+    sa.Column("health_score", sa.Float),
+    sa.Column("required_skills", NullableJSON),
+    sa.Column("context", NullableJSON, info=display(1000)),
     sa.UniqueConstraint("snapshot_date", "account_id", name="uq_routing_log_snapshot_account"),
 )
 

@@ -4,7 +4,7 @@
 any SQLAlchemy URL in principle); `connectors.queue.resource.QueueStoreResource` hands one to
 Dagster assets and sensors. The tables are declared in `connectors.queue.schema`; the outbox
 methods live in `connectors.queue.outbox`, the SLA clock's reads and writes in
-`connectors.queue.sla`.
+`connectors.queue.sla`, the overflow list and its manual open in `connectors.queue.overflow`.
 
 Guarantees:
 
@@ -44,6 +44,7 @@ import sqlalchemy as sa
 
 from connectors.queue import decisions as dec
 from connectors.queue.outbox import OutboxStore, enqueue_rows, notice_rows, outbox_row
+from connectors.queue.overflow import OverflowStore
 from connectors.queue.schema import (
     CASE_ACTIONS,
     CASE_COLUMNS,
@@ -64,7 +65,6 @@ from connectors.settings import Settings, default_policy_path
 from connectors.queue.values import as_float, clean_text, frame, jsonable, normalize_case_id, require_actor, require_id
 from models.cases.lifecycle import (
     ACTIVE_STATUSES,
-    OPEN,
     CaseConflict,
     CaseNotFound,
     decide_claim,
@@ -72,7 +72,7 @@ from models.cases.lifecycle import (
     status_after_play,
     validate_status,
 )
-from models.cases.notices import Notice, opened_notices
+from models.cases.notices import Notice
 from models.clock import now_or, utc_naive
 from models.cases.sla import BREACHED
 
@@ -102,7 +102,7 @@ class RoutingState:
     member_load: dict[str, int]
 
 
-class QueueStore(SlaStore, OutboxStore):
+class QueueStore(SlaStore, OutboxStore, OverflowStore):
     """Plain-Python client of the rescue queue database (see the module docstring).
 
     `policy` is the escalation policy whose business calendars SLA clocks run on (the breaching
@@ -257,12 +257,11 @@ class QueueStore(SlaStore, OutboxStore):
                     if conn.execute(sa.select(rescue_cases.c.case_id).where(rescue_cases.c.case_id == case_id)).first():
                         unchanged += 1  # opened by this snapshot before and closed since
                         continue
-                    new = dec.new_case(case_id, row, entry, contexts.get(account_id), snapshot, now, meta)
+                    new, event, told = dec.opening(case_id, row, contexts.get(account_id), snapshot, now, meta,
+                                                   actor=PIPELINE_ACTOR, notify=notify.get(str(row["team"]), ()))
                     new_cases.append(new)
-                    events.append(event_row(case_id, now, PIPELINE_ACTOR, "opened", None, OPEN, new["reason"],
-                                            {"snapshot_date": entry["snapshot_date"], "priority": new["priority"],
-                                             "team": new["team"], "assignee": new["assignee"], "rule_id": new["rule_id"]}))
-                    notices += opened_notices(new, notify.get(new["team"], ()))
+                    events.append(event)
+                    notices += told
                     active[account_id] = new
                     opened += 1
                     continue
@@ -272,7 +271,7 @@ class QueueStore(SlaStore, OutboxStore):
                     continue
                 values: dict[str, Any] = {"evidence": sorted([*evidence, entry], key=lambda e: e["snapshot_date"])}
                 if snapshot >= case["snapshot_date"]:
-                    values.update(dec.refreshed_fields(row, snapshot, meta))
+                    values.update(dec.refreshed_fields(row, snapshot, meta, contexts.get(account_id, case["context"])))
                     if account_id in contexts:
                         values["context"] = dec.stored_context(contexts[account_id])
                 try:
@@ -289,7 +288,7 @@ class QueueStore(SlaStore, OutboxStore):
             enqueue_rows(conn, notice_rows(notices, now))
 
             log_rows = merged[merged["action"].isin(LOGGED_ACTIONS)]
-            logged = dec.upsert_routing_log(conn, log_rows, snapshot, now, meta)
+            logged = dec.upsert_routing_log(conn, log_rows, snapshot, now, meta, contexts)
             unchanged += len(log_rows) - logged
             if account_states is not None:
                 dec.upsert_account_states(conn, account_states, now)

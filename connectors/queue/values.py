@@ -46,6 +46,7 @@ ID_MAX_LENGTHS: dict[str, int] = {
     "team": rescue_cases.c.team.type.length,
     "assignee": rescue_cases.c.assignee.type.length,
     "name": desk_users.c.name.type.length,
+    "account": rescue_cases.c.account_id.type.length,
 }
 #: The longest note or reason (their columns are unbounded TEXT; the desk's forms take as much).
 TEXT_MAX_LENGTH = 4000
@@ -174,7 +175,8 @@ def fit(column: sa.Column, value: Any) -> Any:
     """`value` as `column` stores it: a display column's text cut to its size, marked
     (`models.text.fit_text`; for a JSON column, every string of the JSON-ready document)."""
     limit = text_limit(column)
-    if isinstance(column.type, sa.JSON):
+    stored = column.type.impl_instance if isinstance(column.type, sa.types.TypeDecorator) else column.type
+    if isinstance(stored, sa.JSON):  # JSONType is a TypeDecorator over JSON
         return fit_document(jsonable(value), limit)
     return fit_text(value, limit)
 

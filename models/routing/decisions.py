@@ -21,6 +21,38 @@ from models.routing.selection import Assignment, Budget, Cooldown, Severity, Upd
 
 ACTIONS: tuple[str, ...] = ("route", "update", "holdout", "overflow", "cooldown", "not_eligible")
 
+#: Why an eligible account overflowed: its team's daily budget was spent, or nobody (in the team
+#: or up its escalation path) had the skills and room. `overflow_cause` reads it back from the
+#: decision's first reason, which `reasons` words with `overflow_budget_reason` /
+#: `overflow_capacity_reason`.
+OVERFLOW_BUDGET = "budget"
+OVERFLOW_CAPACITY = "capacity"
+OVERFLOW_CAUSES: dict[str, str] = {
+    OVERFLOW_BUDGET: "over the team's daily budget",
+    OVERFLOW_CAPACITY: "no one with the skills and room",
+}
+_CAPACITY_PREFIX = "overflow: no member of "
+_BUDGET_PREFIX = "overflow: rank "
+
+
+def overflow_capacity_reason(team: str) -> str:
+    return f"{_CAPACITY_PREFIX}{team} or the teams above it has the skills and capacity"
+
+
+def overflow_budget_reason(rank: int, team: str, left: int) -> str:
+    return f"{_BUDGET_PREFIX}{rank} is over team {team}'s remaining daily budget of {left}"
+
+
+def overflow_cause(reasons: Sequence[str] | None) -> str | None:
+    """`OVERFLOW_BUDGET` or `OVERFLOW_CAPACITY` for an overflow decision's reasons (the first
+    one says which), None for any other decision."""
+    first = next(iter(reasons or ()), "")
+    if first.startswith(_CAPACITY_PREFIX):
+        return OVERFLOW_CAPACITY
+    if first.startswith(_BUDGET_PREFIX):
+        return OVERFLOW_BUDGET
+    return None
+
 
 def actions(
     *,
@@ -131,10 +163,9 @@ def reasons(
         elif act == "holdout":
             first = f"holdout: control group ({policy.holdout.fraction:.0%} of eligible accounts)"
         elif assigned.no_capacity[pos]:
-            first = f"overflow: no member of {team[pos]} or the teams above it has the skills and capacity"
+            first = overflow_capacity_reason(team[pos])
         else:
-            first = (f"overflow: rank {budget.rank[pos]} is over team {team[pos]}'s remaining daily "
-                     f"budget of {budget.left[team[pos]]}")
+            first = overflow_budget_reason(budget.rank[pos], team[pos], budget.left[team[pos]])
         entry = [first, f"{head.rule_id[pos]}: {head.rule_description[pos]}"]
         if head.reason_driver[pos] is not None:
             entry.append(f"top driver: {head.reason_driver[pos]}")

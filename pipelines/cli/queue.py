@@ -8,6 +8,7 @@
     rescue queue act CASE --play executive_sponsor_call --note "CFO call booked" --as WHO
     rescue queue resolve CASE --outcome saved|churned|no_action --as WHO
     rescue queue outbox [--status pending|delivered|dead] [--json]
+    rescue queue overflow [--limit N] [--json]
 
 The queue is `--queue-url`, else `RESCUE_QUEUE_URL`, else the embedded SQLite file. The actor is
 `--as`, else `RESCUE_ACTOR`, else the login name. Times are UTC (`list --tz` shows due times in
@@ -29,10 +30,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import sqlalchemy as sa
 import typer
+from rich import box
 from rich.console import Console
 
 from pipelines.cli.console import make_console
-from pipelines.cli.queue_table import fmt_money, fmt_pct, fmt_time, list_title, queue_table
+from pipelines.cli.queue_table import PRIORITY_STYLE, fmt_money, fmt_pct, fmt_time, list_title, queue_table
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -49,7 +51,7 @@ if TYPE_CHECKING:
 # `rescue` starts: `rescue --help` stays quick (tests/unit/test_cli_imports.py).
 
 queue_app = typer.Typer(
-    help="Work the rescue queue: list, show, claim, ack, snooze, act, resolve, outbox.",
+    help="Work the rescue queue: list, show, claim, ack, snooze, act, resolve, outbox, overflow.",
     no_args_is_help=True,
 )
 
@@ -476,3 +478,59 @@ def show_outbox(
                       fmt_time(row["next_attempt_at"]) if row["status"] == "pending" else "",
                       row["last_error"] if isinstance(row["last_error"], str) else "")
     console.print(table)
+
+
+@queue_app.command("overflow")
+def show_overflow(
+    limit: Annotated[int, typer.Option(min=1, help="At most this many accounts (riskiest first).")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    queue_url: QueueUrl = None,
+) -> None:
+    """Accounts of the latest snapshot eligible for a case but not routed (overflow): over their
+    team's daily budget, or nobody had the skills and room. Riskiest first (churn risk, then ARR
+    at risk). A manager opens one from the desk's manager view."""
+    from models.routing.decisions import OVERFLOW_CAUSES
+
+    with _store(queue_url) as store:
+        rows = store.overflow()
+    total = len(rows)
+    rows = rows.head(limit)
+    if as_json:
+        keep = [c for c in rows.columns if c not in ("context", "log_id", "logged_at")]
+        typer.echo(json.dumps(_records(rows[keep]), indent=2, default=str))
+        return
+    console = _console()
+    if rows.empty:
+        console.print(f"No overflow in the latest snapshot of {store.display_url}.")
+        return
+    snapshot = fmt_time(rows["snapshot_date"].iloc[0])[:10]
+    shown = f"{len(rows)} of {total}" if total > len(rows) else str(total)
+    table = Table(title=f"Overflow on {snapshot} ({shown} account{'s' if total != 1 else ''}, riskiest first)",
+                  box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    widest = max(len(text) for text in OVERFLOW_CAUSES.values())
+    for name, justify in (("account", "left"), ("team", "left"), ("pri", "left"), ("risk", "right"),
+                          ("ARR", "right"), ("at risk", "right"), ("why not routed", "left"), ("rank", "right"),
+                          ("case", "left")):
+        table.add_column(name, justify=justify, no_wrap=name != "account", overflow="fold",
+                         min_width={"why not routed": widest, "team": int(rows["team"].astype(str).str.len().max()),
+                                    "account": 12}.get(name))
+    for row in rows.to_dict("records"):
+        cause = row["cause"] if isinstance(row["cause"], str) else ""
+        name = row["account_name"] if isinstance(row["account_name"], str) else ""
+        table.add_row(
+            f"{name} ({row['account_id']})" if name else str(row["account_id"]),
+            row["team"] if isinstance(row["team"], str) else "",
+            Text(str(row["priority"] or ""), style=PRIORITY_STYLE.get(row["priority"], "")),
+            fmt_pct(row["churn_risk"]), fmt_money(row["arr"]), fmt_money(row["expected_arr_at_risk"]),
+            OVERFLOW_CAUSES.get(cause, "not routed"), "" if _missing(row["rank"]) else str(int(row["rank"])),
+            row["case_id"] if isinstance(row["case_id"], str) else "",
+        )
+    console.print(table)
+    console.print("ARR at risk = churn risk x ARR; rank = place in the team's daily budget (1 = most ARR at risk). "
+                  "Open one's case from the desk's manager view.", style="dim", soft_wrap=False)
+
+
+def _missing(value: Any) -> bool:
+    import pandas as pd
+
+    return value is None or pd.isna(value)

@@ -186,6 +186,28 @@ class ManagerOut(BaseModel):
     overview: str = Field(description="Where every open case stands, in one sentence.")
 
 
+class OverflowOut(BaseModel):
+    account_id: str
+    account_name: str | None
+    snapshot_date: UtcDatetime
+    team: str | None = Field(description="The team the matched rule sends the account to.")
+    priority: str | None
+    rule_id: str | None
+    churn_risk: float | None
+    arr: float | None
+    expected_arr_at_risk: float | None
+    rank: int | None = Field(description="Rank within the team's daily budget (1 = most ARR at risk).")
+    cause: Literal["budget", "capacity"] | None = Field(
+        description="budget: over the team's remaining daily budget; capacity: nobody had the skills and room.")
+    cause_text: str
+    reason: str | None = Field(description="The routing's reason, in words.")
+    case_id: str | None = Field(description="The account's active case, when one was opened since.")
+
+
+class OverflowOpenOut(ActionOut):
+    opened: bool = Field(description="False when the account already had an active case (nothing was opened).")
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -340,3 +362,19 @@ def resolve(request: Request, user: User, case_id: CaseId, body: ResolveIn) -> A
 def manager(request: Request, user: User, tz: TimeZoneQuery = None) -> ManagerOut:
     require_manager(user, "see the manager view")
     return ManagerOut(**_desk(request).manager_view(utcnow(), tz=tz))
+
+
+AccountId = Annotated[str, Path(min_length=1, max_length=ID_MAX_LENGTHS["account"], description="Account id.")]
+
+
+@router.get("/overflow", response_model=list[OverflowOut],
+            summary="The latest snapshot's overflow accounts, riskiest first (managers)")
+def overflow(request: Request, user: User) -> list[OverflowOut]:
+    return [OverflowOut(**row) for row in _desk(request).overflow(user)]
+
+
+@router.post("/overflow/{account_id}/open", response_model=OverflowOpenOut,
+             summary="Open the case of an overflow account (managers; a second call opens nothing)")
+def open_overflow(request: Request, user: User, account_id: AccountId) -> OverflowOpenOut:
+    message, case_id, opened = _desk(request).open_overflow(user, account_id)
+    return OverflowOpenOut(message=message, case=CaseDetailOut(**_desk(request).case(case_id, utcnow())), opened=opened)

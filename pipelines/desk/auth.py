@@ -175,14 +175,32 @@ def check_csrf(session: Mapping[str, Any], submitted: str | None) -> None:
         raise CsrfError("the form has expired or did not come from this desk; reload the page and try again")
 
 
+def can_manage(user: DeskUser) -> bool:
+    """Manager-only: the manager view, reassigning across teams, opening an overflow account's case."""
+    return user.is_manager
+
+
+def can_act(user: DeskUser, case: Mapping[str, Any]) -> bool:
+    """Agents work cases of their own team or assigned to them; managers work every case."""
+    return can_manage(user) or case["team"] == user.team or case.get("assignee") == user.user_id
+
+
+def permissions(user: DeskUser, case: Mapping[str, Any] | None = None) -> dict[str, bool]:
+    """What `user` may do (on `case`), for the pages to show only those forms: the same rules
+    the checks below enforce."""
+    acts = case is not None and can_act(user, case)
+    return {"act": acts, "hand_off_across_teams": acts and can_manage(user), "manage": can_manage(user),
+            "open_overflow": can_manage(user)}
+
+
 def require_manager(user: DeskUser, what: str) -> None:
-    if not user.is_manager:
+    if not can_manage(user):
         raise PermissionDenied(f"only managers can {what}; you are signed in as {user.user_id} ({user.role})")
 
 
 def check_can_act(user: DeskUser, case: Mapping[str, Any]) -> None:
     """Agents work cases of their own team or assigned to them; managers work every case."""
-    if user.is_manager or case["team"] == user.team or case.get("assignee") == user.user_id:
+    if can_act(user, case):
         return
     raise PermissionDenied(
         f"case {case['case_id']} belongs to team {case['team']}; agents work cases of their own team "
@@ -193,7 +211,7 @@ def check_can_act(user: DeskUser, case: Mapping[str, Any]) -> None:
 def check_can_hand_off(user: DeskUser, case: Mapping[str, Any], to_team: str) -> None:
     """Only managers reassign across teams; agents hand off within their own team."""
     check_can_act(user, case)
-    if user.is_manager:
+    if can_manage(user):
         return
     if case["team"] != user.team or to_team != user.team:
         raise PermissionDenied(

@@ -32,6 +32,7 @@ from pipelines.desk.auth import (
     NotAuthenticated,
     check_csrf,
     csrf_token,
+    permissions,
     require_manager,
     session_user,
     verify_or_throttle,
@@ -73,9 +74,11 @@ def _templates(request: Request) -> Jinja2Templates:
 def render(request: Request, name: str, user: DeskUser | None, status_code: int = 200, **context: Any) -> HTMLResponse:
     """Render a page with what every page needs (user, CSRF token, flash message, formatters)."""
     flash = request.session.pop(FLASH, None) if user is not None else None
+    case = context.get("case")
     response = _templates(request).TemplateResponse(request, name, {
         "user": user, "csrf": csrf_token(request.session), "csrf_field": CSRF_FIELD, "flash": flash,
-        "fmt": present, **context,
+        "fmt": present, "perms": permissions(user, case if isinstance(case, dict) else None) if user else {},
+        **context,
     }, status_code=status_code)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -180,8 +183,10 @@ def _case_page(request: Request, user: DeskUser, case_id: str, *, status_code: i
     desk = _desk(request)
     case = desk.case(case_id, utcnow(), tz=viewer_tz(request))
     usage = (case["context"].get("usage_trend") or {})
+    health = (case["context"].get("health") or {})
     return render(request, "case.html", user, status_code, case=case, error=error,
                   sparkline=present.sparkline_svg(usage.get("weekly_active_users") or []),
+                  bars=present.health_bars(health.get("components"), case["churn_risk"]),
                   targets=desk.handoff_targets(user), outcomes=OUTCOMES, plays=desk.play_choices(case["team"]))
 
 
@@ -190,15 +195,36 @@ def case_page(request: Request, user: User, case_id: str) -> Response:
     return _case_page(request, user, case_id)
 
 
-@router.get("/manager")
-def manager_page(request: Request, user: User, tz: str = "") -> Response:
+def _manager_page(request: Request, user: DeskUser, tz: str = "", *, status_code: int = 200,
+                  error: str | None = None) -> HTMLResponse:
     require_manager(user, "see the manager view")
     try:
         where = viewer_tz(request, tz)
     except TimeZoneError as exc:
         return render(request, "error.html", user, 400, title="Bad time zone", message=str(exc))
-    return render(request, "manager.html", user, view=_desk(request).manager_view(utcnow(), tz=where), tz=where,
-                  refresh_seconds=_refresh_seconds(request))
+    desk = _desk(request)
+    return render(request, "manager.html", user, status_code, view=desk.manager_view(utcnow(), tz=where), tz=where,
+                  refresh_seconds=_refresh_seconds(request), overflow=desk.overflow(user), error=error)
+
+
+@router.get("/manager")
+def manager_page(request: Request, user: User, tz: str = "") -> Response:
+    return _manager_page(request, user, tz)
+
+
+@router.post("/overflow/{account_id}/open")
+def open_overflow(request: Request, user: User, account_id: str, csrf_token: FormText = "") -> Response:
+    """Open the case of an overflow account (managers); on to the case, or back with the reason."""
+    check_csrf(request.session, csrf_token)
+    try:
+        message, case_id, _ = _desk(request).open_overflow(user, account_id)
+    except Exception as exc:  # noqa: BLE001 - a refusal is shown on the manager page with its status
+        status = error_status(exc)
+        if status >= 500 or status == 403:
+            raise
+        return _manager_page(request, user, status_code=status, error=str(exc))
+    request.session[FLASH] = message
+    return _redirect(f"/cases/{case_id}")
 
 
 @router.get("/policy")

@@ -27,7 +27,7 @@ from models.cases.ordering import urgency_key
 from models.cases.sla import Pause, paused_intervals
 from models.cases.sla_text import sla_overview, zone
 from pipelines.desk import present
-from pipelines.desk.auth import check_can_act, check_can_hand_off
+from pipelines.desk.auth import can_manage, check_can_act, check_can_hand_off, require_manager
 
 Scope = Literal["mine", "team", "all"]
 #: Status filter values: a status, every active status, or everything.
@@ -140,7 +140,7 @@ class Desk:
              "members": [{"id": m.id, "name": m.name, "capacity": m.capacity, "open": load.get(m.id, 0)}
                          for m in team.members]}
             for key, team in self.policy.teams.items()
-            if user.is_manager or key == user.team
+            if can_manage(user) or key == user.team
         ]
 
     def member_load(self) -> dict[str, int]:
@@ -183,6 +183,41 @@ class Desk:
         keep = ["team", "priority", "cases_opened", "first_touch_median_h", "first_touch_attainment",
                 "resolution_median_h", "resolution_attainment", "reassignments", "bounced_cases"]
         return [{k: present.value(row[k]) for k in keep} for row in overall.to_dict("records")]
+
+    def overflow(self, user: DeskUser) -> list[dict[str, Any]]:
+        """The latest snapshot's overflow accounts (`QueueStore.overflow`), riskiest first:
+        account, team, priority, rule, churn risk, ARR, expected ARR at risk, why it was not
+        routed (`cause`: budget or capacity, in words and as routing worded it) and the case
+        opened for it since, if any. Managers only."""
+        require_manager(user, "see the overflow accounts")
+        rows = []
+        for r in self.store.overflow().to_dict("records"):
+            v = present.value
+            rows.append({
+                "account_id": r["account_id"], "account_name": v(r.get("account_name")),
+                "snapshot_date": present.as_datetime(r["snapshot_date"]),
+                "team": v(r.get("team")), "priority": v(r.get("priority")), "rule_id": v(r.get("rule_id")),
+                "churn_risk": _float(r.get("churn_risk")), "arr": _float(r.get("arr")),
+                "expected_arr_at_risk": _float(r.get("expected_arr_at_risk")),
+                "rank": None if v(r.get("rank")) is None else int(r["rank"]),
+                "cause": v(r.get("cause")), "cause_text": present.overflow_cause_text(v(r.get("cause"))),
+                "reason": v(r.get("reason")), "case_id": v(r.get("case_id")),
+            })
+        return rows
+
+    def open_overflow(self, user: DeskUser, account_id: str) -> tuple[str, str, bool]:
+        """Open the case of an overflow account by hand (managers only; audited with their id;
+        a second request opens nothing and says where the case is): (message, case id, whether
+        this request opened it)."""
+        require_manager(user, "open a case for an overflow account")
+        account_id = require_id(_text(account_id) or "", "account")
+        case, opened = self.store.open_overflow_case(account_id, actor=user.user_id, policy=self.policy)
+        if opened:
+            message = (f"{case['case_id']} opened for {case['account_name'] or account_id}: team {case['team']}, "
+                       f"{case['assignee'] or 'unassigned'}.")
+        else:
+            message = f"{account_id} already has an active case, {case['case_id']}; nothing opened."
+        return message, case["case_id"], opened
 
     # -- acting --------------------------------------------------------------------------------
 
@@ -251,7 +286,7 @@ class Desk:
             raise ValueError(f"unknown team {to_team!r}; teams: {', '.join(self.policy.teams)}")
         case = self.store.get_case(case_id)
         check_can_hand_off(user, case, to_team)
-        if to_assignee is not None and not user.is_manager:
+        if to_assignee is not None and not can_manage(user):
             member = self.policy.members_by_id[to_assignee]
             open_cases = self.member_load().get(to_assignee, 0)
             if open_cases >= member.capacity:

@@ -25,6 +25,7 @@ from schemathesis.checks import positive_data_acceptance
 
 from pipelines.desk.auth import FailedSignIns
 from tests.integration.desk_fixtures import DeskEnv, desk_env  # noqa: F401
+from tests.integration.overflow_fixtures import OVERFLOW, seed_overflow
 
 MAX_EXAMPLES = 30
 
@@ -47,8 +48,10 @@ def test_the_api_answers_every_generated_request_without_a_server_error(desk_env
             case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
 
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 10, [op.label for op in operations]
+    assert len(operations) == 12, [op.label for op in operations]
     ids = sorted(desk_env.case_ids.values())
+    seed_overflow(desk_env.store)  # overflow accounts to list and open
+    accounts = sorted(OVERFLOW)
     seen: dict[str, set[int]] = {}
 
     for operation in operations:
@@ -60,6 +63,10 @@ def test_the_api_answers_every_generated_request_without_a_server_error(desk_env
                 pick = zlib.crc32(repr((case.path_parameters, case.body, case.query)).encode())
                 if pick % 4:  # three in four requests address a real case
                     case.path_parameters["case_id"] = ids[pick % len(ids)]
+            if mode is GenerationMode.POSITIVE and "account_id" in (case.path_parameters or {}):
+                pick = zlib.crc32(repr(case.path_parameters).encode())
+                if pick % 4:  # and a real overflow account
+                    case.path_parameters["account_id"] = accounts[pick % len(accounts)]
             response = case.call_and_validate(excluded_checks=[positive_data_acceptance])
             assert response.status_code < 500
             if response.status_code >= 400:

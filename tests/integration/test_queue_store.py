@@ -45,7 +45,7 @@ def the_case(store: QueueStore, account_id: str) -> dict:
 
 def test_migrations_are_idempotent_and_create_exactly_the_declared_schema(queue_store: QueueStore) -> None:
     queue_store.migrate()
-    assert queue_store.current_revision() == queue_store.head_revision() == "0003"
+    assert queue_store.current_revision() == queue_store.head_revision() == "0004"
     with queue_store.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), METADATA) == []
 
