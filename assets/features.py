@@ -49,8 +49,10 @@ def account_features(
     churn_outcomes: pd.DataFrame,
     crm_account_history: pd.DataFrame | None,
 ) -> pd.DataFrame:
-    """Features of every live account as of the snapshot date, from data strictly before it
-    (ARR, plan, seats, segment and owner from the account history as of the date, when one is landed)."""
+    """Features of every live account as of the snapshot date, from data strictly before it.
+
+    ARR, plan, seats, segment and owner come from the account history as of the date, when one
+    is landed."""
     as_of = snapshot_date(context)
     feats = stages.snapshot_features(warehouse.get_client(), crm_accounts, crm_renewals, support_tickets, churn_outcomes, as_of,
                                      account_history=crm_account_history)

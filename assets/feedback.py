@@ -1,9 +1,16 @@
 """Feedback assets: what the rescue team did and what came of it, back to the CRM and the model.
 
+- `rescue_actions`: the rescue team's work as the queue store holds it (cases and the holdout
+  log that `rescue_queue` writes, plays, resolutions and renewal outcomes logged from the CLI
+  and the desk). An external asset: nothing here materializes it; the rescue-actions sensor
+  watches it and requests a `feedback_job` run when it changes.
 - `rescue_outcomes`: every treated account (a case, its plays, its outcome) and every held-out
-  account (the control group) with its renewal outcome once known. Read straight from the queue
-  store, with no upstream asset: the weekly retrain reads it (`training_set` marks and drops
-  treated rows), and a dependency on the queue would close a cycle through the model.
+  account (the control group) with its renewal outcome once known, read from `rescue_actions`.
+  The weekly retrain reads it (`training_set` marks and drops treated rows), so lineage shows
+  the loop as rescue_actions -> rescue_outcomes -> training_set -> churn_model -> churn_scores
+  -> ... -> rescue_queue. The one edge it cannot show is rescue_queue -> rescue_actions: the
+  asset graph admits no cycle, and the loop closes across runs (the daily runs open cases; a
+  later weekly retrain learns from their outcomes), not within one.
 - `crm_writeback`: delivers the CRM outbox (Tasks per case and per play, account health fields)
   through the configured CRM writer; dead letters are listed in its metadata.
 - `play_effectiveness`: treated vs holdout save rate and ARR retained, overall and per play, with
@@ -38,9 +45,29 @@ def read_rescue_outcomes(store: QueueStore) -> pd.DataFrame:
     return rescue_outcome_frame(store.list_cases(), store.plays(), store.routing_log(), store.holdout_outcomes())
 
 
-@dg.asset(group_name=GROUP, kinds={"pandas"}, owners=OWNERS)
+rescue_actions = dg.AssetSpec(
+    "rescue_actions",
+    group_name=GROUP,
+    kinds={"sqlite", "postgres"},
+    owners=OWNERS,
+    description=(
+        "The rescue team's work in the queue store: cases, plays, resolutions, holdout log.\n\n"
+        "Written by `rescue_queue` (cases, holdout log) and by the team through `rescue queue` and the desk "
+        "(plays, resolutions, renewal outcomes); not materialized by a job. `rescue_actions_sensor` requests "
+        "a `feedback_job` run when a play is logged or a CRM write is queued. No edge from `rescue_queue` is "
+        "drawn: it would close a cycle through the model, and the loop closes across runs."
+    ),
+)
+
+
+@dg.asset(group_name=GROUP, kinds={"pandas"}, owners=OWNERS, deps=[rescue_actions])
 def rescue_outcomes(context: dg.AssetExecutionContext, queue: QueueStoreResource) -> pd.DataFrame:
-    """Treated accounts (cases, plays, outcomes) and the holdout group with its renewal outcomes."""
+    """Treated and held-out accounts with their plays and renewal outcomes: the experiment's units.
+
+    Read from the queue store (`rescue_actions`). The next weekly retrain reads it (`training_set`
+    drops the rows of treated accounts) and `play_effectiveness` compares the two groups: the
+    feedback loop closes across runs, from the cases earlier daily runs opened to the next model.
+    """
     frame = read_rescue_outcomes(queue.get_client())
     summary = (frame.assign(outcome=frame["outcome"].fillna("pending"))
                .groupby(["group", "outcome"]).size().unstack(fill_value=0))
@@ -64,7 +91,7 @@ class WritebackConfig(dg.Config):
 def crm_writeback(
     context: dg.AssetExecutionContext, config: WritebackConfig, queue: QueueStoreResource, crm_writer: CRMWriterResource
 ) -> dg.MaterializeResult:
-    """Delivers pending CRM writes from the outbox: a Task per case and per play, account health fields."""
+    """CRM write-back: delivers the outbox's Tasks per case and per play and account health fields."""
     store = queue.get_client()
     report = crm_writer.deliver(store, now=run_now(context))
     if report.open_circuits:
@@ -88,8 +115,9 @@ def crm_writeback(
 @dg.asset(group_name=GROUP, kinds={"pandas"}, owners=OWNERS)
 def play_effectiveness(context: dg.AssetExecutionContext, rescue_outcomes: pd.DataFrame,
                        policy: PolicyResource) -> pd.DataFrame:
-    """Save rate and ARR retained of treated vs holdout accounts, overall and per play of the
-    policy's catalogue (plays logged under a former name count with the play), with CIs."""
+    """Save rate and ARR retained of treated vs holdout accounts, overall and per play, with CIs.
+
+    Per play of the policy's catalogue (plays logged under a former name count with the play)."""
     treated, holdout = experiment_units(rescue_outcomes)
     eff = compare_groups(treated, holdout, plays=policy.load().play_names)
     chart = png_markdown("play effectiveness", effectiveness_chart(eff), heading=False)

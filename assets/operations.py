@@ -19,7 +19,7 @@ from connectors.queue.resource import QueueStoreResource
 from models.policy.diagram import render_policy_diagram
 from models.cases.metrics import charts, queue_metrics
 
-GROUP = "operations"
+GROUP = "routing"  # the policy and how the queue is doing, beside the queue itself
 OWNERS = ["team:cs-ops"]
 
 
@@ -47,7 +47,7 @@ def escalation_policy(context: dg.AssetExecutionContext, policy: PolicyResource)
 def queue_operations_metrics(
     context: dg.AssetExecutionContext, queue: QueueStoreResource, policy: PolicyResource
 ) -> pd.DataFrame:
-    """Weekly SLA attainment, time to first touch / resolution and reassignments per team and priority."""
+    """Weekly SLA attainment, time to first touch and resolution, reassignments per team and priority."""
     pol = policy.load()
     store = queue.get_client()
     cases = store.list_cases()

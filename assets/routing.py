@@ -29,7 +29,7 @@ def rescue_candidates(
     churn_scores: pd.DataFrame,
     health_scores: pd.DataFrame,
 ) -> pd.DataFrame:
-    """Every scored account with the fields policy conditions read, ranked by expected ARR at risk."""
+    """Every scored account with the fields the policy's conditions read, ranked by ARR at risk."""
     cands = stages.rescue_candidates(warehouse.get_client(), crm_accounts, account_features, churn_scores, health_scores,
                                      snapshot_date(context))
     fallback = bool((cands["model_version"] == RULES_FALLBACK_VERSION).any())
@@ -68,9 +68,10 @@ def rescue_queue(
     crm_accounts: pd.DataFrame,
     crm_renewals: pd.DataFrame,
 ) -> dg.MaterializeResult:
-    """Routes candidates through the escalation policy into the rescue queue (one open case per
-    account). A stale source reaches here only when freshness warns (``RESCUE_FRESHNESS=warn``):
-    then every case written says which source was stale and how old (``data_warnings``)."""
+    """The rescue queue: candidates routed through the escalation policy, one open case per account.
+
+    A stale source reaches here only when freshness warns (``RESCUE_FRESHNESS=warn``): then
+    every case written says which source was stale and how old (``data_warnings``)."""
     as_of = snapshot_date(context)
     now = run_now(context)
     pol = policy.load()

@@ -47,9 +47,11 @@ def churn_scores(
     account_features: pd.DataFrame,
     training_set: pd.DataFrame,
 ) -> pd.DataFrame:
-    """Calibrated churn probability of every account from the champion model (with none, from the
-    rules-only health risk, flagged), with its top 5 drivers in words, what moved since the
-    previous snapshot, and drift against training data."""
+    """Calibrated churn probability of every account on the snapshot date, with its top 5 drivers.
+
+    From the champion model (with none, from the rules-only health risk, flagged), with the
+    drivers in words, what moved since the previous snapshot, and drift against the training
+    data."""
     registry = model_registry.get_client()
     version = registry.champion()
     if version is None:
@@ -89,9 +91,10 @@ def health_scores(
     account_features: pd.DataFrame,
     churn_scores: pd.DataFrame,
 ) -> pd.DataFrame:
-    """Composite 0-100 health score (usage, support, relationship, model risk) with band, trend
-    and the rescue intervention in progress, if any; weights and band edges from the champion's
-    health configuration (see `health_config`)."""
+    """Composite 0-100 health score of every account with its band and trend.
+
+    Usage, support, relationship and model risk, with the rescue intervention in progress, if
+    any; weights and band edges from the champion's health configuration (see `health_config`)."""
     config, whose = health_config(model_registry.get_client())
     health = stages.health_scores(warehouse.get_client(), queue.get_client(), account_features, churn_scores,
                                   snapshot_date(context), config=config)

@@ -51,9 +51,10 @@ def crm_renewals(context: dg.AssetExecutionContext, crm: CRMSource) -> pd.DataFr
 
 @dg.asset(group_name=GROUP, kinds={"salesforce", "pandas"}, owners=OWNERS)
 def crm_account_history(context: dg.AssetExecutionContext, crm: CRMSource) -> pd.DataFrame | None:
-    """Account attributes as they changed (ARR, plan, seats, segment, owner), if the CRM provides
-    them; None when it does not: features then read the accounts' current values at every date
-    (attributes assumed constant)."""
+    """Account attributes as they changed over time (ARR, plan, seats, segment, owner), if landed.
+
+    None when the CRM provides no history: features then read the accounts' current values at
+    every date (attributes assumed constant)."""
     df = crm.account_history()
     if df is None:
         context.add_output_metadata({"landed": False, "note": NO_HISTORY})
@@ -89,9 +90,11 @@ def _day_text(value: object) -> str:
 @dg.asset(group_name=GROUP, kinds={"sql", "duckdb"}, owners=OWNERS)
 def product_usage_daily(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                         config: UsageConfig) -> dg.MaterializeResult:
-    """Daily product usage per account: the usage_daily a source mapping landed (`rescue data
-    load`), or else aggregated from raw events inside the warehouse (SQL), only the recent days
-    when the rest cannot have changed (the metadata says which days, and why when it was all)."""
+    """Daily product usage per account, aggregated from raw product events in the warehouse.
+
+    The usage_daily a source mapping landed (`rescue data load`), or else aggregated from raw
+    events inside the warehouse (SQL), only the recent days when the rest cannot have changed
+    (the metadata says which days, and why when it was all)."""
     client = warehouse.get_client()
     try:
         lookback = usage_lookback_days() if config.lookback_days is None else config.lookback_days
