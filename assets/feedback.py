@@ -24,6 +24,8 @@ import dagster as dg
 from models.charts import png_markdown
 import pandas as pd
 
+from assets.metadata import clean, markdown_table
+from assets.metadata import table as metadata_table
 from assets.run_clock import run_now
 from connectors.policy_source import PolicyResource
 from connectors.writeback import CRMWriterResource, dead_letters
@@ -32,7 +34,7 @@ from connectors.queue.store import QueueStore
 from models.experiment.effectiveness import effectiveness_chart
 from models.experiment.outcomes import (
     compare_groups,
-    effectiveness_markdown,
+    effectiveness_frame,
     experiment_units,
     rescue_outcome_frame,
 )
@@ -71,15 +73,15 @@ def rescue_outcomes(context: dg.AssetExecutionContext, queue: QueueStoreResource
     frame = read_rescue_outcomes(queue.get_client())
     summary = (frame.assign(outcome=frame["outcome"].fillna("pending"))
                .groupby(["group", "outcome"]).size().unstack(fill_value=0))
-    context.add_output_metadata({
+    context.add_output_metadata(clean({
         "dagster/row_count": len(frame),
         "treated": int((frame["group"] == "treated").sum()),
         "holdout": int((frame["group"] == "holdout").sum()),
-        "by_outcome": dg.MetadataValue.md(summary.to_markdown() if len(summary) else "(no outcomes yet)"),
-        "latest": dg.MetadataValue.md(
-            frame.tail(10).assign(plays=lambda f: f["plays"].map(", ".join)).to_markdown(index=False)
-            if len(frame) else "(empty)"),
-    })
+        "by_outcome": (metadata_table(summary.rename_axis(index="group", columns=None), index=True) if len(summary)
+                       else dg.MetadataValue.text("(no outcomes yet)")),
+        "latest": dg.MetadataValue.md(markdown_table(frame.tail(10).assign(plays=lambda f: f["plays"].map(", ".join)),
+                                                     empty="(empty)")),
+    }))
     return frame
 
 
@@ -99,7 +101,7 @@ def crm_writeback(
                             f"(circuit open on {', '.join(report.open_circuits)}); nothing was lost")
     dead = dead_letters(store)
     pending = store.outbox("pending")
-    return dg.MaterializeResult(metadata={
+    return dg.MaterializeResult(metadata=clean({
         "attempted": report.attempted,
         "delivered": report.delivered,
         "failed": report.failed,
@@ -108,8 +110,8 @@ def crm_writeback(
         "circuit_open": ", ".join(report.open_circuits) or "no",
         "pending": int((pending["channel"] == "crm").sum()),
         "dead_letters_total": len(dead),
-        "dead_letters": dg.MetadataValue.md(dead.tail(20).to_markdown(index=False) if len(dead) else "(none)"),
-    })
+        "dead_letters": dg.MetadataValue.md(markdown_table(dead.tail(20))),
+    }))
 
 
 @dg.asset(group_name=GROUP, kinds={"pandas"}, owners=OWNERS)
@@ -121,11 +123,12 @@ def play_effectiveness(context: dg.AssetExecutionContext, rescue_outcomes: pd.Da
     treated, holdout = experiment_units(rescue_outcomes)
     eff = compare_groups(treated, holdout, plays=policy.load().play_names)
     chart = png_markdown("play effectiveness", effectiveness_chart(eff), heading=False)
-    context.add_output_metadata({
+    context.add_output_metadata(clean({
         "verdict": eff.overall["verdict"],
         "n_treated": int(eff.overall["n_treated"]),
         "n_holdout": int(eff.overall["n_holdout"]),
-        "table": dg.MetadataValue.md(effectiveness_markdown(eff.table)),
+        "save_rate_diff": eff.overall.get("save_rate_diff"),
+        "table": metadata_table(effectiveness_frame(eff.table)),
         "chart": dg.MetadataValue.md(chart),
-    })
+    }))
     return eff.table

@@ -7,6 +7,8 @@ import dagster as dg
 import pandas as pd
 
 from assets import stages
+from assets.metadata import clean
+from assets.metadata import table as metadata_table
 from assets.partitions import snapshot_date, snapshot_partitions
 from assets.quality import SourceChecksResource
 from assets.run_clock import run_now
@@ -35,19 +37,30 @@ def rescue_candidates(
     fallback = bool((cands["model_version"] == RULES_FALLBACK_VERSION).any())
     if fallback:
         context.log.warning(f"routing on {RULES_FALLBACK_TEXT}: no champion model (model version {RULES_FALLBACK_VERSION!r})")
-    context.add_output_metadata(
+    context.add_output_metadata(clean(
         {
             "risk_source": "rules fallback (no champion model)" if fallback else "champion model",
             "dagster/row_count": len(cands),
             "arr_at_risk": dg.MetadataValue.float(float(cands["expected_arr_at_risk"].sum())),
-            "top_10": dg.MetadataValue.md(
-                cands.head(10)[["account_id", "segment", "arr", "churn_risk", "health_score", "top_reason"]]
-                .round(3)
-                .to_markdown(index=False)
-            ),
+            "top_10": metadata_table(cands.head(10), columns=["account_id", "segment", "arr", "churn_risk",
+                                                               "health_score", "top_reason"]),
         }
-    )
+    ))
     return cands
+
+
+#: The queue head on the asset page: its columns, as the frame names them and as the table shows them.
+QUEUE_HEAD_COLUMNS = {"priority": "priority", "account": "account", "expected_arr_at_risk": "ARR at risk",
+                      "sla_due_at": "SLA due", "reason": "headline"}
+
+
+def queue_head_table(cases: pd.DataFrame) -> dg.TableMetadataValue:
+    """`cases` (open cases with the SLA columns, `QueueStore.list_cases(sla=True)`) as the table
+    of the queue head: priority, account (its name, else its id), ARR at risk, the running SLA
+    clock's due instant (`models.cases.sla`) and the headline reason."""
+    shown = cases.assign(account=cases["account_name"].fillna(cases["account_id"]) if "account_name" in cases
+                         else cases["account_id"])
+    return metadata_table(shown, columns=QUEUE_HEAD_COLUMNS)
 
 
 class QueueRunConfig(dg.Config):
@@ -86,10 +99,10 @@ def rescue_queue(
     run = stages.rescue_queue(store, client, pol, rescue_candidates, health_scores, support_tickets,
                               now=now, as_of=as_of, data_warnings=warnings)
     decisions, summary = run.decisions, run.summary
-    open_cases = store.list_cases(status="active")
+    open_cases = store.list_cases(status="active", sla=True, now=now)
     counts = decisions["action"].value_counts().to_dict()
     return dg.MaterializeResult(
-        metadata={
+        metadata=clean({
             "policy_version": pol.version,
             "policy_hash": pol.content_hash,
             "decisions": dg.MetadataValue.json({k: int(v) for k, v in counts.items()}),
@@ -97,14 +110,9 @@ def rescue_queue(
             "updated": summary.updated,
             "logged_not_routed": summary.logged,
             "open_cases": len(open_cases),
-            "queue_head": dg.MetadataValue.md(
-                open_cases.head(15)[["case_id", "account_id", "priority", "team", "assignee", "churn_risk", "reason"]]
-                .to_markdown(index=False)
-                if len(open_cases)
-                else "(empty)"
-            ),
+            "queue_head": queue_head_table(open_cases.head(10)),
             "source_ages": dg.MetadataValue.md("\n".join(f"- {age.message}" for age in ages) or "(no dated source)"),
             "routed_on_stale_data": len(warnings) > 0,
             "by_priority": dg.MetadataValue.md(json.dumps(open_cases["priority"].value_counts().to_dict()) if len(open_cases) else "{}"),
-        }
+        })
     )

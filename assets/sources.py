@@ -10,6 +10,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from assets.metadata import clean, markdown_table
 from connectors.mapping.manifest import refresh_usage_daily
 from connectors.sources import CRMSource, TicketingSource
 from connectors.settings import DEFAULT_USAGE_LOOKBACK_DAYS, MAX_USAGE_LOOKBACK_DAYS, SettingError, usage_lookback_days
@@ -29,7 +30,7 @@ def _frame_metadata(df: pd.DataFrame) -> dict:
     return {
         "dagster/row_count": dg.MetadataValue.int(len(df)),
         "columns": dg.MetadataValue.text(", ".join(map(str, df.columns))),
-        "preview": dg.MetadataValue.md(head.to_markdown(index=False) if len(df) else "(empty)"),
+        "preview": dg.MetadataValue.md(markdown_table(head, empty="(empty)")),
     }
 
 
@@ -37,7 +38,7 @@ def _frame_metadata(df: pd.DataFrame) -> dict:
 def crm_accounts(context: dg.AssetExecutionContext, crm: CRMSource) -> pd.DataFrame:
     """Customer accounts from the CRM (segment, ARR, seats, CSM owner)."""
     df = crm.accounts()
-    context.add_output_metadata(_frame_metadata(df))
+    context.add_output_metadata(clean(_frame_metadata(df)))
     return df
 
 
@@ -45,7 +46,7 @@ def crm_accounts(context: dg.AssetExecutionContext, crm: CRMSource) -> pd.DataFr
 def crm_renewals(context: dg.AssetExecutionContext, crm: CRMSource) -> pd.DataFrame:
     """Renewal opportunities from the CRM, with renewed/churned outcomes over history."""
     df = crm.renewals()
-    context.add_output_metadata(_frame_metadata(df))
+    context.add_output_metadata(clean(_frame_metadata(df)))
     return df
 
 
@@ -59,7 +60,7 @@ def crm_account_history(context: dg.AssetExecutionContext, crm: CRMSource) -> pd
     if df is None:
         context.add_output_metadata({"landed": False, "note": NO_HISTORY})
         return None
-    context.add_output_metadata({"landed": True, **_frame_metadata(df)})
+    context.add_output_metadata(clean({"landed": True, **_frame_metadata(df)}))
     return df
 
 
@@ -67,7 +68,7 @@ def crm_account_history(context: dg.AssetExecutionContext, crm: CRMSource) -> pd
 def support_tickets(context: dg.AssetExecutionContext, ticketing: TicketingSource) -> pd.DataFrame:
     """Support tickets from the ticketing system."""
     df = ticketing.tickets()
-    context.add_output_metadata(_frame_metadata(df))
+    context.add_output_metadata(clean(_frame_metadata(df)))
     return df
 
 
@@ -127,4 +128,4 @@ def product_usage_daily(context: dg.AssetExecutionContext, warehouse: WarehouseR
         })
         context.log.info(f"usage_daily: {build.mode} build, {build.days:,} day(s), {build.rows_replaced:,} rows "
                          f"replaced by {build.rows_written:,}: {build.reason}")
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(metadata=clean(metadata))

@@ -19,6 +19,7 @@ from connectors.queue.store import QueueStore
 from connectors.sources import WarehouseCRM, WarehouseTicketing
 from connectors.warehouse import Warehouse, WarehouseResource
 from pipelines.definitions import build_definitions
+from tests.metadata_display import display_problems
 
 pytestmark = pytest.mark.slow
 
@@ -255,3 +256,42 @@ def test_the_sla_clock_sensor_escalates_once_however_often_it_ticks(env, first_r
     with dg.build_sensor_context(resources={"queue": queue, "policy": policy, "notifier": notifier}) as ctx:
         result = sla_clock(ctx)
     assert isinstance(result, dg.SkipReason) and "steps applied" in result.skip_message
+
+
+def _shown_metadata(instance) -> dict[str, dict]:
+    """Every asset's latest materialization metadata and every check's, as the UI shows them."""
+    shown: dict[str, dict] = {}
+    for run in reversed(instance.get_runs()):  # oldest first: the latest materialization stays
+        for record in instance.all_logs(run.run_id):
+            event = record.dagster_event
+            if event is None:
+                continue
+            if event.event_type_value == "ASSET_MATERIALIZATION":
+                shown[event.asset_key.to_user_string()] = event.event_specific_data.materialization.metadata
+            elif event.event_type_value == "ASSET_CHECK_EVALUATION":
+                shown[f"check {event.event_specific_data.check_name}"] = event.event_specific_data.metadata
+    return shown
+
+
+def test_the_ui_shows_rounded_numbers_dashes_and_tables(env, first_run):
+    """No number in any asset's or check's metadata has more than 3 decimals, none reads "nan";
+    the model's headline figures are numbers and its tables, like the queue head, are tables."""
+    shown = _shown_metadata(env["instance"])
+    assert {"churn_model", "training_set", "churn_scores", "rescue_queue", "check churn_model_promotion_gate"} <= set(shown)
+    problems = [p for name, metadata in shown.items() for p in display_problems(metadata, f"{name}: ")]
+    assert problems == [], "\n".join(problems)
+    model = shown["churn_model"]
+    for name in ("roc_auc", "pr_auc", "top_decile_lift", "brier"):
+        assert isinstance(model[name], dg.FloatMetadataValue) and 0 <= model[name].value, name
+    assert isinstance(model["roc_auc_interval"], dg.TextMetadataValue) and "95%" in model["roc_auc_interval"].value
+    for name in ("metrics", "roc_auc_intervals", "calibration_deciles"):
+        assert isinstance(model[name], dg.TableMetadataValue) and len(model[name].records) > 0, name
+    assert [r.data["bin"] for r in model["calibration_deciles"].records] == list(range(1, 11))
+    scorers = {r.data["scorer"] for r in model["metrics"].records}
+    assert {"churn_model (LightGBM, calibrated)", "logistic_regression", "rules_health_score"} <= scorers
+    assert isinstance(model["plots"], dg.MarkdownMetadataValue) and "![calibration](data:image/png" in model["plots"].value
+    head = shown["rescue_queue"]["queue_head"]
+    assert isinstance(head, dg.TableMetadataValue)
+    assert [c.name for c in head.schema.columns] == ["priority", "account", "ARR at risk", "SLA due", "headline"]
+    assert 0 < len(head.records) <= 10
+    assert all(r.data["priority"] in {"P1", "P2", "P3", "P4"} and r.data["SLA due"] != "—" for r in head.records)
