@@ -185,7 +185,7 @@ def _check_text(evaluation: Any, descriptions: Mapping[Any, str]) -> str:
 
 def summarize(result: Any, job: str, *, partition: str | None = None, records: Iterable[Any] = (),
               check_descriptions: Mapping[Any, str] | None = None) -> RunSummary:
-    """The summary of an `execute_in_process` result. `records` are the run's event log entries
+    """The summary of a run's result (`execute_run`). `records` are the run's event log entries
     (for the assets planned and written), `check_descriptions` the checks' descriptions by key."""
     descriptions = check_descriptions or {}
     failures: list[str] = []
@@ -330,9 +330,12 @@ def _execute(job: Any, instance: Any, run_config: dict, partition_key: str | Non
     """Create the run of `job` with its origins and partition tags (`job_origins`), then execute
     it: in this process on `job` itself, or (`out_of_process`) on the job's own executor
     (multiprocess, k8s, celery), whose steps rebuild it from `pipelines.definitions:defs`."""
+    import dagster as dg
     from dagster._core.definitions.job_base import InMemoryJob
     from dagster._core.definitions.partitions.context import partition_loading_context
     from dagster._core.execution.api import execute_run
+
+    from pipelines.executors import runs_out_of_process
 
     remote_origin, reconstructable = job_origins(job.name)
     if partition_key:
@@ -345,8 +348,11 @@ def _execute(job: Any, instance: Any, run_config: dict, partition_key: str | Non
     run = instance.create_run_for_job(job_def=job, run_config=run_config, tags=tags,
                                       remote_job_origin=remote_origin,
                                       job_code_origin=reconstructable.get_python_origin())
-    executed = reconstructable if out_of_process else InMemoryJob(job)
-    return execute_run(executed, run, instance, raise_on_error=False)
+    if out_of_process:
+        return execute_run(reconstructable, run, instance, raise_on_error=False)
+    if runs_out_of_process(job.executor_def):  # in this process, as `execute_in_process` would run it
+        job = job.with_executor_def(dg.in_process_executor)
+    return execute_run(InMemoryJob(job), run, instance, raise_on_error=False)
 
 
 def run_job(defs: Any, name: str, instance: Any, run_config: dict | None = None, *,
