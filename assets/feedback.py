@@ -3,7 +3,7 @@
 - `rescue_actions`: the rescue team's work as the queue store holds it (cases and the holdout
   log that `rescue_queue` writes, plays, resolutions and renewal outcomes logged from the CLI
   and the desk). An external asset: nothing here materializes it; the rescue-actions sensor
-  watches it and requests a `feedback_job` run when it changes.
+  records an observation of it and requests a `feedback_job` run when it changes.
 - `rescue_outcomes`: every treated account (a case, its plays, its outcome) and every held-out
   account (the control group) with its renewal outcome once known, read from `rescue_actions`.
   The weekly retrain reads it (`training_set` marks and drops treated rows), so lineage shows
@@ -55,9 +55,10 @@ rescue_actions = dg.AssetSpec(
     description=(
         "The rescue team's work in the queue store: cases, plays, resolutions, holdout log.\n\n"
         "Written by `rescue_queue` (cases, holdout log) and by the team through `rescue queue` and the desk "
-        "(plays, resolutions, renewal outcomes); not materialized by a job. `rescue_actions_sensor` requests "
-        "a `feedback_job` run when a play is logged or a CRM write is queued. No edge from `rescue_queue` is "
-        "drawn: it would close a cycle through the model, and the loop closes across runs."
+        "(plays, resolutions, renewal outcomes); not materialized by a job. `rescue_actions_sensor` "
+        "observes it and requests a `feedback_job` run when a play is logged or a CRM write is queued. "
+        "No edge from `rescue_queue` is drawn: it would close a cycle through the model, and the loop "
+        "closes across runs."
     ),
 )
 
