@@ -1,9 +1,16 @@
 """Feedback assets: what the rescue team did and what came of it, back to the CRM and the model.
 
+- `rescue_actions`: the rescue team's work as the queue store holds it (cases and the holdout
+  log that `rescue_queue` writes, plays, resolutions and renewal outcomes logged from the CLI
+  and the desk). An external asset: nothing here materializes it; the rescue-actions sensor
+  records an observation of it and requests a `feedback_job` run when it changes.
 - `rescue_outcomes`: every treated account (a case, its plays, its outcome) and every held-out
-  account (the control group) with its renewal outcome once known. Read straight from the queue
-  store, with no upstream asset: the weekly retrain reads it (`training_set` marks and drops
-  treated rows), and a dependency on the queue would close a cycle through the model.
+  account (the control group) with its renewal outcome once known, read from `rescue_actions`.
+  The weekly retrain reads it (`training_set` marks and drops treated rows), so lineage shows
+  the loop as rescue_actions -> rescue_outcomes -> training_set -> churn_model -> churn_scores
+  -> ... -> rescue_queue. The one edge it cannot show is rescue_queue -> rescue_actions: the
+  asset graph admits no cycle, and the loop closes across runs (the daily runs open cases; a
+  later weekly retrain learns from their outcomes), not within one.
 - `crm_writeback`: delivers the CRM outbox (Tasks per case and per play, account health fields)
   through the configured CRM writer; dead letters are listed in its metadata.
 - `play_effectiveness`: treated vs holdout save rate and ARR retained, overall and per play, with
@@ -17,6 +24,8 @@ import dagster as dg
 from models.charts import png_markdown
 import pandas as pd
 
+from assets.metadata import clean, markdown_table
+from assets.metadata import table as metadata_table
 from assets.run_clock import run_now
 from connectors.policy_source import PolicyResource
 from connectors.writeback import CRMWriterResource, dead_letters
@@ -25,7 +34,7 @@ from connectors.queue.store import QueueStore
 from models.experiment.effectiveness import effectiveness_chart
 from models.experiment.outcomes import (
     compare_groups,
-    effectiveness_markdown,
+    effectiveness_frame,
     experiment_units,
     rescue_outcome_frame,
 )
@@ -38,21 +47,42 @@ def read_rescue_outcomes(store: QueueStore) -> pd.DataFrame:
     return rescue_outcome_frame(store.list_cases(), store.plays(), store.routing_log(), store.holdout_outcomes())
 
 
-@dg.asset(group_name=GROUP, kinds={"pandas"}, owners=OWNERS)
+rescue_actions = dg.AssetSpec(
+    "rescue_actions",
+    group_name=GROUP,
+    kinds={"sqlite", "postgres"},
+    owners=OWNERS,
+    description=(
+        "The rescue team's work in the queue store: cases, plays, resolutions, holdout log.\n\n"
+        "Written by `rescue_queue` (cases, holdout log) and by the team through `rescue queue` and the desk "
+        "(plays, resolutions, renewal outcomes); not materialized by a job. `rescue_actions_sensor` "
+        "observes it and requests a `feedback_job` run when a play is logged or a CRM write is queued. "
+        "No edge from `rescue_queue` is drawn: it would close a cycle through the model, and the loop "
+        "closes across runs."
+    ),
+)
+
+
+@dg.asset(group_name=GROUP, kinds={"pandas"}, owners=OWNERS, deps=[rescue_actions])
 def rescue_outcomes(context: dg.AssetExecutionContext, queue: QueueStoreResource) -> pd.DataFrame:
-    """Treated accounts (cases, plays, outcomes) and the holdout group with its renewal outcomes."""
+    """Treated and held-out accounts with their plays and renewal outcomes: the experiment's units.
+
+    Read from the queue store (`rescue_actions`). The next weekly retrain reads it (`training_set`
+    drops the rows of treated accounts) and `play_effectiveness` compares the two groups: the
+    feedback loop closes across runs, from the cases earlier daily runs opened to the next model.
+    """
     frame = read_rescue_outcomes(queue.get_client())
     summary = (frame.assign(outcome=frame["outcome"].fillna("pending"))
                .groupby(["group", "outcome"]).size().unstack(fill_value=0))
-    context.add_output_metadata({
+    context.add_output_metadata(clean({
         "dagster/row_count": len(frame),
         "treated": int((frame["group"] == "treated").sum()),
         "holdout": int((frame["group"] == "holdout").sum()),
-        "by_outcome": dg.MetadataValue.md(summary.to_markdown() if len(summary) else "(no outcomes yet)"),
-        "latest": dg.MetadataValue.md(
-            frame.tail(10).assign(plays=lambda f: f["plays"].map(", ".join)).to_markdown(index=False)
-            if len(frame) else "(empty)"),
-    })
+        "by_outcome": (metadata_table(summary.rename_axis(index="group", columns=None), index=True) if len(summary)
+                       else dg.MetadataValue.text("(no outcomes yet)")),
+        "latest": dg.MetadataValue.md(markdown_table(frame.tail(10).assign(plays=lambda f: f["plays"].map(", ".join)),
+                                                     empty="(empty)")),
+    }))
     return frame
 
 
@@ -64,7 +94,7 @@ class WritebackConfig(dg.Config):
 def crm_writeback(
     context: dg.AssetExecutionContext, config: WritebackConfig, queue: QueueStoreResource, crm_writer: CRMWriterResource
 ) -> dg.MaterializeResult:
-    """Delivers pending CRM writes from the outbox: a Task per case and per play, account health fields."""
+    """CRM write-back: delivers the outbox's Tasks per case and per play and account health fields."""
     store = queue.get_client()
     report = crm_writer.deliver(store, now=run_now(context))
     if report.open_circuits:
@@ -72,7 +102,7 @@ def crm_writeback(
                             f"(circuit open on {', '.join(report.open_circuits)}); nothing was lost")
     dead = dead_letters(store)
     pending = store.outbox("pending")
-    return dg.MaterializeResult(metadata={
+    return dg.MaterializeResult(metadata=clean({
         "attempted": report.attempted,
         "delivered": report.delivered,
         "failed": report.failed,
@@ -81,23 +111,25 @@ def crm_writeback(
         "circuit_open": ", ".join(report.open_circuits) or "no",
         "pending": int((pending["channel"] == "crm").sum()),
         "dead_letters_total": len(dead),
-        "dead_letters": dg.MetadataValue.md(dead.tail(20).to_markdown(index=False) if len(dead) else "(none)"),
-    })
+        "dead_letters": dg.MetadataValue.md(markdown_table(dead.tail(20))),
+    }))
 
 
 @dg.asset(group_name=GROUP, kinds={"pandas"}, owners=OWNERS)
 def play_effectiveness(context: dg.AssetExecutionContext, rescue_outcomes: pd.DataFrame,
                        policy: PolicyResource) -> pd.DataFrame:
-    """Save rate and ARR retained of treated vs holdout accounts, overall and per play of the
-    policy's catalogue (plays logged under a former name count with the play), with CIs."""
+    """Save rate and ARR retained of treated vs holdout accounts, overall and per play, with CIs.
+
+    Per play of the policy's catalogue (plays logged under a former name count with the play)."""
     treated, holdout = experiment_units(rescue_outcomes)
     eff = compare_groups(treated, holdout, plays=policy.load().play_names)
     chart = png_markdown("play effectiveness", effectiveness_chart(eff), heading=False)
-    context.add_output_metadata({
+    context.add_output_metadata(clean({
         "verdict": eff.overall["verdict"],
         "n_treated": int(eff.overall["n_treated"]),
         "n_holdout": int(eff.overall["n_holdout"]),
-        "table": dg.MetadataValue.md(effectiveness_markdown(eff.table)),
+        "save_rate_diff": eff.overall.get("save_rate_diff"),
+        "table": metadata_table(effectiveness_frame(eff.table)),
         "chart": dg.MetadataValue.md(chart),
-    })
+    }))
     return eff.table

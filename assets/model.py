@@ -17,6 +17,8 @@ from models.charts import png_markdown
 import numpy as np
 import pandas as pd
 
+from assets.metadata import DASH, clean, markdown_table
+from assets.metadata import table as metadata_table
 from assets.run_clock import run_now
 from connectors.model_registry import ModelRegistryResource
 from connectors.settings import default_report_dir
@@ -110,18 +112,18 @@ def training_set(
     treated_rows = int(df["treated"].sum())
     df = df[~df["treated"]].reset_index(drop=True)
     by_date = df.groupby("observation_date")["label"].agg(["size", "mean"]).rename(columns={"size": "rows", "mean": "churn_rate"})
-    context.add_output_metadata(
+    context.add_output_metadata(clean(
         {
             "dagster/row_count": len(df),
-            "observation_dates": dg.MetadataValue.md(by_date.round(4).to_markdown()),
+            "positive_rate": float(df["label"].mean()) if len(df) else None,
+            "observation_dates": metadata_table(by_date.rename_axis("observation_date"), index=True),
             "horizon_days": config.horizon_days,
             "data_end": str(end.date()),
-            "positive_rate": float(df["label"].mean()),
             "treated_rows_dropped": treated_rows,
             "attributes": attributes_rule(crm_account_history),
             "negative_sampling": dg.MetadataValue.json(sampling_summary(df)),
         }
-    )
+    ))
     return df
 
 
@@ -129,10 +131,19 @@ def _png_md(plots: dict[str, bytes]) -> str:
     return "\n\n".join(png_markdown(name, png) for name, png in plots.items())
 
 
+#: The model's validation metrics shown as numbers of their own on the asset page, in this order.
+HEADLINE_METRICS = ("roc_auc", "pr_auc", "top_decile_lift", "recall_at_k", "brier", "ece")
+
+
 def _metrics_table(report: dict) -> pd.DataFrame:
     rows = {"churn_model (LightGBM, calibrated)": report["model"]}
     rows.update(report["baselines"])
-    return pd.DataFrame(rows).T
+    return pd.DataFrame(rows).T.rename_axis("scorer")
+
+
+def metrics_table(frame: pd.DataFrame, *, index: bool = False) -> dg.TableMetadataValue:
+    """A metrics frame as an inline table (`assets.metadata.table`: rounded, missing as a dash)."""
+    return metadata_table(frame.rename_axis(frame.index.name or "scorer"), index=index)
 
 
 def _fingerprint(df: pd.DataFrame) -> str:
@@ -245,7 +256,7 @@ def churn_model(
         (report_dir / f"{name}.png").write_bytes(png)
     (report_dir / "report.md").write_text(
         f"# Churn model {version}\n\nDecision: {decision_text}\n\n"
-        f"## Validation window {metadata['training_window']['valid_dates']}\n\n{table.round(4).to_markdown()}\n\n"
+        f"## Validation window {metadata['training_window']['valid_dates']}\n\n{markdown_table(table, index=True)}\n\n"
         f"## Uncertainty\n\n{_evidence_sentence(evidence)}\n\n{uncertainty.to_markdown()}\n\n"
         f"## Training rows\n\n{sampling_sentence(sampling['train'])}\n\n"
         f"## Health score\n\n{_health_markdown(health, composite_auc)}\n\n"
@@ -253,24 +264,28 @@ def churn_model(
         + "\n"
     )
     (report_dir / "metadata.json").write_text(json.dumps(registry.metadata(version), indent=2, default=str))
-    context.add_output_metadata(
+    context.add_output_metadata(clean(
         {
-            "version": version,
-            "champion": registry.champion() or "",
-            "decision": decision_text,
+            # the headline, shown first on the asset page: numbers, the interval, the decision
+            **{name: report["model"].get(name) for name in HEADLINE_METRICS if name in report["model"]},
+            "roc_auc_interval": interval_text(intervals[CHALLENGER]),
+            "churning_accounts_in_validation": int(intervals[CHALLENGER]["churners"]),
             "verdict": decision.verdict,
-            "metrics": dg.MetadataValue.md(table.round(4).to_markdown()),
-            "roc_auc_intervals": dg.MetadataValue.md(uncertainty.to_markdown()),
+            "decision": decision_text,
+            "version": version,
+            "champion": registry.champion() or DASH,
+            # tables, inline
+            "metrics": metrics_table(table, index=True),
+            "roc_auc_intervals": metrics_table(uncertainty, index=True),
+            "calibration_deciles": metrics_table(pd.DataFrame(report.get("calibration_deciles", []))),
+            "training_rows": dg.MetadataValue.text(sampling_sentence(sampling["train"])),
+            # behind a click: the health configuration's text and the figures
             "health": dg.MetadataValue.md(_health_markdown(health, composite_auc)),
             **({"health_warnings": dg.MetadataValue.text("; ".join(health.warnings))} if health.warnings else {}),
             "plots": dg.MetadataValue.md(_png_md(report.get("plots", {}))),
             "report": dg.MetadataValue.path(str(report_dir / "report.md")),
-            "roc_auc": float(report["model"]["roc_auc"]),
-            "roc_auc_interval": interval_text(intervals[CHALLENGER]),
-            "churning_accounts_in_validation": int(intervals[CHALLENGER]["churners"]),
-            "training_rows": dg.MetadataValue.text(sampling_sentence(sampling["train"])),
         }
-    )
+    ))
     return {
         "challenger": version,
         "champion": registry.champion(),
@@ -330,7 +345,7 @@ def _intervals_table(intervals: dict) -> pd.DataFrame:
             row["model minus this"] = f"{v['diff']:+.3f}"
             row["its 95% CI"] = f"{v['diff_low']:+.3f} to {v['diff_high']:+.3f}"
         rows[label] = row
-    return pd.DataFrame(rows).T.fillna("")
+    return pd.DataFrame(rows).T.fillna(DASH)
 
 
 @dg.asset_check(asset=churn_model, blocking=True,
@@ -343,7 +358,7 @@ def churn_model_promotion_gate(model_registry: ModelRegistryResource, churn_mode
         return dg.AssetCheckResult(
             passed=False,
             severity=dg.AssetCheckSeverity.WARN,
-            metadata={"decision": churn_model["decision"], "risk_source": RULES_FALLBACK_VERSION},
+            metadata=clean({"decision": churn_model["decision"], "risk_source": RULES_FALLBACK_VERSION}),
             description=f"No champion model: scoring falls back to {RULES_FALLBACK_TEXT} until a challenger is promoted.",
         )
     meta = registry.metadata(champion)
@@ -352,13 +367,13 @@ def churn_model_promotion_gate(model_registry: ModelRegistryResource, churn_mode
     interval = meta.get("intervals", {}).get(CHALLENGER)
     return dg.AssetCheckResult(
         passed=not worse,
-        metadata={
+        metadata=clean({
             "champion": champion,
             "challenger": churn_model["challenger"],
             "decision": churn_model["decision"],
             "champion_roc_auc": float(auc),
             "champion_roc_auc_interval": interval_text(interval) if interval else "not recorded",
             "baselines_roc_auc": dg.MetadataValue.json({k: v["roc_auc"] for k, v in meta["baselines"].items()}),
-        },
+        }),
         description=None if not worse else f"champion does not beat baselines: {worse}",
     )

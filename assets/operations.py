@@ -13,13 +13,15 @@ import dagster as dg
 from models.charts import png_markdown
 import pandas as pd
 
+from assets.metadata import clean, markdown_table
+from assets.metadata import table as metadata_table
 from assets.run_clock import run_now
 from connectors.policy_source import PolicyResource
 from connectors.queue.resource import QueueStoreResource
 from models.policy.diagram import render_policy_diagram
 from models.cases.metrics import charts, queue_metrics
 
-GROUP = "operations"
+GROUP = "routing"  # the policy and how the queue is doing, beside the queue itself
 OWNERS = ["team:cs-ops"]
 
 
@@ -31,14 +33,14 @@ def escalation_policy(context: dg.AssetExecutionContext, policy: PolicyResource)
         [{"rule": r.id, "priority": r.priority, "team": r.team, "description": r.description} for r in pol.severity_rules]
     )
     return dg.MaterializeResult(
-        metadata={
+        metadata=clean({
             "path": dg.MetadataValue.path(str(policy.resolved_path())),
             "version": pol.version,
             "content_hash": pol.content_hash,
             "teams": dg.MetadataValue.int(len(pol.teams)),
-            "severity_rules": dg.MetadataValue.md(rules.to_markdown(index=False)),
+            "severity_rules": metadata_table(rules),
             "swimlanes": dg.MetadataValue.md(png_markdown("policy swimlanes and RACI", render_policy_diagram(pol, fmt="png"))),
-        },
+        }),
         data_version=dg.DataVersion(pol.content_hash),
     )
 
@@ -47,7 +49,7 @@ def escalation_policy(context: dg.AssetExecutionContext, policy: PolicyResource)
 def queue_operations_metrics(
     context: dg.AssetExecutionContext, queue: QueueStoreResource, policy: PolicyResource
 ) -> pd.DataFrame:
-    """Weekly SLA attainment, time to first touch / resolution and reassignments per team and priority."""
+    """Weekly SLA attainment, time to first touch and resolution, reassignments per team and priority."""
     pol = policy.load()
     store = queue.get_client()
     cases = store.list_cases()
@@ -67,11 +69,11 @@ def queue_operations_metrics(
         "dagster/row_count": len(metrics.weekly),
         "cases": dg.MetadataValue.int(len(metrics.cases)),
         "business_hours": metrics.business_hours,
-        "overall": dg.MetadataValue.md(metrics.overall.round(3).to_markdown(index=False) if len(metrics.overall) else "(no cases)"),
+        "overall": dg.MetadataValue.md(markdown_table(metrics.overall, empty="(no cases)")),
     }
     if len(metrics.cases):
         metadata["charts"] = dg.MetadataValue.md("\n\n".join(png_markdown(n, p) for n, p in charts(metrics).items()))
     if len(metrics.save_rates):
-        metadata["save_rates"] = dg.MetadataValue.md(metrics.save_rates.round(3).to_markdown(index=False))
-    context.add_output_metadata(metadata)
+        metadata["save_rates"] = metadata_table(metrics.save_rates)
+    context.add_output_metadata(clean(metadata))
     return metrics.weekly

@@ -47,6 +47,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field, create_model
 
+from assets.metadata import clean
 from assets.run_clock import run_now, wall_now
 from assets.sources import NO_HISTORY, crm_account_history, crm_accounts, crm_renewals, product_usage_daily, support_tickets
 from connectors.mapping.manifest import LandedChecks
@@ -191,7 +192,7 @@ class Report:
 
     def add_finding(self, finding: Finding) -> None:
         key = f"{finding.rule}_share"
-        self.metadata[key] = dg.MetadataValue.float(round(finding.share, 4))
+        self.metadata[key] = dg.MetadataValue.float(finding.share)
         if finding.passed:
             self.passed_parts.append(f"{finding.table}.{finding.column} {finding.rule.replace('_', ' ')}: "
                                      f"{finding.bad} of {finding.total} ({finding.share:.1%}, allowed {finding.allowed_share:.1%})")
@@ -219,7 +220,7 @@ class Report:
         if self.failures:
             metadata["failures"] = dg.MetadataValue.md("\n\n".join(self.tables_md) or "\n".join(self.failures))
             metadata["failing_columns"] = dg.MetadataValue.text(", ".join(sorted(self.columns)))
-        return dg.AssetCheckResult(passed=not self.failures, metadata=metadata, severity=severity,
+        return dg.AssetCheckResult(passed=not self.failures, metadata=clean(metadata), severity=severity,
                                    description=self.summary())
 
 
@@ -390,7 +391,7 @@ def _fresh(source_checks: SourceChecksResource, table: str, age: Staleness, sour
     report = Report(table)
     dated_by_rows = age.basis != "last load"  # a load time has its table's limit, no quiet spells
     report.add_thresholds(source_checks, [f"{source}_fresh"], None if dated_by_rows else [f"{source}_max_age_days"])
-    report.metadata["age_days"] = dg.MetadataValue.float(round(age.age_days, 2) if age.age_days is not None else -1.0)
+    report.metadata["age_days"] = age.age_days  # None (not dated) shows as a dash (`assets.metadata`)
     report.metadata["max_age_days"] = dg.MetadataValue.float(age.max_age_days)
     if age.stale:
         report.failures.append(age.message)

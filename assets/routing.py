@@ -7,6 +7,8 @@ import dagster as dg
 import pandas as pd
 
 from assets import stages
+from assets.metadata import clean
+from assets.metadata import table as metadata_table
 from assets.partitions import snapshot_date, snapshot_partitions
 from assets.quality import SourceChecksResource
 from assets.run_clock import run_now
@@ -30,29 +32,42 @@ def rescue_candidates(
     churn_scores: pd.DataFrame,
     health_scores: pd.DataFrame,
 ) -> pd.DataFrame:
-    """Every scored account with the fields policy conditions read, ranked by expected ARR at risk."""
+    """Every scored account with the fields the policy's conditions read, ranked by ARR at risk."""
     cands = stages.rescue_candidates(warehouse.get_client(), crm_accounts, account_features, churn_scores, health_scores,
                                      snapshot_date(context))
     fallback = bool((cands["model_version"] == RULES_FALLBACK_VERSION).any())
     if fallback:
         context.log.warning(f"routing on {RULES_FALLBACK_TEXT}: no champion model (model version {RULES_FALLBACK_VERSION!r})")
-    context.add_output_metadata(
+    context.add_output_metadata(clean(
         {
             "risk_source": "rules fallback (no champion model)" if fallback else "champion model",
             "dagster/row_count": len(cands),
             "arr_at_risk": dg.MetadataValue.float(float(cands["expected_arr_at_risk"].sum())),
-            "top_10": dg.MetadataValue.md(
-                cands.head(10)[["account_id", "segment", "arr", "churn_risk", "health_score", "top_reason"]]
-                .round(3)
-                .to_markdown(index=False)
-            ),
+            "top_10": metadata_table(cands.head(10), columns=["account_id", "segment", "arr", "churn_risk",
+                                                               "health_score", "top_reason"]),
         }
-    )
+    ))
     return cands
 
 
 #: Overflow accounts (eligible, not routed) the `rescue_queue` metadata lists, riskiest first.
 OVERFLOW_SHOWN = 20
+#: Their columns on the asset page.
+OVERFLOW_COLUMNS = {"account_id": "account_id", "account_name": "account", "team": "team", "priority": "priority",
+                    "churn_risk": "churn risk", "arr": "ARR", "expected_arr_at_risk": "ARR at risk", "cause": "cause",
+                    "case_id": "case opened since"}
+#: The queue head on the asset page: its columns, as the frame names them and as the table shows them.
+QUEUE_HEAD_COLUMNS = {"case_id": "case", "priority": "priority", "account": "account", "expected_arr_at_risk": "ARR at risk",
+                      "sla_due_at": "SLA due", "reason": "headline"}
+
+
+def queue_head_table(cases: pd.DataFrame) -> dg.TableMetadataValue:
+    """`cases` (open cases with the SLA columns, `QueueStore.list_cases(sla=True)`) as the table
+    of the queue head: priority, account (its name, else its id), ARR at risk, the running SLA
+    clock's due instant (`models.cases.sla`) and the headline reason."""
+    shown = cases.assign(account=cases["account_name"].fillna(cases["account_id"]) if "account_name" in cases
+                         else cases["account_id"])
+    return metadata_table(shown, columns=QUEUE_HEAD_COLUMNS)
 
 
 class QueueRunConfig(dg.Config):
@@ -73,9 +88,10 @@ def rescue_queue(
     crm_accounts: pd.DataFrame,
     crm_renewals: pd.DataFrame,
 ) -> dg.MaterializeResult:
-    """Routes candidates through the escalation policy into the rescue queue (one open case per
-    account). A stale source reaches here only when freshness warns (``RESCUE_FRESHNESS=warn``):
-    then every case written says which source was stale and how old (``data_warnings``)."""
+    """The rescue queue: candidates routed through the escalation policy, one open case per account.
+
+    A stale source reaches here only when freshness warns (``RESCUE_FRESHNESS=warn``): then
+    every case written says which source was stale and how old (``data_warnings``)."""
     as_of = snapshot_date(context)
     now = run_now(context)
     pol = policy.load()
@@ -94,7 +110,7 @@ def rescue_queue(
     overflow = store.overflow(as_of)
     counts = decisions["action"].value_counts().to_dict()
     return dg.MaterializeResult(
-        metadata={
+        metadata=clean({
             "policy_version": pol.version,
             "policy_hash": pol.content_hash,
             "decisions": dg.MetadataValue.json({k: int(v) for k, v in counts.items()}),
@@ -102,23 +118,11 @@ def rescue_queue(
             "updated": summary.updated,
             "logged_not_routed": summary.logged,
             "open_cases": len(open_cases),
-            "queue_head": dg.MetadataValue.md(
-                open_cases.head(15)[["case_id", "account_id", "priority", "team", "assignee", "churn_risk", "reason"]]
-                .to_markdown(index=False)
-                if len(open_cases)
-                else "(empty)"
-            ),
+            "queue_head": queue_head_table(open_cases.head(10)),
             "overflow": len(overflow),
-            f"overflow_top_{OVERFLOW_SHOWN}": dg.MetadataValue.md(
-                overflow.head(OVERFLOW_SHOWN)[["account_id", "account_name", "team", "priority", "churn_risk", "arr",
-                                               "expected_arr_at_risk", "cause", "case_id"]]
-                .round({"churn_risk": 3, "arr": 0, "expected_arr_at_risk": 0})
-                .to_markdown(index=False)
-                if len(overflow)
-                else "(none: every eligible account got a case, a holdout or a cooldown)"
-            ),
+            f"overflow_top_{OVERFLOW_SHOWN}": metadata_table(overflow.head(OVERFLOW_SHOWN), columns=OVERFLOW_COLUMNS),
             "source_ages": dg.MetadataValue.md("\n".join(f"- {age.message}" for age in ages) or "(no dated source)"),
             "routed_on_stale_data": len(warnings) > 0,
             "by_priority": dg.MetadataValue.md(json.dumps(open_cases["priority"].value_counts().to_dict()) if len(open_cases) else "{}"),
-        }
+        })
     )

@@ -12,6 +12,8 @@ company, band edges), or with no champion the latest challenger's, or the fixed 
 import dagster as dg
 import pandas as pd
 
+from assets.metadata import clean, markdown_table
+from assets.metadata import table as metadata_table
 from assets import stages
 from assets.partitions import snapshot_date, snapshot_partitions
 from assets.stages import DRIFT_HISTORY_TABLE, DRIFT_WARN_PSI
@@ -47,9 +49,11 @@ def churn_scores(
     account_features: pd.DataFrame,
     training_set: pd.DataFrame,
 ) -> pd.DataFrame:
-    """Calibrated churn probability of every account from the champion model (with none, from the
-    rules-only health risk, flagged), with its top 5 drivers in words, what moved since the
-    previous snapshot, and drift against training data."""
+    """Calibrated churn probability of every account on the snapshot date, with its top 5 drivers.
+
+    From the champion model (with none, from the rules-only health risk, flagged), with the
+    drivers in words, what moved since the previous snapshot, and drift against the training
+    data."""
     registry = model_registry.get_client()
     version = registry.champion()
     if version is None:
@@ -62,21 +66,19 @@ def churn_scores(
     out, drift = scored.scores, scored.drift
     fallback = version == RULES_FALLBACK_VERSION
     out["risk_source"] = "rules_fallback" if fallback else "model"
-    context.add_output_metadata(
+    context.add_output_metadata(clean(
         {
             "dagster/row_count": len(out),
             "model_version": version,
             "risk_source": "rules fallback (no champion model)" if fallback else "champion model",
             **({"warning": dg.MetadataValue.text(FALLBACK_WARNING)} if fallback else {}),
-            "drift_worst": dg.MetadataValue.md(drift.head(8).round(4).to_markdown(index=False)),
             "mean_risk": float(out["churn_risk"].mean()),
             "accounts_risk_ge_0_5": int((out["churn_risk"] >= 0.5).sum()),
             "accounts_explained": int(out["explained"].sum()),
-            "top_10": dg.MetadataValue.md(
-                out.nlargest(10, "churn_risk")[["account_id", "churn_risk", "top_reason"]].round(3).to_markdown(index=False)
-            ),
+            "top_10": metadata_table(out.nlargest(10, "churn_risk"), columns=["account_id", "churn_risk", "top_reason"]),
+            "drift_worst": metadata_table(drift.head(8)),
         }
-    )
+    ))
     return out
 
 
@@ -89,25 +91,26 @@ def health_scores(
     account_features: pd.DataFrame,
     churn_scores: pd.DataFrame,
 ) -> pd.DataFrame:
-    """Composite 0-100 health score (usage, support, relationship, model risk) with band, trend
-    and the rescue intervention in progress, if any; weights and band edges from the champion's
-    health configuration (see `health_config`)."""
+    """Composite 0-100 health score of every account with its band and trend.
+
+    Usage, support, relationship and model risk, with the rescue intervention in progress, if
+    any; weights and band edges from the champion's health configuration (see `health_config`)."""
     config, whose = health_config(model_registry.get_client())
     health = stages.health_scores(warehouse.get_client(), queue.get_client(), account_features, churn_scores,
                                   snapshot_date(context), config=config)
     bands = health["health_band"].value_counts().reindex(["healthy", "watch", "at_risk", "critical"], fill_value=0)
-    context.add_output_metadata(
+    context.add_output_metadata(clean(
         {
             "dagster/row_count": len(health),
-            "bands": dg.MetadataValue.md(bands.to_frame("accounts").to_markdown()),
             "mean_health": float(health["health_score"].mean()),
+            "bands": metadata_table(bands.rename_axis("band").to_frame("accounts"), index=True),
             "interventions_in_progress": int(health["intervention"].notna().sum()),
             "health_config": dg.MetadataValue.text(
                 f"{config.source} weights {', '.join(f'{k} {v:.2f}' for k, v in config.weights.items())}; "
                 f"band edges {', '.join(f'{t:g}' for t in config.thresholds)} (from {whose})"),
             **({"health_warnings": dg.MetadataValue.text("; ".join(config.warnings))} if config.warnings else {}),
         }
-    )
+    ))
     return health
 
 
@@ -135,9 +138,9 @@ def churn_scores_drift(context: dg.AssetCheckExecutionContext, warehouse: Wareho
         passed=worst.empty,
         severity=dg.AssetCheckSeverity.WARN,
         description=None if worst.empty else "drift in " + ", ".join(worst["feature"].head(5)),
-        metadata={
+        metadata=clean({
             "snapshot_date": str(as_of.date()),
             "features_checked": len(table),
-            "worst_features": dg.MetadataValue.md(table.head(10).round(4).to_markdown(index=False)),
-        },
+            "worst_features": dg.MetadataValue.md(markdown_table(table.head(10))),
+        }),
     )

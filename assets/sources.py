@@ -10,6 +10,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from assets.metadata import clean, markdown_table
 from connectors.mapping.manifest import refresh_usage_daily
 from connectors.sources import CRMSource, TicketingSource
 from connectors.settings import DEFAULT_USAGE_LOOKBACK_DAYS, MAX_USAGE_LOOKBACK_DAYS, SettingError, usage_lookback_days
@@ -29,7 +30,7 @@ def _frame_metadata(df: pd.DataFrame) -> dict:
     return {
         "dagster/row_count": dg.MetadataValue.int(len(df)),
         "columns": dg.MetadataValue.text(", ".join(map(str, df.columns))),
-        "preview": dg.MetadataValue.md(head.to_markdown(index=False) if len(df) else "(empty)"),
+        "preview": dg.MetadataValue.md(markdown_table(head, empty="(empty)")),
     }
 
 
@@ -37,7 +38,7 @@ def _frame_metadata(df: pd.DataFrame) -> dict:
 def crm_accounts(context: dg.AssetExecutionContext, crm: CRMSource) -> pd.DataFrame:
     """Customer accounts from the CRM (segment, ARR, seats, CSM owner)."""
     df = crm.accounts()
-    context.add_output_metadata(_frame_metadata(df))
+    context.add_output_metadata(clean(_frame_metadata(df)))
     return df
 
 
@@ -45,20 +46,21 @@ def crm_accounts(context: dg.AssetExecutionContext, crm: CRMSource) -> pd.DataFr
 def crm_renewals(context: dg.AssetExecutionContext, crm: CRMSource) -> pd.DataFrame:
     """Renewal opportunities from the CRM, with renewed/churned outcomes over history."""
     df = crm.renewals()
-    context.add_output_metadata(_frame_metadata(df))
+    context.add_output_metadata(clean(_frame_metadata(df)))
     return df
 
 
 @dg.asset(group_name=GROUP, kinds={"salesforce", "pandas"}, owners=OWNERS)
 def crm_account_history(context: dg.AssetExecutionContext, crm: CRMSource) -> pd.DataFrame | None:
-    """Account attributes as they changed (ARR, plan, seats, segment, owner), if the CRM provides
-    them; None when it does not: features then read the accounts' current values at every date
-    (attributes assumed constant)."""
+    """Account attributes as they changed over time (ARR, plan, seats, segment, owner), if landed.
+
+    None when the CRM provides no history: features then read the accounts' current values at
+    every date (attributes assumed constant)."""
     df = crm.account_history()
     if df is None:
         context.add_output_metadata({"landed": False, "note": NO_HISTORY})
         return None
-    context.add_output_metadata({"landed": True, **_frame_metadata(df)})
+    context.add_output_metadata(clean({"landed": True, **_frame_metadata(df)}))
     return df
 
 
@@ -66,7 +68,7 @@ def crm_account_history(context: dg.AssetExecutionContext, crm: CRMSource) -> pd
 def support_tickets(context: dg.AssetExecutionContext, ticketing: TicketingSource) -> pd.DataFrame:
     """Support tickets from the ticketing system."""
     df = ticketing.tickets()
-    context.add_output_metadata(_frame_metadata(df))
+    context.add_output_metadata(clean(_frame_metadata(df)))
     return df
 
 
@@ -89,9 +91,11 @@ def _day_text(value: object) -> str:
 @dg.asset(group_name=GROUP, kinds={"sql", "duckdb"}, owners=OWNERS)
 def product_usage_daily(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                         config: UsageConfig) -> dg.MaterializeResult:
-    """Daily product usage per account: the usage_daily a source mapping landed (`rescue data
-    load`), or else aggregated from raw events inside the warehouse (SQL), only the recent days
-    when the rest cannot have changed (the metadata says which days, and why when it was all)."""
+    """Daily product usage per account, aggregated from raw product events in the warehouse.
+
+    The usage_daily a source mapping landed (`rescue data load`), or else aggregated from raw
+    events inside the warehouse (SQL), only the recent days when the rest cannot have changed
+    (the metadata says which days, and why when it was all)."""
     client = warehouse.get_client()
     try:
         lookback = usage_lookback_days() if config.lookback_days is None else config.lookback_days
@@ -124,4 +128,4 @@ def product_usage_daily(context: dg.AssetExecutionContext, warehouse: WarehouseR
         })
         context.log.info(f"usage_daily: {build.mode} build, {build.days:,} day(s), {build.rows_replaced:,} rows "
                          f"replaced by {build.rows_written:,}: {build.reason}")
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(metadata=clean(metadata))

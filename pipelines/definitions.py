@@ -21,7 +21,10 @@ ASSET_MODULES = (sources, features, model, scoring, routing, operations, feedbac
 
 
 def all_assets() -> list:
-    return [a for m in ASSET_MODULES for a in dg.load_assets_from_modules([m])]
+    """The assets of every asset module, and the external ones they declare as `dg.AssetSpec`
+    (`assets.feedback.rescue_actions`), which `load_assets_from_modules` leaves out."""
+    specs = [v for m in ASSET_MODULES for v in vars(m).values() if isinstance(v, dg.AssetSpec)]
+    return [*(a for m in ASSET_MODULES for a in dg.load_assets_from_modules([m])), *specs]
 
 
 def all_checks() -> list:

@@ -14,7 +14,7 @@ daily_rescue_job = dg.define_asset_job(
     name="daily_rescue_job",
     selection=SOURCES
     | dg.AssetSelection.assets("churn_outcomes", "crm_writeback")
-    | dg.AssetSelection.groups("features", "scoring", "routing", "operations"),
+    | dg.AssetSelection.groups("features", "scoring", "routing"),
     description="Pull and validate sources, compute features, score and route one snapshot date; push cases to the CRM.",
 )
 

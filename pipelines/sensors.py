@@ -11,7 +11,8 @@ The rescue-actions sensor reacts to the rescue team's work without waiting for t
 when a play is logged or a CRM write is queued (a resolution, say), it requests a `feedback_job`
 run (CRM write-back, rescue outcomes, play effectiveness). Its cursor is the latest rescue action
 id and pending CRM outbox id it has seen, and the run key is that cursor, so one new item leads
-to one run, however many ticks see it.
+to one run, however many ticks see it. The same tick records an observation of the external
+asset `rescue_actions` (the team's work in the queue store), so lineage shows when it last changed.
 """
 
 from datetime import UTC, datetime
@@ -93,7 +94,11 @@ def rescue_actions_sensor(context: dg.SensorEvaluationContext, queue: QueueStore
     request, cursor = feedback_run_request(queue, context.cursor)
     if request is None:
         return dg.SensorResult(skip_reason=f"no new rescue actions or CRM writes (cursor {cursor})", cursor=cursor)
-    return dg.SensorResult(run_requests=[request], cursor=cursor)
+    action_id, outbox_id = (int(part) for part in cursor.split(":"))
+    # the external asset the feedback job reads (`assets.feedback.rescue_actions`): observed as changed
+    seen = dg.AssetObservation("rescue_actions", metadata={"latest_action_id": action_id,
+                                                           "latest_crm_outbox_id": outbox_id})
+    return dg.SensorResult(run_requests=[request], cursor=cursor, asset_events=[seen])
 
 
 all_sensors = [sla_clock, rescue_actions_sensor]

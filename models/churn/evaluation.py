@@ -96,7 +96,7 @@ def _png(fig: Figure) -> bytes:
 
 def roc_plot(y_true: object, scores: Mapping[str, object]) -> bytes:
     """ROC curves of several scorers on the same rows, with their AUC in the legend."""
-    fig = Figure(figsize=(5, 4.5))
+    fig = Figure(figsize=(6.4, 4.8))
     ax = fig.add_subplot()
     for name, s in scores.items():
         y, s = _arrays(y_true, s)
@@ -108,18 +108,38 @@ def roc_plot(y_true: object, scores: Mapping[str, object]) -> bytes:
     return _png(fig)
 
 
+def calibration_table(y_true: object, proba: object, *, bins: int = 10) -> pd.DataFrame:
+    """Per quantile bin of the predicted probability (deciles by default), lowest first: its
+    rows, mean predicted probability, observed churn rate and their difference."""
+    y, p = _arrays(y_true, proba)
+    frame = pd.DataFrame({"y": y, "p": p})
+    frame["bin"] = pd.qcut(frame["p"].rank(method="first"), q=max(1, min(bins, len(frame))), labels=False)
+    grouped = frame.groupby("bin")
+    out = pd.DataFrame({
+        "bin": np.arange(1, grouped.ngroups + 1),
+        "rows": grouped.size().to_numpy(),
+        "mean_predicted": grouped["p"].mean().to_numpy(),
+        "observed_rate": grouped["y"].mean().to_numpy(),
+    })
+    out["observed_minus_predicted"] = out["observed_rate"] - out["mean_predicted"]
+    return out
+
+
 def calibration_plot(y_true: object, probas: Mapping[str, object], *, bins: int = 10) -> bytes:
-    """Observed churn rate against mean predicted probability per quantile bin."""
-    fig = Figure(figsize=(5, 4.5))
+    """Observed churn rate against mean predicted probability per quantile bin, on axes that
+    span the bins (churn probabilities are mostly small: on the whole unit square every point
+    would sit in its corner)."""
+    fig = Figure(figsize=(6.4, 4.8))
     ax = fig.add_subplot()
-    ax.plot([0, 1], [0, 1], linestyle=":", color="grey", label="perfect")
+    highest = 0.0
     for name, p in probas.items():
-        y, p = _arrays(y_true, p)
-        frame = pd.DataFrame({"y": y, "p": p})
-        frame["bin"] = pd.qcut(frame["p"].rank(method="first"), q=min(bins, len(frame)), labels=False)
-        means = frame.groupby("bin").mean()
-        ax.plot(means["p"], means["y"], marker="o", label=name)
-    ax.set(xlabel="mean predicted probability", ylabel="observed churn rate", title="Calibration")
+        means = calibration_table(y_true, p, bins=bins)
+        highest = max(highest, float(means["mean_predicted"].max()), float(means["observed_rate"].max()))
+        ax.plot(means["mean_predicted"], means["observed_rate"], marker="o", label=name)
+    top = min(1.0, max(0.05, highest * 1.1))
+    ax.plot([0, top], [0, top], linestyle=":", color="grey", label="perfect")
+    ax.set(xlim=(0, top), ylim=(0, top), xlabel="mean predicted probability", ylabel="observed churn rate",
+           title=f"Calibration ({bins} quantile bins)")
     ax.legend(loc="upper left", fontsize=8)
     return _png(fig)
 

@@ -111,7 +111,7 @@ def decide_promotion(challenger: Mapping[str, float], champion: Mapping[str, flo
             evidence = False
             reasons.append(f"{churners} churning accounts in the validation window, at least {min_churners} needed")
     promote = True
-    ours_text = interval_text(own) if own is not None else f"{ours:.4f}"
+    ours_text = interval_text(own) if own is not None else f"{ours:.3f}"
     for name, metrics in baselines.items():
         theirs = _value(metrics, metric)
         if theirs is None:
@@ -122,12 +122,12 @@ def decide_promotion(challenger: Mapping[str, float], champion: Mapping[str, flo
         paired = intervals.get(name) if intervals is not None else None
         if paired is None or not beats:
             verdict = "beats" if beats else "does not beat"
-            reasons.append(f"challenger {metric} {ours_text} {verdict} baseline {name} ({theirs:.4f})")
+            reasons.append(f"challenger {metric} {ours_text} {verdict} baseline {name} ({theirs:.3f})")
             continue
         clears = float(paired["diff_low"]) > 0.0
         evidence &= clears
         verdict = "beats" if clears else "is not shown to beat"
-        reasons.append(f"challenger {metric} {ours_text} {verdict} baseline {name} ({theirs:.4f}): "
+        reasons.append(f"challenger {metric} {ours_text} {verdict} baseline {name} ({theirs:.3f}): "
                        f"difference {interval_text(paired, 'diff')}")
     if champion is None:
         reasons.append("no current champion")
@@ -139,7 +139,7 @@ def decide_promotion(challenger: Mapping[str, float], champion: Mapping[str, flo
             holds = sign * (ours - theirs) >= -tolerance
             promote &= holds
             verdict = "is at least as good as" if holds else "is worse than"
-            reasons.append(f"challenger {metric} {ours:.4f} {verdict} champion ({theirs:.4f})")
+            reasons.append(f"challenger {metric} {ours:.3f} {verdict} champion ({theirs:.3f})")
     # Too few churners: no conclusion either way. Otherwise a clear loss on a point estimate is
     # a refusal, and a win the intervals do not carry is not enough evidence.
     enough = not (intervals is not None and int(own["churners"]) < min_churners) and (evidence or not promote)

@@ -96,5 +96,5 @@ def sampling_sentence(summary: dict) -> str:
     rates = sorted(set(summary["negative_rate_by_date"].values()))
     return (f"{summary['rows']:,} training rows standing for {summary['weighted_rows']:,.0f}: every churn row "
             f"({summary['positive_rows']:,}) and {summary['negative_rows']:,} of "
-            f"{summary['weighted_negative_rows']:,.0f} non-churn rows, a share of {rates[0]:.4f}-{rates[-1]:.4f} "
+            f"{summary['weighted_negative_rows']:,.0f} non-churn rows, a share of {rates[0]:.3f}-{rates[-1]:.3f} "
             "per observation date, each weighted by the inverse; the validation window is never sampled.")

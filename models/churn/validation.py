@@ -63,8 +63,8 @@ def time_validation_report(
 
     `extra_baselines` map a name to a function returning a churn-risk score per row of `valid`
     (higher = riskier; probability metrics are reported only for scores in [0, 1]).
-    Returns the model and {"model", "baselines", "intervals", "calibration", "importance",
-    "plots"}: "intervals" are the ROC-AUC intervals of the model and of every baseline, with the
+    Returns the model and {"model", "baselines", "intervals", "calibration",
+    "calibration_deciles" (the model's, `evaluation.calibration_table`), "importance", "plots"}: "intervals" are the ROC-AUC intervals of the model and of every baseline, with the
     paired difference model minus baseline (`evaluation.auc_intervals`, reference "model"),
     resampling whole `groups` (a column of `valid`, e.g. the account id) when given.
     `weight` names a column of row weights of `train` (its negatives sampled,
@@ -97,6 +97,7 @@ def time_validation_report(
         "baselines": evaluated,
         "intervals": intervals,
         "calibration": {k: model.metadata["calibration"][k] for k in ("method", "brier_raw", "brier_calibrated")},
+        "calibration_deciles": mx.calibration_table(y, scores["model"]).to_dict("records"),
         "importance": {str(k): float(v) for k, v in importance.items()},
         "plots": {
             "roc": mx.roc_plot(y, scores),

@@ -167,19 +167,22 @@ def compare_groups(treated: pd.DataFrame, holdout: pd.DataFrame, plays: Mapping[
     return compare_with_holdout(treated, holdout, min_per_arm=MIN_PER_ARM, confidence=0.95, plays=plays)
 
 
-def effectiveness_markdown(table: pd.DataFrame) -> str:
-    """The effectiveness table as Markdown, rates in percent."""
-    shown = pd.DataFrame({
+def effectiveness_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """The effectiveness table as shown: rates and differences in percent (missing where a group
+    is empty), the interval as text (None where there is none)."""
+    def interval(lo: float, hi: float) -> str | None:
+        return None if pd.isna(lo) or pd.isna(hi) else f"{lo * 100:+.1f} .. {hi * 100:+.1f}"
+
+    return pd.DataFrame({
         "play": table["play"],
         "n treated / holdout": [f"{a} / {b}" for a, b in zip(table["n_treated"], table["n_holdout"])],
         "save rate treated": (table["save_rate_treated"] * 100).round(1),
         "save rate holdout": (table["save_rate_holdout"] * 100).round(1),
         "diff (pts)": (table["save_rate_diff"] * 100).round(1),
-        "95% CI": [f"{lo * 100:+.1f} .. {hi * 100:+.1f}" for lo, hi in zip(table["diff_ci_low"], table["diff_ci_high"])],
+        "95% CI": [interval(lo, hi) for lo, hi in zip(table["diff_ci_low"], table["diff_ci_high"])],
         "ARR retained diff (pts)": (table["arr_retained_diff"] * 100).round(1),
         "verdict": table["verdict"],
     })
-    return shown.to_markdown(index=False)
 
 
 def rescue_treatments(rescue_outcomes: pd.DataFrame) -> pd.DataFrame:

@@ -234,8 +234,14 @@ def run_feedback(instance, defs=None) -> pd.DataFrame:
     """Run the feedback job (CRM write-back, rescue outcomes, play effectiveness); its table."""
     from pipelines.definitions import build_definitions
 
-    result = _run_job(defs or build_definitions(), "feedback_job", instance)
-    return result.output_for_node("play_effectiveness")
+    import contextlib
+    import io
+
+    defs = defs or build_definitions()
+    _run_job(defs, "feedback_job", instance)
+    # what the run wrote, read back through its IO manager (whose debug line stays off the terminal)
+    with contextlib.redirect_stderr(io.StringIO()):
+        return defs.load_asset_value("play_effectiveness", instance=instance)
 
 
 def deliver_notifications(defs, *, now=None, batch: int = 100, max_batches: int = 1_000) -> dict[str, int]:

@@ -18,6 +18,13 @@ Dagster's own log lines and stack traces go to a log file per run under
 The instance (`instance`) is Dagster's home when `DAGSTER_HOME` is set, else a local instance
 under `$RESCUE_HOME/dagster` configured by the repository's dagster.yaml, so runs are kept with
 the rest of the project's state and appear in `make dev`.
+
+Every run is recorded with the origins a run launched from the UI has (`job_origins`): the code
+location `dagster dev` loads from pyproject.toml's `[tool.dagster]` (location `churn_rescue`,
+module `pipelines.definitions`) and the job in it, and a partition's tags. So a CLI run shows
+under its job's Runs tab, its partitions and the timeline of `make dev`, and re-executes from
+there. The steps of an in-process run still execute the Definitions the command built (the demo
+replay binds an experiment policy); a re-execution from the UI runs the module's.
 """
 
 from __future__ import annotations
@@ -178,7 +185,7 @@ def _check_text(evaluation: Any, descriptions: Mapping[Any, str]) -> str:
 
 def summarize(result: Any, job: str, *, partition: str | None = None, records: Iterable[Any] = (),
               check_descriptions: Mapping[Any, str] | None = None) -> RunSummary:
-    """The summary of an `execute_in_process` result. `records` are the run's event log entries
+    """The summary of a run's result (`execute_run`). `records` are the run's event log entries
     (for the assets planned and written), `check_descriptions` the checks' descriptions by key."""
     descriptions = check_descriptions or {}
     failures: list[str] = []
@@ -284,21 +291,68 @@ def report(summary: RunSummary, *, seconds: float, log_path: Path | None) -> Non
     err.print(f"[red]{summary.title} failed[/] (run {summary.run_id[:8]}): {missing}{where}", markup=True)
 
 
-def _execute_out_of_process(job: Any, instance: Any, run_config: dict, partition_key: str | None,
-                            tags: Mapping[str, str] | None = None) -> Any:
-    """Run `job` on its own executor (multiprocess, k8s, celery): the steps rebuild it from
-    `pipelines.definitions:defs` in their processes, so it is that module's job that runs."""
-    import dagster as dg
-    from dagster._core.definitions.reconstruct import ReconstructableRepository
+def code_location_origin() -> Any:
+    """The code location `dagster dev` loads in this repository: pyproject.toml's `[tool.dagster]`
+    module and location name (`dagster._core.workspace.load_target`), run from the repository
+    root; the definitions module under its own name when there is no pyproject.toml (an
+    installed package)."""
+    import tomllib
 
-    repository = ReconstructableRepository.for_module(DEFINITIONS_MODULE, "defs", working_directory=str(REPO_ROOT))
-    # the partition's tags, as `execute_in_process(partition_key=...)` and `dagster job execute
-    # --partition` set them
-    tags = {**(tags or {}), **(job.get_tags_for_partition_key(partition_key, selected_asset_keys=None)
-                               if partition_key else {})}
-    with dg.execute_job(repository.get_reconstructable_job(job.name), instance=instance, run_config=run_config,
-                        tags=tags, raise_on_error=False) as result:
-        return result  # the summary reads its events, which stay readable after the context
+    from dagster._core.workspace.load_target import ModuleTarget
+
+    block: dict = {}
+    pyproject = REPO_ROOT / "pyproject.toml"
+    if pyproject.is_file():
+        block = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("dagster", {})
+    target = ModuleTarget(module_name=block.get("module_name", DEFINITIONS_MODULE), attribute=None,
+                          working_directory=str(REPO_ROOT), location_name=block.get("code_location_name"))
+    return target.create_origins()[0]
+
+
+def job_origins(job_name: str) -> tuple[Any, Any]:
+    """(remote job origin, job code origin) of job `job_name` of the repository's definitions:
+    the first is what the UI files a run under (its job's Runs tab and partitions, the timeline:
+    the `.dagster/repository` tag `__repository__@<location>`), the second where another
+    process rebuilds the job from (`pipelines.definitions:defs`)."""
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+    from dagster._core.definitions.repository_definition import SINGLETON_REPOSITORY_NAME
+    from dagster._core.remote_origin import RemoteRepositoryOrigin
+
+    location = code_location_origin()
+    remote = RemoteRepositoryOrigin(code_location_origin=location, repository_name=SINGLETON_REPOSITORY_NAME)
+    repository = ReconstructableRepository.for_module(location.loadable_target_origin.module_name, "defs",
+                                                      working_directory=str(REPO_ROOT))
+    return remote.get_job_origin(job_name), repository.get_reconstructable_job(job_name)
+
+
+def _execute(job: Any, instance: Any, run_config: dict, partition_key: str | None, *, out_of_process: bool,
+             tags: Mapping[str, str] | None = None) -> Any:
+    """Create the run of `job` with its origins and partition tags (`job_origins`), then execute
+    it: in this process on `job` itself, or (`out_of_process`) on the job's own executor
+    (multiprocess, k8s, celery), whose steps rebuild it from `pipelines.definitions:defs`."""
+    import dagster as dg
+    from dagster._core.definitions.job_base import InMemoryJob
+    from dagster._core.definitions.partitions.context import partition_loading_context
+    from dagster._core.execution.api import execute_run
+
+    from pipelines.executors import runs_out_of_process
+
+    remote_origin, reconstructable = job_origins(job.name)
+    if partition_key:
+        with partition_loading_context(dynamic_partitions_store=instance) as ctx:
+            job.validate_partition_key(partition_key, selected_asset_keys=None, context=ctx)
+    # the partition's tags, as `execute_in_process(partition_key=...)`, a schedule's run request
+    # and `dagster job execute --partition` set them
+    tags = {**job.run_tags, **(tags or {}),
+            **(job.get_tags_for_partition_key(partition_key, selected_asset_keys=None) if partition_key else {})}
+    run = instance.create_run_for_job(job_def=job, run_config=run_config, tags=tags,
+                                      remote_job_origin=remote_origin,
+                                      job_code_origin=reconstructable.get_python_origin())
+    if out_of_process:
+        return execute_run(reconstructable, run, instance, raise_on_error=False)
+    if runs_out_of_process(job.executor_def):  # in this process, as `execute_in_process` would run it
+        job = job.with_executor_def(dg.in_process_executor)
+    return execute_run(InMemoryJob(job), run, instance, raise_on_error=False)
 
 
 def run_job(defs: Any, name: str, instance: Any, run_config: dict | None = None, *,
@@ -306,7 +360,8 @@ def run_job(defs: Any, name: str, instance: Any, run_config: dict | None = None,
     """Run job `name` of `defs` on `instance`; report it (see the module docstring) and return
     the result, or exit with status 1 when it failed.
 
-    In process by default (`execute_in_process`: the demo reads outputs back from the result).
+    In process by default, on the job of `defs` (the demo binds its own resources).
+    Either way the run is recorded with the origins of the repository's job (`_execute`).
     `out_of_process` (`rescue run`) runs the job on its own executor when that is not in
     process (`RESCUE_EXECUTOR`, `pipelines.executors`): `defs` must then be the Definitions
     built from the environment, which another process can rebuild (`pipelines.definitions`)."""
@@ -321,11 +376,8 @@ def run_job(defs: Any, name: str, instance: Any, run_config: dict | None = None,
     title = f"{name} {partition_key}" if partition_key else name
     try:
         job = defs.resolve_job_def(name)
-        if out_of_process and runs_out_of_process(job.executor_def):
-            execute = lambda: _execute_out_of_process(job, instance, config, partition_key, **kwargs)  # noqa: E731
-        else:
-            execute = lambda: job.execute_in_process(instance=instance, run_config=config, raise_on_error=False,  # noqa: E731
-                                                     partition_key=partition_key, **kwargs)
+        separate = bool(out_of_process and runs_out_of_process(job.executor_def))
+        execute = lambda: _execute(job, instance, config, partition_key, out_of_process=separate, **kwargs)  # noqa: E731
         if _verbose:
             result = execute()
         else:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import re
 from datetime import date
 
+import dagster as dg
 import pandas as pd
 import pytest
+from dagster._core.storage.tags import REPOSITORY_LABEL_TAG
 from typer.testing import CliRunner
 
 from connectors.demo.world import DemoWorldConfig, generate_demo_world
@@ -71,3 +73,17 @@ def test_demo_run_delivers_every_notification_it_queued(tmp_path, monkeypatch):
         assert int(delivered.group(1)) + int(replayed.group(1)) == int((notifications["status"] == "delivered").sum())
     finally:
         store.close()
+
+    # every run is a run of its job in the workspace's code location, the daily ones of their partition
+    instance = dg.DagsterInstance.get()
+    try:
+        runs = instance.get_runs()
+        mine = instance.get_runs(dg.RunsFilter(tags={REPOSITORY_LABEL_TAG: "__repository__@churn_rescue"}))
+        daily = instance.get_runs(dg.RunsFilter(job_name="daily_rescue_job"))
+    finally:
+        instance.dispose()
+    assert {r.job_name for r in runs} == {"weekly_retrain_job", "daily_rescue_job", "feedback_job"}
+    assert [r.run_id for r in mine] == [r.run_id for r in runs]
+    assert all(r.remote_job_origin.location_name == "churn_rescue" and r.job_code_origin is not None for r in runs)
+    days = [r.tags.get("dagster/partition") for r in daily]
+    assert len(daily) == 2 + 3 and len(set(days)) == 5 and None not in days  # the 2 replayed weeks, the 3 last days

@@ -23,10 +23,11 @@ ASSETS = {
     "account_features", "churn_outcomes", "training_set", "churn_model", "churn_scores", "health_scores",
     # routing, operations
     "rescue_candidates", "rescue_queue", "escalation_policy", "queue_operations_metrics",
-    # feedback
-    "crm_writeback", "rescue_outcomes", "play_effectiveness",
+    # feedback (rescue_actions: external, the team's work in the queue store)
+    "crm_writeback", "rescue_actions", "rescue_outcomes", "play_effectiveness",
 }
-FEEDBACK_GROUP = {"crm_writeback", "rescue_outcomes", "play_effectiveness"}
+FEEDBACK_GROUP = {"crm_writeback", "rescue_actions", "rescue_outcomes", "play_effectiveness"}
+GROUPS = {"sources", "features", "model", "scoring", "routing", "feedback"}
 CHECKS = {
     ("crm_accounts", "crm_accounts_contract"),
     ("crm_renewals", "crm_renewals_contract"),
@@ -95,6 +96,7 @@ def test_everything_is_there_by_name(defs):
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == ASSETS
     assert {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name == "feedback"} \
         == FEEDBACK_GROUP
+    assert {graph.get(k).group_name for k in graph.get_all_asset_keys()} == GROUPS
     assert {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys} == CHECKS
     assert {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")} == JOBS
     assert {s.name for s in repo.schedule_defs} == SCHEDULES
@@ -141,3 +143,63 @@ def test_no_secret_shows_in_a_repr_or_in_what_the_ui_shows(defs):
     assert configured["queue"]["url"].name == "RESCUE_QUEUE_URL"
     assert configured["warehouse"]["url"].name == "RESCUE_WAREHOUSE_URL"
     assert configured["notifier"]["smtp_password"].name == "RESCUE_SMTP_PASSWORD"
+
+
+# ------------------------------------------------------------------------------ what the UI shows
+
+SOURCES = {"crm_accounts", "crm_renewals", "crm_account_history", "product_usage_daily", "support_tickets"}
+SOURCE_CHECKS = {name for asset, name in CHECKS if asset in SOURCES}
+FRESH_CHECKS = {name for name in SOURCE_CHECKS if name.endswith("_fresh")}
+#: What each job materializes and checks: the group layout may change, never these.
+JOB_CONTENTS = {
+    "daily_rescue_job": (
+        SOURCES | {"churn_outcomes", "account_features", "churn_scores", "health_scores", "rescue_candidates",
+                   "rescue_queue", "escalation_policy", "queue_operations_metrics", "crm_writeback"},
+        SOURCE_CHECKS | {"churn_scores_drift"},
+    ),
+    "weekly_retrain_job": (
+        SOURCES | {"churn_outcomes", "rescue_outcomes", "training_set", "churn_model"},
+        (SOURCE_CHECKS - FRESH_CHECKS) | {"churn_model_promotion_gate"},
+    ),
+    "feedback_job": ({"crm_writeback", "rescue_outcomes", "play_effectiveness"}, set()),
+}
+
+
+def _parents(graph, name: str) -> set[str]:
+    return {k.to_user_string() for k in graph.get(dg.AssetKey(name)).parent_keys}
+
+
+def test_lineage_shows_the_feedback_loop_from_the_teams_work_to_the_next_model(defs):
+    graph = defs.resolve_asset_graph()
+    assert _parents(graph, "rescue_outcomes") == {"rescue_actions"}
+    assert graph.get(dg.AssetKey("rescue_actions")).is_external  # the team's work, written outside any job
+    assert "rescue_outcomes" in _parents(graph, "training_set")
+    assert _parents(graph, "churn_model") == {"training_set"}
+    assert {"churn_model", "training_set"} <= _parents(graph, "churn_scores")
+    assert _parents(graph, "play_effectiveness") == {"rescue_outcomes"}
+    assert _parents(graph, "crm_writeback") == {"rescue_queue"}
+    # the loop closes across runs, never within the graph: it stays acyclic
+    order = [k.to_user_string() for k in graph.toposorted_asset_keys]
+    for earlier, later in [("rescue_actions", "rescue_outcomes"), ("rescue_outcomes", "training_set"),
+                           ("training_set", "churn_model"), ("churn_model", "churn_scores"),
+                           ("churn_scores", "rescue_queue"), ("rescue_queue", "crm_writeback")]:
+        assert order.index(earlier) < order.index(later)
+    assert graph.get(dg.AssetKey("rescue_queue")).key not in graph.get(dg.AssetKey("rescue_actions")).parent_keys
+
+
+def test_every_job_materializes_and_checks_what_it_did(defs):
+    for name, (assets, checks) in JOB_CONTENTS.items():
+        job = defs.resolve_job_def(name)
+        assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == assets, name
+        assert {k.name for d in job.asset_layer.data for k in d.assets_def.check_keys} == checks, name
+
+
+def test_every_asset_says_what_it_is_in_one_line_and_every_check_has_its_asset(defs):
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        description = graph.get(key).description or ""
+        first, _, rest = description.partition("\n")
+        assert first.strip() and len(first) <= 100, f"{key.to_user_string()}: {first!r}"
+        assert not rest or rest.startswith("\n"), f"{key.to_user_string()}: the first line runs on: {description[:150]!r}"
+    for check in graph.asset_check_keys:  # a check on an asset of the graph shows on that asset's page
+        assert check.asset_key in graph.get_all_asset_keys() and check in graph.get(check.asset_key).check_keys

@@ -162,6 +162,9 @@ def test_the_sensor_requests_one_run_per_new_cursor(tmp_path):
 
     first = tick(idle.cursor)
     assert [r.run_key for r in first.run_requests] == [f"feedback:{first.cursor}"]
+    (seen,) = first.asset_events  # the team's work, observed as changed
+    assert seen.asset_key == dg.AssetKey("rescue_actions")
+    assert f"{seen.metadata['latest_action_id'].value}:{seen.metadata['latest_crm_outbox_id'].value}" == first.cursor
     assert [r.run_key for r in tick(idle.cursor).run_requests] == [first.run_requests[0].run_key]  # same key
     assert not tick(first.cursor).run_requests  # nothing new: no second run
     store.resolve(case_id, actor="ana", outcome="saved")

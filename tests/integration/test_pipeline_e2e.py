@@ -20,6 +20,7 @@ from connectors.sources import WarehouseCRM, WarehouseTicketing
 from connectors.warehouse import Warehouse, WarehouseResource
 from models.cases.ordering import sort_queue
 from pipelines.definitions import build_definitions
+from tests.metadata_display import display_problems
 
 pytestmark = pytest.mark.slow
 
@@ -216,9 +217,9 @@ def test_operations_assets_report_the_policy_and_the_queue(env, first_run):
     cases = _queue_rows(env)
     assert (cases["policy_hash"] == policy["content_hash"].value).all()
     # the queue head is the queue's one order at the run's instant (priority, breach, ARR at risk, due, id)
-    head = re.findall(r"RC-[0-9A-F]{10}", mats["rescue_queue"]["queue_head"].value)
+    head = [r.data["case"] for r in mats["rescue_queue"]["queue_head"].records]
     ordered = sort_queue(QueueStore(env["queue_url"]).list_cases(status="active", now=pd.Timestamp(NOW), sla=True))
-    assert head and head == ordered["case_id"].head(15).tolist()
+    assert head and head == ordered["case_id"].head(10).tolist()
 
 
 def test_definitions_load_with_jobs_schedules_and_checks():
@@ -269,10 +270,46 @@ def test_the_queue_metadata_lists_the_overflow_riskiest_first(env, first_run):
     overflow = QueueStore(env["queue_url"]).overflow(pd.Timestamp(SNAPSHOT))
     meta = mats["rescue_queue"]
     assert meta["overflow"].value == len(overflow)
-    table = meta["overflow_top_20"].value
-    if len(overflow):
-        shown = list(overflow["account_id"].head(20))
-        assert [table.index(a) for a in shown] == sorted(table.index(a) for a in shown)
-        assert "cause" in table and set(overflow["cause"]) <= {"budget", "capacity"}
-    else:
-        assert table.startswith("(none")
+    table = meta["overflow_top_20"]
+    assert isinstance(table, dg.TableMetadataValue)
+    assert [r.data["account_id"] for r in table.records] == list(overflow["account_id"].head(20))  # riskiest first
+    assert {r.data["cause"] for r in table.records} <= {"budget", "capacity"}
+
+
+def _shown_metadata(instance) -> dict[str, dict]:
+    """Every asset's latest materialization metadata and every check's, as the UI shows them."""
+    shown: dict[str, dict] = {}
+    for run in reversed(instance.get_runs()):  # oldest first: the latest materialization stays
+        for record in instance.all_logs(run.run_id):
+            event = record.dagster_event
+            if event is None:
+                continue
+            if event.event_type_value == "ASSET_MATERIALIZATION":
+                shown[event.asset_key.to_user_string()] = event.event_specific_data.materialization.metadata
+            elif event.event_type_value == "ASSET_CHECK_EVALUATION":
+                shown[f"check {event.event_specific_data.check_name}"] = event.event_specific_data.metadata
+    return shown
+
+
+def test_the_ui_shows_rounded_numbers_dashes_and_tables(env, first_run):
+    """No number in any asset's or check's metadata has more than 3 decimals, none reads "nan";
+    the model's headline figures are numbers and its tables, like the queue head, are tables."""
+    shown = _shown_metadata(env["instance"])
+    assert {"churn_model", "training_set", "churn_scores", "rescue_queue", "check churn_model_promotion_gate"} <= set(shown)
+    problems = [p for name, metadata in shown.items() for p in display_problems(metadata, f"{name}: ")]
+    assert problems == [], "\n".join(problems)
+    model = shown["churn_model"]
+    for name in ("roc_auc", "pr_auc", "top_decile_lift", "brier"):
+        assert isinstance(model[name], dg.FloatMetadataValue) and 0 <= model[name].value, name
+    assert isinstance(model["roc_auc_interval"], dg.TextMetadataValue) and "95%" in model["roc_auc_interval"].value
+    for name in ("metrics", "roc_auc_intervals", "calibration_deciles"):
+        assert isinstance(model[name], dg.TableMetadataValue) and len(model[name].records) > 0, name
+    assert [r.data["bin"] for r in model["calibration_deciles"].records] == list(range(1, 11))
+    scorers = {r.data["scorer"] for r in model["metrics"].records}
+    assert {"churn_model (LightGBM, calibrated)", "logistic_regression", "rules_health_score"} <= scorers
+    assert isinstance(model["plots"], dg.MarkdownMetadataValue) and "![calibration](data:image/png" in model["plots"].value
+    head = shown["rescue_queue"]["queue_head"]
+    assert isinstance(head, dg.TableMetadataValue)
+    assert [c.name for c in head.schema.columns] == ["case", "priority", "account", "ARR at risk", "SLA due", "headline"]
+    assert 0 < len(head.records) <= 10
+    assert all(r.data["priority"] in {"P1", "P2", "P3", "P4"} and r.data["SLA due"] != "—" for r in head.records)

@@ -55,7 +55,7 @@ def test_a_challenger_whose_paired_differences_clear_zero_is_promoted():
     decision = decide_promotion({"roc_auc": 0.85}, None, BASELINES, intervals=_intervals())
     assert decision.promote and decision.verdict == "promoted" and decision.enough_evidence
     assert decision.interval["low"] == 0.81
-    assert "challenger roc_auc 0.850 (95% CI 0.810-0.890) beats baseline logistic_regression (0.8000): " \
+    assert "challenger roc_auc 0.850 (95% CI 0.810-0.890) beats baseline logistic_regression (0.800): " \
            "difference +0.050 (95% CI +0.010 to +0.090)" in decision.reasons
 
 
