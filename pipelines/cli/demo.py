@@ -100,22 +100,22 @@ def print_queue(limit: int = 15) -> int:
         out.print("The rescue queue is empty.")
         return 0
     table = Table(title=f"Rescue queue: {len(cases)} open cases (top {min(limit, len(cases))})")
-    for col in ("case", "account", "ARR", "risk", "health", "priority", "team", "assignee", "top reason"):
-        table.add_column(col, overflow="fold")
+    rows = []
     for row in cases.head(limit).itertuples(index=False):
         ctx = row.context if isinstance(row.context, dict) else {}
         name = (ctx.get("account") or {}).get("name") or row.account_id
-        table.add_row(
-            row.case_id,
-            str(name),
-            f"{row.arr:,.0f}",
-            f"{row.churn_risk:.0%}",
-            f"{row.health_score:.0f}",
-            row.priority,
-            row.team,
-            row.assignee or "-",
-            row.reason or "",
-        )
+        rows.append((row.case_id, row.priority, str(name), f"{row.arr:,.0f}", f"{row.churn_risk:.0%}",
+                     row.assignee or "-", " ".join(str(row.reason or "").split())))
+    # one line per case, as `rescue queue list` prints it: every column whole but the reason,
+    # which is cut with an ellipsis to the width left
+    names = ("case", "pri", "account", "ARR", "risk", "assignee", "top reason")  # all of it: `rescue queue list --wide`
+    widths = [max([len(col)] + [len(r[i]) for r in rows]) for i, col in enumerate(names)]
+    left = out.width - sum(widths[:-1]) - 3 * len(names) - 1  # each column's borders and padding
+    widths[-1] = max(10, min(widths[-1], left))
+    for col, width in zip(names, widths):
+        table.add_column(col, no_wrap=True, overflow="ellipsis", width=width)
+    for r in rows:
+        table.add_row(*r)
     out.print(table)
     return len(cases)
 
