@@ -23,6 +23,8 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from models.contracts import series_kind
+
 #: Decimals every number keeps in metadata.
 DIGITS = 3
 #: What a missing value shows as.
@@ -71,16 +73,11 @@ def _json(value: Any) -> Any:
     return out if isinstance(out, str | int | float | bool) or out is None else str(out)
 
 
+_TABLE_TYPES = {"bool": "bool", "int": "int", "float": "float", "datetime": "date", "str": "string"}
+
+
 def _column_type(series: pd.Series) -> str:
-    if pd.api.types.is_bool_dtype(series):
-        return "bool"
-    if pd.api.types.is_integer_dtype(series):
-        return "int"
-    if pd.api.types.is_float_dtype(series):
-        return "float"
-    if pd.api.types.is_datetime64_any_dtype(series):
-        return "date"
-    return "string"
+    return _TABLE_TYPES[series_kind(series)]
 
 
 def _cell(value: Any) -> str | int | float | bool:

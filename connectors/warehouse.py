@@ -40,7 +40,7 @@ from sqlalchemy.pool import NullPool
 
 from connectors.settings import default_warehouse_url
 from models.churn.features import LAST_ACTIVE, USAGE_AGGREGATES, USAGE_SUMS, USAGE_WINDOW_DAYS
-from models.contracts import USAGE_DAILY, TableContract, conform
+from models.contracts import USAGE_DAILY, TableContract, conform, series_kind
 
 #: Raw per-user product events, as a product-analytics pipeline lands them.
 RAW_EVENTS_TABLE = "raw_product_events"
@@ -426,17 +426,12 @@ def _enable_sqlite_transactional_ddl(engine: sa.Engine) -> None:
         conn.exec_driver_sql("BEGIN")
 
 
+_SQL_TYPES = {"bool": "BOOLEAN", "int": "BIGINT", "float": "DOUBLE PRECISION", "datetime": "TIMESTAMP", "str": "TEXT"}
+
+
 def _column_type(values: pd.Series) -> str:
     """A portable SQL type for a column of ``values`` (DuckDB, SQLite and PostgreSQL read it)."""
-    if pd.api.types.is_bool_dtype(values):
-        return "BOOLEAN"
-    if pd.api.types.is_integer_dtype(values):
-        return "BIGINT"
-    if pd.api.types.is_float_dtype(values):
-        return "DOUBLE PRECISION"
-    if pd.api.types.is_datetime64_any_dtype(values):
-        return "TIMESTAMP"
-    return "TEXT"
+    return _SQL_TYPES[series_kind(values)]
 
 
 def _portable(df: pd.DataFrame) -> pd.DataFrame:

@@ -248,6 +248,20 @@ BOOLEAN_TEXT = {"true": True, "false": False, "1": True, "0": False, "yes": True
 _DAY_MONTH_TEXT = re.compile(r"^\s*\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}(?![\d/.\-])")
 
 
+def series_kind(series: pd.Series) -> str:
+    """The contract kind a frame column holds by its dtype: bool, int, float, datetime or str
+    (anything else). The one reading of a dtype that writers and displays map to their types."""
+    if pd.api.types.is_bool_dtype(series):
+        return "bool"
+    if pd.api.types.is_integer_dtype(series):
+        return "int"
+    if pd.api.types.is_float_dtype(series):
+        return "float"
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return "datetime"
+    return "str"
+
+
 def day_month_text(series: pd.Series) -> pd.Series:
     """Which values of `series` are text dates with two numbers before the year, whose order
     (day first or month first) the text does not tell."""
