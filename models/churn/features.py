@@ -275,11 +275,12 @@ def as_known_at(
     *,
     renewals: pd.DataFrame,
     tickets: pd.DataFrame,
-    usage_daily: pd.DataFrame,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Cut renewals, tickets and usage to what was known strictly before ``as_of``."""
+    usage_daily: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+    """Cut renewals, tickets and usage (None: none given, none returned) to what was known
+    strictly before ``as_of``."""
     as_of = pd.Timestamp(as_of)
-    usage = usage_daily[usage_daily["date"] < as_of]
+    usage = None if usage_daily is None else usage_daily[usage_daily["date"] < as_of]
 
     t = tickets[tickets["created_at"] < as_of].copy()
     for col in ("first_response_at", "solved_at"):
@@ -384,8 +385,7 @@ def account_features(
         missing = [c for c in USAGE_AGGREGATES if c not in usage.columns]
         if missing:
             raise ValueError(f"usage aggregates lack {', '.join(missing)} (expected models.churn.features.USAGE_AGGREGATES)")
-    empty_usage = pd.DataFrame({"account_id": pd.Series(dtype="string"), "date": pd.Series(dtype="datetime64[ns]")})
-    r, t, _ = as_known_at(as_of, renewals=renewals, tickets=tickets, usage_daily=empty_usage)
+    r, t, _ = as_known_at(as_of, renewals=renewals, tickets=tickets)  # usage: the aggregates above
     acc = accounts.set_index("account_id")
     ids = pd.Index(account_ids if account_ids is not None else acc.index, name="account_id")
     out = pd.DataFrame(index=ids)

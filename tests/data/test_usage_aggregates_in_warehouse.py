@@ -45,8 +45,9 @@ def _compare(wh: Warehouse, t: dict[str, pd.DataFrame]) -> None:
         assert len(found) > 0 and list(found.index) == list(expected.index), as_of
         pd.testing.assert_frame_equal(found.drop(columns=LAST_ACTIVE), expected.drop(columns=LAST_ACTIVE),
                                       check_exact=False, rtol=1e-12, check_index_type=False, check_names=False)
-        assert (pd.to_datetime(found[LAST_ACTIVE]).to_numpy() == pd.to_datetime(expected[LAST_ACTIVE]).to_numpy()).all() \
-            or pd.Series(found[LAST_ACTIVE].values).equals(pd.Series(expected[LAST_ACTIVE].values))
+        pd.testing.assert_series_equal(pd.to_datetime(found[LAST_ACTIVE]).astype("datetime64[ns]"),
+                                       pd.to_datetime(expected[LAST_ACTIVE]).astype("datetime64[ns]"),
+                                       check_index_type=False, check_names=False)
         in_pandas = account_features(t["accounts"], t["renewals"], t["tickets"], t["usage_daily"], as_of)
         in_sql = account_features(t["accounts"], t["renewals"], t["tickets"], None, as_of, usage=found)
         pd.testing.assert_frame_equal(in_sql, in_pandas, check_exact=False, rtol=1e-12)
