@@ -15,6 +15,8 @@ from connectors.mapping.manifest import refresh_usage_daily
 from connectors.sources import CRMSource, TicketingSource
 from connectors.settings import DEFAULT_USAGE_LOOKBACK_DAYS, MAX_USAGE_LOOKBACK_DAYS, SettingError, usage_lookback_days
 from connectors.warehouse import WarehouseError, WarehouseResource
+from assets.run_clock import PARTITION_TAG, run_now
+from models.churn.features import relevant_tickets, ticket_window_start
 from models.text import fit_text
 
 GROUP = "sources"
@@ -64,11 +66,52 @@ def crm_account_history(context: dg.AssetExecutionContext, crm: CRMSource) -> pd
     return df
 
 
+#: The assets that read tickets of every past date: a run that materializes one of them pulls the
+#: tickets' whole history; any other run only the window its snapshot reads.
+HISTORY_READERS = (dg.AssetKey("training_set"),)
+_RANGE_START_TAG = "dagster/asset_partition_range_start"
+
+
+def ticket_window(context: dg.AssetExecutionContext) -> pd.Timestamp | None:
+    """The first instant of the tickets this run reads, or None for their whole history.
+
+    Whole history when the run builds the training set (`HISTORY_READERS`), or when what the run
+    selects cannot be told. Otherwise the run reads one snapshot (its partition, or a range of
+    them, at the earliest; else the run's day) and its features, checks and case context read
+    only tickets created or solved in the `models.churn.features.TICKET_WINDOW_DAYS` before it, or
+    still open (`relevant_tickets`): at a million accounts that is a third of the rows."""
+    try:
+        selected = context.job_def.asset_layer.selected_asset_keys
+        tags = context.run.tags
+    except (AttributeError, dg.DagsterError):
+        return None
+    if not selected or any(key in selected for key in HISTORY_READERS):
+        return None
+    day = pd.Timestamp(run_now(context)).tz_convert("UTC").tz_localize(None).normalize()
+    for tag in (PARTITION_TAG, _RANGE_START_TAG):
+        if tags.get(tag):
+            try:
+                day = min(day, pd.Timestamp(tags[tag]).normalize())
+            except ValueError:
+                return None
+    return ticket_window_start(day)
+
+
 @dg.asset(group_name=GROUP, kinds={"zendesk", "pandas"}, owners=OWNERS)
 def support_tickets(context: dg.AssetExecutionContext, ticketing: TicketingSource) -> pd.DataFrame:
-    """Support tickets from the ticketing system."""
-    df = ticketing.tickets()
-    context.add_output_metadata(clean(_frame_metadata(df)))
+    """Support tickets from the ticketing system: their whole history in a run that builds the
+    training set, else those the run's snapshot reads (created or solved in its ticket window,
+    or still open)."""
+    since = ticket_window(context)
+    if since is None:
+        df = ticketing.tickets()
+    else:
+        # the source may push the window down (the warehouse does); the cut is the one rule either way
+        df = relevant_tickets(ticketing.tickets(since=since.to_pydatetime()), since)
+    metadata = _frame_metadata(df)
+    metadata["window"] = dg.MetadataValue.text(
+        "whole history" if since is None else f"created or solved since {since:%Y-%m-%d}, or open")
+    context.add_output_metadata(clean(metadata))
     return df
 
 

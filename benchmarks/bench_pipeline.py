@@ -87,7 +87,14 @@ def run_size(n_accounts: int, seed: int) -> dict:
     from connectors.usage_checks import USAGE_CHECK_DAYS, check_usage_consistency, check_usage_contract
     from assets.run_clock import replay_now
     from connectors.demo.world import DemoWorldConfig, generate_demo_world
-    from models.churn.features import CATEGORICAL_FEATURES, FEATURE_NAMES, USAGE_WINDOW_DAYS, feature_matrix
+    from models.churn.features import (
+        CATEGORICAL_FEATURES,
+        FEATURE_NAMES,
+        USAGE_WINDOW_DAYS,
+        feature_matrix,
+        relevant_tickets,
+        ticket_window_start,
+    )
     from models.churn.health import rules_risk
     from models.churn.labels import churn_outcomes, observation_dates
     from models.churn.validation import time_validation_report
@@ -194,13 +201,18 @@ def run_size(n_accounts: int, seed: int) -> dict:
             s["mode"], s["days_reaggregated"] = build.mode, build.days
         if group_by_all:
             bare("DuckDB GROUP BY account and day of the same events, into a table", lambda: sql_table(everything))
+        snapshot = pd.Timestamp(cfg.end_date)
+        # the daily run's tickets: its snapshot's window (`assets.sources.ticket_window`)
+        since = ticket_window_start(snapshot)
+        window_sql = (f"SELECT * FROM raw_support_tickets WHERE created_at IS NULL OR created_at >= TIMESTAMP '{since}' "
+                      f"OR solved_at IS NULL OR solved_at >= TIMESTAMP '{since}'")
         with stage("pull_sources") as s:
             accounts = resources.crm.accounts()
             renewals = resources.crm.renewals()
-            tickets = resources.ticketing.tickets()
-        bare("plain read of the same tables", lambda: plain_read("raw_crm_accounts", "raw_crm_renewals",
-                                                                 "raw_support_tickets"))
-        snapshot = pd.Timestamp(cfg.end_date)
+            tickets = relevant_tickets(resources.ticketing.tickets(since=since.to_pydatetime()), since)
+            s["tickets"] = len(tickets)
+        bare("plain read of the same tables (the tickets' window)", lambda: (
+            plain_read("raw_crm_accounts", "raw_crm_renewals"), wh.read_sql(window_sql)))
         with stage("quality_checks") as s:
             # what the source checks run: the GX suites of the CRM and ticket frames, the usage
             # contract and consistency in the warehouse (`connectors.usage_checks`)
@@ -216,17 +228,22 @@ def run_size(n_accounts: int, seed: int) -> dict:
             found = check_usage_consistency(wh, instant, instant, accounts, renewals, Thresholds())
             s["passed"] = all(r.success for r in results) and found.references.success
         bare("plain read of the same tables, and a DuckDB GROUP BY account of the 120-day usage window", lambda: (
-            plain_read("raw_crm_accounts", "raw_crm_renewals", "raw_support_tickets"),
+            plain_read("raw_crm_accounts", "raw_crm_renewals"), wh.read_sql(window_sql),
             sql_table(f"SELECT account_id, COUNT(*) AS n FROM usage_daily WHERE date >= "
                       f"DATE '{(snapshot - pd.Timedelta(days=USAGE_CHECK_DAYS)).date()}' GROUP BY account_id")))
         outcomes = churn_outcomes(renewals)
+        with stage("pull_ticket_history") as s:
+            # the weekly retrain's tickets: their whole history (not part of the daily path)
+            history = resources.ticketing.tickets()
+            s["tickets"] = len(history)
+        bare("plain read of the same table", lambda: plain_read("raw_support_tickets"))
         with stage("training_set") as s:
             start = pd.Timestamp(cfg.start_date)
             dates = observation_dates(start, snapshot, horizon_days=training.horizon_days,
                                       n_dates=training.observation_dates, spacing_days=training.spacing_days)
             # as the retrain's `training_set` asset builds it: non-churning training rows sampled
             # (weighted) above `negative_sample_rows`, the validation dates whole
-            ts = build_training_set(accounts, renewals, tickets, wh.read_usage_daily, dates,
+            ts = build_training_set(accounts, renewals, history, wh.read_usage_daily, dates,
                                     horizon_days=training.horizon_days, data_end=snapshot,
                                     negative_sample_rows=training.negative_sample_rows or None,
                                     valid_dates=training.valid_dates, seed=training.seed,
@@ -234,6 +251,7 @@ def run_size(n_accounts: int, seed: int) -> dict:
             s["rows"] = len(ts)
             summary = sampling_summary(ts)
             s["sampled"], s["weighted_rows"] = summary["sampled"], summary["weighted_rows"]
+        del history
         bare("DuckDB GROUP BY account of every observation date's 90-day usage window, into a table",
              lambda: [sql_table(window_group_by(d)) for d in dates])
         with stage("churn_model") as s:

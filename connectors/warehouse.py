@@ -303,6 +303,26 @@ class Warehouse:
         self._require(table)
         return conform(self._fetch_frame(sa.text(f"SELECT * FROM {self._quote(table)}")), contract)
 
+    def column_types(self, table: str) -> dict[str, str]:
+        """Column name -> the warehouse's lower-cased type name of ``table``'s columns."""
+        self._require(table)
+        with self.engine.connect() as conn:
+            if self.dialect == "duckdb":
+                rows = conn.exec_driver_sql(f"DESCRIBE SELECT * FROM {self._quote(table)}").fetchall()
+                return {str(r[0]): str(r[1]).lower() for r in rows}
+            return {c["name"]: str(c["type"]).lower() for c in sa.inspect(conn).get_columns(table)}
+
+    def read_recent(self, table: str, columns: Sequence[str], since: Any) -> pd.DataFrame | None:
+        """The rows of ``table`` where any of ``columns`` is NULL or at or after ``since``, filtered
+        in the warehouse; None when that cannot be pushed down (a column that is not a timestamp
+        column, or SQLite, whose dates are text): the caller then reads the table whole. A row
+        whose date is NULL comes back, so a check downstream still sees it."""
+        types = self.column_types(table)
+        if self.dialect == "sqlite" or not all(types.get(c, "").startswith(("timestamp", "date")) for c in columns):
+            return None
+        where = " OR ".join(f"{self._quote(c)} IS NULL OR {self._quote(c)} >= :since" for c in columns)
+        return self.read_sql(f"SELECT * FROM {self._quote(table)} WHERE {where}", {"since": pd.Timestamp(since).to_pydatetime()})
+
     # -- usage --------------------------------------------------------------------------------
 
     def build_usage_daily(self, *, source: str = RAW_EVENTS_TABLE, target: str = USAGE_DAILY_TABLE) -> int:

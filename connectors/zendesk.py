@@ -10,8 +10,8 @@ How a pull works (`sync_tickets`):
    table keyed by ticket id, latest ``updated_at`` wins; deleted tickets are removed), and only
    then is the page's ``after_cursor`` saved. A crash between the two re-reads that page on the
    next run, which the merge absorbs: no ticket is lost, none is doubled;
-3. `ZendeskTicketing.tickets()` returns the whole mirror, leniently conformed, like any other
-   `TicketingSource`.
+3. `ZendeskTicketing.tickets()` returns the whole mirror (with ``since``, the daily run's ticket
+   window, filtered in SQL), leniently conformed, like any other `TicketingSource`.
 
 Organizations map tickets to accounts: ``organization_id`` -> the organization's
 ``external_id`` (default) or any field path such as ``organization_fields.account_id``, fetched
@@ -206,9 +206,17 @@ class TicketMirror:
             if rows:
                 conn.execute(self.table.insert(), rows)
 
-    def load(self) -> pd.DataFrame:
+    def load(self, since: datetime | None = None) -> pd.DataFrame:
+        """Every mirrored ticket, or with ``since`` those created or solved at or after it, or
+        not solved (`models.churn.features.relevant_tickets`'s window, filtered in SQL)."""
+        query = sa.select(self.table).order_by(self.table.c.ticket_id)
+        if since is not None:
+            at = pd.Timestamp(since).tz_localize(None) if pd.Timestamp(since).tzinfo else pd.Timestamp(since)
+            c = self.table.c
+            query = query.where(sa.or_(c.created_at.is_(None), c.created_at >= at.to_pydatetime(),
+                                       c.solved_at.is_(None), c.solved_at >= at.to_pydatetime()))
         with self.engine.connect() as conn:
-            frame = pd.read_sql(sa.select(self.table).order_by(self.table.c.ticket_id), conn)
+            frame = pd.read_sql(query, conn)
         return frame
 
     def count(self) -> int:
@@ -482,6 +490,6 @@ class ZendeskTicketing(TicketingSource):
             escalation_tags=self.escalation_tags, category_field_id=self.category_field_id,
         )
 
-    def tickets(self) -> pd.DataFrame:
+    def tickets(self, since: datetime | None = None) -> pd.DataFrame:
         self.sync()
-        return conform(self.mirror().load(), TICKETS, lenient=True)
+        return conform(self.mirror().load(since), TICKETS, lenient=True)

@@ -30,6 +30,14 @@ USAGE_WINDOW_DAYS = 90
 SUPPORT_WINDOW_DAYS = 90
 CSAT_WINDOW_DAYS = 180
 COMPLIANCE_CATEGORIES = ("compliance", "legal", "security")
+#: The tickets a snapshot at ``d`` reads, whatever their number: those created in the
+#: `TICKET_WINDOW_DAYS` before ``d``, solved in them, or not solved at all (`relevant_tickets`).
+#: The support features read tickets created in the support window, rated in the CSAT window, or
+#: open at ``d``: all of them are among these, so the daily path pulls a window of the tickets
+#: instead of their whole history (13 M rows at a million accounts).
+TICKET_WINDOW_DAYS = max(SUPPORT_WINDOW_DAYS, CSAT_WINDOW_DAYS)
+#: `pandas.DataFrame.attrs` key of a tickets frame cut by `relevant_tickets`: the window's start.
+TICKETS_SINCE = "tickets_since"
 
 
 #: What a feature is to the person who reads it. A *fixed* feature describes the account (who it
@@ -294,6 +302,41 @@ def as_known_at(
     return r, t, usage
 
 
+def ticket_window_start(as_of: pd.Timestamp) -> pd.Timestamp:
+    """The first instant of the tickets a snapshot at ``as_of`` reads (`TICKET_WINDOW_DAYS` whole
+    days before its day)."""
+    return pd.Timestamp(as_of).normalize() - pd.Timedelta(days=TICKET_WINDOW_DAYS)
+
+
+def relevant_tickets(tickets: pd.DataFrame, since: pd.Timestamp) -> pd.DataFrame:
+    """The tickets every snapshot on or after ``since + TICKET_WINDOW_DAYS`` reads: created at or
+    after ``since``, solved at or after it, or not solved (open, however old). A ticket without a
+    readable creation date is kept, so the tickets' contract check still sees it (and every
+    ticket, when a date column does not read as dates at all). The result
+    carries ``since`` in ``attrs[TICKETS_SINCE]`` (`require_ticket_history` reads it)."""
+    since = pd.Timestamp(since)
+    created, solved = tickets["created_at"], tickets["solved_at"]
+    if not (pd.api.types.is_datetime64_any_dtype(created) and pd.api.types.is_datetime64_any_dtype(solved)):
+        keep = pd.Series(True, index=tickets.index)  # dates that do not read: all kept, the contract check says why
+    else:
+        keep = created.isna() | (created >= since) | solved.isna() | (solved >= since)
+    out = tickets[keep] if not bool(keep.all()) else tickets.copy(deep=False)
+    out.attrs[TICKETS_SINCE] = since
+    return out
+
+
+def require_ticket_history(tickets: pd.DataFrame, earliest: pd.Timestamp) -> None:
+    """Raise ValueError when ``tickets`` were cut (`relevant_tickets`) later than a snapshot at
+    ``earliest`` reads: its support features would count too few tickets."""
+    since = tickets.attrs.get(TICKETS_SINCE)
+    if since is not None and pd.Timestamp(since) > ticket_window_start(earliest):
+        raise ValueError(
+            f"the tickets hold only those relevant since {pd.Timestamp(since):%Y-%m-%d} (the daily window), "
+            f"but a snapshot at {pd.Timestamp(earliest):%Y-%m-%d} reads tickets since "
+            f"{ticket_window_start(earliest):%Y-%m-%d}: materialize support_tickets in the same run as the "
+            "training set (the weekly retrain job does), which pulls their whole history")
+
+
 @dataclass(frozen=True)
 class UsageSum:
     """One per-account sum the usage features read: ``column`` summed over the days
@@ -373,12 +416,15 @@ def account_features(
     caller computed them elsewhere (the warehouse does, in SQL); without it they are computed
     from ``usage_daily`` (which is then ignored when ``usage`` is given, and may be None).
 
-    Only information known strictly before ``as_of`` is used (see `as_known_at`); ARR, plan,
+    ``tickets`` may be cut to a window (`relevant_tickets`) that covers ``as_of``'s (else
+    ValueError, `require_ticket_history`). Only information known strictly before ``as_of`` is
+    used (see `as_known_at`); ARR, plan,
     seats, segment and CSM owner come from ``account_history`` as of ``as_of``, or, with no
     history, from ``accounts`` (assumed constant; `models.churn.attributes`). When
     ``account_ids`` is given the result has exactly those accounts, in that order.
     """
     as_of = pd.Timestamp(as_of).normalize()
+    require_ticket_history(tickets, as_of)
     if usage is None:
         usage = usage_aggregates(usage_daily, as_of)
     else:

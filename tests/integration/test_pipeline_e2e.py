@@ -313,3 +313,20 @@ def test_the_ui_shows_rounded_numbers_dashes_and_tables(env, first_run):
     assert [c.name for c in head.schema.columns] == ["case", "priority", "account", "ARR at risk", "SLA due", "headline"]
     assert 0 < len(head.records) <= 10
     assert all(r.data["priority"] in {"P1", "P2", "P3", "P4"} and r.data["SLA due"] != "—" for r in head.records)
+
+
+def test_the_daily_run_pulls_its_ticket_window_and_the_retrain_their_history(env, first_run):
+    """The daily run reads the tickets its snapshot reads (created or solved in the window, or
+    open); the retrain, which builds features at every past date, reads them all."""
+    def tickets_meta(result):
+        return next(e.event_specific_data.materialization.metadata for e in result.all_events
+                    if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.to_user_string() == "support_tickets")
+
+    daily, retrain = tickets_meta(first_run), tickets_meta(env["retrain"])
+    since = pd.Timestamp(SNAPSHOT) - pd.Timedelta(days=180)
+    assert retrain["window"].value == "whole history"
+    assert daily["window"].value == f"created or solved since {since:%Y-%m-%d}, or open"
+    every = Warehouse(env["wh_url"]).read_sql("SELECT created_at, solved_at FROM raw_support_tickets")
+    expected = int(((every["created_at"] >= since) | every["solved_at"].isna() | (every["solved_at"] >= since)).sum())
+    assert retrain["dagster/row_count"].value == len(every)
+    assert daily["dagster/row_count"].value == expected < len(every)
