@@ -130,6 +130,10 @@ def build_context_packages(
     maps an account to the severity rule it matched: the package's ``trigger`` names the rule
     and, for a rule triggered by a ticket, the ticket (`triggering_ticket`), which is then among
     ``last_tickets`` (added when older than the last three) and marked ``trigger: true``.
+    The daily run passes the tickets of its snapshot's window (created or solved in the 180 days
+    before it, or open: `models.churn.features.relevant_tickets`), so ``last_tickets`` are the
+    last three of those: an account whose last ticket was solved longer ago shows none, and a
+    triggering ticket is open, so always among them.
     """
     snapshot_date = pd.Timestamp(snapshot_date)
     ids = list(candidates["account_id"])
