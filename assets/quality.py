@@ -10,6 +10,9 @@ every source's problems:
   check does not keep the other tables' problems out of the run. Usage, the one source that
   grows with accounts times days, is checked in the warehouse instead (`connectors.usage_checks`:
   the same expectations and rules as SQL aggregates, counts and examples back, never the table).
+  Tickets are checked as the run pulled them: in the daily run, the window its snapshot reads
+  (created or solved in its 180 days, or open; `assets.sources.ticket_window`), like the usage
+  checks' 120 days; in the retrain, their whole history.
 - ``<source>_consistent``: the table against the others (it needs the accounts, so it runs only
   once they passed): every account reference is a known account, and the plausibility rules of
   `models.plausibility` with their thresholds: tickets and usage before the account's signup,
