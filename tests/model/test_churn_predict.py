@@ -49,15 +49,23 @@ def _label(frame: pd.DataFrame, seed: int) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def model() -> ChurnModel:
+def train() -> pd.DataFrame:
+    return _frame(1_600, seed=3)
+
+
+@pytest.fixture(scope="module")
+def pipeline(train):
+    """The logistic regression behind the model's linear part, as scikit-learn fits it."""
+    return fit_logistic_baseline(train, features=FEATURES, categorical=CATEGORICAL, y=_label(train, seed=4))
+
+
+@pytest.fixture(scope="module")
+def model(train, pipeline) -> ChurnModel:
     """Fold boosters (several), a linear part with weight, a calibrator that is not the identity."""
-    train = _frame(1_600, seed=3)
     fitted = fit_churn_model_cv(train, _label(train, seed=4), categorical=CATEGORICAL, seed=0, tuning_budget=1)
     assert len(fitted.boosters) > 1
-    if fitted.linear is None:
-        Xc = coerce_features(train, FEATURES, fitted.categorical)
-        fitted.linear = LinearScorer.from_pipeline(
-            fit_logistic_baseline(Xc, features=FEATURES, categorical=CATEGORICAL, y=_label(train, seed=4)), Xc)
+    fitted.linear = LinearScorer.from_pipeline(pipeline, coerce_features(train, FEATURES, fitted.categorical))
+    assert fitted.linear.indicators, "a numeric feature with missing values has an indicator term"
     fitted.blend_weight = 0.6
     fitted.calibrator = PlattCalibrator(a=0.8, b=-0.3)
     return fitted
@@ -101,10 +109,16 @@ def _forms(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 @pytest.mark.parametrize("form", ["object", "string", "category", "category_reordered"])
-def test_predict_proba_is_the_blended_calibrated_booster_mean(model, live, form):
+def test_predict_proba_is_the_blended_calibrated_booster_mean(model, pipeline, live, form):
     X = _forms(live)[form]
     expected = _expected(model, live)
     np.testing.assert_allclose(model.predict_proba(X), expected, rtol=0, atol=1e-12)
+    # and the linear part is scikit-learn's regression on the coerced rows (unseen levels missing)
+    Xc = coerce_features(live, FEATURES, model.categorical)
+    linear = (model.decision_function(X) - model.blend_weight * np.mean(
+        [b.predict(Xc, raw_score=True) for b in model.boosters], axis=0)) / (1 - model.blend_weight)
+    np.testing.assert_allclose(linear, pipeline.decision_function(Xc.astype({c: object for c in CATEGORICAL})),
+                               rtol=0, atol=1e-9)
     assert model.linear is not None and 0 < model.blend_weight < 1 and model.calibrator.method == "platt"
     # the blend matters: the boosters alone score differently
     gbm_only = expit(model.calibrator.a * np.mean(
