@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import json
 import platform
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -91,23 +91,78 @@ def category_levels(frame: pd.DataFrame, categorical: Sequence[str]) -> dict[str
     return {c: sorted(_text(frame[c]).dropna().unique().tolist()) for c in categorical}
 
 
-def coerce_features(frame: pd.DataFrame, features: Sequence[str],
-                    levels: Mapping[str, Sequence[str]]) -> pd.DataFrame:
-    """Model input: numeric columns as float64, categoricals with fixed levels (unseen -> NaN)."""
+def _numeric(values: pd.Series, feature: str) -> np.ndarray:
+    """A numeric feature as float64 (a float64 column as it is)."""
+    if values.dtype == np.dtype("float64"):
+        return values.to_numpy()
+    try:
+        return pd.to_numeric(values, errors="raise").astype("float64").to_numpy()
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"feature {feature!r} is not numeric and not declared categorical: {exc}") from None
+
+
+def _category_codes(values: pd.Series, levels: Sequence[str]) -> np.ndarray:
+    """Each value's position in `levels` by its text (`_text`), -1 where missing or not a level.
+
+    A pandas categorical of text (as `models.churn.features.feature_matrix` makes them) is
+    re-coded through its categories: one lookup per category, then one take over the rows;
+    anything else is matched value by value.
+    """
+    if isinstance(values.dtype, pd.CategoricalDtype) and all(isinstance(c, str) for c in values.cat.categories):
+        position = pd.Index(list(levels), dtype=object).get_indexer(list(values.cat.categories))
+        table = np.append(position, -1)          # code -1 (missing) takes the last entry
+        return table[values.cat.codes.to_numpy()]
+    text = _text(values)
+    return pd.Categorical(text.where(text.isin(levels)), categories=list(levels)).codes
+
+
+def _check_columns(frame: pd.DataFrame, features: Sequence[str]) -> None:
     missing = [f for f in features if f not in frame.columns]
     if missing:
         raise ModelError(f"feature columns missing from the frame: {', '.join(map(repr, missing))}")
+
+
+def coerce_features(frame: pd.DataFrame, features: Sequence[str],
+                    levels: Mapping[str, Sequence[str]]) -> pd.DataFrame:
+    """Model input: numeric columns as float64, categoricals with fixed levels (unseen -> NaN)."""
+    _check_columns(frame, features)
     out: dict[str, Any] = {}
     for f in features:
         if f in levels:
-            text = _text(frame[f])
-            out[f] = pd.Categorical(text.where(text.isin(levels[f])), categories=list(levels[f]))
+            out[f] = pd.Categorical.from_codes(_category_codes(frame[f], levels[f]), categories=list(levels[f]))
         else:
-            try:
-                out[f] = pd.to_numeric(frame[f], errors="raise").astype("float64").to_numpy()
-            except (TypeError, ValueError) as exc:
-                raise ModelError(f"feature {f!r} is not numeric and not declared categorical: {exc}") from None
+            out[f] = _numeric(frame[f], f)
     return pd.DataFrame(out, index=frame.index)
+
+
+class FeatureArray:
+    """`coerce_features` as LightGBM reads it, built once for every booster and the linear part.
+
+    `values` is one float64 array, rows x features, column-major (LightGBM takes it without a
+    copy): a numeric feature as float64, a categorical as its code in `levels` with NaN where
+    missing or unseen, which is what LightGBM makes of the coerced frame's categoricals itself.
+    """
+
+    def __init__(self, frame: pd.DataFrame, features: Sequence[str], levels: Mapping[str, Sequence[str]]):
+        _check_columns(frame, features)
+        self.features = list(features)
+        self.levels = levels
+        self.index = frame.index
+        self.values = np.empty((len(frame), len(self.features)), dtype="float64", order="F")
+        self._position = {f: j for j, f in enumerate(self.features)}
+        for j, f in enumerate(self.features):
+            if f in levels:
+                codes = _category_codes(frame[f], levels[f])
+                self.values[:, j] = codes
+                self.values[codes < 0, j] = np.nan
+            else:
+                self.values[:, j] = _numeric(frame[f], f)
+
+    def __len__(self) -> int:
+        return self.values.shape[0]
+
+    def column(self, feature: str) -> np.ndarray:
+        return self.values[:, self._position[feature]]
 
 
 def label_values(frame: pd.DataFrame, label: str) -> np.ndarray:
@@ -220,37 +275,64 @@ class LinearScorer:
         scorer.level_offsets = [float(raw[c].mean()) for c in categorical]
         return scorer
 
-    def _terms(self, X: pd.DataFrame) -> pd.DataFrame:
+    def _terms(self, X: pd.DataFrame | FeatureArray) -> pd.DataFrame:
         """Per-feature log-odds terms (categoricals not yet centered)."""
         return pd.DataFrame(self._term_arrays(X), index=X.index)
 
-    def _term_arrays(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
+    def _term_arrays(self, X: pd.DataFrame | FeatureArray) -> dict[str, np.ndarray]:
         terms: dict[str, np.ndarray] = {}
         for j, f in enumerate(self.numeric):
-            x = pd.to_numeric(X[f], errors="coerce").to_numpy(dtype=float)
-            missing = np.isnan(x)
-            term = self.coefs[j] * (np.where(missing, self.medians[j], x) - self.means[j]) / self.scales[j]
-            if f in self.indicators:
-                mean, scale, c = self.indicators[f]
-                term = term + c * (missing.astype(float) - mean) / scale
+            terms[f] = self._numeric_term(j, self._numbers(X, f), np.empty(len(X)))
+        for f, term in self._level_terms(X):
             terms[f] = term
+        return terms
+
+    @staticmethod
+    def _numbers(X: pd.DataFrame | FeatureArray, feature: str) -> np.ndarray:
+        if isinstance(X, FeatureArray):
+            return X.column(feature)
+        return pd.to_numeric(X[feature], errors="coerce").to_numpy(dtype=float)
+
+    def _numeric_term(self, j: int, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """coef * (imputed - mean) / scale of numeric feature j, plus its missing-indicator term,
+        written into `out` (operation by operation as the expression, so the same numbers)."""
+        missing = np.isnan(x)
+        np.copyto(out, x)
+        np.copyto(out, self.medians[j], where=missing)
+        out -= self.means[j]
+        out *= self.coefs[j]
+        out /= self.scales[j]
+        if self.numeric[j] in self.indicators:
+            mean, scale, c = self.indicators[self.numeric[j]]
+            # the indicator is 0 or 1: its term takes one of two values
+            out += np.where(missing, c * (1.0 - mean) / scale, c * (0.0 - mean) / scale)
+        return out
+
+    def _level_terms(self, X: pd.DataFrame | FeatureArray) -> Iterator[tuple[str, np.ndarray]]:
+        """(feature, term) of each categorical feature, in order."""
+        array = isinstance(X, FeatureArray)
         for f, lv, cf in zip(self.categorical, self.levels, self.level_coefs, strict=True):
             lookup = {level: c for level, c in zip(lv, cf, strict=True) if level is not None}
             missing_coef = next((c for level, c in zip(lv, cf, strict=True) if level is None), 0.0)
+            if array:
+                # codes into the model's levels, NaN where missing: one coefficient per level
+                table = np.array([lookup.get(str(c), 0.0) for c in X.levels[f]] + [missing_coef])
+                codes = X.column(f)
+                yield f, table[np.where(np.isnan(codes), len(table) - 1, codes).astype(np.intp)]
+                continue
             column = X[f]
             if isinstance(column.dtype, pd.CategoricalDtype):
                 # the model's own input (`coerce_features`): one coefficient per category, taken
                 # by code (a missing value has code -1), not a dictionary lookup per row
                 table = np.array([lookup.get(str(c), 0.0) for c in column.cat.categories] + [missing_coef])
                 codes = column.cat.codes.to_numpy()
-                terms[f] = table[np.where(codes < 0, len(table) - 1, codes)]
+                yield f, table[np.where(codes < 0, len(table) - 1, codes)]
                 continue
             values = _text(column.astype(object))
             known = values.map(lookup).fillna(0.0).to_numpy(dtype=float)
-            terms[f] = np.where(values.isna().to_numpy(), missing_coef, known)
-        return terms
+            yield f, np.where(values.isna().to_numpy(), missing_coef, known)
 
-    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+    def contributions(self, X: pd.DataFrame | FeatureArray) -> pd.DataFrame:
         """Per-feature log-odds contributions plus `bias`; each row sums to the decision value."""
         terms = self._terms(X)
         for c, off in zip(self.categorical, self.level_offsets, strict=True):
@@ -258,11 +340,15 @@ class LinearScorer:
         terms["bias"] = self.intercept + sum(self.level_offsets)
         return terms
 
-    def decision_function(self, X: pd.DataFrame) -> np.ndarray:
-        # the terms summed as arrays, in feature order (no frame: scoring pays for it otherwise)
+    def decision_function(self, X: pd.DataFrame | FeatureArray) -> np.ndarray:
+        # the terms summed in feature order, each written into one reused array (no frame, no
+        # array per term: scoring pays for them otherwise)
         total = np.full(len(X), float(self.intercept))
-        for term in self._term_arrays(X).values():
-            total += term
+        term = np.empty(len(X))
+        for j, f in enumerate(self.numeric):
+            total += self._numeric_term(j, self._numbers(X, f), term)
+        for _, level_term in self._level_terms(X):
+            total += level_term
         return total
 
 
@@ -334,12 +420,14 @@ class ChurnModel:
     categorical: dict[str, list[str]]
     metadata: dict[str, Any] = field(default_factory=dict)
 
-    def _inputs(self, X: pd.DataFrame) -> pd.DataFrame:
-        return coerce_features(X, self.feature_names, self.categorical)
+    def _inputs(self, X: pd.DataFrame) -> FeatureArray:
+        if len(X) == 0:
+            raise ModelError("no rows to score")
+        return FeatureArray(X, self.feature_names, self.categorical)
 
-    def _gbm_score(self, X: pd.DataFrame) -> np.ndarray:
-        threads = _threads(len(X), threshold=PARALLEL_PREDICT_ROWS)
-        return np.mean([b.predict(X, raw_score=True, num_threads=threads) for b in self.boosters], axis=0)
+    def _gbm_score(self, Xc: FeatureArray) -> np.ndarray:
+        threads = _threads(len(Xc), threshold=PARALLEL_PREDICT_ROWS)
+        return np.mean([b.predict(Xc.values, raw_score=True, num_threads=threads) for b in self.boosters], axis=0)
 
     def decision_function(self, X: pd.DataFrame) -> np.ndarray:
         """Uncalibrated blended log-odds score."""
@@ -362,7 +450,7 @@ class ChurnModel:
         Xc = self._inputs(X)
         columns = [*self.feature_names, "bias"]
         threads = _threads(len(Xc), threshold=PARALLEL_PREDICT_ROWS)
-        gbm = np.mean([b.predict(Xc, pred_contrib=True, num_threads=threads) for b in self.boosters], axis=0)
+        gbm = np.mean([b.predict(Xc.values, pred_contrib=True, num_threads=threads) for b in self.boosters], axis=0)
         total = pd.DataFrame(self.blend_weight * gbm, columns=columns, index=X.index)
         if self.linear is not None and self.blend_weight < 1.0:
             total = total + (1.0 - self.blend_weight) * self.linear.contributions(Xc)[columns]
