@@ -99,9 +99,10 @@ def ticket_window(context: dg.AssetExecutionContext) -> pd.Timestamp | None:
 
 @dg.asset(group_name=GROUP, kinds={"zendesk", "pandas"}, owners=OWNERS)
 def support_tickets(context: dg.AssetExecutionContext, ticketing: TicketingSource) -> pd.DataFrame:
-    """Support tickets from the ticketing system: their whole history in a run that builds the
-    training set, else those the run's snapshot reads (created or solved in its ticket window,
-    or still open)."""
+    """Support tickets from the ticketing system, as far back as the run reads them.
+
+    Their whole history in a run that builds the training set; else those the run's snapshot
+    reads (created or solved in its ticket window, or still open: `ticket_window`)."""
     since = ticket_window(context)
     if since is None:
         df = ticketing.tickets()
