@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import dagster as dg
 import dlt
 from dlt.extract.source import DltSource
 from dlt.sources.helpers.requests import Client
@@ -57,6 +58,12 @@ TICKET_COLUMNS = {
 COMPANY_COLUMNS = {
     "name": {"data_type": "text", "nullable": True},
     "custom_fields__account_id": {"data_type": "text", "nullable": True},
+}
+
+#: One line per resource, for the Dagster assets.
+DESCRIPTIONS = {
+    "tickets": "Freshdesk tickets as landed: merged on id, pulled by updated_at since dlt's saved cursor",
+    "companies": "Freshdesk companies as landed (replaced each run): the tickets' accounts",
 }
 
 
@@ -118,13 +125,19 @@ def freshdesk_source(domain: str, api_key: str, *, initial_updated_since: str = 
     return freshdesk()
 
 
-def source_from_settings(settings: FreshdeskSettings) -> DltSource:
-    """The source from `FRESHDESK_DOMAIN` and `FRESHDESK_API_KEY`; an unset one is refused with
-    one line naming it."""
-    for name in ("domain", "api_key"):
-        if not getattr(settings, name):
-            raise LandingError(f"Freshdesk is a landing source but {FreshdeskSettings.env(name)} is not set")
-    return freshdesk_source(settings.domain, settings.api_key)
+class FreshdeskResource(dg.ConfigurableResource):
+    """The Freshdesk account to land, bound with ``dg.EnvVar("FRESHDESK_DOMAIN")`` and
+    ``dg.EnvVar("FRESHDESK_API_KEY")`` (`pipelines.resources`): the key never reaches the UI."""
+
+    domain: str = ""
+    api_key: str = ""
+
+    def source(self) -> DltSource:
+        """The dlt source; an unset variable is refused with one line naming it."""
+        for name in ("domain", "api_key"):
+            if not getattr(self, name):
+                raise LandingError(f"Freshdesk is a landing source but {FreshdeskSettings.env(name)} is not set")
+        return freshdesk_source(self.domain, self.api_key)
 
 
 def explain(exc: BaseException) -> str | None:

@@ -39,8 +39,9 @@ class LandingError(RuntimeError):
     """A source could not be landed; the message is one line and names what to change."""
 
 
-def destination_for(url: str):
-    """The dlt destination of a warehouse URL (see the module docs)."""
+def destination_for(url: str, *, credentials: bool = True):
+    """The dlt destination of a warehouse URL (see the module docs); without `credentials` only
+    its kind and, for DuckDB, its file (what the asset definitions show; the run passes them)."""
     parsed = sa.make_url(url)
     backend = parsed.get_backend_name()
     if backend == "duckdb":
@@ -48,8 +49,18 @@ def destination_for(url: str):
             raise LandingError(f"{Settings.env('warehouse_url')}: landing needs a DuckDB file, not an in-memory database")
         return dlt.destinations.duckdb(credentials=str(Path(parsed.database).resolve()))
     if backend in ("postgresql", "postgres"):
-        return dlt.destinations.postgres(credentials=parsed.set(drivername="postgresql").render_as_string(hide_password=False))
+        if not credentials:
+            return dlt.destinations.postgres()
+        from dlt.destinations.impl.postgres.configuration import PostgresCredentials
+
+        creds = PostgresCredentials()
+        creds.parse_native_representation(parsed.set(drivername="postgresql").render_as_string(hide_password=False))
+        if creds.password is None:
+            creds.password = ""  # trust or peer authentication: dlt would ask for a password
+        return dlt.destinations.postgres(credentials=creds)
     if backend == "snowflake":
+        if not credentials:
+            return dlt.destinations.snowflake()
         return dlt.destinations.snowflake(credentials=parsed.render_as_string(hide_password=False))
     if backend == "bigquery":
         return dlt.destinations.bigquery(project_id=parsed.host or None)
@@ -57,12 +68,13 @@ def destination_for(url: str):
                        f"BigQuery; this warehouse is {backend}")
 
 
-def landing_pipeline(source: str, warehouse_url: str | None = None, *, pipelines_dir: str | Path | None = None) -> dlt.Pipeline:
+def landing_pipeline(source: str, warehouse_url: str | None = None, *, pipelines_dir: str | Path | None = None,
+                     credentials: bool = True) -> dlt.Pipeline:
     """The dlt pipeline of `source` (``rescue_<source>``) into dataset `source` of the warehouse."""
     url = warehouse_url or default_warehouse_url()
     return dlt.pipeline(
         pipeline_name=f"rescue_{source}",
-        destination=destination_for(url),
+        destination=destination_for(url, credentials=credentials),
         dataset_name=source,
         pipelines_dir=str(pipelines_dir or project_home() / "dlt"),
         progress=None,

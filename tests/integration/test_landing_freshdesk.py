@@ -12,7 +12,6 @@ import random
 import textwrap
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pytest
 import responses
@@ -62,8 +61,7 @@ def _pull(fake: FakeFreshdesk, url: str, tmp_path: Path, *, api_key: str = API_K
 
 
 def _landed(url: str, table: str = "tickets") -> pd.DataFrame:
-    with duckdb.connect(url.removeprefix("duckdb:///"), read_only=True) as con:
-        return con.sql(f"SELECT * FROM freshdesk.{table} ORDER BY id").df()
+    return Warehouse(url).read_sql(f"SELECT * FROM freshdesk.{table} ORDER BY id")
 
 
 def _expected(fake: FakeFreshdesk) -> dict[int, str]:
@@ -212,13 +210,33 @@ def _company_mapping(tmp_path: Path) -> str:
 
 
 def test_the_default_mapping_lands_freshdesk_tickets_in_the_tickets_contract(url, tmp_path, waits):
+    fake = _mapping_company()
+    _pull(fake, url, tmp_path)
+    _check_the_default_mapping(fake, url, tmp_path)
+
+
+@pytest.mark.postgres
+def test_landing_resumes_and_the_default_mapping_holds_on_postgresql(pg_database_url, tmp_path, waits):
+    fake = _mapping_company()
+    fake.broken_page = (3, 503)
+    with pytest.raises(LandingError, match="answered 503"):
+        _pull(fake, pg_database_url, tmp_path)
+    fake.broken_page = None
+    _pull(fake, pg_database_url, tmp_path)
+    assert _as_landed(_landed(pg_database_url)) == _expected(fake)
+    _check_the_default_mapping(fake, pg_database_url, tmp_path)
+
+
+def _mapping_company() -> FakeFreshdesk:
     fake = FakeFreshdesk.with_tickets(260, companies=4)
     fake.companies[4]["custom_fields"]["account_id"] = None          # no CRM id: the company's name
     fake.companies[5] = {**fake.companies[3], "id": 5, "name": "Quiet Ltd"}  # a company without tickets
     fake.update(900, company_id=None)                                # a person writing in on their own
     fake.update(901, status=7)                                       # a custom status
-    _pull(fake, url, tmp_path)
+    return fake
 
+
+def _check_the_default_mapping(fake: FakeFreshdesk, url: str, tmp_path: Path) -> None:
     wh = Warehouse(url)
     since = pd.Timestamp("2024-01-01")
     wh.write_table("crm_accounts", pd.DataFrame({
@@ -229,9 +247,9 @@ def test_the_default_mapping_lands_freshdesk_tickets_in_the_tickets_contract(url
         "id": [f"R{i}" for i in range(5)], "account": ["ACC001", "ACC002", "ACC003", "Company4", "ACC005"],
         "due": [pd.Timestamp("2027-01-01")] * 5, "amount": [1000.0, 90000, 20000, 500, 800], "outcome": ["open"] * 5}))
     loaded = parse_mapping(_company_mapping(tmp_path), source="freshdesk-company.yaml")
-    now = pd.Timestamp(T0) .tz_convert(None) + pd.Timedelta(days=1)
+    now = pd.Timestamp(T0).tz_convert(None) + pd.Timedelta(days=1)
     report = check_mapping(loaded, wh, now=now)
-    assert not report.errors, [p.line() if hasattr(p, "line") else p for p in report.errors]
+    assert not report.errors, [str(p) for p in report.errors]
     land_mapping(loaded, wh, now=now)
 
     tickets = wh.read_contract_table(TARGETS["tickets"], TICKETS).set_index("ticket_id")
@@ -251,3 +269,43 @@ def test_the_default_mapping_lands_freshdesk_tickets_in_the_tickets_contract(url
     assert tickets.loc["4", "account_id"] == "ACC001" and tickets.loc["3", "account_id"] == "Company4"
     assert tickets.loc["7", "escalated"] and not tickets.loc["8", "escalated"]
     assert tickets.loc["1", "first_response_at"] == pd.Timestamp(source[1]["stats"]["first_responded_at"]).tz_convert(None)
+
+
+# ------------------------------------------------------------------ as Dagster assets
+
+
+def _materialize(fake: FakeFreshdesk, url: str, monkeypatch, tmp_path: Path, key: str):
+    import dagster as dg
+    from dagster_dlt import DagsterDltResource
+
+    from assets.landing import freshdesk_assets
+    from connectors.landing.freshdesk import FreshdeskResource
+    from connectors.warehouse import WarehouseResource
+
+    monkeypatch.setenv("RESCUE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("FRESHDESK_DOMAIN", DOMAIN)
+    monkeypatch.setenv("FRESHDESK_API_KEY", key)
+    resources = {"dlt": DagsterDltResource(), "warehouse": WarehouseResource(url=url),
+                 "freshdesk_account": FreshdeskResource(domain=dg.EnvVar("FRESHDESK_DOMAIN"),
+                                                        api_key=dg.EnvVar("FRESHDESK_API_KEY"))}
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        fake.install(rsps)
+        return dg.materialize([freshdesk_assets(url)], resources=resources, raise_on_error=False)
+
+
+def test_the_landing_assets_land_through_dagster_and_a_refused_key_is_one_line(url, tmp_path, monkeypatch, waits):
+    fake = FakeFreshdesk.with_tickets(150)
+    result = _materialize(fake, url, monkeypatch, tmp_path, API_KEY)
+    assert result.success
+    landed = {m.asset_key.to_user_string(): m.metadata["rows_loaded"].value
+              for m in result.asset_materializations_for_node("freshdesk_landing")}
+    assert landed == {"dlt_freshdesk_tickets": 150, "dlt_freshdesk_companies": 5}
+    assert _as_landed(_landed(url)) == _expected(fake)
+
+    secret = "refused-key-42"
+    failed = _materialize(fake, url, monkeypatch, tmp_path, secret)
+    assert not failed.success
+    error = next(e for e in failed.all_events if e.is_step_failure).step_failure_data.error
+    assert "\n" not in error.message.strip() and "FRESHDESK_API_KEY" in error.message
+    shown = " ".join(str(e.event_specific_data) + str(e.message) for e in failed.all_events)
+    assert secret not in shown and API_KEY not in shown
