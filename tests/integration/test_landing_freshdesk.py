@@ -309,3 +309,10 @@ def test_the_landing_assets_land_through_dagster_and_a_refused_key_is_one_line(u
     assert "\n" not in error.message.strip() and "FRESHDESK_API_KEY" in error.message
     shown = " ".join(str(e.event_specific_data) + str(e.message) for e in failed.all_events)
     assert secret not in shown and API_KEY not in shown
+
+    cursor = max(t["updated_at"] for t in fake.tickets.values())
+    fake.update(3, status=STATUS_CLOSED)
+    seen = len(fake.requests_seen)
+    again = _materialize(fake, url, monkeypatch, tmp_path, API_KEY)   # dagster-dlt drops the local state first
+    assert again.success and _since_of_first_ticket_request(fake, seen) == cursor   # restored from the warehouse
+    assert _as_landed(_landed(url)) == _expected(fake)
