@@ -155,5 +155,5 @@ def explain(exc: BaseException) -> str | None:
     if status == 404:
         return f"no Freshdesk API at {response.url.split('?')[0]} (404 Not Found): check {domain}"
     if status == 429 or status >= 500:
-        return f"Freshdesk answered {status} after {MAX_ATTEMPTS} attempts: the pull resumes from its saved cursor on the next run"
+        return f"Freshdesk answered {status} to every retry: the next run resumes from the saved cursor"
     return None

@@ -128,7 +128,7 @@ def test_a_pull_that_fails_half_way_resumes_from_the_saved_cursor_losing_and_dou
     seen = len(fake.requests_seen)
     with pytest.raises(LandingError) as failed:
         _pull(fake, url, tmp_path)
-    assert "\n" not in str(failed.value) and "answered 500" in str(failed.value)
+    assert "\n" not in str(failed.value) and "answered 500 to every retry" in str(failed.value)
     assert fake.ticket_pages_requested()[-1] == 2      # page 1 came back, page 2 did not
     before = _landed(url)
     assert (before["subject"] != "changed").all(), "nothing of the failed pull was loaded"
@@ -162,6 +162,10 @@ def test_a_refused_api_key_ends_in_one_line_naming_the_variable_and_is_not_retri
     assert secret not in message and API_KEY not in message
     assert failed.value.__cause__ is None and failed.value.__suppress_context__
     assert waits == [] and len([r for r, _ in fake.requests_seen if r == "tickets"]) == 1
+    _pull(fake, url, tmp_path)
+    on_disk = [p for p in tmp_path.rglob("*") if p.is_file() and (secret.encode() in p.read_bytes()
+                                                                   or API_KEY.encode() in p.read_bytes())]
+    assert on_disk == [], "no key is kept in the warehouse or dlt's working directory"
 
 
 def test_30_percent_failures_over_a_multi_page_pull_end_with_every_ticket_once(url, tmp_path, waits):
