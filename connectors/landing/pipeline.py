@@ -18,7 +18,9 @@ Destinations, from the warehouse URL (`destination_for`):
   credentials; needs ``dlt[bigquery]``; not tested here).
 
 Anything else (SQLite, an in-memory DuckDB) is refused with one line: the landed tables must
-outlive the process and live where the mapping reads them.
+outlive the process and live where the mapping reads them (the mapping runs on DuckDB and
+PostgreSQL; on Snowflake and BigQuery only the landing is configured). A PostgreSQL URL without
+a password (trust or peer authentication) is passed with an empty one, which dlt requires.
 """
 
 from __future__ import annotations
