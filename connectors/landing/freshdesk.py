@@ -5,8 +5,8 @@ What it pulls (Freshdesk API v2, https://developers.freshdesk.com/api/):
 - ``tickets``: ``GET /api/v2/tickets?updated_since=...&order_by=updated_at&order_type=asc
   &include=stats&per_page=100&page=N``, merged on ``id``. The cursor is ``updated_at``
   (`dlt.sources.incremental` through the REST source's ``incremental`` parameter): each run asks
-  for the tickets updated since the last one it saw, and dlt keeps that cursor in the dataset's
-  state. ``include=stats`` brings ``stats.first_responded_at``, ``stats.resolved_at`` and
+  for the tickets updated since the last one it saw, less `LAG_SECONDS`, and dlt keeps that cursor
+  in the dataset's state. ``include=stats`` brings ``stats.first_responded_at``, ``stats.resolved_at`` and
   ``stats.closed_at`` (landed as ``stats__first_responded_at`` ...).
 - ``companies``: ``GET /api/v2/companies?per_page=100&page=N``, replaced on every run (the list
   has no updated-since filter); the mapping reads a company's ``account_id`` custom field, or its
@@ -40,6 +40,11 @@ DATASET = "freshdesk"
 #: First ``updated_since`` of a first pull (Freshdesk lists only the last 30 days without one).
 INITIAL_UPDATED_SINCE = "2000-01-01T00:00:00Z"
 PER_PAGE = 100
+#: Seconds each pull reaches back before the saved cursor (dlt's incremental ``lag``). Freshdesk's
+#: ``updated_at`` has whole seconds: a ticket changed again within the second the last pull ended
+#: keeps its ``updated_at``, and dlt, which drops rows at the cursor it has already seen, would
+#: skip the change. Reading the last minute again costs a page at most; rows merge on ``id``.
+LAG_SECONDS = 60
 #: Attempts per request (the first and the retries) and the longest wait between two, in seconds.
 MAX_ATTEMPTS = 6
 MAX_RETRY_WAIT = 300
@@ -110,6 +115,7 @@ def freshdesk_source(domain: str, api_key: str, *, initial_updated_since: str = 
                             "start_param": "updated_since",
                             "cursor_path": "updated_at",
                             "initial_value": initial_updated_since,
+                            "lag": LAG_SECONDS,
                         },
                     },
                 },

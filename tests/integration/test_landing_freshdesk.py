@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import textwrap
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -18,14 +19,14 @@ import responses
 import tenacity
 import yaml
 
-from connectors.landing.freshdesk import base_url, explain, freshdesk_source, http_session
+from connectors.landing.freshdesk import LAG_SECONDS, base_url, explain, freshdesk_source, http_session
 from connectors.landing.pipeline import LandingError, destination_for, landing_pipeline, run_pipeline
 from connectors.mapping.land import TARGETS, check_mapping, land_mapping
 from connectors.mapping.loader import parse_mapping
 from connectors.warehouse import Warehouse
 from models.contracts import CONTRACTS, TICKETS
 from models.quality import validate_frame
-from tests.fakes.freshdesk_fake import API_KEY, DOMAIN, STATUS_CLOSED, STATUS_RESOLVED, FakeFreshdesk, T0
+from tests.fakes.freshdesk_fake import API_KEY, DOMAIN, STATUS_CLOSED, STATUS_RESOLVED, FakeFreshdesk, T0, iso
 from tests.fakes.salesforce_fake import FaultInjector
 
 REPO = Path(__file__).resolve().parents[2]
@@ -77,6 +78,11 @@ def _since_of_first_ticket_request(fake: FakeFreshdesk, after: int) -> str:
     return next(q["updated_since"] for r, q in fake.requests_seen[after:] if r == "tickets")
 
 
+def _lagged(cursor: str) -> str:
+    """What the next pull asks for after `cursor`: dlt's lag before it."""
+    return iso(datetime.fromisoformat(cursor.replace("Z", "+00:00")) - timedelta(seconds=LAG_SECONDS))
+
+
 def test_the_domain_and_the_warehouse_url_become_the_api_and_the_destination(tmp_path):
     assert base_url("acme") == base_url("acme.freshdesk.com") == "https://acme.freshdesk.com/api/v2/"
     assert base_url("https://support.acme.io/") == "https://support.acme.io/api/v2/"
@@ -111,11 +117,20 @@ def test_the_next_run_asks_only_for_what_changed_since_the_saved_cursor(url, tmp
     fake.update(500)                                   # a new ticket
     seen = len(fake.requests_seen)
     _pull(fake, url, tmp_path)
-    assert _since_of_first_ticket_request(fake, seen) == last
+    assert _since_of_first_ticket_request(fake, seen) == _lagged(last)
     assert [q.get("page", "1") for r, q in fake.requests_seen[seen:] if r == "tickets"] == ["1"]
     tickets = _landed(url).set_index("id")
     assert len(tickets) == 121 and tickets.loc[7, "status"] == STATUS_CLOSED
     assert _as_landed(tickets.reset_index()) == _expected(fake)
+
+
+def test_a_change_within_the_second_the_last_pull_ended_is_not_skipped(url, tmp_path, waits):
+    fake = FakeFreshdesk.with_tickets(10)
+    _pull(fake, url, tmp_path)
+    fake.tickets[10]["subject"] = "changed again, same updated_at"   # Freshdesk's updated_at has whole seconds
+    _pull(fake, url, tmp_path)
+    tickets = _landed(url).set_index("id")
+    assert tickets.loc[10, "subject"] == "changed again, same updated_at" and len(tickets) == 10
 
 
 def test_a_pull_that_fails_half_way_resumes_from_the_saved_cursor_losing_and_doubling_nothing(url, tmp_path, waits):
@@ -137,7 +152,7 @@ def test_a_pull_that_fails_half_way_resumes_from_the_saved_cursor_losing_and_dou
     fake.update(151)
     seen = len(fake.requests_seen)
     _pull(fake, url, tmp_path)
-    assert _since_of_first_ticket_request(fake, seen) == cursor   # resumed from the saved state
+    assert _since_of_first_ticket_request(fake, seen) == _lagged(cursor)   # resumed from the saved state
     after = _landed(url)
     assert _as_landed(after) == _expected(fake)
     assert after["id"].is_unique and (after["subject"] == "changed").sum() == 150
@@ -318,5 +333,5 @@ def test_the_landing_assets_land_through_dagster_and_a_refused_key_is_one_line(u
     fake.update(3, status=STATUS_CLOSED)
     seen = len(fake.requests_seen)
     again = _materialize(fake, url, monkeypatch, tmp_path, API_KEY)   # dagster-dlt drops the local state first
-    assert again.success and _since_of_first_ticket_request(fake, seen) == cursor   # restored from the warehouse
+    assert again.success and _since_of_first_ticket_request(fake, seen) == _lagged(cursor)  # restored from the warehouse
     assert _as_landed(_landed(url)) == _expected(fake)
