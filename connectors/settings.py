@@ -14,13 +14,14 @@ option) is seen at the next call. A field's variable name is `Settings.env("fiel
 `dg.EnvVar`, so the value never reaches the Dagster UI, logs or metadata. Secret fields are
 left out of the repr. An empty variable counts as unset.
 
-Four settings are read through a parser that names the variable when its value is unusable
+Six settings are read through a parser that names the variable when its value is unusable
 (`SettingError`): `snapshot_start_date()` (`RESCUE_SNAPSHOT_START`, the first snapshot
 partition, `assets.partitions`), `pinned_clock()` (`RESCUE_NOW`, the deployment's clock,
 `assets.run_clock`), `freshness_mode()` (`RESCUE_FRESHNESS`, what a stale source does,
 `assets.quality`), `executor_choice()` (`RESCUE_EXECUTOR` and `RESCUE_MAX_CONCURRENCY`, how a
 run executes its steps, `pipelines.executors`) and `usage_lookback_days()`
-(`RESCUE_USAGE_LOOKBACK_DAYS`, the usage build's lookback, `assets.sources`).
+(`RESCUE_USAGE_LOOKBACK_DAYS`, the usage build's lookback, `assets.sources`) and
+`landing_sources()` (`RESCUE_SOURCES`, the systems landed with dlt, `connectors.landing`).
 
 Slack webhooks per team are not settings of their own: a policy names the variable that holds
 each team's webhook (`slack_webhook_env`, e.g. `RESCUE_SLACK_CSM`), and the notifier reads the
@@ -93,6 +94,14 @@ class SalesforceSettings(_FromEnv):
 
 
 @dataclass(frozen=True)
+class FreshdeskSettings(_FromEnv):
+    """Freshdesk, a landing source (`connectors.landing.freshdesk`) when `RESCUE_SOURCES` names it."""
+
+    domain: str = _var("FRESHDESK_DOMAIN", "", doc="Freshdesk account: 'acme' or 'acme.freshdesk.com'")
+    api_key: str = _var("FRESHDESK_API_KEY", "", secret=True, doc="API key of a Freshdesk agent who may read tickets and companies")
+
+
+@dataclass(frozen=True)
 class Settings(_FromEnv):
     """The project's settings; None (or the default shown) when the variable is unset."""
 
@@ -124,9 +133,14 @@ class Settings(_FromEnv):
         "RESCUE_MAX_CONCURRENCY", doc="Steps a multiprocess run executes at once; unset: one per CPU core")
     usage_lookback: str | None = _var(
         "RESCUE_USAGE_LOOKBACK_DAYS", doc="Days before the last aggregated usage day each build aggregates again")
+    sources: str | None = _var(
+        "RESCUE_SOURCES", doc="Systems landed with dlt into the warehouse, comma-separated ('freshdesk'); unset: none")
     salesforce: SalesforceSettings = field(default_factory=SalesforceSettings)
+    freshdesk: FreshdeskSettings = field(default_factory=FreshdeskSettings)
 
 
+#: The sources `RESCUE_SOURCES` may name (`connectors.landing`).
+LANDING_SOURCES = ("freshdesk",)
 #: The values of `RESCUE_FRESHNESS`.
 FRESHNESS_MODES = ("block", "warn")
 #: The values of `RESCUE_EXECUTOR` (`pipelines.executors` turns one into a Dagster executor).
@@ -212,6 +226,18 @@ def usage_lookback_days(settings: Settings | None = None) -> int:
         raise SettingError(f"{Settings.env('usage_lookback')}={text!r} is not a whole number of days from 0 to "
                            f"{MAX_USAGE_LOOKBACK_DAYS}")
     return int(value)
+
+
+def landing_sources(settings: Settings | None = None) -> tuple[str, ...]:
+    """`RESCUE_SOURCES` as source names (`LANDING_SOURCES`), in the order given, each once; empty
+    when unset. Raises `SettingError` for a name it does not know."""
+    text = (settings or current()).sources or ""
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in LANDING_SOURCES]
+    if unknown:
+        raise SettingError(f"{Settings.env('sources')}={text!r}: unknown source {unknown[0]!r}; "
+                           f"expected a comma-separated list of {', '.join(LANDING_SOURCES)}")
+    return tuple(dict.fromkeys(names))
 
 
 def current(environ: Mapping[str, str] | None = None) -> Settings:

@@ -12,7 +12,8 @@ import dagster as dg
 from assets import features, feedback, model, operations, quality, routing, scoring, sources
 from assets.partitions import snapshot_partitions_for, with_snapshot_partitions
 from pipelines.executors import for_definitions
-from pipelines.jobs import all_jobs
+from pipelines.jobs import all_jobs, landing_job
+from connectors.settings import landing_sources
 from pipelines.resources import build_resources, warehouse_url_of
 from pipelines.schedules import all_schedules
 from pipelines.sensors import all_sensors
@@ -38,11 +39,17 @@ def build_definitions(resource_overrides: dict | None = None) -> dg.Definitions:
     process could rebuild them."""
     resources = build_resources(resource_overrides)
     partitions = snapshot_partitions_for(resources["warehouse"])
-    executor = for_definitions(None, warehouse_url_of(resources["warehouse"]), overridden=bool(resource_overrides))
+    url = warehouse_url_of(resources["warehouse"])
+    executor = for_definitions(None, url, overridden=bool(resource_overrides))
+    landing = []
+    if sources := landing_sources():
+        from assets.landing import landing_assets  # dlt is imported only when a source is named
+
+        landing = landing_assets(sources, url)
     return dg.Definitions(
-        assets=with_snapshot_partitions(all_assets(), partitions),
+        assets=[*with_snapshot_partitions(all_assets(), partitions), *landing],
         asset_checks=all_checks(),
-        jobs=all_jobs,
+        jobs=[*all_jobs, *([landing_job] if landing else [])],
         schedules=all_schedules,
         sensors=all_sensors,
         resources=resources,

@@ -33,4 +33,11 @@ feedback_job = dg.define_asset_job(
     description="Deliver CRM write-backs, collect rescue outcomes and measure play effectiveness.",
 )
 
+#: Only in the Definitions when `RESCUE_SOURCES` names a source (`assets.landing`).
+landing_job = dg.define_asset_job(
+    name="landing_job",
+    selection=dg.AssetSelection.groups("landing"),
+    description="Land the sources RESCUE_SOURCES names into the warehouse with dlt (each from its saved cursor).",
+)
+
 all_jobs = [daily_rescue_job, weekly_retrain_job, feedback_job]

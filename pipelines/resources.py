@@ -15,6 +15,7 @@ UI, logs or metadata:
 | notifier         | slack_webhook_url, smtp_host/_user/_password | none: messages go to the log            |
 | crm_writer       | salesforce (when configured)               | warehouse tables crm_tasks, crm_account_health |
 | source_checks    | freshness; the landed mapping's `checks:`  | block; `models.plausibility.Thresholds`   |
+| dlt, freshdesk_account | sources (freshdesk named), freshdesk | only when `RESCUE_SOURCES` names freshdesk |
 
 The plausibility thresholds of `source_checks` are the defaults, then those the landed mapping's
 `checks:` block set (read-only from the manifest in the warehouse bound here, when the
@@ -39,11 +40,13 @@ from connectors.policy_source import PolicyResource
 from connectors.queue.resource import QueueStoreResource
 from connectors.salesforce.client import SalesforceConnection
 from connectors.settings import (
+    FreshdeskSettings,
     SalesforceSettings,
     Settings,
     current,
     default_queue_url,
     default_warehouse_url,
+    landing_sources,
 )
 from connectors.sources import WarehouseCRM, WarehouseTicketing
 from connectors.warehouse import WarehouseResource
@@ -75,6 +78,23 @@ def crm_writer_resource(warehouse: WarehouseResource, settings: Settings | None 
     return CRMWriterResource(warehouse=warehouse, target="salesforce", salesforce=salesforce_connection(sf))
 
 
+def landing_resources(settings: Settings) -> dict[str, Any]:
+    """The resources of the landing assets (`assets.landing`), for the sources `RESCUE_SOURCES`
+    names: dagster-dlt's runner and each source's account, its variables bound by name."""
+    sources = landing_sources(settings)
+    if not sources:
+        return {}
+    from dagster_dlt import DagsterDltResource  # dlt is imported only when a source is named
+
+    from connectors.landing.freshdesk import FreshdeskResource
+
+    resources: dict[str, Any] = {"dlt": DagsterDltResource()}
+    if "freshdesk" in sources:
+        resources["freshdesk_account"] = FreshdeskResource(
+            domain=dg.EnvVar(FreshdeskSettings.env("domain")), api_key=dg.EnvVar(FreshdeskSettings.env("api_key")))
+    return resources
+
+
 def build_resources(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The resource dict for Definitions and for `dg.materialize` (tests pass overrides)."""
     s = current()
@@ -93,6 +113,7 @@ def build_resources(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
             smtp_password=_secret(Settings.env("smtp_password"), s.smtp_password, None),
         ),
     }
+    resources.update(landing_resources(s))
     resources.update(overrides or {})
     # the CRM write-back and the landed thresholds follow the warehouse actually bound (tests
     # bind a temporary one)

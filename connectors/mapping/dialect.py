@@ -21,6 +21,8 @@ from models.mapping.dates import is_date_only
 _TEMPORAL = ("timestamp", "date", "datetime")
 #: An offset at the end of a timestamp text: Z, +02:00, -0500.
 _OFFSET_RE = r"(Z|[+-][0-9]{2}:?[0-9]{2})$"
+#: The same, where the text is anchored as a whole timestamp: also an hours-only offset (+00).
+_PG_OFFSET_RE = r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
 _SECONDS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
 
 
@@ -216,7 +218,8 @@ class PostgresDialect(Dialect):
         naive = f"CAST({text} AS TIMESTAMP)"
         if zone != "UTC":
             naive = f"(({naive}) AT TIME ZONE {self.literal(zone)}) AT TIME ZONE 'UTC'"
-        return (f"CASE WHEN {text} ~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}([ T][0-9:.]+)?{_OFFSET_RE}' "
+        # a timestamptz column reads as text with an hours-only offset ('2026-06-01 10:43:00+00')
+        return (f"CASE WHEN {text} ~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}([ T][0-9:.]+)?{_PG_OFFSET_RE}' "
                 f"THEN CAST({text} AS TIMESTAMPTZ) AT TIME ZONE 'UTC' "
                 f"WHEN {text} ~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}([ T][0-9]{{2}}:[0-9]{{2}}(:[0-9]{{2}}([.][0-9]+)?)?)?$' "
                 f"THEN {naive} END")

@@ -61,6 +61,7 @@ PLACEHOLDERS = {
     "RESCUE_SF_SECURITY_TOKEN": "placeholder-sf-token",
     "RESCUE_SF_SESSION_ID": "placeholder-sf-session",
     "RESCUE_DESK_SECRET": "placeholder-desk-secret",
+    "FRESHDESK_API_KEY": "placeholder-freshdesk-key",
 }
 PLAIN = {
     "RESCUE_SMTP_HOST": "smtp.example.invalid",
@@ -71,12 +72,11 @@ PLAIN = {
 }
 
 
-@pytest.fixture
-def defs(monkeypatch, tmp_path) -> dg.Definitions:
+def _load_definitions(monkeypatch, tmp_path, extra: dict[str, str] | None = None) -> dg.Definitions:
     for name in declared_names():
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("RESCUE_HOME", str(tmp_path / "home"))
-    for name, value in {**PLACEHOLDERS, **PLAIN}.items():
+    for name, value in {**PLACEHOLDERS, **PLAIN, **(extra or {})}.items():
         monkeypatch.setenv(name, value)
     path = Path(__file__).resolve().parents[2] / "pipelines" / "definitions.py"
     spec = importlib.util.spec_from_file_location("_definitions_under_test", path)
@@ -84,6 +84,11 @@ def defs(monkeypatch, tmp_path) -> dg.Definitions:
     monkeypatch.setitem(sys.modules, spec.name, module)
     spec.loader.exec_module(module)
     return module.defs
+
+
+@pytest.fixture
+def defs(monkeypatch, tmp_path) -> dg.Definitions:
+    return _load_definitions(monkeypatch, tmp_path)
 
 
 def test_every_secret_has_a_placeholder():
@@ -203,3 +208,52 @@ def test_every_asset_says_what_it_is_in_one_line_and_every_check_has_its_asset(d
         assert not rest or rest.startswith("\n"), f"{key.to_user_string()}: the first line runs on: {description[:150]!r}"
     for check in graph.asset_check_keys:  # a check on an asset of the graph shows on that asset's page
         assert check.asset_key in graph.get_all_asset_keys() and check in graph.get(check.asset_key).check_keys
+
+
+# ------------------------------------------------------------------------------ landing sources
+
+LANDING = {"dlt_freshdesk_tickets", "dlt_freshdesk_companies"}
+
+
+@pytest.fixture
+def landing_defs(monkeypatch, tmp_path) -> dg.Definitions:
+    return _load_definitions(monkeypatch, tmp_path, {"RESCUE_SOURCES": "freshdesk", "FRESHDESK_DOMAIN": "acme"})
+
+
+def test_without_rescue_sources_nothing_lands(defs):
+    graph = defs.resolve_asset_graph()
+    assert not [k for k in graph.get_all_asset_keys() if graph.get(k).group_name == "landing"]
+    assert "landing_job" not in {j.name for j in defs.get_repository_def().get_all_jobs()}
+
+
+def test_a_named_source_adds_its_landing_group_job_and_resources_bound_by_name(landing_defs):
+    repo = landing_defs.get_repository_def()
+    graph = repo.asset_graph
+    names = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert names == ASSETS | LANDING
+    assert {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name == "landing"} == LANDING
+    job = landing_defs.resolve_job_def("landing_job")
+    assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == LANDING
+    daily = landing_defs.resolve_job_def("daily_rescue_job")
+    assert not LANDING & {k.to_user_string() for k in daily.asset_layer.selected_asset_keys}
+    account = landing_defs.resources["freshdesk_account"]
+    assert isinstance(account.api_key, dg.EnvVar) and account.api_key.env_var_name == "FRESHDESK_API_KEY"
+    assert isinstance(account.domain, dg.EnvVar) and account.domain.env_var_name == "FRESHDESK_DOMAIN"
+    tickets = graph.get(dg.AssetKey("dlt_freshdesk_tickets"))
+    assert "freshdesk" in tickets.kinds and tickets.description.startswith("Freshdesk tickets")
+
+
+def test_no_secret_shows_with_a_landing_source(landing_defs):
+    test_no_secret_shows_in_a_repr_or_in_what_the_ui_shows(landing_defs)
+    test_secrets_are_bound_by_name_never_held_as_values(landing_defs)
+    graph = landing_defs.resolve_asset_graph()
+    for name in LANDING:
+        description = graph.get(dg.AssetKey(name)).description
+        assert description and "\n" not in description and len(description) <= 100, name
+
+
+def test_an_unknown_source_is_refused_naming_the_variable(monkeypatch, tmp_path):
+    from connectors.settings import SettingError
+
+    with pytest.raises(SettingError, match=r"RESCUE_SOURCES='freshdesk, zendsk': unknown source 'zendsk'"):
+        _load_definitions(monkeypatch, tmp_path, {"RESCUE_SOURCES": "freshdesk, zendsk"})

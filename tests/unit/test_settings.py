@@ -5,9 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from connectors import settings
-from connectors.settings import SalesforceSettings, Settings, current, declared_names, secret_names
+from connectors.settings import (
+    SalesforceSettings,
+    SettingError,
+    Settings,
+    current,
+    declared_names,
+    landing_sources,
+    secret_names,
+)
 from pipelines.resources import build_resources
 
 
@@ -32,13 +41,22 @@ def test_each_field_reads_its_declared_variable_and_empty_counts_as_unset():
 
 def test_names_are_declared_once_and_secrets_stay_out_of_the_repr():
     names = declared_names()
-    assert len(names) == len(set(names)) and all(n.startswith("RESCUE_") for n in names)
+    # the project's own variables are RESCUE_*; a landing source's account keeps its vendor's name
+    vendor = {"FRESHDESK_DOMAIN", "FRESHDESK_API_KEY"}
+    assert len(names) == len(set(names)) and all(n.startswith("RESCUE_") for n in set(names) - vendor)
     assert {"RESCUE_SF_PASSWORD", "RESCUE_SMTP_PASSWORD", "RESCUE_DESK_SECRET",
             "RESCUE_SLACK_WEBHOOK_URL", "RESCUE_QUEUE_URL"} <= set(secret_names())
     s = current({name: f"placeholder-{i}" for i, name in enumerate(names)})
     shown = repr(s)
     for i, name in enumerate(names):
         assert (f"'placeholder-{i}'" in shown) == (name not in secret_names()), name
+
+
+def test_landing_sources_are_read_once_each_and_an_unknown_one_names_the_variable():
+    assert landing_sources(current({})) == ()
+    assert landing_sources(current({"RESCUE_SOURCES": " Freshdesk, freshdesk ,"})) == ("freshdesk",)
+    with pytest.raises(SettingError, match=r"^RESCUE_SOURCES='hubspot': unknown source 'hubspot'; expected .*freshdesk$"):
+        landing_sources(current({"RESCUE_SOURCES": "hubspot"}))
 
 
 def test_path_defaults_follow_the_home(tmp_path, monkeypatch):

@@ -1,0 +1,9 @@
+"""Landing: source systems' raw data into the warehouse with dlt, one dataset per source.
+
+- `pipeline`: the warehouse URL as a dlt destination, one pipeline per source (its state kept
+  by dlt in the source's dataset), a failed run as one line (`LandingError`);
+- `freshdesk`: Freshdesk tickets (incremental on ``updated_at``) and companies.
+
+`RESCUE_SOURCES` names the sources the Definitions land (`assets.landing`); each source's
+default mapping to the canonical contracts is `connectors/mapping/sources/<source>.yaml`.
+"""
