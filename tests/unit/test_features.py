@@ -252,3 +252,53 @@ def test_explain_drivers_finds_the_changeable_driver_below_the_fixed_ones():
     assert [d["feature"] for d in rows[1]] == ["industry", "arr", "median_first_response_hours"]
     assert rows[1][2]["phrase"] == "no support tickets in the last 90 days" and rows[1][2]["warning"] is False
     assert headlines[1] == "risk from account profile (industry, ARR); no changeable warning sign"
+
+
+def _support_by_groupby(t: pd.DataFrame, as_of: pd.Timestamp, ids: pd.Index) -> pd.DataFrame:
+    """The support features stated plainly, one pandas group-by each: the oracle for
+    `models.churn.features.support_features`, which computes them on integer codes."""
+    from models.churn.features import COMPLIANCE_CATEGORIES, CSAT_WINDOW_DAYS, SUPPORT_WINDOW_DAYS
+
+    day, out = pd.Timedelta(days=1), pd.DataFrame(index=ids)
+    recent = t[t["created_at"] >= as_of - SUPPORT_WINDOW_DAYS * day]
+    open_t = t[t["solved_at"].isna()]
+    urgent_open = open_t[open_t["priority"] == "urgent"]
+    size = lambda f: f.groupby("account_id").size().reindex(ids).fillna(0).astype("float64")  # noqa: E731
+    out["tickets_90d"] = size(recent)
+    out["urgent_tickets_90d"] = size(recent[recent["priority"] == "urgent"])
+    out["open_urgent_tickets"] = size(urgent_open)
+    oldest = urgent_open.groupby("account_id")["created_at"].min().reindex(ids)
+    out["oldest_open_urgent_hours"] = ((as_of - oldest).dt.total_seconds() / 3600.0).fillna(0.0)
+    out["open_tickets"] = size(open_t)
+    out["open_compliance_tickets"] = size(open_t[open_t["category"].astype("string").str.lower()
+                                                 .isin(COMPLIANCE_CATEGORIES).fillna(False)])
+    responded = recent[recent["first_response_at"].notna()]
+    frt = (responded["first_response_at"] - responded["created_at"]).dt.total_seconds() / 3600.0
+    out["median_first_response_hours"] = frt.groupby(responded["account_id"]).median().reindex(ids)
+    out["escalated_90d"] = size(recent[recent["escalated"].astype(bool)])
+    rated = t[t["csat"].notna() & (t["solved_at"] >= as_of - CSAT_WINDOW_DAYS * day)]
+    out["csat_avg_180d"] = rated.groupby("account_id")["csat"].mean().reindex(ids)
+    out["low_csat_180d"] = size(rated[rated["csat"] <= 2])
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_support_features_equal_one_group_by_each(seed):
+    from models.churn.features import as_known_at, support_features
+
+    t = random_tables(80, seed=seed)
+    tickets = t["tickets"].copy()
+    rng = np.random.default_rng(seed)
+    tickets.loc[rng.random(len(tickets)) < 0.05, "priority"] = None
+    tickets.loc[rng.random(len(tickets)) < 0.05, "category"] = None
+    tickets.loc[rng.random(len(tickets)) < 0.05, "category"] = "Security"
+    tickets.loc[rng.random(len(tickets)) < 0.05, "first_response_at"] = pd.NaT
+    tickets["created_at"] += pd.to_timedelta(rng.integers(0, 10**9, len(tickets)), unit="ns")
+    tickets.loc[rng.random(len(tickets)) < 0.02, "account_id"] = "not-an-account"  # not among ids: ignored
+    ids = pd.Index(t["accounts"]["account_id"].sample(frac=0.7, random_state=seed), name="account_id")
+    for as_of in (pd.Timestamp("2025-04-01"), pd.Timestamp("2025-09-01"), pd.Timestamp("2026-03-01")):
+        _, known, _ = as_known_at(as_of, renewals=t["renewals"], tickets=tickets)
+        expected = _support_by_groupby(known, as_of, ids)
+        found = pd.DataFrame(support_features(known, as_of, ids), index=ids)
+        assert found["open_tickets"].sum() > 0 and found["csat_avg_180d"].notna().any()
+        pd.testing.assert_frame_equal(found[expected.columns], expected, check_exact=False, rtol=1e-12, atol=1e-9)
