@@ -143,6 +143,18 @@ def test_time_validation_report_compares_model_and_baselines(split):
         assert report["plots"][name].startswith(b"\x89PNG")
 
 
+def test_the_report_reads_importance_on_a_sample_that_ranks_drivers_as_every_row(split, monkeypatch):
+    from models.churn import validation
+
+    train, valid = split
+    every = time_validation_report(train, valid, label="churned", features=FEATURES, categorical=["tier"])[1]
+    monkeypatch.setattr(validation, "IMPORTANCE_ROWS", len(valid) // 4)
+    sampled = time_validation_report(train, valid, label="churned", features=FEATURES, categorical=["tier"])[1]
+    assert sampled["importance"] != every["importance"]  # a different set of rows was read
+    assert list(sampled["importance"])[:2] == list(every["importance"])[:2]
+    assert sampled["model"] == every["model"]  # the metrics still read every row
+
+
 def test_cross_validate_uses_the_same_folds_for_model_and_baseline():
     frame = _churn_frame(500, seed=4)
     result = cross_validate(frame[FEATURES], frame["churned"].to_numpy(), folds=3, seed=0,

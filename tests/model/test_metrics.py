@@ -117,3 +117,25 @@ def test_auc_intervals_refuse_a_single_class_and_an_unknown_reference():
         mx.auc_intervals(np.zeros(10), {"m": np.arange(10)}, reference="m")
     with pytest.raises(ValueError, match="reference"):
         mx.auc_intervals(np.array([0, 1]), {"m": np.arange(2)}, reference="x")
+
+
+def test_a_large_window_gets_the_m_out_of_n_interval_of_the_full_bootstrap_width():
+    """Above `max_rows` the resamples come from a sample of whole accounts, their deviations
+    rescaled: the intervals are as wide as the full bootstrap's (within sampling noise), around
+    the ROC-AUC of every row, paired differences included."""
+    y, strong = _scored(60_000, 1.0, seed=8)
+    accounts = np.arange(len(y)) % 40_000  # a third of the accounts seen twice
+    rng = np.random.default_rng(9)
+    scores = {"model": strong, "close": strong + 0.5 * rng.normal(size=len(y))}
+    full = mx.auc_intervals(y, scores, reference="model", groups=accounts, resamples=300)
+    small = mx.auc_intervals(y, scores, reference="model", groups=accounts, resamples=300, max_rows=8_000)
+    assert full["model"]["bootstrap_rows"] == len(y) and 7_000 < small["model"]["bootstrap_rows"] < 9_000
+    for name in scores:
+        assert small[name]["roc_auc"] == full[name]["roc_auc"]  # the point estimate reads every row
+        assert small[name]["low"] < small[name]["roc_auc"] < small[name]["high"]
+        ratio = (small[name]["high"] - small[name]["low"]) / (full[name]["high"] - full[name]["low"])
+        assert 0.75 < ratio < 1.33, (name, ratio)
+    diff = (small["close"]["diff_high"] - small["close"]["diff_low"]) / (full["close"]["diff_high"] - full["close"]["diff_low"])
+    assert 0.75 < diff < 1.33 and small["close"]["diff_low"] > 0
+    # unscaled, the sample's own intervals would be sqrt(60,000 / 8,000) = 2.7 times as wide
+    assert small["model"]["high"] - small["model"]["low"] < 1.5 * (full["model"]["high"] - full["model"]["low"])
