@@ -186,7 +186,7 @@ _CELLS_PER_CHUNK = 4_000_000
 #: Above this many rows the intervals come from an m-out-of-n bootstrap (`auc_intervals`): the
 #: bootstrap's cost grows with rows x resamples (minutes at the 2 million validation rows of a
 #: million-account company) while its answer at that size is a width of a few thousandths.
-INTERVAL_ROWS = 200_000
+INTERVAL_ROWS = 100_000
 
 
 class _Ranks:
