@@ -16,7 +16,7 @@ from connectors.sources import CRMSource, TicketingSource
 from connectors.settings import DEFAULT_USAGE_LOOKBACK_DAYS, MAX_USAGE_LOOKBACK_DAYS, SettingError, usage_lookback_days
 from connectors.warehouse import WarehouseError, WarehouseResource
 from assets.run_clock import PARTITION_TAG, run_now
-from models.churn.features import relevant_tickets, ticket_window_start
+from models.churn.tickets import relevant_tickets, ticket_window_start
 from models.text import fit_text
 
 GROUP = "sources"
@@ -78,7 +78,7 @@ def ticket_window(context: dg.AssetExecutionContext) -> pd.Timestamp | None:
     Whole history when the run builds the training set (`HISTORY_READERS`), or when what the run
     selects cannot be told. Otherwise the run reads one snapshot (its partition, or a range of
     them, at the earliest; else the run's day) and its features, checks and case context read
-    only tickets created or solved in the `models.churn.features.TICKET_WINDOW_DAYS` before it, or
+    only tickets created or solved in the `models.churn.tickets.TICKET_WINDOW_DAYS` before it, or
     still open (`relevant_tickets`): at a million accounts that is a third of the rows."""
     try:
         selected = context.job_def.asset_layer.selected_asset_keys

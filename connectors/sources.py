@@ -60,7 +60,7 @@ class TicketingSource(dg.ConfigurableResource):
 
     def tickets(self, since: datetime | None = None) -> pd.DataFrame:  # pragma: no cover - interface
         """The tickets in the tickets contract. With ``since``, a source may leave out tickets
-        created and solved before it (`models.churn.features.relevant_tickets`, which the caller
+        created and solved before it (`models.churn.tickets.relevant_tickets`, which the caller
         applies anyway): only an optimisation, never a filter of other rows."""
         raise NotImplementedError
 

@@ -208,7 +208,7 @@ class TicketMirror:
 
     def load(self, since: datetime | None = None) -> pd.DataFrame:
         """Every mirrored ticket, or with ``since`` those created or solved at or after it, or
-        not solved (`models.churn.features.relevant_tickets`'s window, filtered in SQL)."""
+        not solved (`models.churn.tickets.relevant_tickets`'s window, filtered in SQL)."""
         query = sa.select(self.table).order_by(self.table.c.ticket_id)
         if since is not None:
             at = pd.Timestamp(since).tz_localize(None) if pd.Timestamp(since).tzinfo else pd.Timestamp(since)

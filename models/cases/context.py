@@ -22,7 +22,7 @@ LAST_TICKETS = 3
 
 
 def _compliance(tickets: pd.DataFrame) -> pd.Series:
-    from models.churn.features import COMPLIANCE_CATEGORIES  # the queue reads packages without the model
+    from models.churn.tickets import COMPLIANCE_CATEGORIES  # the queue reads packages without the model
 
     return tickets["category"].astype("string").str.lower().isin(COMPLIANCE_CATEGORIES).fillna(False).astype(bool)
 
@@ -131,7 +131,7 @@ def build_context_packages(
     and, for a rule triggered by a ticket, the ticket (`triggering_ticket`), which is then among
     ``last_tickets`` (added when older than the last three) and marked ``trigger: true``.
     The daily run passes the tickets of its snapshot's window (created or solved in the 180 days
-    before it, or open: `models.churn.features.relevant_tickets`), so ``last_tickets`` are the
+    before it, or open: `models.churn.tickets.relevant_tickets`), so ``last_tickets`` are the
     last three of those: an account whose last ticket was solved longer ago shows none, and a
     triggering ticket is open, so always among them.
     """

@@ -17,13 +17,8 @@ import pytest
 from connectors.sources import WarehouseTicketing
 from connectors.warehouse import Warehouse, WarehouseResource
 from connectors.zendesk import TicketMirror
-from models.churn.features import (
-    TICKET_WINDOW_DAYS,
-    TICKETS_SINCE,
-    account_features,
-    relevant_tickets,
-    ticket_window_start,
-)
+from models.churn.features import account_features
+from models.churn.tickets import TICKET_WINDOW_DAYS, TICKETS_SINCE, relevant_tickets, ticket_window_start
 from tests.factories import random_tables
 
 AS_OF = [pd.Timestamp("2025-09-01"), pd.Timestamp("2026-01-15"), pd.Timestamp("2026-03-01")]

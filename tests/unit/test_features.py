@@ -256,8 +256,8 @@ def test_explain_drivers_finds_the_changeable_driver_below_the_fixed_ones():
 
 def _support_by_groupby(t: pd.DataFrame, as_of: pd.Timestamp, ids: pd.Index) -> pd.DataFrame:
     """The support features stated plainly, one pandas group-by each: the oracle for
-    `models.churn.features.support_features`, which computes them on integer codes."""
-    from models.churn.features import COMPLIANCE_CATEGORIES, CSAT_WINDOW_DAYS, SUPPORT_WINDOW_DAYS
+    `models.churn.tickets.support_features`, which computes them on integer codes."""
+    from models.churn.tickets import COMPLIANCE_CATEGORIES, CSAT_WINDOW_DAYS, SUPPORT_WINDOW_DAYS
 
     day, out = pd.Timedelta(days=1), pd.DataFrame(index=ids)
     recent = t[t["created_at"] >= as_of - SUPPORT_WINDOW_DAYS * day]
@@ -284,7 +284,8 @@ def _support_by_groupby(t: pd.DataFrame, as_of: pd.Timestamp, ids: pd.Index) -> 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_support_features_equal_one_group_by_each(seed):
-    from models.churn.features import as_known_at, support_features
+    from models.churn.features import as_known_at
+    from models.churn.tickets import support_features
 
     t = random_tables(80, seed=seed)
     tickets = t["tickets"].copy()
