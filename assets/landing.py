@@ -3,12 +3,20 @@
 Built only for the sources `RESCUE_SOURCES` names (`pipelines.definitions`); with none named,
 nothing here is loaded. `@dlt_assets` reads the source's resources for the asset keys
 (``dlt_freshdesk_tickets``, ``dlt_freshdesk_companies``); the run builds the real source from the
-bound credentials and the pipeline from the bound warehouse, so neither the API key nor a
+bound credentials and the pipeline from the bound warehouse, so neither an API key nor a
 warehouse password is part of the asset definitions.
+
+A source module (`connectors.landing.SOURCE_MODULES`) provides ``DATASET``, ``SYSTEM``,
+``DESCRIPTIONS``, ``definition_source()``, ``explain`` and its account resource (``RESOURCE_KEY``,
+``bound_resource()``, whose ``source()`` builds the real dlt source). Each source has a builder
+here of a few lines: Dagster finds an asset's resources by its parameters, so the account
+resource's parameter is spelled out per source; the run itself is `_land`, shared.
 """
 
 
 from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
 
 import dagster as dg
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
@@ -17,9 +25,6 @@ from dagster_dlt.translator import DltResourceTranslatorData
 from connectors.landing import freshdesk
 from connectors.landing.pipeline import LandingError, explain_failure, landing_pipeline
 from connectors.warehouse import WarehouseResource
-
-#: A stand-in credential: the definitions only read the source's resource names from it.
-_NOT_A_KEY = "unused-at-definition-time"
 
 
 class _Translator(DagsterDltTranslator):
@@ -36,32 +41,47 @@ class _Translator(DagsterDltTranslator):
                                        kinds={*spec.kinds, self.system}, deps=[])
 
 
-def freshdesk_assets(warehouse_url: str) -> dg.AssetsDefinition:
-    """Freshdesk's tickets and companies as assets of the `landing` group."""
-
-    @dlt_assets(
-        dlt_source=freshdesk.freshdesk_source("example", _NOT_A_KEY),
-        dlt_pipeline=landing_pipeline(freshdesk.DATASET, warehouse_url, credentials=False),
-        name="freshdesk_landing",
+def _decorator(module: ModuleType, warehouse_url: str) -> Any:
+    """`@dlt_assets` for a source module: its resources as assets of the `landing` group."""
+    return dlt_assets(
+        dlt_source=module.definition_source(),
+        dlt_pipeline=landing_pipeline(module.DATASET, warehouse_url, credentials=False),
+        name=f"{module.DATASET}_landing",
         group_name="landing",
-        dagster_dlt_translator=_Translator("freshdesk", freshdesk.DESCRIPTIONS),
+        dagster_dlt_translator=_Translator(module.SYSTEM, module.DESCRIPTIONS),
     )
+
+
+def _land(module: ModuleType, context: dg.AssetExecutionContext, dlt: DagsterDltResource, account: Any,
+          warehouse: WarehouseResource) -> Iterator:
+    """One landing run of a source: from its saved cursor into its dataset; any failure is one
+    line (the source's own explanation first) and never shows a credential."""
+    try:
+        source = account.source()
+        pipeline = landing_pipeline(module.DATASET, warehouse.get_client().url)
+        yield from dlt.run(context=context, dlt_source=source, dlt_pipeline=pipeline)
+    except LandingError as exc:
+        raise dg.Failure(description=str(exc)) from None
+    except Exception as exc:  # dlt's own failure
+        raise dg.Failure(description=f"landing {module.DATASET} failed: {explain_failure(exc, module.explain)}") from None
+
+
+def freshdesk_assets(warehouse_url: str) -> dg.AssetsDefinition:
+    """Freshdesk's tickets and companies."""
+
+    @_decorator(freshdesk, warehouse_url)
     def freshdesk_landing(context: dg.AssetExecutionContext, dlt: DagsterDltResource,
                           freshdesk_account: freshdesk.FreshdeskResource, warehouse: WarehouseResource) -> Iterator:
         """Freshdesk tickets updated since the saved cursor, and all companies, into dataset freshdesk."""
-        try:
-            source = freshdesk_account.source()
-            pipeline = landing_pipeline(freshdesk.DATASET, warehouse.get_client().url)
-            yield from dlt.run(context=context, dlt_source=source, dlt_pipeline=pipeline)
-        except LandingError as exc:
-            raise dg.Failure(description=str(exc)) from None
-        except Exception as exc:  # dlt's own failure: one line, the source's explanation first
-            raise dg.Failure(description=f"landing freshdesk failed: {explain_failure(exc, freshdesk.explain)}") from None
+        yield from _land(freshdesk, context, dlt, freshdesk_account, warehouse)
 
     return freshdesk_landing
 
 
+#: Each landing source's asset builder, by the name `RESCUE_SOURCES` uses.
+BUILDERS = {"freshdesk": freshdesk_assets}
+
+
 def landing_assets(sources: tuple[str, ...], warehouse_url: str) -> list[dg.AssetsDefinition]:
     """The assets of the named landing sources (`connectors.settings.landing_sources`)."""
-    builders = {"freshdesk": freshdesk_assets}
-    return [builders[name](warehouse_url) for name in sources]
+    return [BUILDERS[name](warehouse_url) for name in sources]

@@ -40,7 +40,6 @@ from connectors.policy_source import PolicyResource
 from connectors.queue.resource import QueueStoreResource
 from connectors.salesforce.client import SalesforceConnection
 from connectors.settings import (
-    FreshdeskSettings,
     SalesforceSettings,
     Settings,
     current,
@@ -84,14 +83,16 @@ def landing_resources(settings: Settings) -> dict[str, Any]:
     sources = landing_sources(settings)
     if not sources:
         return {}
+    import importlib
+
     from dagster_dlt import DagsterDltResource  # dlt is imported only when a source is named
 
-    from connectors.landing.freshdesk import FreshdeskResource
+    from connectors.landing import SOURCE_MODULES
 
     resources: dict[str, Any] = {"dlt": DagsterDltResource()}
-    if "freshdesk" in sources:
-        resources["freshdesk_account"] = FreshdeskResource(
-            domain=dg.EnvVar(FreshdeskSettings.env("domain")), api_key=dg.EnvVar(FreshdeskSettings.env("api_key")))
+    for name in sources:
+        module = importlib.import_module(SOURCE_MODULES[name])
+        resources[module.RESOURCE_KEY] = module.bound_resource()
     return resources
 
 

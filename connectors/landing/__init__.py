@@ -7,3 +7,7 @@
 `RESCUE_SOURCES` names the sources the Definitions land (`assets.landing`); each source's
 default mapping to the canonical contracts is `connectors/mapping/sources/<source>.yaml`.
 """
+
+#: The module of each source `RESCUE_SOURCES` may name (`connectors.settings.LANDING_SOURCES`
+#: lists the same names without importing dlt; a test keeps the two in step).
+SOURCE_MODULES = {"freshdesk": "connectors.landing.freshdesk"}

@@ -37,6 +37,9 @@ from connectors.settings import FreshdeskSettings
 
 #: The dataset (schema) the tables land in, and the dlt source's name.
 DATASET = "freshdesk"
+#: The system's name among the assets' kinds, and the key of its account resource.
+SYSTEM = "freshdesk"
+RESOURCE_KEY = "freshdesk_account"
 #: First ``updated_since`` of a first pull (Freshdesk lists only the last 30 days without one).
 INITIAL_UPDATED_SINCE = "2000-01-01T00:00:00Z"
 PER_PAGE = 100
@@ -144,6 +147,17 @@ class FreshdeskResource(dg.ConfigurableResource):
             if not getattr(self, name):
                 raise LandingError(f"Freshdesk is a landing source but {FreshdeskSettings.env(name)} is not set")
         return freshdesk_source(self.domain, self.api_key)
+
+
+def definition_source() -> DltSource:
+    """The source as the asset definitions read it (its resource names): no real credentials."""
+    return freshdesk_source("example", "unused-at-definition-time")
+
+
+def bound_resource() -> FreshdeskResource:
+    """The account resource with its variables bound by name (`dg.EnvVar`): no value in the UI."""
+    return FreshdeskResource(domain=dg.EnvVar(FreshdeskSettings.env("domain")),
+                             api_key=dg.EnvVar(FreshdeskSettings.env("api_key")))
 
 
 def explain(exc: BaseException) -> str | None:
