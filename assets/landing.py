@@ -11,10 +11,17 @@ A source module (`connectors.landing.SOURCE_MODULES`) provides ``DATASET``, ``SY
 ``bound_resource()``, whose ``source()`` builds the real dlt source). Each source has a builder
 here of a few lines: Dagster finds an asset's resources by its parameters, so the account
 resource's parameter is spelled out per source; the run itself is `_land`, shared.
+
+Each asset carries a Dagster freshness policy (`dg.FreshnessPolicy.time_window`): it fails in
+the UI when the last landing is older than the default limit of the source the system feeds
+(`models.plausibility.Thresholds`: 3 days for a ticketing system, 7 for a CRM). The daily run's
+freshness checks read the same age from dlt's ``_dlt_loads`` against the configured limit
+(`connectors.freshness.landing_ages`), and a stale landing blocks routing as a stale source does.
 """
 
 
 from collections.abc import Iterator
+from datetime import timedelta
 from types import ModuleType
 from typing import Any
 
@@ -24,21 +31,24 @@ from dagster_dlt.translator import DltResourceTranslatorData
 
 from connectors.landing import freshdesk
 from connectors.landing.pipeline import LandingError, explain_failure, landing_pipeline
+from connectors.settings import LANDING_SOURCES
 from connectors.warehouse import WarehouseResource
+from models.plausibility import Thresholds
 
 
 class _Translator(DagsterDltTranslator):
     """dagster-dlt's keys (``dlt_<source>_<resource>``), with each resource's one-line description
     and the source system among the kinds; no upstream stubs (the API is no asset of ours)."""
 
-    def __init__(self, system: str, descriptions: dict[str, str]) -> None:
+    def __init__(self, system: str, descriptions: dict[str, str], max_age_days: float) -> None:
         self.system = system
         self.descriptions = descriptions
+        self.freshness = dg.FreshnessPolicy.time_window(fail_window=timedelta(days=max_age_days))
 
     def get_asset_spec(self, data: DltResourceTranslatorData) -> dg.AssetSpec:
         spec = super().get_asset_spec(data)
         return spec.replace_attributes(description=self.descriptions.get(data.resource.name, spec.description),
-                                       kinds={*spec.kinds, self.system}, deps=[])
+                                       kinds={*spec.kinds, self.system}, deps=[], freshness_policy=self.freshness)
 
 
 def _decorator(module: ModuleType, warehouse_url: str) -> Any:
@@ -48,7 +58,8 @@ def _decorator(module: ModuleType, warehouse_url: str) -> Any:
         dlt_pipeline=landing_pipeline(module.DATASET, warehouse_url, credentials=False),
         name=f"{module.DATASET}_landing",
         group_name="landing",
-        dagster_dlt_translator=_Translator(module.SYSTEM, module.DESCRIPTIONS),
+        dagster_dlt_translator=_Translator(module.SYSTEM, module.DESCRIPTIONS,
+                                          Thresholds().max_age_days(LANDING_SOURCES[module.DATASET])),
     )
 
 

@@ -20,6 +20,7 @@ import pandas as pd
 from assets.metadata import DASH, clean, markdown_table
 from assets.metadata import table as metadata_table
 from assets.run_clock import run_now
+from assets.stages import SCORING_REFERENCE, scoring_reference
 from connectors.model_registry import ModelRegistryResource
 from connectors.settings import default_report_dir
 from connectors.warehouse import WarehouseResource
@@ -219,6 +220,9 @@ def churn_model(
         },
     }
     version = registry.register(model.to_bytes(), metadata)
+    # what daily scoring needs of this training set, kept with the version (it never loads it)
+    registry.annotate(version, {SCORING_REFERENCE: scoring_reference(
+        model, training_set, HealthConfig.from_dict(metadata["health"]))})
 
     champion = registry.champion()
     champion_metrics = None

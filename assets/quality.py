@@ -54,8 +54,8 @@ from assets.metadata import clean
 from assets.run_clock import run_now, wall_now
 from assets.sources import NO_HISTORY, crm_account_history, crm_accounts, crm_renewals, product_usage_daily, support_tickets
 from connectors.mapping.manifest import LandedChecks
-from connectors.freshness import crm_age, tickets_age, usage_age
-from connectors.settings import FRESHNESS_MODES, current, freshness_mode
+from connectors.freshness import crm_age, landing_ages, tickets_age, usage_age
+from connectors.settings import FRESHNESS_MODES, current, freshness_mode, landing_sources
 from connectors.usage_checks import USAGE_CHECK_DAYS, check_usage_consistency, check_usage_contract
 from connectors.warehouse import WarehouseResource
 from models.contracts import ACCOUNT_HISTORY, ACCOUNTS, RENEWALS, TICKETS, Column, TableContract
@@ -390,29 +390,41 @@ def _not_dated(source_checks: SourceChecksResource, table: str, source: str) -> 
     return report.result(source_checks.freshness_severity())
 
 
-def _fresh(source_checks: SourceChecksResource, table: str, age: Staleness, source: str) -> dg.AssetCheckResult:
+def _fresh(source_checks: SourceChecksResource, table: str, age: Staleness | None, source: str,
+           landed: Sequence[Staleness] = (), empty: str = "") -> dg.AssetCheckResult:
+    """The source's `age` (None: the source table `empty` is empty, not dated here: its contract
+    check fails on it, by name) and the age of each landed system feeding it (`landed`,
+    `connectors.freshness.landing_ages`): every stale one is a failure."""
+    if age is None and not landed:
+        return _not_dated(source_checks, table, empty)
     report = Report(table)
-    dated_by_rows = age.basis != "last load"  # a load time has its table's limit, no quiet spells
+    # a source dated by its rows is allowed its quiet spells; a load time has its table's limit
+    dated_by_rows = age is not None and age.basis != "last load"
     report.add_thresholds(source_checks, [f"{source}_fresh"], None if dated_by_rows else [f"{source}_max_age_days"])
-    report.metadata["age_days"] = age.age_days  # None (not dated) shows as a dash (`assets.metadata`)
-    report.metadata["max_age_days"] = dg.MetadataValue.float(age.max_age_days)
-    if age.stale:
-        report.failures.append(age.message)
-        report.columns.add(age.basis)
+    if age is None:
+        report.notes.append(f"not dated: source table {empty} is empty (its own check says so)")
     else:
-        report.passed_parts.append(age.message.split(": ", 1)[1])
+        report.metadata["age_days"] = age.age_days  # None (not dated) shows as a dash (`assets.metadata`)
+        report.metadata["max_age_days"] = dg.MetadataValue.float(age.max_age_days)
+    for one in landed:
+        report.metadata[f"{one.table.replace(' ', '_')}_age_days"] = one.age_days
+    for one in [*([age] if age is not None else []), *landed]:
+        if one.stale:
+            report.failures.append(one.message)
+            report.columns.add(one.basis)
+        else:  # the source's own age reads as before ("tickets: fresh, ..." without the name twice)
+            report.passed_parts.append(one.message.split(": ", 1)[1] if one is age else one.message)
     return report.result(source_checks.freshness_severity())
 
 
 @dg.asset_check(asset=support_tickets, blocking=True,
                 description="The newest ticket is recent enough at the run's instant (freshness).")
 def support_tickets_fresh(context: dg.AssetCheckExecutionContext, source_checks: SourceChecksResource,
-                          support_tickets: pd.DataFrame) -> dg.AssetCheckResult:
+                          warehouse: WarehouseResource, support_tickets: pd.DataFrame) -> dg.AssetCheckResult:
     now, _ = _instants(context)
-    age = tickets_age(support_tickets, now, source_checks.get_thresholds())
-    if age is None:
-        return _not_dated(source_checks, "tickets", "tickets")
-    return _fresh(source_checks, "tickets", age, "tickets")
+    thresholds = source_checks.get_thresholds()
+    landed = landing_ages(warehouse.get_client(), now, thresholds, feed="tickets") if landing_sources() else []
+    return _fresh(source_checks, "tickets", tickets_age(support_tickets, now, thresholds), "tickets", landed, "tickets")
 
 
 @dg.asset_check(asset=product_usage_daily, blocking=True,
@@ -421,9 +433,7 @@ def product_usage_daily_fresh(context: dg.AssetCheckExecutionContext, source_che
                               warehouse: WarehouseResource) -> dg.AssetCheckResult:
     now, _ = _instants(context)
     age = usage_age(warehouse.get_client(), now, source_checks.get_thresholds())
-    if age is None:
-        return _not_dated(source_checks, "usage_daily", "usage_daily")
-    return _fresh(source_checks, "usage_daily", age, "usage")
+    return _fresh(source_checks, "usage_daily", age, "usage", empty="usage_daily")
 
 
 @dg.asset_check(
@@ -436,10 +446,10 @@ def crm_renewals_fresh(context: dg.AssetCheckExecutionContext, source_checks: So
                        warehouse: WarehouseResource, crm_renewals: pd.DataFrame,
                        crm_accounts: pd.DataFrame) -> dg.AssetCheckResult:
     now, _ = _instants(context)
-    age = crm_age(warehouse.get_client(), crm_accounts, crm_renewals, now, source_checks.get_thresholds())
-    if age is None:
-        return _not_dated(source_checks, "crm", "renewals")
-    return _fresh(source_checks, "crm", age, "crm")
+    client, thresholds = warehouse.get_client(), source_checks.get_thresholds()
+    landed = landing_ages(client, now, thresholds, feed="crm") if landing_sources() else []
+    return _fresh(source_checks, "crm", crm_age(client, crm_accounts, crm_renewals, now, thresholds), "crm", landed,
+                  "renewals")
 
 
 contract_checks = [crm_accounts_contract, crm_renewals_contract, crm_account_history_contract, support_tickets_contract,

@@ -6,7 +6,16 @@ the rules-only health risk (`models.churn.fallback.RulesRiskModel`), model versi
 `rules-fallback` on every score, candidate and case, a warning in the run and in the metadata.
 The health score uses the champion's health configuration (weights checked or fitted on the
 company, band edges), or with no champion the latest challenger's, or the fixed defaults.
+
+Scoring does not load the training set: what it needs of it (the drift reference, the fallback
+fitted on it) is kept with each model version when the retrain registers it
+(`assets.stages.scoring_reference`). The ``training_set`` input is therefore deferred
+(`deferred_input`, resource key ``deferred_input``): the asset receives a loader and calls it only
+for a version registered before that was kept. At a million accounts that is 2.7 M rows the
+daily run no longer reads.
 """
+
+from collections.abc import Callable
 
 
 import dagster as dg
@@ -21,9 +30,8 @@ from connectors.model_registry import ModelRegistryResource
 from connectors.queue.resource import QueueStoreResource
 from connectors.warehouse import WarehouseResource
 from connectors.model_registry import ModelRegistry
-from models.churn.fallback import RULES_FALLBACK_TEXT, RULES_FALLBACK_VERSION, RulesRiskModel
+from models.churn.fallback import RULES_FALLBACK_TEXT, RULES_FALLBACK_VERSION
 from models.churn.health import DEFAULT_CONFIG, HealthConfig
-from models.churn.model import ChurnModel
 
 FALLBACK_WARNING = (f"no champion model in the registry: churn risk comes from {RULES_FALLBACK_TEXT}, "
                     f"model version {RULES_FALLBACK_VERSION!r} on every score and case")
@@ -41,13 +49,22 @@ GROUP = "scoring"
 OWNERS = ["team:data-science"]
 
 
-@dg.asset(group_name=GROUP, kinds={"lightgbm", "pandas"}, owners=OWNERS, partitions_def=snapshot_partitions, deps=["churn_model"])
+@dg.input_manager(required_resource_keys={"io_manager"})
+def deferred_input(context: dg.InputContext) -> Callable[[], object]:
+    """An upstream asset's value as a loader: the run's IO manager reads it when (and if) the
+    asset calls the loader, not before the step starts."""
+    io_manager = context.resources.io_manager
+    return lambda: io_manager.load_input(context)
+
+
+@dg.asset(group_name=GROUP, kinds={"lightgbm", "pandas"}, owners=OWNERS, partitions_def=snapshot_partitions, deps=["churn_model"],
+          ins={"training_set": dg.AssetIn(input_manager_key="deferred_input")})
 def churn_scores(
     context: dg.AssetExecutionContext,
     model_registry: ModelRegistryResource,
     warehouse: WarehouseResource,
     account_features: pd.DataFrame,
-    training_set: pd.DataFrame,
+    training_set: dg.Any,  # a loader (`deferred_input`), or a frame when the asset is invoked directly
 ) -> pd.DataFrame:
     """Calibrated churn probability of every account on the snapshot date, with its top 5 drivers.
 
@@ -55,14 +72,11 @@ def churn_scores(
     drivers in words, what moved since the previous snapshot, and drift against the training
     data."""
     registry = model_registry.get_client()
-    version = registry.champion()
-    if version is None:
+    loader = training_set if callable(training_set) else (lambda: training_set)
+    model, version, reference = stages.scoring_model(registry, loader, health_config(registry)[0])
+    if version == RULES_FALLBACK_VERSION:
         context.log.warning(FALLBACK_WARNING)
-        model = RulesRiskModel.fit(training_set, health_config(registry)[0])
-        version = RULES_FALLBACK_VERSION
-    else:
-        model = ChurnModel.from_bytes(registry.load_bytes(version))
-    scored = stages.churn_scores(warehouse.get_client(), model, version, account_features, training_set, snapshot_date(context))
+    scored = stages.churn_scores(warehouse.get_client(), model, version, account_features, reference, snapshot_date(context))
     out, drift = scored.scores, scored.drift
     fallback = version == RULES_FALLBACK_VERSION
     out["risk_source"] = "rules_fallback" if fallback else "model"

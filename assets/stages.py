@@ -25,7 +25,7 @@ from connectors.queue.decisions import ApplySummary
 from connectors.queue.store import QueueStore
 from connectors.warehouse import Warehouse
 from models.cases.context import USAGE_TREND_WEEKS, build_context_packages
-from models.churn.drift import drift_report
+from models.churn.drift import DriftReference
 from models.churn.explain import score_movers
 from models.churn.features import explain_drivers
 from models.churn.features import account_features as compute_features
@@ -33,7 +33,7 @@ from models.churn.health import health_scores as compute_health
 from models.churn.health import HealthConfig, intervention_status
 from models.churn.labels import population, returns
 from models.contracts import BOOK_PERCENTILES
-from models.churn.fallback import RulesRiskModel
+from models.churn.fallback import RULES_FALLBACK_VERSION, RulesRiskModel
 from models.churn.model import ChurnModel
 from models.churn.scoring import build_candidates, score_accounts, score_history_frame
 from models.policy.schema import Policy
@@ -126,16 +126,58 @@ def _movers(warehouse: Warehouse, as_of: pd.Timestamp, scores: pd.DataFrame, con
     ]
 
 
+#: The registry annotation of a model version holding what daily scoring needs of its training
+#: set (`scoring_reference`), so the daily run never loads the training set itself.
+SCORING_REFERENCE = "scoring_reference"
+
+
+def scoring_reference(model: ChurnModel, training_set: pd.DataFrame, health: HealthConfig) -> dict:
+    """What scoring with `model`, or without a champion, needs of its training set: the drift
+    reference of its score and features, and the rules fallback (`models.churn.fallback`)
+    fitted on the same rows with the version's health configuration, with its own drift
+    reference. Kept with the version in the registry when it is registered."""
+    fallback = RulesRiskModel.fit(training_set, health)
+    return {"drift": DriftReference.from_training(model, training_set).to_dict(),
+            "fallback": {"model": fallback.to_dict(),
+                         "drift": DriftReference.from_training(fallback, training_set).to_dict()}}
+
+
+def scoring_model(registry, training_set: Callable[[], pd.DataFrame], health: HealthConfig
+                  ) -> tuple[ChurnModel | RulesRiskModel, str, DriftReference]:
+    """The model to score with, its version and its drift reference: the champion, else the
+    rules fallback of the latest version (`RULES_FALLBACK_VERSION`), each with what was kept when
+    the version was registered. `training_set` (called only when that is missing: a version
+    registered before it was kept, or no version at all) loads the training set, from which
+    both are computed as they would have been; `health` is the configuration to fit the
+    fallback with then."""
+    champion = registry.champion()
+    if champion is not None:
+        model = ChurnModel.from_bytes(registry.load_bytes(champion))
+        kept = registry.metadata(champion).get(SCORING_REFERENCE)
+        reference = (DriftReference.from_dict(kept["drift"]) if kept
+                     else DriftReference.from_training(model, training_set()))
+        return model, champion, reference
+    latest = registry.latest()
+    kept = registry.metadata(latest).get(SCORING_REFERENCE) if latest is not None else None
+    if kept:
+        fallback = RulesRiskModel.from_dict(kept["fallback"]["model"])
+        return fallback, RULES_FALLBACK_VERSION, DriftReference.from_dict(kept["fallback"]["drift"])
+    frame = training_set()
+    fallback = RulesRiskModel.fit(frame, health)
+    return fallback, RULES_FALLBACK_VERSION, DriftReference.from_training(fallback, frame)
+
+
 def churn_scores(
     warehouse: Warehouse,
     model: ChurnModel | RulesRiskModel,
     model_version: str,
     features: pd.DataFrame,
-    training_set: pd.DataFrame,
+    reference: DriftReference,
     as_of: pd.Timestamp,
 ) -> Scores:
     """Calibrated churn probability of every account with its drivers in words, the change and
-    the movers since the previous snapshot, and drift against the training data.
+    the movers since the previous snapshot, and drift against the training data (`reference`,
+    the model's: see `scoring_model`).
 
     Keeps the explained accounts' contributions and the drift report for the snapshot.
     """
@@ -149,7 +191,7 @@ def churn_scores(
     history.insert(0, "snapshot_date", as_of.date())
     warehouse.replace_partition(CONTRIBUTION_HISTORY_TABLE, history, "snapshot_date", as_of.date())
     out["model_version"] = model_version
-    drift = drift_report(model, training_set, features, out["churn_risk"], warn_at=DRIFT_WARN_PSI)
+    drift = reference.report(features, out["churn_risk"], warn_at=DRIFT_WARN_PSI)
     warehouse.replace_partition(DRIFT_HISTORY_TABLE, drift.assign(snapshot_date=as_of.date()), "snapshot_date", as_of.date())
     out["snapshot_date"] = as_of
     return Scores(out, drift)

@@ -100,7 +100,7 @@ def run_size(n_accounts: int, seed: int) -> dict:
         relevant_tickets,
         ticket_window_start,
     )
-    from models.churn.health import rules_risk
+    from models.churn.health import HealthConfig, rules_risk
     from models.churn.labels import churn_outcomes, observation_dates
     from models.churn.validation import time_validation_report
     from models.churn.sampling import WEIGHT, sampling_summary
@@ -290,9 +290,13 @@ def run_size(n_accounts: int, seed: int) -> dict:
                                                                            sample_weight=train[WEIGHT])
 
         bare("one default LightGBM fit (100 trees, 31 leaves) on the same training rows", default_fit)
-        # The daily job holds the training set (the drift reference) and the model, not the
+        with stage("scoring_reference") as s:
+            # what the retrain keeps with the version for daily scoring (`stages.scoring_reference`)
+            reference = stages.DriftReference.from_dict(
+                stages.scoring_reference(model, ts, HealthConfig())["drift"])
+        # The daily job holds the model and its kept reference, not the training set or the
         # retrain's time split of it: freed, so the daily stages' peaks are the daily job's.
-        train = valid = report = None  # noqa: F841
+        train = valid = report = ts = None  # noqa: F841
         gc.collect()
 
         # The daily path: the functions the assets call, in the same order.
@@ -309,7 +313,7 @@ def run_size(n_accounts: int, seed: int) -> dict:
         bare("LightGBM predict of the model's boosters on the same matrix",
              lambda: [b.predict(X_bare, raw_score=True) for b in model.boosters])
         with stage("churn_scores") as s:
-            scores = stages.churn_scores(wh, model, "bench", feats, ts, snapshot).scores
+            scores = stages.churn_scores(wh, model, "bench", feats, reference, snapshot).scores
             s["explained"] = int(scores["explained"].sum())
         bare("LightGBM predict of the model's boosters on the same matrix",
              lambda: [b.predict(X_bare, raw_score=True) for b in model.boosters])

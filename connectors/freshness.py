@@ -10,7 +10,12 @@ every case it opens or updates carries the stale sources in its context package
 - tickets: the newest ``created_at`` at or before the run's instant;
 - usage: the newest ``usage_daily`` day, counted in the warehouse (the table is never read whole);
 - the CRM: its last ``rescue data load`` when the manifest lists it, else its newest signup or
-  closed renewal.
+  closed renewal;
+- each system `RESCUE_SOURCES` lands with dlt (`landing_ages`): its last completed load, from
+  the ``_dlt_loads`` table dlt keeps in the system's dataset, against the limit of the source it
+  feeds (a ticketing system: the tickets'; a CRM: the CRM's). A landing that keeps failing leaves
+  the mapped tables looking current (they are reloaded from what was landed) while nothing new
+  arrives: this names the system. A named system with no completed load is stale.
 
 A source dated by its rows is allowed its own plausible quiet spells
 (`models.plausibility.quiet_limit_days`); a load time has its table's limit. Each function
@@ -22,8 +27,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pandas as pd
+import sqlalchemy as sa
 
 from connectors.mapping.manifest import MANIFEST_TABLE
+from connectors.settings import LANDING_SOURCES, landing_sources
 from connectors.warehouse import USAGE_DAILY_TABLE, Warehouse
 from models.plausibility import ACTIVITY_WINDOW_DAYS, Staleness, Thresholds, newest, recent_rate, staleness
 
@@ -86,11 +93,48 @@ def crm_age(warehouse: Warehouse, accounts: pd.DataFrame, renewals: pd.DataFrame
                      rate_per_day=recent_rate(changes, now), quiet_odds=thresholds.quiet_odds)
 
 
+#: dlt's table of completed loads in each landed dataset (status 0: the load completed).
+DLT_LOADS = "_dlt_loads"
+
+
+def last_landing(warehouse: Warehouse, source: str, now: pd.Timestamp) -> tuple[pd.Timestamp | None, str]:
+    """When dlt last completed a load of `source` (its dataset's ``_dlt_loads``) at or before
+    `now`, and what dates it. A run at an instant before a completed load (a replay or a backfill
+    of an earlier snapshot) reads rows landed after it: the landing is as fresh as that run can
+    ask, dated at `now`. (None, basis) when it never completed a load or the dataset is not there."""
+    basis = "last completed load"
+    with warehouse.engine.connect() as conn:
+        if not sa.inspect(conn).has_table(DLT_LOADS, schema=source):
+            return None, basis
+        loads = sa.table(DLT_LOADS, sa.column("inserted_at"), sa.column("status"), schema=source)
+        stamps = [row[0] for row in conn.execute(sa.select(loads.c.inserted_at).where(loads.c.status == 0))]
+    stamps = pd.to_datetime(pd.Series(stamps, dtype=object), utc=True, errors="coerce").dt.tz_localize(None).dropna()
+    if len(stamps) and (stamps > now).any():
+        return pd.Timestamp(now), "a completed load after the run's instant (a replay) at"
+    return newest(stamps, now), basis
+
+
+def landing_ages(warehouse: Warehouse, now: pd.Timestamp, thresholds: Thresholds, *, feed: str | None = None,
+                 sources: Sequence[str] | None = None) -> list[Staleness]:
+    """The age of each landed system's last completed load (`sources`, default the ones
+    `RESCUE_SOURCES` names; with `feed`, only those feeding that source: "tickets" or "crm")."""
+    names = landing_sources() if sources is None else tuple(sources)
+    ages = []
+    for name in names:
+        fed = LANDING_SOURCES[name]
+        if feed is not None and fed != feed:
+            continue
+        loaded, basis = last_landing(warehouse, name, now)
+        ages.append(staleness(f"{name} landing", loaded, now, thresholds.max_age_days(fed), basis=basis))
+    return ages
+
+
 def source_ages(warehouse: Warehouse, thresholds: Thresholds, now: pd.Timestamp, *, tickets: pd.DataFrame,
                 accounts: pd.DataFrame, renewals: pd.DataFrame) -> list[Staleness]:
-    """Every dated source's age at `now` (tickets, usage, CRM; an empty source is left out)."""
+    """Every dated source's age at `now` (tickets, usage, CRM, each landed system; an empty
+    source is left out)."""
     ages = [tickets_age(tickets, now, thresholds), usage_age(warehouse, now, thresholds),
-            crm_age(warehouse, accounts, renewals, now, thresholds)]
+            crm_age(warehouse, accounts, renewals, now, thresholds), *landing_ages(warehouse, now, thresholds)]
     return [age for age in ages if age is not None]
 
 
@@ -101,7 +145,7 @@ def stale_warnings(ages: Sequence[Staleness]) -> list[str]:
         if not age.stale:
             continue
         if age.newest is None:
-            lines.append(f"routed on stale data: {age.table} has no row at or before the run's instant to date it")
+            lines.append(f"routed on stale data: {age.table} has no {age.undated_word} at or before the run's instant to date it")
         else:
             lines.append(f"routed on stale data: {age.table} {age.age_days:.1f} days old "
                          f"({age.basis} {age.newest:%Y-%m-%d %H:%M} UTC, {age.limit_text})")

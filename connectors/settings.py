@@ -139,8 +139,9 @@ class Settings(_FromEnv):
     freshdesk: FreshdeskSettings = field(default_factory=FreshdeskSettings)
 
 
-#: The sources `RESCUE_SOURCES` may name (`connectors.landing`).
-LANDING_SOURCES = ("freshdesk",)
+#: The sources `RESCUE_SOURCES` may name (`connectors.landing`), each with the source whose
+#: freshness its landing is part of (`connectors.freshness.landing_ages`: "tickets" or "crm").
+LANDING_SOURCES = {"freshdesk": "tickets"}
 #: The values of `RESCUE_FRESHNESS`.
 FRESHNESS_MODES = ("block", "warn")
 #: The values of `RESCUE_EXECUTOR` (`pipelines.executors` turns one into a Dagster executor).

@@ -438,11 +438,16 @@ class Staleness:
         return text
 
     @property
+    def undated_word(self) -> str:
+        """What is missing when nothing dates the source: a row, or the basis named (a load)."""
+        return "row" if self.basis.startswith("newest") else self.basis
+
+    @property
     def message(self) -> str:
         """One line naming the table and its age."""
         if self.newest is None:
-            return (f"{self.table}: stale, no row at or before the run's instant ({self.now:%Y-%m-%d %H:%M} UTC) "
-                    f"to date it ({self.limit_text})")
+            return (f"{self.table}: stale, no {self.undated_word} at or before the run's instant "
+                    f"({self.now:%Y-%m-%d %H:%M} UTC) to date it ({self.limit_text})")
         state = "stale" if self.stale else "fresh"
         return (f"{self.table}: {state}, {self.basis} {self.newest:%Y-%m-%d %H:%M} UTC is {self.age_days:.1f} days old "
                 f"at the run's instant {self.now:%Y-%m-%d %H:%M} UTC ({self.limit_text})")

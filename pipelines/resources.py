@@ -33,6 +33,7 @@ from typing import Any
 import dagster as dg
 
 from assets.quality import source_checks_resource
+from assets.scoring import deferred_input
 from connectors.mapping.manifest import landed_checks
 from connectors.model_registry import ModelRegistryResource
 from connectors.notify import NotifierResource
@@ -105,6 +106,7 @@ def build_resources(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "crm": WarehouseCRM(warehouse=warehouse),
         "ticketing": WarehouseTicketing(warehouse=warehouse),
         "queue": QueueStoreResource(url=_secret(Settings.env("queue_url"), s.queue_url, default_queue_url())),
+        "deferred_input": deferred_input,
         "model_registry": ModelRegistryResource(path=s.model_dir or ""),
         "policy": PolicyResource(path=s.policy_path or ""),
         "notifier": NotifierResource(

@@ -62,6 +62,17 @@ class RulesRiskModel:
         return cls(config=config, a=float(a), b=float(b), term_means={k: float(v) for k, v in means.items()},
                    metadata=meta)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The fitted map as plain values (kept in the model registry, `from_dict` reads it)."""
+        return {"config": self.config.to_dict(), "a": self.a, "b": self.b, "term_means": dict(self.term_means),
+                "feature_names": list(self.feature_names), "metadata": dict(self.metadata)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RulesRiskModel:
+        return cls(config=HealthConfig.from_dict(data["config"]), a=float(data["a"]), b=float(data["b"]),
+                   term_means={k: float(v) for k, v in data["term_means"].items()},
+                   feature_names=list(data["feature_names"]), metadata=dict(data.get("metadata", {})))
+
     def decision_function(self, X: pd.DataFrame) -> np.ndarray:
         return self.a * rules_risk(X, self.config) + self.b
 

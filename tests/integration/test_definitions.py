@@ -48,7 +48,7 @@ JOBS = {"daily_rescue_job", "weekly_retrain_job", "feedback_job"}
 SCHEDULES = {"daily_rescue_schedule", "weekly_retrain_schedule"}
 SENSORS = {"sla_clock", "rescue_actions_sensor"}
 RESOURCES = {"warehouse", "crm", "ticketing", "queue", "model_registry", "policy", "notifier", "crm_writer",
-             "source_checks"}
+             "source_checks", "deferred_input"}
 
 #: A placeholder for each secret: a value no repr, snapshot or metadata may contain.
 PLACEHOLDERS = {
@@ -111,7 +111,10 @@ def test_everything_is_there_by_name(defs):
 
 
 def _field_values(resource: dg.ConfigurableResource, path: str):
-    """(path, value) of every config field of `resource` and of the resources nested in it."""
+    """(path, value) of every config field of `resource` and of the resources nested in it (an
+    input manager, `deferred_input`, has none)."""
+    if not isinstance(resource, dg.ConfigurableResource):
+        return
     for name in type(resource).model_fields:
         value = getattr(resource, name)
         if isinstance(value, dg.ConfigurableResource):

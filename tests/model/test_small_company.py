@@ -121,3 +121,41 @@ def test_the_rules_fallback_is_calibrated_and_exactly_explained():
     flat = RulesRiskModel.fit(healthiest_leave)
     assert flat.a == 0.0
     assert np.allclose(flat.predict_proba(training), healthiest_leave["label"].mean())
+
+
+def test_scoring_reads_what_the_retrain_kept_and_never_loads_the_training_set(backwards, tmp_path):
+    """The challenger carries its scoring reference; the fallback scores from it without the
+    training set, exactly as from the training set itself; a version registered before the
+    reference was kept still scores, loading the training set once."""
+    from assets.stages import SCORING_REFERENCE, scoring_model
+    from models.churn.drift import drift_report
+
+    _, training, out, registry = backwards
+    client = registry.get_client()
+    kept = client.metadata(out["challenger"])[SCORING_REFERENCE]
+    assert set(kept) == {"drift", "fallback"} and kept["fallback"]["model"]["a"] >= 0
+    config, _ = health_config(client)
+    last = training[training["observation_date"] == training["observation_date"].max()].set_index("account_id")
+
+    def refuse():
+        raise AssertionError("the training set was loaded")
+
+    model, version, reference = scoring_model(client, refuse, config)
+    fitted = RulesRiskModel.fit(training, config)
+    assert version == RULES_FALLBACK_VERSION
+    np.testing.assert_array_equal(model.predict_proba(last), fitted.predict_proba(last))
+    risk = pd.Series(fitted.predict_proba(last))
+    pd.testing.assert_frame_equal(reference.report(last, risk), drift_report(fitted, training, last, risk))
+    context = dg.build_asset_context(partition_key="2026-06-01")
+    scores = churn_scores(context=context, model_registry=registry,
+                          warehouse=WarehouseResource(url=f"duckdb:///{tmp_path / 'w.duckdb'}"),
+                          account_features=last, training_set=refuse)
+    assert (scores["model_version"] == RULES_FALLBACK_VERSION).all()
+
+    older = ModelRegistryResource(path=str(tmp_path / "older")).get_client()
+    meta = {k: v for k, v in client.metadata(out["challenger"]).items() if k != SCORING_REFERENCE}
+    older.register(client.load_bytes(out["challenger"]), meta)
+    loads = []
+    model, version, reference = scoring_model(older, lambda: loads.append(1) or training, config)
+    assert loads == [1] and version == RULES_FALLBACK_VERSION
+    pd.testing.assert_frame_equal(reference.report(last, risk), drift_report(fitted, training, last, risk))

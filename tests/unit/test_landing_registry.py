@@ -15,8 +15,9 @@ from connectors.settings import LANDING_SOURCES, Settings, SettingError, landing
 def test_settings_registry_and_asset_builders_name_the_same_sources():
     from assets.landing import BUILDERS
 
-    assert tuple(SOURCE_MODULES) == LANDING_SOURCES
-    assert tuple(BUILDERS) == LANDING_SOURCES
+    assert tuple(SOURCE_MODULES) == tuple(LANDING_SOURCES)
+    assert tuple(BUILDERS) == tuple(LANDING_SOURCES)
+    assert set(LANDING_SOURCES.values()) <= {"tickets", "crm"}  # the freshness each landing is part of
 
 
 @pytest.mark.parametrize("name", LANDING_SOURCES)
