@@ -29,7 +29,7 @@ import dagster as dg
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
-from connectors.landing import freshdesk
+from connectors.landing import freshdesk, zendesk
 from connectors.landing.pipeline import LandingError, explain_failure, landing_pipeline
 from connectors.settings import LANDING_SOURCES
 from connectors.warehouse import WarehouseResource
@@ -89,8 +89,20 @@ def freshdesk_assets(warehouse_url: str) -> dg.AssetsDefinition:
     return freshdesk_landing
 
 
+def zendesk_assets(warehouse_url: str) -> dg.AssetsDefinition:
+    """Zendesk's tickets (with their metric sets) and organizations."""
+
+    @_decorator(zendesk, warehouse_url)
+    def zendesk_landing(context: dg.AssetExecutionContext, dlt: DagsterDltResource,
+                        zendesk_account: zendesk.ZendeskResource, warehouse: WarehouseResource) -> Iterator:
+        """Zendesk tickets exported since the saved cursor, and all organizations, into dataset zendesk."""
+        yield from _land(zendesk, context, dlt, zendesk_account, warehouse)
+
+    return zendesk_landing
+
+
 #: Each landing source's asset builder, by the name `RESCUE_SOURCES` uses.
-BUILDERS = {"freshdesk": freshdesk_assets}
+BUILDERS = {"freshdesk": freshdesk_assets, "zendesk": zendesk_assets}
 
 
 def landing_assets(sources: tuple[str, ...], warehouse_url: str) -> list[dg.AssetsDefinition]:

@@ -1,7 +1,8 @@
 """Source assets: pull accounts, renewals, tickets and usage into the canonical contracts.
 
 Each asset only asks its resource for a frame; which system answers (the embedded warehouse, a
-Salesforce org, a Zendesk-style API) is decided by the resource binding in pipelines/resources.py.
+Salesforce org; tickets landed from Freshdesk or Zendesk and mapped in the warehouse) is decided
+by the resource binding in pipelines/resources.py.
 The quality checks in assets/quality.py gate everything downstream.
 """
 
@@ -97,7 +98,7 @@ def ticket_window(context: dg.AssetExecutionContext) -> pd.Timestamp | None:
     return ticket_window_start(day)
 
 
-@dg.asset(group_name=GROUP, kinds={"zendesk", "pandas"}, owners=OWNERS)
+@dg.asset(group_name=GROUP, kinds={"sql", "pandas"}, owners=OWNERS)
 def support_tickets(context: dg.AssetExecutionContext, ticketing: TicketingSource) -> pd.DataFrame:
     """Support tickets from the ticketing system, as far back as the run reads them.
 

@@ -1,4 +1,5 @@
-"""One retry policy for every HTTP API the connectors call (Salesforce, Zendesk-style ticketing).
+"""One retry policy for the HTTP APIs the connectors call themselves (Salesforce). The landing
+sources (`connectors.landing`) retry with dlt's requests client instead.
 
 What is retried, and how long to wait:
 

@@ -102,6 +102,15 @@ class FreshdeskSettings(_FromEnv):
 
 
 @dataclass(frozen=True)
+class ZendeskSettings(_FromEnv):
+    """Zendesk, a landing source (`connectors.landing.zendesk`) when `RESCUE_SOURCES` names it."""
+
+    subdomain: str = _var("ZENDESK_SUBDOMAIN", "", doc="Zendesk account: 'acme', 'acme.zendesk.com' or its full URL")
+    email: str = _var("ZENDESK_EMAIL", "", doc="E-mail of the Zendesk agent whose API token is used")
+    api_token: str = _var("ZENDESK_API_TOKEN", "", secret=True, doc="Zendesk API token (basic auth as {email}/token)")
+
+
+@dataclass(frozen=True)
 class Settings(_FromEnv):
     """The project's settings; None (or the default shown) when the variable is unset."""
 
@@ -134,14 +143,15 @@ class Settings(_FromEnv):
     usage_lookback: str | None = _var(
         "RESCUE_USAGE_LOOKBACK_DAYS", doc="Days before the last aggregated usage day each build aggregates again")
     sources: str | None = _var(
-        "RESCUE_SOURCES", doc="Systems landed with dlt into the warehouse, comma-separated ('freshdesk'); unset: none")
+        "RESCUE_SOURCES", doc="Systems landed with dlt into the warehouse, comma-separated ('freshdesk', 'zendesk'); unset: none")
     salesforce: SalesforceSettings = field(default_factory=SalesforceSettings)
     freshdesk: FreshdeskSettings = field(default_factory=FreshdeskSettings)
+    zendesk: ZendeskSettings = field(default_factory=ZendeskSettings)
 
 
 #: The sources `RESCUE_SOURCES` may name (`connectors.landing`), each with the source whose
 #: freshness its landing is part of (`connectors.freshness.landing_ages`: "tickets" or "crm").
-LANDING_SOURCES = {"freshdesk": "tickets"}
+LANDING_SOURCES = {"freshdesk": "tickets", "zendesk": "tickets"}
 #: The values of `RESCUE_FRESHNESS`.
 FRESHNESS_MODES = ("block", "warn")
 #: The values of `RESCUE_EXECUTOR` (`pipelines.executors` turns one into a Dagster executor).

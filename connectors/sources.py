@@ -8,9 +8,10 @@ The source assets depend only on these two resource interfaces, never on a concr
   run's ticket window, which a source may push down; `assets.sources.ticket_window`).
 
 The embedded defaults (`WarehouseCRM`, `WarehouseTicketing`) read the raw tables that the demo
-world (or an ELT tool such as Fivetran/Airbyte) lands in the warehouse. A Salesforce or
-Zendesk connector plugs in by subclassing the interface and being bound under the same resource
-key in `pipelines/resources.py`; no asset changes.
+world (or an ELT tool such as Fivetran/Airbyte, or the landing sources of `connectors.landing`
+and their default mappings) lands in the warehouse. Another system plugs in by subclassing the
+interface and being bound under the same resource key in `pipelines/resources.py` (Salesforce's
+CRM reader does); no asset changes.
 
 Frames are returned *leniently conformed* (see `models.contracts.conform`): types are coerced
 where possible and problems are left for the blocking quality checks to count and report.

@@ -1,6 +1,6 @@
 """Canonical data contracts: the one place where the product's tables are defined.
 
-Every source system (the embedded demo world, Salesforce, a Zendesk-style API, any SQL
+Every source system (the embedded demo world, Salesforce, Freshdesk, Zendesk, any SQL
 warehouse) is mapped into these tables before anything downstream sees it. Each contract names
 its columns, their kind, whether they may be null, the range of every number, the length of
 every identifier, the primary key and the references to other tables. `conform()` turns a raw

@@ -16,6 +16,7 @@ UI, logs or metadata:
 | crm_writer       | salesforce (when configured)               | warehouse tables crm_tasks, crm_account_health |
 | source_checks    | freshness; the landed mapping's `checks:`  | block; `models.plausibility.Thresholds`   |
 | dlt, freshdesk_account | sources (freshdesk named), freshdesk | only when `RESCUE_SOURCES` names freshdesk |
+| dlt, zendesk_account | sources (zendesk named), zendesk | only when `RESCUE_SOURCES` names zendesk |
 
 The plausibility thresholds of `source_checks` are the defaults, then those the landed mapping's
 `checks:` block set (read-only from the manifest in the warehouse bound here, when the
@@ -23,8 +24,9 @@ Definitions load: `connectors.mapping.manifest.landed_checks`; no warehouse or n
 defaults, and nothing is created), then any given in code (`source_checks_resource(overrides)`
 bound under `source_checks`) or run config. The resource's `origin` says where they came from.
 
-To read the CRM from Salesforce or tickets from a Zendesk-style API, bind their connectors
-under the `crm` / `ticketing` keys here; no asset changes.
+To read the CRM from Salesforce, bind its connector under the `crm` key here; no asset changes.
+Ticketing systems (Freshdesk, Zendesk) are landed into the warehouse instead (`assets.landing`)
+and mapped into the tickets the `ticketing` resource reads.
 """
 
 

@@ -2,7 +2,9 @@
 
 - `pipeline`: the warehouse URL as a dlt destination, one pipeline per source (its state kept
   by dlt in the source's dataset), a failed run as one line (`LandingError`);
-- `freshdesk`: Freshdesk tickets (incremental on ``updated_at``) and companies.
+- `freshdesk`: Freshdesk tickets (incremental on ``updated_at``) and companies;
+- `zendesk`: Zendesk tickets with their metric sets (the incremental export, from the saved
+  ``generated_timestamp``) and organizations.
 
 `RESCUE_SOURCES` names the sources the Definitions land (`assets.landing`); each source's
 default mapping to the canonical contracts is `connectors/mapping/sources/<source>.yaml`.
@@ -10,4 +12,4 @@ default mapping to the canonical contracts is `connectors/mapping/sources/<sourc
 
 #: The module of each source `RESCUE_SOURCES` may name (`connectors.settings.LANDING_SOURCES`
 #: lists the same names without importing dlt; a test keeps the two in step).
-SOURCE_MODULES = {"freshdesk": "connectors.landing.freshdesk"}
+SOURCE_MODULES = {"freshdesk": "connectors.landing.freshdesk", "zendesk": "connectors.landing.zendesk"}

@@ -5,7 +5,7 @@ window, or open at the snapshot (`models.churn.features.account_features`). The 
 only the tickets created or solved in `TICKET_WINDOW_DAYS` before it, or not solved
 (`relevant_tickets`), pushed down to the warehouse where the tickets' dates are timestamps. These
 tests hold the features from the window equal to those from every ticket, the warehouse's
-filter equal to the pandas rule (DuckDB, PostgreSQL; SQLite and text dates read whole and cut
+filter equal to the pandas rule (DuckDB, PostgreSQL, an aware instant read as UTC; SQLite and text dates read whole and cut
 after), and a window too late for a snapshot refused with a message naming both dates.
 """
 
@@ -16,7 +16,6 @@ import pytest
 
 from connectors.sources import WarehouseTicketing
 from connectors.warehouse import Warehouse, WarehouseResource
-from connectors.zendesk import TicketMirror
 from models.churn.features import account_features
 from models.churn.tickets import TICKET_WINDOW_DAYS, TICKETS_SINCE, relevant_tickets, ticket_window_start
 from tests.factories import random_tables
@@ -92,6 +91,8 @@ def test_the_warehouse_filters_the_window_as_the_rule_does(request, tmp_path, ta
         expected = relevant_tickets(source.tickets(), since)
         assert _ids(pushed) == _ids(expected)
         assert _ids(source.tickets(since=since.to_pydatetime())) == _ids(expected)
+        # an aware instant is UTC (landed timestamps are naive UTC, `models.clock`)
+        assert _ids(source.tickets(since=since.tz_localize("UTC").to_pydatetime())) == _ids(expected)
 
 
 def test_sqlite_and_text_dates_are_read_whole_and_cut_after(tmp_path, tables) -> None:
@@ -106,17 +107,3 @@ def test_sqlite_and_text_dates_are_read_whole_and_cut_after(tmp_path, tables) ->
         source = WarehouseTicketing(warehouse=WarehouseResource(url=wh.url))
         got = relevant_tickets(source.tickets(since=since.to_pydatetime()), since)
         assert _ids(got) == _ids(relevant_tickets(tables["tickets"], since))
-
-
-def test_the_zendesk_mirror_filters_the_window_in_sql(tmp_path, tables) -> None:
-    mirror = TicketMirror(f"sqlite:///{tmp_path / 'mirror.db'}")
-    tickets = tables["tickets"].dropna(subset=["created_at"]).copy()
-    for col in ("created_at", "first_response_at", "solved_at"):
-        tickets[col] = tickets[col].dt.floor("s")  # the mirror keeps whole seconds
-    tickets["updated_at"] = tickets["created_at"]
-    tickets["csat"] = tickets["csat"].astype("float64")
-    mirror.merge(tickets)
-    since = ticket_window_start(AS_OF[1])
-    assert _ids(mirror.load(since)) == _ids(relevant_tickets(tickets, since))
-    assert len(mirror.load()) == len(tickets) > len(mirror.load(since))
-    assert _ids(mirror.load(since.tz_localize("UTC"))) == _ids(mirror.load(since))  # an aware instant is UTC

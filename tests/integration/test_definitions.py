@@ -62,6 +62,7 @@ PLACEHOLDERS = {
     "RESCUE_SF_SESSION_ID": "placeholder-sf-session",
     "RESCUE_DESK_SECRET": "placeholder-desk-secret",
     "FRESHDESK_API_KEY": "placeholder-freshdesk-key",
+    "ZENDESK_API_TOKEN": "placeholder-zendesk-token",
 }
 PLAIN = {
     "RESCUE_SMTP_HOST": "smtp.example.invalid",
@@ -260,3 +261,18 @@ def test_an_unknown_source_is_refused_naming_the_variable(monkeypatch, tmp_path)
 
     with pytest.raises(SettingError, match=r"RESCUE_SOURCES='freshdesk, zendsk': unknown source 'zendsk'"):
         _load_definitions(monkeypatch, tmp_path, {"RESCUE_SOURCES": "freshdesk, zendsk"})
+
+
+def test_zendesk_lands_in_the_landing_group_bound_by_name_and_shows_no_secret(monkeypatch, tmp_path):
+    defs = _load_definitions(monkeypatch, tmp_path, {"RESCUE_SOURCES": "zendesk", "ZENDESK_SUBDOMAIN": "acme",
+                                                     "ZENDESK_EMAIL": "bot@acme.example"})
+    zendesk = {"dlt_zendesk_tickets", "dlt_zendesk_organizations"}
+    graph = defs.resolve_asset_graph()
+    assert {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name == "landing"} == zendesk
+    assert {k.to_user_string() for k in defs.resolve_job_def("landing_job").asset_layer.selected_asset_keys} == zendesk
+    account = defs.resources["zendesk_account"]
+    assert {n: getattr(account, n).env_var_name for n in ("subdomain", "email", "api_token")} == {
+        "subdomain": "ZENDESK_SUBDOMAIN", "email": "ZENDESK_EMAIL", "api_token": "ZENDESK_API_TOKEN"}
+    assert "zendesk" in graph.get(dg.AssetKey("dlt_zendesk_tickets")).kinds
+    test_no_secret_shows_in_a_repr_or_in_what_the_ui_shows(defs)
+    test_secrets_are_bound_by_name_never_held_as_values(defs)
