@@ -2,7 +2,10 @@
 
 - `pipeline`: the warehouse URL as a dlt destination, one pipeline per source (its state kept
   by dlt in the source's dataset), a failed run as one line (`LandingError`);
-- `freshdesk`: Freshdesk tickets (incremental on ``updated_at``) and companies.
+- `freshdesk`: Freshdesk tickets (incremental on ``updated_at``) and companies;
+- `jira`: Jira Service Management issues (incremental on ``updated``, JQL) and organizations;
+- `servicenow`: ServiceNow incidents and cases (incremental on ``sys_updated_on``), assignment
+  groups and customer accounts.
 
 `RESCUE_SOURCES` names the sources the Definitions land (`assets.landing`); each source's
 default mapping to the canonical contracts is `connectors/mapping/sources/<source>.yaml`.
@@ -10,4 +13,5 @@ default mapping to the canonical contracts is `connectors/mapping/sources/<sourc
 
 #: The module of each source `RESCUE_SOURCES` may name (`connectors.settings.LANDING_SOURCES`
 #: lists the same names without importing dlt; a test keeps the two in step).
-SOURCE_MODULES = {"freshdesk": "connectors.landing.freshdesk"}
+SOURCE_MODULES = {"freshdesk": "connectors.landing.freshdesk", "jira": "connectors.landing.jira",
+                  "servicenow": "connectors.landing.servicenow"}
