@@ -104,7 +104,7 @@ ORGANIZATION_COLUMNS = {
 
 #: One line per resource, for the Dagster assets.
 DESCRIPTIONS = {
-    "issues": "Jira Service Management issues as landed (one flat row each): merged on id, by updated since dlt's saved cursor",
+    "issues": "Jira Service Management issues as landed, a flat row each: merged on id, by updated since the cursor",
     "organizations": "Jira Service Management organizations as landed (replaced each run): the issues' accounts",
 }
 

@@ -89,7 +89,7 @@ def _columns(fields: tuple[str, ...]) -> dict[str, dict[str, Any]]:
 #: One line per resource, for the Dagster assets.
 DESCRIPTIONS = {
     "incidents": "ServiceNow incidents as landed: merged on sys_id, by sys_updated_on since dlt's saved cursor",
-    "cases": "ServiceNow customer service cases as landed: merged on sys_id, by sys_updated_on since dlt's saved cursor",
+    "cases": "ServiceNow customer service cases as landed: merged on sys_id, by sys_updated_on since the cursor",
     "groups": "ServiceNow assignment groups (sys_user_group) as landed, replaced each run",
     "accounts": "ServiceNow customer accounts (customer_account) as landed, replaced each run: the records' accounts",
 }

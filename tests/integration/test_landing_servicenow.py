@@ -320,3 +320,16 @@ def test_jira_and_servicenow_land_through_dagster_and_a_refused_login_is_one_lin
     assert len(errors) == 1 and "\n" not in errors[0].strip() and "SERVICENOW_PASSWORD" in errors[0]
     shown = " ".join(str(e.event_specific_data) + str(e.message) for e in failed.all_events)
     assert secret not in shown and PASSWORD not in shown and jira_fake.TOKEN not in shown
+
+
+def test_unset_variables_are_refused_in_one_line_naming_them():
+    from connectors.landing.jira import JiraResource
+    from connectors.landing.servicenow import ServiceNowResource
+
+    with pytest.raises(LandingError, match="^ServiceNow is a landing source but SERVICENOW_INSTANCE is not set$"):
+        ServiceNowResource().source()
+    with pytest.raises(LandingError, match="neither SERVICENOW_USER and SERVICENOW_PASSWORD nor SERVICENOW_TOKEN are set$"):
+        ServiceNowResource(instance="acme", user=USER).source()
+    assert ServiceNowResource(instance="acme", token=TOKEN).source().name == "servicenow"
+    with pytest.raises(LandingError, match="^Jira is a landing source but JIRA_EMAIL, JIRA_API_TOKEN are not set$"):
+        JiraResource(base_url="acme").source()
