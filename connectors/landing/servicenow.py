@@ -24,8 +24,9 @@ Why `LAG_SECONDS`: ``sys_updated_on`` has whole seconds. A record changed again 
 the last pull ended keeps its ``sys_updated_on``, and dlt, which drops rows at the cursor it has
 already seen, would skip the change; and a record whose update was stamped before the pull read
 its page but committed after it carries a time older than the cursor. Reading the last minute
-again costs a page at most; rows merge on ``sys_id``. The query's date is read by ServiceNow in the
-integration user's time zone: keep that user at UTC (the values it returns are UTC either way).
+again costs a page at most; rows merge on ``sys_id``. The query's date is plain text, which
+ServiceNow compares as UTC (only ``javascript:gs.dateGenerate(...)`` would read the user's time
+zone), the zone the values come back in: the integration user's own time zone does not matter.
 
 What offset paging cannot do: a record updated while a pull pages moves to the end of the
 ordered list, and the records behind it move up by one, so one of them can be passed over in
