@@ -4,8 +4,8 @@ Pagination over several pages (the ``Link`` header), resumption from dlt's saved
 pull fails half-way, 429 with Retry-After, 5xx, a refused login, and 30% injected failures over
 a multi-page pull: after resume, exactly the fake's records, once each. Then the default mapping
 turns the landed tables into the tickets contract (on PostgreSQL, the one test here that needs
-a server), and both ITSM sources land through ``dg.materialize``. No real waits: tenacity's
-sleep is replaced and recorded.
+a server). Both ITSM sources through ``dg.materialize``: `test_landing_itsm_assets`. No real
+waits: tenacity's sleep is replaced and recorded.
 """
 
 from __future__ import annotations
@@ -274,52 +274,6 @@ def test_landing_resumes_and_the_default_mapping_holds_on_postgresql(pg_database
             customer = r["company" if table == INCIDENT else "account"]
             assert row["account_id"] == fake.tables["customer_account"][customer]["name"]
     assert tickets.loc[sys_id(CASE, 901), "status"] == "pending" and tickets["first_response_at"].isna().all()
-
-
-# ------------------------------------------------------------------ both ITSM sources as Dagster assets
-
-
-def test_jira_and_servicenow_land_through_dagster_and_a_refused_login_is_one_line(url, tmp_path, monkeypatch, waits):
-    import dagster as dg
-    from dagster_dlt import DagsterDltResource
-
-    from assets.landing import jira_assets, servicenow_assets
-    from connectors.landing import jira, servicenow
-    from connectors.warehouse import WarehouseResource
-    from tests.fakes import jira_fake
-
-    monkeypatch.setenv("RESCUE_HOME", str(tmp_path / "home"))
-    for name, value in {"JIRA_BASE_URL": f"https://{jira_fake.SITE}", "JIRA_EMAIL": jira_fake.EMAIL,
-                        "JIRA_API_TOKEN": jira_fake.TOKEN, "SERVICENOW_INSTANCE": "acme",
-                        "SERVICENOW_USER": USER, "SERVICENOW_PASSWORD": PASSWORD}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("SERVICENOW_TOKEN", raising=False)
-    sn, jf = FakeServiceNow.with_records(incidents=15, cases=6), jira_fake.FakeJira.with_issues(12)
-
-    def materialize():
-        resources = {"dlt": DagsterDltResource(), "warehouse": WarehouseResource(url=url),
-                     "jira_site": jira.bound_resource(), "servicenow_instance": servicenow.bound_resource()}
-        with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-            sn.install(rsps)
-            jf.install(rsps)
-            return dg.materialize([jira_assets(url), servicenow_assets(url)], resources=resources, raise_on_error=False)
-
-    result = materialize()
-    assert result.success
-    landed = {m.asset_key.to_user_string(): m.metadata["rows_loaded"].value
-              for node in ("jira_landing", "servicenow_landing") for m in result.asset_materializations_for_node(node)}
-    assert landed == {"dlt_jira_issues": 12, "dlt_jira_organizations": 4, "dlt_servicenow_incidents": 15,
-                      "dlt_servicenow_cases": 6, "dlt_servicenow_groups": 3, "dlt_servicenow_accounts": 4}
-    assert _as_landed(_landed(url)) == sn.expected(INCIDENT)
-
-    secret = "refused-password-42"
-    monkeypatch.setenv("SERVICENOW_PASSWORD", secret)
-    failed = materialize()
-    assert not failed.success
-    errors = [e.step_failure_data.error.message for e in failed.all_events if e.is_step_failure]
-    assert len(errors) == 1 and "\n" not in errors[0].strip() and "SERVICENOW_PASSWORD" in errors[0]
-    shown = " ".join(str(e.event_specific_data) + str(e.message) for e in failed.all_events)
-    assert secret not in shown and PASSWORD not in shown and jira_fake.TOKEN not in shown
 
 
 def test_unset_variables_are_refused_in_one_line_naming_them():
