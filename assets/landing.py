@@ -29,7 +29,7 @@ import dagster as dg
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
-from connectors.landing import freshdesk, zendesk
+from connectors.landing import freshdesk, jira, servicenow, zendesk
 from connectors.landing.pipeline import LandingError, explain_failure, landing_pipeline
 from connectors.settings import LANDING_SOURCES
 from connectors.warehouse import WarehouseResource
@@ -101,8 +101,33 @@ def zendesk_assets(warehouse_url: str) -> dg.AssetsDefinition:
     return zendesk_landing
 
 
+def jira_assets(warehouse_url: str) -> dg.AssetsDefinition:
+    """Jira Service Management's issues and organizations."""
+
+    @_decorator(jira, warehouse_url)
+    def jira_landing(context: dg.AssetExecutionContext, dlt: DagsterDltResource, jira_site: jira.JiraResource,
+                     warehouse: WarehouseResource) -> Iterator:
+        """Jira issues updated since the saved cursor, and all organizations, into dataset jira."""
+        yield from _land(jira, context, dlt, jira_site, warehouse)
+
+    return jira_landing
+
+
+def servicenow_assets(warehouse_url: str) -> dg.AssetsDefinition:
+    """ServiceNow's incidents, cases, assignment groups and customer accounts."""
+
+    @_decorator(servicenow, warehouse_url)
+    def servicenow_landing(context: dg.AssetExecutionContext, dlt: DagsterDltResource,
+                           servicenow_instance: servicenow.ServiceNowResource, warehouse: WarehouseResource) -> Iterator:
+        """ServiceNow incidents and cases updated since the saved cursor, and all groups and accounts, into dataset servicenow."""
+        yield from _land(servicenow, context, dlt, servicenow_instance, warehouse)
+
+    return servicenow_landing
+
+
 #: Each landing source's asset builder, by the name `RESCUE_SOURCES` uses.
-BUILDERS = {"freshdesk": freshdesk_assets, "zendesk": zendesk_assets}
+BUILDERS = {"freshdesk": freshdesk_assets, "zendesk": zendesk_assets, "jira": jira_assets,
+            "servicenow": servicenow_assets}
 
 
 def landing_assets(sources: tuple[str, ...], warehouse_url: str) -> list[dg.AssetsDefinition]:

@@ -111,6 +111,35 @@ class ZendeskSettings(_FromEnv):
 
 
 @dataclass(frozen=True)
+class JiraSettings(_FromEnv):
+    """Jira Service Management Cloud, a landing source (`connectors.landing.jira`) when
+    `RESCUE_SOURCES` names it. The custom field ids differ per site (``GET /rest/api/3/field``
+    lists them); the defaults are common ones."""
+
+    base_url: str = _var("JIRA_BASE_URL", "", doc="Jira site: 'https://acme.atlassian.net' (or 'acme')")
+    email: str = _var("JIRA_EMAIL", "", doc="E-mail of the Atlassian account whose API token is used")
+    api_token: str = _var("JIRA_API_TOKEN", "", secret=True, doc="API token of that account (basic auth with the e-mail)")
+    projects: str = _var("JIRA_PROJECTS", "", doc="Project keys, comma-separated; unset: every service-desk project")
+    organization_field: str = _var("JIRA_ORGANIZATION_FIELD", "customfield_10002", doc="Id of the Organizations field")
+    request_type_field: str = _var("JIRA_REQUEST_TYPE_FIELD", "customfield_10010", doc="Id of the Request Type field")
+    first_response_field: str = _var("JIRA_FIRST_RESPONSE_FIELD", "customfield_10031",
+                                     doc="Id of the 'Time to first response' SLA field")
+    resolution_field: str = _var("JIRA_RESOLUTION_FIELD", "customfield_10030", doc="Id of the 'Time to resolution' SLA field")
+    timezone: str = _var("JIRA_TIMEZONE", "UTC", doc="Time zone of the API account's Jira profile (JQL dates are read in it)")
+
+
+@dataclass(frozen=True)
+class ServiceNowSettings(_FromEnv):
+    """ServiceNow, a landing source (`connectors.landing.servicenow`) when `RESCUE_SOURCES` names
+    it: basic auth (user + password) or an OAuth access token."""
+
+    instance: str = _var("SERVICENOW_INSTANCE", "", doc="ServiceNow instance: 'acme' or 'acme.service-now.com'")
+    user: str = _var("SERVICENOW_USER", "", doc="Integration user (basic auth, with SERVICENOW_PASSWORD)")
+    password: str = _var("SERVICENOW_PASSWORD", "", secret=True, doc="Integration user's password")
+    token: str = _var("SERVICENOW_TOKEN", "", secret=True, doc="OAuth access token (bearer), instead of user and password")
+
+
+@dataclass(frozen=True)
 class Settings(_FromEnv):
     """The project's settings; None (or the default shown) when the variable is unset."""
 
@@ -143,15 +172,17 @@ class Settings(_FromEnv):
     usage_lookback: str | None = _var(
         "RESCUE_USAGE_LOOKBACK_DAYS", doc="Days before the last aggregated usage day each build aggregates again")
     sources: str | None = _var(
-        "RESCUE_SOURCES", doc="Systems landed with dlt into the warehouse, comma-separated ('freshdesk', 'zendesk'); unset: none")
+        "RESCUE_SOURCES", doc="Systems landed with dlt into the warehouse, comma-separated (freshdesk, zendesk, jira, servicenow, salesforce, hubspot); unset: none")
     salesforce: SalesforceSettings = field(default_factory=SalesforceSettings)
     freshdesk: FreshdeskSettings = field(default_factory=FreshdeskSettings)
     zendesk: ZendeskSettings = field(default_factory=ZendeskSettings)
+    jira: JiraSettings = field(default_factory=JiraSettings)
+    servicenow: ServiceNowSettings = field(default_factory=ServiceNowSettings)
 
 
 #: The sources `RESCUE_SOURCES` may name (`connectors.landing`), each with the source whose
 #: freshness its landing is part of (`connectors.freshness.landing_ages`: "tickets" or "crm").
-LANDING_SOURCES = {"freshdesk": "tickets", "zendesk": "tickets"}
+LANDING_SOURCES = {"freshdesk": "tickets", "zendesk": "tickets", "jira": "tickets", "servicenow": "tickets"}
 #: The values of `RESCUE_FRESHNESS`.
 FRESHNESS_MODES = ("block", "warn")
 #: The values of `RESCUE_EXECUTOR` (`pipelines.executors` turns one into a Dagster executor).

@@ -17,6 +17,8 @@ UI, logs or metadata:
 | source_checks    | freshness; the landed mapping's `checks:`  | block; `models.plausibility.Thresholds`   |
 | dlt, freshdesk_account | sources (freshdesk named), freshdesk | only when `RESCUE_SOURCES` names freshdesk |
 | dlt, zendesk_account | sources (zendesk named), zendesk | only when `RESCUE_SOURCES` names zendesk |
+| dlt, jira_site   | sources (jira named), jira                 | only when `RESCUE_SOURCES` names jira     |
+| dlt, servicenow_instance | sources (servicenow named), servicenow | only when `RESCUE_SOURCES` names servicenow |
 
 The plausibility thresholds of `source_checks` are the defaults, then those the landed mapping's
 `checks:` block set (read-only from the manifest in the warehouse bound here, when the

@@ -63,6 +63,9 @@ PLACEHOLDERS = {
     "RESCUE_DESK_SECRET": "placeholder-desk-secret",
     "FRESHDESK_API_KEY": "placeholder-freshdesk-key",
     "ZENDESK_API_TOKEN": "placeholder-zendesk-token",
+    "JIRA_API_TOKEN": "placeholder-jira-token",
+    "SERVICENOW_PASSWORD": "placeholder-servicenow-password",
+    "SERVICENOW_TOKEN": "placeholder-servicenow-token",
 }
 PLAIN = {
     "RESCUE_SMTP_HOST": "smtp.example.invalid",
@@ -276,3 +279,24 @@ def test_zendesk_lands_in_the_landing_group_bound_by_name_and_shows_no_secret(mo
     assert "zendesk" in graph.get(dg.AssetKey("dlt_zendesk_tickets")).kinds
     test_no_secret_shows_in_a_repr_or_in_what_the_ui_shows(defs)
     test_secrets_are_bound_by_name_never_held_as_values(defs)
+
+
+ITSM_LANDING = {"dlt_jira_issues", "dlt_jira_organizations", "dlt_servicenow_incidents", "dlt_servicenow_cases",
+                "dlt_servicenow_groups", "dlt_servicenow_accounts"}
+
+
+def test_jira_and_servicenow_land_as_assets_with_their_secrets_bound_by_name(monkeypatch, tmp_path):
+    itsm = _load_definitions(monkeypatch, tmp_path, {
+        "RESCUE_SOURCES": "jira,servicenow", "JIRA_BASE_URL": "https://acme.atlassian.net", "JIRA_EMAIL": "ops@acme.example",
+        "SERVICENOW_INSTANCE": "acme", "SERVICENOW_USER": "svc.rescue"})
+    graph = itsm.resolve_asset_graph()
+    assert {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name == "landing"} == ITSM_LANDING
+    assert {k.to_user_string() for k in itsm.resolve_job_def("landing_job").asset_layer.selected_asset_keys} == ITSM_LANDING
+    site, instance = itsm.resources["jira_site"], itsm.resources["servicenow_instance"]
+    assert (site.api_token.env_var_name, site.email.env_var_name) == ("JIRA_API_TOKEN", "JIRA_EMAIL")
+    assert (instance.password.env_var_name, instance.token.env_var_name) == ("SERVICENOW_PASSWORD", "SERVICENOW_TOKEN")
+    test_no_secret_shows_in_a_repr_or_in_what_the_ui_shows(itsm)
+    test_secrets_are_bound_by_name_never_held_as_values(itsm)
+    for name in ITSM_LANDING:
+        description = graph.get(dg.AssetKey(name)).description
+        assert description and "\n" not in description and len(description) <= 100, name
