@@ -139,7 +139,8 @@ class HubSpotCRMWriter:
 
     def upsert_task(self, task: CRMTask) -> str:
         """Create or update the task keyed `task.external_id` and associate it with the account's
-        company; returns the HubSpot task id."""
+        company (found first: an unknown account writes nothing); returns the HubSpot task id."""
+        company_id = self.company_id(task.account_id)
         answer = self.request("POST", "/crm/v3/objects/tasks/batch/upsert", body={"inputs": [{
             "idProperty": self.properties.task_key, "id": task.external_id,
             "properties": self.task_properties(task)}]})
@@ -151,7 +152,6 @@ class HubSpotCRMWriter:
         if not results or not results[0].get("id"):
             raise HubSpotError(f"task {task.external_id}: HubSpot's upsert answered no task", 502)
         task_id = str(results[0]["id"])
-        company_id = self.company_id(task.account_id)
         self.request("PUT", f"/crm/v4/objects/tasks/{task_id}/associations/default/companies/{company_id}")
         return task_id
 
