@@ -201,6 +201,8 @@ class NoteSystem:
 
     name = ""
     variables = ""
+    #: Notes per page when listing (the vendors allow 100).
+    page_size = PAGE_SIZE
 
     def __init__(self, base_url: str, auth: tuple[str, str], secret: str) -> None:
         from dlt.sources.helpers.rest_client import RESTClient  # dlt only when notes are written
@@ -219,7 +221,9 @@ class NoteSystem:
         return (self._secret,)
 
     def pages(self, path: str, paginator: Any, params: Mapping[str, Any], selector: str | None = None) -> Iterable[Any]:
-        hooks = {"response": [lambda *_a, **_k: None]}  # the session's hooks raise; not dlt's generic one
+        # the request's hooks replace the session's in requests: hand the session's own (retryable
+        # 429/5xx, one-line refusals) instead of dlt's generic raise_for_status
+        hooks = {"response": list(self.session.hooks["response"])}
         for page in self.client.paginate(path, params=dict(params), paginator=paginator, data_selector=selector,
                                          hooks=hooks):
             yield from page
@@ -246,7 +250,8 @@ class FreshdeskNotes(NoteSystem):
     def notes(self, ticket: str) -> Iterable[str]:
         from dlt.sources.helpers.rest_client.paginators import HeaderLinkPaginator
 
-        for c in self.pages(f"/tickets/{ticket}/conversations", HeaderLinkPaginator(), {"per_page": PAGE_SIZE}):
+        for c in self.pages(f"/tickets/{ticket}/conversations", HeaderLinkPaginator(),
+                            {"per_page": self.page_size}):
             yield f"{c.get('body') or ''}\n{c.get('body_text') or ''}"
 
     def post(self, ticket: str, text: str) -> None:
@@ -264,7 +269,7 @@ class JiraComments(NoteSystem):
     def notes(self, ticket: str) -> Iterable[str]:
         from dlt.sources.helpers.rest_client.paginators import OffsetPaginator
 
-        paginator = OffsetPaginator(limit=PAGE_SIZE, offset_param="startAt", limit_param="maxResults",
+        paginator = OffsetPaginator(limit=self.page_size, offset_param="startAt", limit_param="maxResults",
                                     total_path="total")
         for comment in self.pages(f"/rest/api/3/issue/{ticket}/comment", paginator, {}, "comments"):
             yield json.dumps(comment.get("body"))
@@ -292,7 +297,7 @@ class ServiceNowWorkNotes(NoteSystem):
         from dlt.sources.helpers.rest_client.paginators import HeaderLinkPaginator
 
         params = {"sysparm_query": f"element_id={ticket}^element=work_notes", "sysparm_fields": "value",
-                  "sysparm_limit": PAGE_SIZE}
+                  "sysparm_limit": self.page_size}
         for entry in self.pages("/api/now/table/sys_journal_field", HeaderLinkPaginator(), params, "result"):
             yield str(entry.get("value") or "")
 
@@ -301,25 +306,34 @@ class ServiceNowWorkNotes(NoteSystem):
 
 
 class TicketFinder:
-    """The ticket a note goes on: the account's newest open escalated ticket, else its newest open one."""
+    """The ticket a note goes on: the account's newest open escalated ticket, else its newest open
+    one. The open tickets are read once (one query) per finder; a sender, and so its finder, is
+    built per delivery run."""
 
     def __init__(self, warehouse: Warehouse, table: str = RAW_TABLES["tickets"]) -> None:
         self.warehouse = warehouse
         self.table = table
+        self._best: dict[str, str] | None = None
 
     def ticket_for(self, account_id: str) -> str | None:
+        if self._best is None:
+            self._best = self._read()
+        return self._best.get(str(account_id))
+
+    def _read(self) -> dict[str, str]:
         if not self.warehouse.table_exists(self.table):
-            return None
+            return {}
         statuses = ", ".join(f"'{s}'" for s in OPEN_TICKET_STATUSES)
         found = self.warehouse.read_sql(
-            f"SELECT ticket_id, escalated, created_at FROM {self.table} "  # noqa: S608 (a checked table name)
-            f"WHERE account_id = :account AND status IN ({statuses})", {"account": str(account_id)})
+            f"SELECT ticket_id, account_id, escalated, created_at FROM {self.table} "  # noqa: S608 (checked name)
+            f"WHERE status IN ({statuses})")
         if found.empty:
-            return None
+            return {}
         found = found.assign(escalated=found["escalated"].fillna(False).astype(bool),
-                             created_at=pd.to_datetime(found["created_at"]))
-        best = found.sort_values(["escalated", "created_at", "ticket_id"], ascending=False).iloc[0]
-        return str(best["ticket_id"])
+                             created_at=pd.to_datetime(found["created_at"]),
+                             ticket_id=found["ticket_id"].astype(str), account_id=found["account_id"].astype(str))
+        best = found.sort_values(["escalated", "created_at", "ticket_id"], ascending=False).drop_duplicates("account_id")
+        return dict(zip(best["account_id"], best["ticket_id"]))
 
 
 @dataclass
