@@ -96,8 +96,11 @@ class WritebackConfig(dg.Config):
 def crm_writeback(
     context: dg.AssetExecutionContext, config: WritebackConfig, queue: QueueStoreResource, crm_writer: CRMWriterResource
 ) -> dg.MaterializeResult:
-    """CRM write-back: delivers the outbox's Tasks per case and per play and account health fields,
-    and the notes on the accounts' open tickets (when a ticketing system is chosen)."""
+    """CRM write-back: delivers the outbox's Tasks, account health fields and notes on open tickets.
+
+    Tasks per case and per play and the account health fields go to the CRM `RESCUE_CRM` picks;
+    notes go on the accounts' open escalated tickets when `RESCUE_TICKET_WRITEBACK` names a
+    ticketing system (`connectors.ticket_notes`)."""
     store = queue.get_client()
     now = run_now(context)
     report = crm_writer.deliver(store, now=now)

@@ -62,6 +62,9 @@ PLACEHOLDERS = {
     "RESCUE_SF_SESSION_ID": "placeholder-sf-session",
     "RESCUE_DESK_SECRET": "placeholder-desk-secret",
     "FRESHDESK_API_KEY": "placeholder-freshdesk-key",
+    "HUBSPOT_ACCESS_TOKEN": "placeholder-hubspot-token",
+    "JIRA_API_TOKEN": "placeholder-jira-token",
+    "SERVICENOW_PASSWORD": "placeholder-servicenow-pw",
 }
 PLAIN = {
     "RESCUE_SMTP_HOST": "smtp.example.invalid",
@@ -69,6 +72,9 @@ PLAIN = {
     "RESCUE_SF_USERNAME": "integration@example.com",
     "RESCUE_SF_INSTANCE_URL": "https://example.my.salesforce.com",
     "RESCUE_SF_DOMAIN": "test",
+    "RESCUE_TICKET_WRITEBACK": "jira",
+    "JIRA_BASE_URL": "https://acme.atlassian.invalid",
+    "JIRA_EMAIL": "ops@example.invalid",
 }
 
 
