@@ -33,7 +33,8 @@ ends with a marker holding its outbox key (``[rescue-note ticket_note:...]``), a
 written as one unit, *list the ticket's notes, post only if no note carries the marker*; the
 retry policy (`connectors.http_retry`: 429 with ``Retry-After``, 5xx, timeouts) retries that
 whole unit, never the bare post, and the outbox retries it again on a later run. Listings are
-paginated by dlt's REST client paginators. A refused credential is one secret-free line naming
+paginated by dlt's REST client paginators (the ServiceNow user needs read access to
+``sys_journal_field`` as well as write access to the table). A refused credential is one secret-free line naming
 the variable to set; the row is retried after the outbox's backoff (fixing the variable lets it
 through) and dead after its attempts.
 """

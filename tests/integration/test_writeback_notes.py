@@ -249,6 +249,8 @@ def test_30_percent_injected_failures_each_note_written_exactly_once(store, ware
         notes = fake.texts(ticket)
         assert len(notes) == len(keys) and all(sum(marker(k) in n for n in notes) == 1 for k in keys)
     assert fake.faults.injected["lost"] > 0 and rows["attempts"].max() > 1
+    assert sender.stats.already_there > 0  # lost writes were found by their marker, not posted again
+    assert sender.stats.posted + sender.stats.already_there >= len(rows)
 
 
 def test_no_open_ticket_is_delivered_as_no_record(store, warehouse, rsps):
