@@ -12,7 +12,9 @@
   asset graph admits no cycle, and the loop closes across runs (the daily runs open cases; a
   later weekly retrain learns from their outcomes), not within one.
 - `crm_writeback`: delivers the CRM outbox (Tasks per case and per play, account health fields)
-  through the configured CRM writer; dead letters are listed in its metadata.
+  through the configured CRM writer (demo tables, Salesforce or HubSpot: `RESCUE_CRM`), and the
+  ticketing outbox (notes on the account's open escalated ticket, when `RESCUE_TICKET_WRITEBACK`
+  names Freshdesk, Jira or ServiceNow); dead letters are listed in its metadata.
 - `play_effectiveness`: treated vs holdout save rate and ARR retained, overall and per play, with
   confidence intervals, sample sizes and a plain verdict (`models.experiment.effectiveness`).
 
@@ -94,12 +96,19 @@ class WritebackConfig(dg.Config):
 def crm_writeback(
     context: dg.AssetExecutionContext, config: WritebackConfig, queue: QueueStoreResource, crm_writer: CRMWriterResource
 ) -> dg.MaterializeResult:
-    """CRM write-back: delivers the outbox's Tasks per case and per play and account health fields."""
+    """CRM write-back: delivers the outbox's Tasks, account health fields and notes on open tickets.
+
+    Tasks per case and per play and the account health fields go to the CRM `RESCUE_CRM` picks;
+    notes go on the accounts' open escalated tickets when `RESCUE_TICKET_WRITEBACK` names a
+    ticketing system (`connectors.ticket_notes`)."""
     store = queue.get_client()
-    report = crm_writer.deliver(store, now=run_now(context))
-    if report.open_circuits:
-        context.log.warning(f"CRM unreachable: {report.deferred} write(s) deferred to the next run "
-                            f"(circuit open on {', '.join(report.open_circuits)}); nothing was lost")
+    now = run_now(context)
+    report = crm_writer.deliver(store, now=now)
+    notes, note_stats = crm_writer.deliver_ticket_notes(store, now=now)
+    for what, run in (("CRM", report), ("Ticketing system", notes)):
+        if run.open_circuits:
+            context.log.warning(f"{what} unreachable: {run.deferred} write(s) deferred to the next run "
+                                f"(circuit open on {', '.join(run.open_circuits)}); nothing was lost")
     dead = dead_letters(store)
     pending = store.outbox("pending")
     return dg.MaterializeResult(metadata=clean({
@@ -110,6 +119,11 @@ def crm_writeback(
         "deferred": report.deferred,
         "circuit_open": ", ".join(report.open_circuits) or "no",
         "pending": int((pending["channel"] == "crm").sum()),
+        "ticket_notes": (f"{note_stats.posted} posted, {note_stats.already_there} already there, "
+                         f"{len(note_stats.no_record)} with no open ticket (no record), {notes.failed} failed, "
+                         f"{notes.dead} dead" if crm_writer.ticket_notes and crm_writer.ticket_notes.target
+                         else "off (RESCUE_TICKET_WRITEBACK unset)"),
+        "ticket_notes_pending": int((pending["channel"] == "ticketing").sum()),
         "dead_letters_total": len(dead),
         "dead_letters": dg.MetadataValue.md(markdown_table(dead.tail(20))),
     }))

@@ -14,14 +14,16 @@ option) is seen at the next call. A field's variable name is `Settings.env("fiel
 `dg.EnvVar`, so the value never reaches the Dagster UI, logs or metadata. Secret fields are
 left out of the repr. An empty variable counts as unset.
 
-Six settings are read through a parser that names the variable when its value is unusable
+Eight settings are read through a parser that names the variable when its value is unusable
 (`SettingError`): `snapshot_start_date()` (`RESCUE_SNAPSHOT_START`, the first snapshot
 partition, `assets.partitions`), `pinned_clock()` (`RESCUE_NOW`, the deployment's clock,
 `assets.run_clock`), `freshness_mode()` (`RESCUE_FRESHNESS`, what a stale source does,
 `assets.quality`), `executor_choice()` (`RESCUE_EXECUTOR` and `RESCUE_MAX_CONCURRENCY`, how a
-run executes its steps, `pipelines.executors`) and `usage_lookback_days()`
-(`RESCUE_USAGE_LOOKBACK_DAYS`, the usage build's lookback, `assets.sources`) and
-`landing_sources()` (`RESCUE_SOURCES`, the systems landed with dlt, `connectors.landing`).
+run executes its steps, `pipelines.executors`), `usage_lookback_days()`
+(`RESCUE_USAGE_LOOKBACK_DAYS`, the usage build's lookback, `assets.sources`),
+`landing_sources()` (`RESCUE_SOURCES`, the systems landed with dlt, `connectors.landing`),
+`crm_target()` (`RESCUE_CRM`, where the CRM write-back goes) and `ticket_writeback_target()`
+(`RESCUE_TICKET_WRITEBACK`, the ticketing system that gets notes, `connectors.ticket_notes`).
 
 Slack webhooks per team are not settings of their own: a policy names the variable that holds
 each team's webhook (`slack_webhook_env`, e.g. `RESCUE_SLACK_CSM`), and the notifier reads the
@@ -111,6 +113,33 @@ class ZendeskSettings(_FromEnv):
 
 
 @dataclass(frozen=True)
+class HubSpotSettings(_FromEnv):
+    """HubSpot: the private app's access token (the CRM write-back with `RESCUE_CRM=hubspot`)."""
+
+    access_token: str = _var("HUBSPOT_ACCESS_TOKEN", "", secret=True, doc="Private app access token")
+
+
+@dataclass(frozen=True)
+class HubSpotWritebackSettings(_FromEnv):
+    """Where the HubSpot write-back puts things (`connectors.hubspot_writer`): the unique task
+    property that keys a rescue task, the company property that holds the account id, and the
+    company properties of the health fields."""
+
+    task_key: str = _var("RESCUE_HUBSPOT_TASK_KEY", "rescue_key",
+                         doc="Unique-value task property holding a task's external id")
+    company_key: str = _var("RESCUE_HUBSPOT_COMPANY_KEY", "hs_object_id",
+                            doc="Company property the account id is ('hs_object_id': the company id)")
+    health_score: str = _var("RESCUE_HUBSPOT_HEALTH_SCORE_PROPERTY", "rescue_health_score",
+                             doc="Company property of the health score")
+    churn_risk: str = _var("RESCUE_HUBSPOT_CHURN_RISK_PROPERTY", "rescue_churn_risk",
+                           doc="Company property of the churn risk")
+    rescue_status: str = _var("RESCUE_HUBSPOT_RESCUE_STATUS_PROPERTY", "rescue_status",
+                              doc="Company property of the rescue status")
+    top_reason: str = _var("RESCUE_HUBSPOT_TOP_REASON_PROPERTY", "rescue_top_reason",
+                           doc="Company property of the top reason")
+
+
+@dataclass(frozen=True)
 class JiraSettings(_FromEnv):
     """Jira Service Management Cloud, a landing source (`connectors.landing.jira`) when
     `RESCUE_SOURCES` names it. The custom field ids differ per site (``GET /rest/api/3/field``
@@ -173,9 +202,19 @@ class Settings(_FromEnv):
         "RESCUE_USAGE_LOOKBACK_DAYS", doc="Days before the last aggregated usage day each build aggregates again")
     sources: str | None = _var(
         "RESCUE_SOURCES", doc="Systems landed with dlt into the warehouse, comma-separated (freshdesk, zendesk, jira, servicenow, salesforce, hubspot); unset: none")
+    crm: str | None = _var(
+        "RESCUE_CRM", doc="CRM write-back target: 'warehouse', 'salesforce' or 'hubspot'; unset: Salesforce when "
+                          "configured, else the demo CRM")
+    ticket_writeback: str | None = _var(
+        "RESCUE_TICKET_WRITEBACK", doc="Notes on the account's open ticket: 'freshdesk', 'jira' or 'servicenow'; "
+                                       "unset: none")
+    servicenow_note_table: str = _var(
+        "RESCUE_SERVICENOW_NOTE_TABLE", "incident", doc="ServiceNow table of the tickets that get work notes")
     salesforce: SalesforceSettings = field(default_factory=SalesforceSettings)
     freshdesk: FreshdeskSettings = field(default_factory=FreshdeskSettings)
     zendesk: ZendeskSettings = field(default_factory=ZendeskSettings)
+    hubspot: HubSpotSettings = field(default_factory=HubSpotSettings)
+    hubspot_writeback: HubSpotWritebackSettings = field(default_factory=HubSpotWritebackSettings)
     jira: JiraSettings = field(default_factory=JiraSettings)
     servicenow: ServiceNowSettings = field(default_factory=ServiceNowSettings)
 
@@ -183,6 +222,10 @@ class Settings(_FromEnv):
 #: The sources `RESCUE_SOURCES` may name (`connectors.landing`), each with the source whose
 #: freshness its landing is part of (`connectors.freshness.landing_ages`: "tickets" or "crm").
 LANDING_SOURCES = {"freshdesk": "tickets", "zendesk": "tickets", "jira": "tickets", "servicenow": "tickets"}
+#: The values of `RESCUE_CRM` (`pipelines.resources.crm_writer_resource`).
+CRM_TARGETS = ("warehouse", "salesforce", "hubspot")
+#: The values of `RESCUE_TICKET_WRITEBACK` (`connectors.ticket_notes`).
+TICKET_WRITEBACK_TARGETS = ("freshdesk", "jira", "servicenow")
 #: The values of `RESCUE_FRESHNESS`.
 FRESHNESS_MODES = ("block", "warn")
 #: The values of `RESCUE_EXECUTOR` (`pipelines.executors` turns one into a Dagster executor).
@@ -280,6 +323,31 @@ def landing_sources(settings: Settings | None = None) -> tuple[str, ...]:
         raise SettingError(f"{Settings.env('sources')}={text!r}: unknown source {unknown[0]!r}; "
                            f"expected a comma-separated list of {', '.join(LANDING_SOURCES)}")
     return tuple(dict.fromkeys(names))
+
+
+def crm_target(settings: Settings | None = None) -> str:
+    """`RESCUE_CRM`, one of `CRM_TARGETS`; unset: 'salesforce' when Salesforce is configured,
+    else 'warehouse' (the demo CRM). Raises `SettingError` for any other value."""
+    s = settings or current()
+    if not s.crm:
+        return "salesforce" if s.salesforce.configured else "warehouse"
+    name = s.crm.strip().lower()
+    if name not in CRM_TARGETS:
+        raise SettingError(f"{Settings.env('crm')}={s.crm!r} is not one of {', '.join(CRM_TARGETS)}")
+    return name
+
+
+def ticket_writeback_target(settings: Settings | None = None) -> str | None:
+    """`RESCUE_TICKET_WRITEBACK`, one of `TICKET_WRITEBACK_TARGETS`; None when unset. Raises
+    `SettingError` for any other value."""
+    text = (settings or current()).ticket_writeback
+    if not text:
+        return None
+    name = text.strip().lower()
+    if name not in TICKET_WRITEBACK_TARGETS:
+        raise SettingError(f"{Settings.env('ticket_writeback')}={text!r} is not one of "
+                           f"{', '.join(TICKET_WRITEBACK_TARGETS)}")
+    return name
 
 
 def current(environ: Mapping[str, str] | None = None) -> Settings:

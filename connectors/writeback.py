@@ -35,8 +35,13 @@ and a row no retry can write (unknown kind, case not in the queue) is dead at on
 delivers only what is pending.
 
 Writers: `WarehouseCRMWriter` (the embedded demo CRM: tables ``crm_tasks`` and
-``crm_account_health`` in the warehouse) and `SalesforceCRMWriter` (Tasks and Account fields
-through `connectors.salesforce.writer.SalesforceWriter`). `CRMWriterResource` picks one from config.
+``crm_account_health`` in the warehouse), `SalesforceCRMWriter` (Tasks and Account fields
+through `connectors.salesforce.writer.SalesforceWriter`) and `HubSpotCRMWriter` (tasks on the
+account's company and company properties, `connectors.hubspot_writer`). `CRMWriterResource`
+picks one from config (`RESCUE_CRM`, `pipelines.resources.crm_writer_resource`).
+
+The same delivery run also delivers the ``ticketing`` channel when a ticketing system is chosen
+(`RESCUE_TICKET_WRITEBACK`): notes on the account's open escalated ticket, `connectors.ticket_notes`.
 """
 
 from __future__ import annotations
@@ -52,13 +57,14 @@ import sqlalchemy as sa
 from pydantic import Field
 
 from connectors.queue.outbox import Backoff, DeliveryReport, Undeliverable, deliver, deliver_until_drained
-from connectors.queue.schema import CRM_CHANNEL
+from connectors.queue.schema import CRM_CHANNEL, TICKETING_CHANNEL
 from connectors.queue.store import QueueStore
 from connectors.queue.values import scalar
 from models.cases.lifecycle import CaseNotFound
 from models.clock import utc_naive, utcnow
 from connectors.salesforce.client import SalesforceConnection
 from connectors.salesforce.writer import SalesforceWriter
+from connectors.ticket_notes import NoteStats, TicketNotesResource
 from connectors.warehouse import Warehouse, WarehouseResource
 from models.cases.lifecycle import ACTIVE_STATUSES, OPEN, TERMINAL_STATUSES
 
@@ -474,19 +480,25 @@ class SalesforceCRMWriter:
 
 
 class CRMWriterResource(dg.ConfigurableResource):
-    """Where the CRM write-back goes: ``warehouse`` (the embedded demo CRM, the default) or
-    ``salesforce``, through the nested `SalesforceConnection` (its secrets bound with `dg.EnvVar`,
-    see `pipelines.resources`); they never reach logs or the UI."""
+    """Where the CRM write-back goes: ``warehouse`` (the embedded demo CRM, the default),
+    ``salesforce``, through the nested `SalesforceConnection`, or ``hubspot`` with its access
+    token (secrets bound with `dg.EnvVar`, see `pipelines.resources`); they never reach logs or
+    the UI."""
 
     warehouse: WarehouseResource
-    target: str = Field(default="warehouse", description="'warehouse' (demo CRM tables) or 'salesforce'.")
+    target: str = Field(default="warehouse", description="'warehouse' (demo CRM tables), 'salesforce' or 'hubspot'.")
     salesforce: SalesforceConnection | None = Field(
         default=None, description="The Salesforce connection (needed when target is 'salesforce').")
     task_key_field: str = Field(default="Rescue_Key__c", description="External id field on Task.")
     account_key_field: str = Field(default="Rescue_Account_Key__c", description="External id field on Account.")
+    hubspot_access_token: str = Field(default="", description="HubSpot private app token (target 'hubspot').")
+    hubspot_properties: dict[str, str] = Field(
+        default_factory=dict, description="HubSpotWritebackSettings fields (task_key, company_key, ...) to override.")
     max_attempts: int = Field(default=CRM_BACKOFF.max_attempts,
                               description="Delivery attempts per outbox row before it is dead.")
     batch: int = Field(default=CRM_BATCH, description="Outbox rows leased per delivery batch.")
+    ticket_notes: TicketNotesResource | None = Field(
+        default=None, description="Notes on the account's open ticket (the ticketing channel); None: no notes.")
 
     def get_writer(self) -> CRMWriter:
         if self.target == "warehouse":
@@ -496,7 +508,13 @@ class CRMWriterResource(dg.ConfigurableResource):
                 raise ValueError("CRMWriterResource.target is 'salesforce' but no salesforce connection is bound")
             return SalesforceCRMWriter(SalesforceWriter(connection=self.salesforce, task_key_field=self.task_key_field,
                                                         account_key_field=self.account_key_field))
-        raise ValueError(f"CRMWriterResource.target must be 'warehouse' or 'salesforce', got {self.target!r}")
+        if self.target == "hubspot":
+            from connectors.hubspot_writer import HubSpotCRMWriter
+            from connectors.settings import HubSpotWritebackSettings
+
+            return HubSpotCRMWriter(self.hubspot_access_token,
+                                    properties=HubSpotWritebackSettings(**self.hubspot_properties))
+        raise ValueError(f"CRMWriterResource.target must be 'warehouse', 'salesforce' or 'hubspot', got {self.target!r}")
 
     def deliver(self, store: QueueStore, *, now: datetime | None = None,
                 writer: CRMWriter | None = None) -> DeliveryReport:
@@ -505,9 +523,17 @@ class CRMWriterResource(dg.ConfigurableResource):
         return deliver_all(store, writer or self.get_writer(), now=now, max_attempts=self.max_attempts,
                            batch=self.batch)
 
+    def deliver_ticket_notes(self, store: QueueStore, *, now: datetime | None = None) -> tuple[DeliveryReport, NoteStats]:
+        """Queue and deliver the ticketing channel's notes (`connectors.ticket_notes`); nothing
+        when no ticketing system is chosen."""
+        if self.ticket_notes is None or not self.ticket_notes.target:
+            return DeliveryReport(0, 0, 0, 0), NoteStats()
+        return self.ticket_notes.deliver(store, now=now, sender=self.ticket_notes.sender(self.warehouse.get_client()))
+
 
 def dead_letters(store: QueueStore) -> pd.DataFrame:
-    """Dead CRM outbox rows (outbox_id, kind, case_id, destination, attempts, last_error, created_at)."""
+    """Dead CRM and ticketing outbox rows (outbox_id, kind, case_id, destination, attempts,
+    last_error, created_at); ticket notes are kind ``case_note``."""
     dead = store.outbox("dead")
-    dead = dead[dead["channel"] == CRM_CHANNEL]
+    dead = dead[dead["channel"].isin([CRM_CHANNEL, TICKETING_CHANNEL])]
     return dead[["outbox_id", "kind", "case_id", "destination", "attempts", "last_error", "created_at"]]

@@ -13,7 +13,7 @@ UI, logs or metadata:
 | model_registry   | model_dir                                  | $RESCUE_HOME/models                       |
 | policy           | policy_path                                | policies/default.yaml                     |
 | notifier         | slack_webhook_url, smtp_host/_user/_password | none: messages go to the log            |
-| crm_writer       | salesforce (when configured)               | warehouse tables crm_tasks, crm_account_health |
+| crm_writer       | crm (RESCUE_CRM), salesforce, hubspot, hubspot_writeback; ticket_writeback with freshdesk, jira, servicenow | warehouse tables crm_tasks, crm_account_health; no ticket notes |
 | source_checks    | freshness; the landed mapping's `checks:`  | block; `models.plausibility.Thresholds`   |
 | dlt, freshdesk_account | sources (freshdesk named), freshdesk | only when `RESCUE_SOURCES` names freshdesk |
 | dlt, zendesk_account | sources (zendesk named), zendesk | only when `RESCUE_SOURCES` names zendesk |
@@ -45,14 +45,21 @@ from connectors.policy_source import PolicyResource
 from connectors.queue.resource import QueueStoreResource
 from connectors.salesforce.client import SalesforceConnection
 from connectors.settings import (
+    FreshdeskSettings,
+    HubSpotSettings,
+    JiraSettings,
     SalesforceSettings,
+    ServiceNowSettings,
     Settings,
+    crm_target,
     current,
     default_queue_url,
     default_warehouse_url,
     landing_sources,
+    ticket_writeback_target,
 )
 from connectors.sources import WarehouseCRM, WarehouseTicketing
+from connectors.ticket_notes import TicketNotesResource
 from connectors.warehouse import WarehouseResource
 from connectors.writeback import CRMWriterResource
 
@@ -74,12 +81,43 @@ def salesforce_connection(sf: SalesforceSettings) -> SalesforceConnection:
     )
 
 
+def ticket_notes_resource(settings: Settings) -> TicketNotesResource | None:
+    """The ticketing system `RESCUE_TICKET_WRITEBACK` names, its secrets bound by variable name; None when unset."""
+    target = ticket_writeback_target(settings)
+    if target is None:
+        return None
+    fd, jira, sn = settings.freshdesk, settings.jira, settings.servicenow
+    return TicketNotesResource(
+        target=target,
+        freshdesk_domain=fd.domain,
+        freshdesk_api_key=_secret(FreshdeskSettings.env("api_key"), fd.api_key, ""),
+        jira_base_url=jira.base_url,
+        jira_email=jira.email,
+        jira_api_token=_secret(JiraSettings.env("api_token"), jira.api_token, ""),
+        servicenow_instance=sn.instance,
+        servicenow_user=sn.user,
+        servicenow_password=_secret(ServiceNowSettings.env("password"), sn.password, ""),
+        servicenow_table=settings.servicenow_note_table,
+    )
+
+
 def crm_writer_resource(warehouse: WarehouseResource, settings: Settings | None = None) -> CRMWriterResource:
-    """Salesforce when its settings are configured (a username or an instance URL), else the demo CRM."""
-    sf = (settings or current()).salesforce
-    if not sf.configured:
-        return CRMWriterResource(warehouse=warehouse)
-    return CRMWriterResource(warehouse=warehouse, target="salesforce", salesforce=salesforce_connection(sf))
+    """The CRM `RESCUE_CRM` names (unset: Salesforce when its settings are configured, a
+    username or an instance URL, else the demo CRM), with the ticket notes `RESCUE_TICKET_WRITEBACK` names."""
+    s = settings or current()
+    target, notes = crm_target(s), ticket_notes_resource(s)
+    if target == "salesforce":
+        return CRMWriterResource(warehouse=warehouse, target="salesforce", salesforce=salesforce_connection(s.salesforce),
+                                 ticket_notes=notes)
+    if target == "hubspot":
+        hs = s.hubspot_writeback
+        return CRMWriterResource(
+            warehouse=warehouse, target="hubspot", ticket_notes=notes,
+            hubspot_access_token=_secret(HubSpotSettings.env("access_token"), s.hubspot.access_token, ""),
+            hubspot_properties={"task_key": hs.task_key, "company_key": hs.company_key, "health_score": hs.health_score,
+                                "churn_risk": hs.churn_risk, "rescue_status": hs.rescue_status,
+                                "top_reason": hs.top_reason})
+    return CRMWriterResource(warehouse=warehouse, ticket_notes=notes)
 
 
 def landing_resources(settings: Settings) -> dict[str, Any]:

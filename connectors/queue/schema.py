@@ -44,6 +44,8 @@ KNOWN_ACTIONS = CASE_ACTIONS | LOGGED_ACTIONS | {"not_eligible"}
 
 #: Outbox channel of external writes to the CRM (consumed by the CRM write-back, not notifiers).
 CRM_CHANNEL = "crm"
+#: Outbox channel of notes on the account's open ticket in the ticketing system (`connectors.ticket_notes`).
+TICKETING_CHANNEL = "ticketing"
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 

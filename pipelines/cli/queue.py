@@ -7,7 +7,7 @@
     rescue queue snooze CASE --until 2025-06-05T09:00 --as WHO
     rescue queue act CASE --play executive_sponsor_call --note "CFO call booked" --as WHO
     rescue queue resolve CASE --outcome saved|churned|no_action --as WHO
-    rescue queue outbox [--status pending|delivered|dead] [--json]
+    rescue queue outbox [--status pending|delivered|dead] [--channel crm|ticketing|...] [--json]
     rescue queue overflow [--limit N] [--json]
 
 The queue is `--queue-url`, else `RESCUE_QUEUE_URL`, else the embedded SQLite file. The actor is
@@ -453,12 +453,17 @@ def resolve(
 def show_outbox(
     status: Annotated[OutboxStatus | None, typer.Option(help="Only rows in this status.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many rows (newest).")] = 50,
+    channel: Annotated[str | None, typer.Option(
+        help="Only this channel: crm (CRM writes), ticketing (notes on tickets), slack, email, ...")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     queue_url: QueueUrl = None,
 ) -> None:
-    """Notifications and CRM writes waiting, delivered or dead."""
+    """Notifications, CRM writes and ticket notes waiting, delivered or dead."""
     with _store(queue_url) as store:
-        rows = store.outbox(status.value if status else None).tail(limit)
+        rows = store.outbox(status.value if status else None)
+    if channel:
+        rows = rows[rows["channel"] == channel.strip().lower()]
+    rows = rows.tail(limit)
     if as_json:
         typer.echo(json.dumps(_records(rows), indent=2, default=str))
         return

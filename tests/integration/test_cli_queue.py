@@ -181,6 +181,9 @@ def test_outbox_as_json(queue) -> None:
     assert [r["outbox_id"] for r in rows] == sorted(r["outbox_id"] for r in rows)
     assert len(json.loads(run(url, "outbox", "--json", "--limit", "1").output)) == 1
     assert json.loads(run(url, "outbox", "--status", "dead", "--json").output) == []
+    slack = {r["outbox_id"] for r in rows if r["channel"] == "slack"}
+    assert slack and {r["outbox_id"] for r in json.loads(run(url, "outbox", "--channel", "slack", "--json").output)} == slack
+    assert json.loads(run(url, "outbox", "--channel", "ticketing", "--json").output) == []
 
 
 @pytest.fixture

@@ -249,6 +249,6 @@ def test_the_resource_picks_the_demo_crm_and_delivers_pending_rows_only(store, t
     assert isinstance(sf.get_writer(), SalesforceCRMWriter) and PASSWORD not in repr(sf.get_writer())
     with pytest.raises(ValueError, match="no salesforce connection is bound"):
         CRMWriterResource(warehouse=resource.warehouse, target="salesforce").get_writer()
-    with pytest.raises(ValueError, match="target must be 'warehouse' or 'salesforce', got 'hubspot'"):
-        CRMWriterResource(warehouse=resource.warehouse, target="hubspot").get_writer()
+    with pytest.raises(ValueError, match="target must be 'warehouse', 'salesforce' or 'hubspot', got 'pipedrive'"):
+        CRMWriterResource(warehouse=resource.warehouse, target="pipedrive").get_writer()
     assert pd.Timestamp(crm_rows(store, "delivered")["delivered_at"].max()) == pd.Timestamp(T0)

@@ -66,6 +66,7 @@ PLACEHOLDERS = {
     "JIRA_API_TOKEN": "placeholder-jira-token",
     "SERVICENOW_PASSWORD": "placeholder-servicenow-password",
     "SERVICENOW_TOKEN": "placeholder-servicenow-token",
+    "HUBSPOT_ACCESS_TOKEN": "placeholder-hubspot-token",
 }
 PLAIN = {
     "RESCUE_SMTP_HOST": "smtp.example.invalid",
@@ -73,6 +74,9 @@ PLAIN = {
     "RESCUE_SF_USERNAME": "integration@example.com",
     "RESCUE_SF_INSTANCE_URL": "https://example.my.salesforce.com",
     "RESCUE_SF_DOMAIN": "test",
+    "RESCUE_TICKET_WRITEBACK": "jira",
+    "JIRA_BASE_URL": "https://acme.atlassian.invalid",
+    "JIRA_EMAIL": "ops@example.invalid",
 }
 
 
