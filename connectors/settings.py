@@ -86,6 +86,14 @@ class SalesforceSettings(_FromEnv):
     instance_url: str = _var("RESCUE_SF_INSTANCE_URL", "", doc="Instance URL, with a session id instead of a password")
     session_id: str = _var("RESCUE_SF_SESSION_ID", "", secret=True, doc="Existing session / OAuth access token")
     domain: str = _var("RESCUE_SF_DOMAIN", "login", doc="'login', 'test' (sandbox) or a My Domain prefix")
+    bulk_threshold: str = _var(
+        "RESCUE_SF_BULK_THRESHOLD", "10000", doc="Rows above which a Salesforce pull is a Bulk API 2.0 query job")
+    account_fields: str = _var(
+        "RESCUE_SF_ACCOUNT_FIELDS", "", doc="Account fields landed besides the standard ones, comma-separated (e.g. ARR__c)")
+    opportunity_fields: str = _var(
+        "RESCUE_SF_OPPORTUNITY_FIELDS", "", doc="Opportunity fields landed besides the standard ones, comma-separated")
+    opportunity_filter: str = _var(
+        "RESCUE_SF_OPPORTUNITY_FILTER", "", doc="SOQL condition on the Opportunities landed; unset: all of them")
 
     @property
     def configured(self) -> bool:
@@ -99,6 +107,18 @@ class FreshdeskSettings(_FromEnv):
 
     domain: str = _var("FRESHDESK_DOMAIN", "", doc="Freshdesk account: 'acme' or 'acme.freshdesk.com'")
     api_key: str = _var("FRESHDESK_API_KEY", "", secret=True, doc="API key of a Freshdesk agent who may read tickets and companies")
+
+
+@dataclass(frozen=True)
+class HubSpotSettings(_FromEnv):
+    """HubSpot, a landing source (`connectors.landing.hubspot`) when `RESCUE_SOURCES` names it."""
+
+    access_token: str = _var("HUBSPOT_ACCESS_TOKEN", "", secret=True,
+                             doc="Private app access token with the crm.objects.companies.read and deals.read scopes")
+    company_properties: str = _var(
+        "HUBSPOT_COMPANY_PROPERTIES", "", doc="Company properties landed besides the standard ones, comma-separated")
+    deal_properties: str = _var(
+        "HUBSPOT_DEAL_PROPERTIES", "", doc="Deal properties landed besides the standard ones, comma-separated")
 
 
 @dataclass(frozen=True)
@@ -134,14 +154,15 @@ class Settings(_FromEnv):
     usage_lookback: str | None = _var(
         "RESCUE_USAGE_LOOKBACK_DAYS", doc="Days before the last aggregated usage day each build aggregates again")
     sources: str | None = _var(
-        "RESCUE_SOURCES", doc="Systems landed with dlt into the warehouse, comma-separated ('freshdesk'); unset: none")
+        "RESCUE_SOURCES", doc="Systems landed with dlt into the warehouse, comma-separated ('freshdesk', 'salesforce', 'hubspot'); unset: none")
     salesforce: SalesforceSettings = field(default_factory=SalesforceSettings)
     freshdesk: FreshdeskSettings = field(default_factory=FreshdeskSettings)
+    hubspot: HubSpotSettings = field(default_factory=HubSpotSettings)
 
 
 #: The sources `RESCUE_SOURCES` may name (`connectors.landing`), each with the source whose
 #: freshness its landing is part of (`connectors.freshness.landing_ages`: "tickets" or "crm").
-LANDING_SOURCES = {"freshdesk": "tickets"}
+LANDING_SOURCES = {"freshdesk": "tickets", "salesforce": "crm", "hubspot": "crm"}
 #: The values of `RESCUE_FRESHNESS`.
 FRESHNESS_MODES = ("block", "warn")
 #: The values of `RESCUE_EXECUTOR` (`pipelines.executors` turns one into a Dagster executor).
