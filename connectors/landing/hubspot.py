@@ -266,6 +266,8 @@ def bound_resource(settings: HubSpotSettings | None = None) -> HubSpotResource:
 
 def explain(exc: BaseException) -> str | None:
     """One line for the failures a person can fix (the token, its scopes), naming the variable."""
+    if isinstance(exc, LandingError):      # raised by the source itself (`SearchPaginator`)
+        return str(exc)
     response = getattr(exc, "response", None) if isinstance(exc, HTTPError) else None
     if response is None:
         return None

@@ -17,8 +17,8 @@ https://developers.hubspot.com/docs/api/crm/associations):
   ``{"status": "error", "category": "INVALID_AUTHENTICATION", ...}``.
 
 Records live in `companies` and `deals` by id; `touch` changes one (a new
-``hs_lastmodifieddate``, one second on). `searches` keeps each search's object, ``after`` and
-filter value; `faults` (the Salesforce fake's `FaultInjector`) fails a seeded share of requests.
+``hs_lastmodifieddate``, `step` seconds on). `searches` keeps each search's object, ``after``, filters
+and how many results it returned; `faults` (the Salesforce fake's `FaultInjector`) fails a seeded share of requests.
 """
 
 from __future__ import annotations
@@ -68,11 +68,13 @@ class FakeHubSpot:
     #: Fail every search of this object past this many results (``after``) with this status.
     broken: tuple[str, int, int] | None = None
     now: datetime = T0
+    #: Seconds between two changes (`touch`, a new record).
+    step: int = 1
 
     # ------------------------------------------------------------------------------- data
 
     def _tick(self) -> str:
-        self.now += timedelta(seconds=1)
+        self.now += timedelta(seconds=self.step)
         return iso(self.now)
 
     def add_company(self, company_id: int, **properties: Any) -> dict[str, Any]:
@@ -91,7 +93,8 @@ class FakeHubSpot:
         stamp = self._tick()
         stage = properties.get("dealstage", "appointmentscheduled")
         record = {"id": str(deal_id), "properties": {
-            "dealname": f"Renewal {deal_id}", "amount": "1000", "closedate": iso(T0 + timedelta(days=30)),
+            "dealname": f"Renewal {deal_id}", "amount": "1000",
+            "closedate": iso(T0 + timedelta(days=-10 if stage in ("closedwon", "closedlost") else 30)),
             "dealstage": stage, "pipeline": "default", "dealtype": "existingbusiness",
             "hs_is_closed": str(stage in ("closedwon", "closedlost")).lower(),
             "hs_is_closed_won": str(stage == "closedwon").lower(), "createdate": iso(T0 - timedelta(days=20)),
@@ -163,6 +166,7 @@ class FakeHubSpot:
                       reverse=s.get("direction") == "DESCENDING")
         wanted = body.get("properties") or ["hs_object_id", "createdate", "hs_lastmodifieddate"]
         chunk = [{**r, "properties": {p: r["properties"].get(p) for p in wanted}} for r in rows[after: after + limit]]
+        self.searches[-1]["returned"] = len(chunk)
         answer: dict[str, Any] = {"total": len(rows), "results": chunk}
         if after + limit < len(rows):
             answer["paging"] = {"next": {"after": str(after + limit), "link": f"{BASE}/crm/v3/objects/{kind}/search"}}
