@@ -116,9 +116,9 @@ class HubSpotSettings(_FromEnv):
     access_token: str = _var("HUBSPOT_ACCESS_TOKEN", "", secret=True,
                              doc="Private app access token with the crm.objects.companies.read and deals.read scopes")
     company_properties: str = _var(
-        "HUBSPOT_COMPANY_PROPERTIES", "", doc="Company properties landed besides the standard ones, comma-separated")
+        "RESCUE_HUBSPOT_COMPANY_PROPERTIES", "", doc="Company properties landed besides the standard ones, comma-separated")
     deal_properties: str = _var(
-        "HUBSPOT_DEAL_PROPERTIES", "", doc="Deal properties landed besides the standard ones, comma-separated")
+        "RESCUE_HUBSPOT_DEAL_PROPERTIES", "", doc="Deal properties landed besides the standard ones, comma-separated")
 
 
 @dataclass(frozen=True)

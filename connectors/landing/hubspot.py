@@ -6,7 +6,7 @@ https://developers.hubspot.com/docs/api/crm/associations):
 - ``companies``: ``POST /crm/v3/objects/companies/search`` with the filter
   ``hs_lastmodifieddate GTE <cursor>``, sorted by ``hs_lastmodifieddate`` ascending, 100 a page
   (``after`` in the body, from ``paging.next.after``), the properties `COMPANY_PROPERTIES` (and
-  ``HUBSPOT_COMPANY_PROPERTIES``), merged on ``id``. The cursor is ``hs_lastmodifieddate``
+  ``RESCUE_HUBSPOT_COMPANY_PROPERTIES``), merged on ``id``. The cursor is ``hs_lastmodifieddate``
   (`dlt.sources.incremental` through the REST source's ``incremental``, kept in the dataset's
   state), less `LAG_SECONDS`: HubSpot's search index trails its writes by a few seconds, so a
   record changed just before a pull ended can surface later with an older date.

@@ -1,5 +1,6 @@
-"""Salesforce: the connection. Accounts and renewals come in through `connectors.salesforce.reader`,
-rescue Tasks and account health fields go out through `connectors.salesforce.writer`.
+"""Salesforce: the connection. Accounts and renewals come in through `connectors.salesforce.reader`
+(or are landed raw with dlt by `connectors.landing.salesforce`, on this same client), rescue Tasks
+and account health fields go out through `connectors.salesforce.writer`.
 
 - `SalesforceClient`: plain Python over simple-salesforce. It logs in (username, password and
   security token through the SOAP login, or an existing session id and instance URL), runs SOQL

@@ -62,6 +62,7 @@ PLACEHOLDERS = {
     "RESCUE_SF_SESSION_ID": "placeholder-sf-session",
     "RESCUE_DESK_SECRET": "placeholder-desk-secret",
     "FRESHDESK_API_KEY": "placeholder-freshdesk-key",
+    "HUBSPOT_ACCESS_TOKEN": "placeholder-hubspot-token",
 }
 PLAIN = {
     "RESCUE_SMTP_HOST": "smtp.example.invalid",
@@ -251,6 +252,26 @@ def test_no_secret_shows_with_a_landing_source(landing_defs):
     test_secrets_are_bound_by_name_never_held_as_values(landing_defs)
     graph = landing_defs.resolve_asset_graph()
     for name in LANDING:
+        description = graph.get(dg.AssetKey(name)).description
+        assert description and "\n" not in description and len(description) <= 100, name
+
+
+def test_the_crm_sources_add_their_assets_and_bind_their_credentials_by_name(monkeypatch, tmp_path):
+    defs = _load_definitions(monkeypatch, tmp_path, {"RESCUE_SOURCES": "freshdesk,salesforce,hubspot",
+                                                      "FRESHDESK_DOMAIN": "acme", "RESCUE_SF_BULK_THRESHOLD": "500"})
+    crm = {"dlt_salesforce_accounts", "dlt_salesforce_opportunities", "dlt_hubspot_companies", "dlt_hubspot_deals"}
+    graph = defs.resolve_asset_graph()
+    assert {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name == "landing"} == \
+        LANDING | crm
+    sf, hs = defs.resources["salesforce_account"], defs.resources["hubspot_account"]
+    for resource, field, name in ((sf, "username", "RESCUE_SF_USERNAME"), (sf, "password", "RESCUE_SF_PASSWORD"),
+                                  (sf, "security_token", "RESCUE_SF_SECURITY_TOKEN"),
+                                  (hs, "access_token", "HUBSPOT_ACCESS_TOKEN")):
+        value = getattr(resource, field)
+        assert isinstance(value, dg.EnvVar) and value.env_var_name == name
+    assert sf.bulk_threshold == 500 and sf.domain == PLAIN["RESCUE_SF_DOMAIN"]
+    test_no_secret_shows_in_a_repr_or_in_what_the_ui_shows(defs)
+    for name in crm:
         description = graph.get(dg.AssetKey(name)).description
         assert description and "\n" not in description and len(description) <= 100, name
 

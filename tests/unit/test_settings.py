@@ -42,7 +42,7 @@ def test_each_field_reads_its_declared_variable_and_empty_counts_as_unset():
 def test_names_are_declared_once_and_secrets_stay_out_of_the_repr():
     names = declared_names()
     # the project's own variables are RESCUE_*; a landing source's account keeps its vendor's name
-    vendor = {"FRESHDESK_DOMAIN", "FRESHDESK_API_KEY"}
+    vendor = {"FRESHDESK_DOMAIN", "FRESHDESK_API_KEY", "HUBSPOT_ACCESS_TOKEN"}
     assert len(names) == len(set(names)) and all(n.startswith("RESCUE_") for n in set(names) - vendor)
     assert {"RESCUE_SF_PASSWORD", "RESCUE_SMTP_PASSWORD", "RESCUE_DESK_SECRET",
             "RESCUE_SLACK_WEBHOOK_URL", "RESCUE_QUEUE_URL"} <= set(secret_names())
@@ -55,8 +55,10 @@ def test_names_are_declared_once_and_secrets_stay_out_of_the_repr():
 def test_landing_sources_are_read_once_each_and_an_unknown_one_names_the_variable():
     assert landing_sources(current({})) == ()
     assert landing_sources(current({"RESCUE_SOURCES": " Freshdesk, freshdesk ,"})) == ("freshdesk",)
-    with pytest.raises(SettingError, match=r"^RESCUE_SOURCES='hubspot': unknown source 'hubspot'; expected .*freshdesk$"):
-        landing_sources(current({"RESCUE_SOURCES": "hubspot"}))
+    assert landing_sources(current({"RESCUE_SOURCES": "hubspot,Salesforce"})) == ("hubspot", "salesforce")
+    with pytest.raises(SettingError, match=r"^RESCUE_SOURCES='zendesk': unknown source 'zendesk'; "
+                                           r"expected .*freshdesk, salesforce, hubspot$"):
+        landing_sources(current({"RESCUE_SOURCES": "zendesk"}))
 
 
 def test_path_defaults_follow_the_home(tmp_path, monkeypatch):
