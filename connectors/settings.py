@@ -14,14 +14,16 @@ option) is seen at the next call. A field's variable name is `Settings.env("fiel
 `dg.EnvVar`, so the value never reaches the Dagster UI, logs or metadata. Secret fields are
 left out of the repr. An empty variable counts as unset.
 
-Six settings are read through a parser that names the variable when its value is unusable
+These settings are read through a parser that names the variable when its value is unusable
 (`SettingError`): `snapshot_start_date()` (`RESCUE_SNAPSHOT_START`, the first snapshot
 partition, `assets.partitions`), `pinned_clock()` (`RESCUE_NOW`, the deployment's clock,
 `assets.run_clock`), `freshness_mode()` (`RESCUE_FRESHNESS`, what a stale source does,
 `assets.quality`), `executor_choice()` (`RESCUE_EXECUTOR` and `RESCUE_MAX_CONCURRENCY`, how a
 run executes its steps, `pipelines.executors`) and `usage_lookback_days()`
 (`RESCUE_USAGE_LOOKBACK_DAYS`, the usage build's lookback, `assets.sources`) and
-`landing_sources()` (`RESCUE_SOURCES`, the systems landed with dlt, `connectors.landing`).
+`landing_sources()` (`RESCUE_SOURCES`, the systems landed with dlt, `connectors.landing`), and
+`salesforce_bulk_threshold()` (`RESCUE_SF_BULK_THRESHOLD`, when a Salesforce pull is a Bulk API 2.0
+job, `connectors.landing.salesforce`).
 
 Slack webhooks per team are not settings of their own: a policy names the variable that holds
 each team's webhook (`slack_webhook_env`, e.g. `RESCUE_SLACK_CSM`), and the notifier reads the
@@ -260,6 +262,15 @@ def landing_sources(settings: Settings | None = None) -> tuple[str, ...]:
         raise SettingError(f"{Settings.env('sources')}={text!r}: unknown source {unknown[0]!r}; "
                            f"expected a comma-separated list of {', '.join(LANDING_SOURCES)}")
     return tuple(dict.fromkeys(names))
+
+
+def salesforce_bulk_threshold(settings: SalesforceSettings | None = None) -> int:
+    """`RESCUE_SF_BULK_THRESHOLD` as a row count (10,000 when unset). Raises `SettingError` for
+    anything but a whole number."""
+    text = ((settings or current().salesforce).bulk_threshold or "10000").strip().replace(",", "").replace("_", "")
+    if not text.isdigit():
+        raise SettingError(f"{SalesforceSettings.env('bulk_threshold')}={text!r} is not a whole number of rows")
+    return int(text)
 
 
 def current(environ: Mapping[str, str] | None = None) -> Settings:

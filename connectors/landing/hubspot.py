@@ -24,6 +24,9 @@ page. The records at that instant come again (dlt drops the ones it already has;
 ``id``). Only more than 10,000 records modified in the same millisecond cannot be paged past: that
 is refused with one line, not skipped.
 
+Archived (deleted) records are not searched: one archived in HubSpot stays in the landed table as
+it last was.
+
 Why dlt's REST API source and not ``hubspot-api-client``: every call here is a JSON POST with a
 body cursor, which dlt's source, paginators, ``incremental`` and retrying client do as they come;
 the official client would add a second HTTP stack without retries of its own or state.

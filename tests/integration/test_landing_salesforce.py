@@ -20,9 +20,10 @@ import responses
 import simple_salesforce.bulk2
 
 from connectors.landing.pipeline import LandingError, landing_pipeline, run_pipeline
-from connectors.landing.salesforce import SalesforceLanding, explain, salesforce_source
+from connectors.landing.salesforce import SalesforceLanding, bound_resource, explain, salesforce_source
 from connectors.mapping.land import TARGETS, check_mapping, land_mapping
 from connectors.mapping.loader import parse_mapping
+from connectors.settings import SalesforceSettings, SettingError, salesforce_bulk_threshold
 from connectors.warehouse import Warehouse
 from models.contracts import CONTRACTS
 from models.quality import validate_frame
@@ -61,7 +62,7 @@ def org(accounts: int, *, page_size: int = 2000, **kwargs) -> SalesforceFake:
 
 
 def _pull(fake: SalesforceFake, url: str, tmp_path: Path, waits: list[float] | None = None, *,
-          password: str = PASSWORD, attempts: int = 8, bulk_threshold: int = 10_000):
+          password: str = PASSWORD, attempts: int = 8, bulk_threshold: int = 10_000, account_fields: str = ""):
     """One landing run (a fresh pipeline and client, as a new process would have)."""
     landing = SalesforceLanding(username=USERNAME, password=password, security_token=TOKEN,
                                 bulk_threshold=bulk_threshold, bulk_poll_seconds=0, max_attempts=attempts)
@@ -69,7 +70,7 @@ def _pull(fake: SalesforceFake, url: str, tmp_path: Path, waits: list[float] | N
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         fake.install(rsps)
         pipeline = landing_pipeline("salesforce", url, pipelines_dir=tmp_path / "dlt")
-        source = salesforce_source(lambda: landing.build_client(sleep=sleeps.append))
+        source = salesforce_source(lambda: landing.build_client(sleep=sleeps.append), account_fields=account_fields)
         return run_pipeline(pipeline, source, explain)
 
 
@@ -189,6 +190,22 @@ def test_a_refused_login_ends_in_one_line_naming_the_variables_and_is_not_retrie
     assert all(v in message for v in ("RESCUE_SF_USERNAME", "RESCUE_SF_PASSWORD", "RESCUE_SF_SECURITY_TOKEN"))
     assert "Wrong-Pa55word" not in message and PASSWORD not in message and TOKEN not in message
     assert waits == [] and [p for _, p in fake.requests] == ["/services/Soap/u/59.0"]
+
+
+def test_a_field_the_org_lacks_is_one_line_naming_the_variable_and_the_threshold_is_a_whole_number(url, tmp_path):
+    fake = org(3)
+    with pytest.raises(LandingError) as failed:
+        _pull(fake, url, tmp_path, account_fields="ARR__c, Segment__c")
+    message = str(failed.value)
+    assert "\n" not in message and "No such column 'ARR__c' on entity 'Account'" in message
+    assert "RESCUE_SF_ACCOUNT_FIELDS" in message
+    fake.add("Account", Name="With ARR", ARR__c=1200.0, Segment__c="SMB")
+    _pull(fake, url, tmp_path, account_fields="ARR__c, Segment__c")
+    landed = _landed(url).set_index("name")
+    assert landed.loc["With ARR", "arr__c"] == 1200.0 and landed.loc["With ARR", "segment__c"] == "SMB"
+    assert salesforce_bulk_threshold(SalesforceSettings(bulk_threshold="25,000")) == 25_000
+    with pytest.raises(SettingError, match="^RESCUE_SF_BULK_THRESHOLD='lots' is not a whole number of rows$"):
+        bound_resource(SalesforceSettings(bulk_threshold="lots"))
 
 
 def test_unset_credentials_are_refused_naming_the_variables():
