@@ -16,6 +16,8 @@ UI, logs or metadata:
 | crm_writer       | salesforce (when configured)               | warehouse tables crm_tasks, crm_account_health |
 | source_checks    | freshness; the landed mapping's `checks:`  | block; `models.plausibility.Thresholds`   |
 | dlt, freshdesk_account | sources (freshdesk named), freshdesk | only when `RESCUE_SOURCES` names freshdesk |
+| salesforce_account | sources (salesforce named), salesforce | only when `RESCUE_SOURCES` names salesforce |
+| hubspot_account  | sources (hubspot named), hubspot           | only when `RESCUE_SOURCES` names hubspot  |
 
 The plausibility thresholds of `source_checks` are the defaults, then those the landed mapping's
 `checks:` block set (read-only from the manifest in the warehouse bound here, when the
