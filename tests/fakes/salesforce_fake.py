@@ -19,7 +19,8 @@ simple-salesforce:
   ``Sforce-Locator``; Bulk
   API 2.0 Developer Guide, "Query Jobs").
 
-Records live in `records[object][Id]`; `upsert_calls` counts every upsert request received per
+Records live in `records[object][Id]`; `queries` keeps the SOQL of every REST query received,
+`requests` every request's method and path; `upsert_calls` counts every upsert request received per
 (object, external id) and `creates` the records actually created, so tests can prove that
 retries never duplicate a record.
 
@@ -285,6 +286,8 @@ class SalesforceFake:
         self.upsert_calls: Counter = Counter()
         self.creates: Counter = Counter()
         self.requests: list[tuple[str, str]] = []
+        #: The SOQL of every REST query received (COUNT()s included), in order.
+        self.queries: list[str] = []
         self.validation_rules: list[tuple[str, str, Callable[[Any], bool], str]] = []
         self.ingest_jobs: dict[str, _IngestJob] = {}
         self.query_jobs: dict[str, _QueryJob] = {}
@@ -449,6 +452,7 @@ class SalesforceFake:
         return out
 
     def _query(self, soql: str) -> tuple[int, dict[str, str], str]:
+        self.queries.append(soql)
         query, rows = self.select(soql)
         if query.count_only:
             return 200, {"Content-Type": "application/json"}, json.dumps({"totalSize": len(rows), "done": True,

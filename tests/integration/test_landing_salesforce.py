@@ -91,18 +91,6 @@ def _soql(fake: SalesforceFake, after: int = 0) -> list[str]:
     return [q for q in fake.queries[after:] if "COUNT()" not in q]
 
 
-@pytest.fixture(autouse=True)
-def record_soql(monkeypatch):
-    """Each SalesforceFake keeps the SOQL it was sent in ``queries``."""
-    original = SalesforceFake._query
-
-    def spy(self, soql):
-        self.__dict__.setdefault("queries", []).append(soql)
-        return original(self, soql)
-
-    monkeypatch.setattr(SalesforceFake, "_query", spy)
-
-
 def test_rest_pages_and_bulk_jobs_land_the_same_tables_once_each(tmp_path):
     fake = org(23, page_size=5)
     fake.bulk_page_size = 4
