@@ -80,7 +80,8 @@ COMPANY_PROPERTIES = ("name", "domain", "annualrevenue", "numberofemployees", "i
                       "lifecyclestage", "hubspot_owner_id", "createdate", "hs_lastmodifieddate")
 DEAL_PROPERTIES = ("dealname", "amount", "closedate", "dealstage", "pipeline", "dealtype", "hs_is_closed",
                    "hs_is_closed_won", "createdate", "hs_lastmodifieddate")
-#: HubSpot sends every property as text: the ones the mapping computes with land typed.
+#: HubSpot sends every property as text (a cleared one as ``""``, landed as null: `blank_to_null`):
+#: the ones the mapping computes with land typed.
 COMPANY_COLUMNS = {
     "properties__name": {"data_type": "text", "nullable": True},
     "properties__annualrevenue": {"data_type": "double", "nullable": True},
@@ -172,6 +173,7 @@ def _search(name: str, sobject: str, properties: tuple[str, ...], columns: dict[
     return {
         "name": name,
         "columns": columns,
+        "processing_steps": [{"map": blank_to_null}],
         **extra,
         "endpoint": {
             "path": f"crm/v3/objects/{sobject}/search",
@@ -189,6 +191,14 @@ def _search(name: str, sobject: str, properties: tuple[str, ...], columns: dict[
                             "lag": LAG_SECONDS},
         },
     }
+
+
+def blank_to_null(record: dict[str, Any]) -> dict[str, Any]:
+    """A property HubSpot sends as ``""`` (a cleared value) is no value: landed as null, so a
+    number's column keeps its type."""
+    properties = record.get("properties") or {}
+    record["properties"] = {k: (None if v == "" else v) for k, v in properties.items()}
+    return record
 
 
 def _primary_company(targets: list[dict[str, Any]]) -> str | None:

@@ -201,7 +201,8 @@ def test_30_percent_failures_over_a_multi_page_pull_end_with_every_record_once(u
 
 def _mapping_portal() -> FakeHubSpot:
     fake = FakeHubSpot.with_data(12, 16)
-    fake.touch("companies", 2, numberofemployees="4000", annualrevenue=None)
+    fake.touch("companies", 2, numberofemployees="4000", annualrevenue="")   # a cleared value
+    fake.touch("deals", 1003, amount="")                                # no amount: not read
     fake.touch("companies", 3, numberofemployees="150")
     fake.add_deal(2000, 1, dealtype="newbusiness")                      # not a renewal
     fake.add_deal(2001, None)                                           # no company
@@ -224,7 +225,8 @@ def _check_the_default_mapping(fake: FakeHubSpot, url: str) -> None:
     assert len(accounts) == 12 and accounts.loc["2", "segment"] == "enterprise" and accounts.loc["2", "arr"] == 0
     assert accounts.loc["3", "segment"] == "mid_market" and accounts.loc["1", "segment"] == "smb"
     assert accounts.loc["1", "arr"] == 120000 and accounts.loc["1", "name"] == "Company 1"
-    assert set(renewals.index) == {str(1000 + d) for d in range(1, 17)}  # renewal deals with a company only
+    assert set(renewals.index) == {str(1000 + d) for d in range(1, 17)} - {"1003"}  # renewal deals with a company
+    assert "properties__annualrevenue__v_text" not in wh.read_sql("SELECT * FROM hubspot.companies").columns
     outcome = {"closedwon": "renewed", "closedlost": "churned"}
     for rid in renewals.index:
         deal = fake.deals[rid]["properties"]
