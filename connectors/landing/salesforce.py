@@ -22,9 +22,9 @@ Small or large pulls: a ``SELECT COUNT()`` with the same condition comes first. 
 ``nextRecordsUrl`` pages); above it a Bulk API 2.0 query job (simple-salesforce's
 ``sf.bulk2.<Object>.query``: create the job, poll it until ``JobComplete``, read its CSV result
 pages by ``Sforce-Locator``). Bulk results are text; the declared column types below make dlt land
-both paths alike. The whole Bulk job is the client's unit of retry, so its rows are held in memory
-once before they are handed to dlt (about 1.3 KB per row of the standard Account fields: some
-1.3 GB for a first pull of a million Accounts; later pulls are the changes only).
+both paths alike. A Bulk job's result pages are downloaded to a temporary directory
+(simple-salesforce's ``download``, streamed) and read row by row, so a first pull of a million
+Accounts holds no more in memory than a small one; the whole job is the client's unit of retry.
 
 Deleted records are not seen (``/query`` and Bulk ``query`` leave out the recycle bin): a record
 deleted in Salesforce stays in the landed table as it last was.
@@ -40,8 +40,11 @@ in one line naming ``RESCUE_SF_USERNAME``, ``RESCUE_SF_PASSWORD`` and ``RESCUE_S
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import csv
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -122,10 +125,22 @@ def _records(client: SalesforceClient, sobject: str, fields: Sequence[str], cond
     client's bulk threshold, a Bulk API 2.0 job above it (decided by a ``COUNT()``)."""
     where = f"SystemModstamp >= {soql_datetime(cursor)}" + (f" AND ({condition})" if condition else "")
     soql = f"SELECT {', '.join(dict.fromkeys(fields))} FROM {sobject} WHERE {where} ORDER BY SystemModstamp"
-    if client.count(sobject, where) > client.bulk_threshold:
-        rows: Any = client.bulk_query_records(sobject, soql)
-    else:
-        rows = client.query_records(soql, label=sobject)
+    bulk = client.count(sobject, where) > client.bulk_threshold
+    with tempfile.TemporaryDirectory(prefix=f"rescue-sf-{sobject.lower()}-") as folder:
+        rows = _bulk_rows(client.bulk_query_files(sobject, soql, folder)) if bulk else \
+            client.query_records(soql, label=sobject)
+        yield from _landable(rows)
+
+
+def _bulk_rows(files: Sequence[Path]) -> Iterator[dict[str, Any]]:
+    """The rows of Bulk 2.0 CSV result pages, one at a time; an empty cell (Bulk's null) is None."""
+    for path in files:
+        with path.open(newline="", encoding="utf-8") as page:
+            for row in csv.DictReader(page):
+                yield {k: (v if v != "" else None) for k, v in row.items()}
+
+
+def _landable(rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     for row in rows:
         row.pop("attributes", None)
         # One type for the cursor whatever the API wrote (REST ``+0000``, Bulk ``Z``).

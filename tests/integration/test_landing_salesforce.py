@@ -12,6 +12,7 @@ slept.
 from __future__ import annotations
 
 import random
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -100,11 +101,16 @@ def test_rest_pages_and_bulk_jobs_land_the_same_tables_once_each(tmp_path):
     assert len(pages) == 2 * 4 and not fake.query_jobs                  # 23 rows: 4 next pages per object
     assert _soql(fake)[0].endswith("FROM Account WHERE SystemModstamp >= 2000-01-01T00:00:00Z ORDER BY SystemModstamp")
 
-    _pull(fake, bulk_url, tmp_path / "bulk", bulk_threshold=10)
-    assert len(fake.query_jobs) == 2                                    # one job per object
-    for job_id in fake.query_jobs:
-        results = [p for m, p in fake.requests if p.endswith(f"{job_id}/results")]
-        assert len(results) == 6                                        # 23 rows, 4 a page, by Sforce-Locator
+    # one result page fails: the whole job is the unit of retry, its pages downloaded again
+    fake.faults = FaultInjector(queue=["503"], applies_to=lambda r: "/results" in (r.url or "") and "locator=12" in r.url)
+    waits: list[float] = []
+    before = set(Path(tempfile.gettempdir()).glob("rescue-sf-*"))
+    _pull(fake, bulk_url, tmp_path / "bulk", waits, bulk_threshold=10)
+    assert len(fake.query_jobs) == 3 and fake.faults.injected == {"503": 1} and len(waits) == 1
+    results = sorted(len([p for m, p in fake.requests if p.endswith(f"{job_id}/results")])
+                     for job_id in fake.query_jobs)
+    assert results == [4, 6, 6]                 # 23 rows, 4 a page, by Sforce-Locator; the failed job stopped at 4
+    assert set(Path(tempfile.gettempdir()).glob("rescue-sf-*")) == before, "the downloaded pages are removed"
     for table in ("accounts", "opportunities"):
         rest, bulk = _landed(rest_url, table), _landed(bulk_url, table)
         assert len(rest) == 23 and rest["id"].is_unique
