@@ -29,7 +29,7 @@ import dagster as dg
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
-from connectors.landing import freshdesk, jira, servicenow, zendesk
+from connectors.landing import freshdesk, hubspot, jira, salesforce, servicenow, zendesk
 from connectors.landing.pipeline import LandingError, explain_failure, landing_pipeline
 from connectors.settings import LANDING_SOURCES
 from connectors.warehouse import WarehouseResource
@@ -125,9 +125,33 @@ def servicenow_assets(warehouse_url: str) -> dg.AssetsDefinition:
     return servicenow_landing
 
 
+def salesforce_assets(warehouse_url: str) -> dg.AssetsDefinition:
+    """Salesforce's Accounts and Opportunities."""
+
+    @_decorator(salesforce, warehouse_url)
+    def salesforce_landing(context: dg.AssetExecutionContext, dlt: DagsterDltResource,
+                           salesforce_account: salesforce.SalesforceLanding, warehouse: WarehouseResource) -> Iterator:
+        """Salesforce Accounts and Opportunities changed since the saved cursor, into dataset salesforce."""
+        yield from _land(salesforce, context, dlt, salesforce_account, warehouse)
+
+    return salesforce_landing
+
+
+def hubspot_assets(warehouse_url: str) -> dg.AssetsDefinition:
+    """HubSpot's companies and deals."""
+
+    @_decorator(hubspot, warehouse_url)
+    def hubspot_landing(context: dg.AssetExecutionContext, dlt: DagsterDltResource,
+                        hubspot_account: hubspot.HubSpotResource, warehouse: WarehouseResource) -> Iterator:
+        """HubSpot companies and deals changed since the saved cursor, into dataset hubspot."""
+        yield from _land(hubspot, context, dlt, hubspot_account, warehouse)
+
+    return hubspot_landing
+
+
 #: Each landing source's asset builder, by the name `RESCUE_SOURCES` uses.
 BUILDERS = {"freshdesk": freshdesk_assets, "zendesk": zendesk_assets, "jira": jira_assets,
-            "servicenow": servicenow_assets}
+            "servicenow": servicenow_assets, "salesforce": salesforce_assets, "hubspot": hubspot_assets}
 
 
 def landing_assets(sources: tuple[str, ...], warehouse_url: str) -> list[dg.AssetsDefinition]:

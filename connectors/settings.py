@@ -14,7 +14,7 @@ option) is seen at the next call. A field's variable name is `Settings.env("fiel
 `dg.EnvVar`, so the value never reaches the Dagster UI, logs or metadata. Secret fields are
 left out of the repr. An empty variable counts as unset.
 
-Eight settings are read through a parser that names the variable when its value is unusable
+These settings are read through a parser that names the variable when its value is unusable
 (`SettingError`): `snapshot_start_date()` (`RESCUE_SNAPSHOT_START`, the first snapshot
 partition, `assets.partitions`), `pinned_clock()` (`RESCUE_NOW`, the deployment's clock,
 `assets.run_clock`), `freshness_mode()` (`RESCUE_FRESHNESS`, what a stale source does,
@@ -22,6 +22,8 @@ partition, `assets.partitions`), `pinned_clock()` (`RESCUE_NOW`, the deployment'
 run executes its steps, `pipelines.executors`), `usage_lookback_days()`
 (`RESCUE_USAGE_LOOKBACK_DAYS`, the usage build's lookback, `assets.sources`),
 `landing_sources()` (`RESCUE_SOURCES`, the systems landed with dlt, `connectors.landing`),
+`salesforce_bulk_threshold()` (`RESCUE_SF_BULK_THRESHOLD`, when a Salesforce pull is a Bulk API
+2.0 job, `connectors.landing.salesforce`),
 `crm_target()` (`RESCUE_CRM`, where the CRM write-back goes) and `ticket_writeback_target()`
 (`RESCUE_TICKET_WRITEBACK`, the ticketing system that gets notes, `connectors.ticket_notes`).
 
@@ -88,6 +90,14 @@ class SalesforceSettings(_FromEnv):
     instance_url: str = _var("RESCUE_SF_INSTANCE_URL", "", doc="Instance URL, with a session id instead of a password")
     session_id: str = _var("RESCUE_SF_SESSION_ID", "", secret=True, doc="Existing session / OAuth access token")
     domain: str = _var("RESCUE_SF_DOMAIN", "login", doc="'login', 'test' (sandbox) or a My Domain prefix")
+    bulk_threshold: str = _var(
+        "RESCUE_SF_BULK_THRESHOLD", "10000", doc="Rows above which a Salesforce pull is a Bulk API 2.0 query job")
+    account_fields: str = _var(
+        "RESCUE_SF_ACCOUNT_FIELDS", "", doc="Account fields landed besides the standard ones, comma-separated (e.g. ARR__c)")
+    opportunity_fields: str = _var(
+        "RESCUE_SF_OPPORTUNITY_FIELDS", "", doc="Opportunity fields landed besides the standard ones, comma-separated")
+    opportunity_filter: str = _var(
+        "RESCUE_SF_OPPORTUNITY_FILTER", "", doc="SOQL condition on the Opportunities landed; unset: all of them")
 
     @property
     def configured(self) -> bool:
@@ -114,9 +124,16 @@ class ZendeskSettings(_FromEnv):
 
 @dataclass(frozen=True)
 class HubSpotSettings(_FromEnv):
-    """HubSpot: the private app's access token (the CRM write-back with `RESCUE_CRM=hubspot`)."""
+    """HubSpot: a landing source (`connectors.landing.hubspot`) when `RESCUE_SOURCES` names it, and
+    the CRM write-back target with `RESCUE_CRM=hubspot` (`connectors.hubspot_writer`)."""
 
-    access_token: str = _var("HUBSPOT_ACCESS_TOKEN", "", secret=True, doc="Private app access token")
+    access_token: str = _var("HUBSPOT_ACCESS_TOKEN", "", secret=True,
+                             doc="Private app access token: crm.objects.companies.read and deals.read to land; "
+                                 "companies and tasks write for the write-back")
+    company_properties: str = _var(
+        "RESCUE_HUBSPOT_COMPANY_PROPERTIES", "", doc="Company properties landed besides the standard ones, comma-separated")
+    deal_properties: str = _var(
+        "RESCUE_HUBSPOT_DEAL_PROPERTIES", "", doc="Deal properties landed besides the standard ones, comma-separated")
 
 
 @dataclass(frozen=True)
@@ -221,7 +238,8 @@ class Settings(_FromEnv):
 
 #: The sources `RESCUE_SOURCES` may name (`connectors.landing`), each with the source whose
 #: freshness its landing is part of (`connectors.freshness.landing_ages`: "tickets" or "crm").
-LANDING_SOURCES = {"freshdesk": "tickets", "zendesk": "tickets", "jira": "tickets", "servicenow": "tickets"}
+LANDING_SOURCES = {"freshdesk": "tickets", "zendesk": "tickets", "jira": "tickets", "servicenow": "tickets",
+                   "salesforce": "crm", "hubspot": "crm"}
 #: The values of `RESCUE_CRM` (`pipelines.resources.crm_writer_resource`).
 CRM_TARGETS = ("warehouse", "salesforce", "hubspot")
 #: The values of `RESCUE_TICKET_WRITEBACK` (`connectors.ticket_notes`).
@@ -348,6 +366,15 @@ def ticket_writeback_target(settings: Settings | None = None) -> str | None:
         raise SettingError(f"{Settings.env('ticket_writeback')}={text!r} is not one of "
                            f"{', '.join(TICKET_WRITEBACK_TARGETS)}")
     return name
+
+
+def salesforce_bulk_threshold(settings: SalesforceSettings | None = None) -> int:
+    """`RESCUE_SF_BULK_THRESHOLD` as a row count (10,000 when unset). Raises `SettingError` for
+    anything but a whole number."""
+    text = ((settings or current().salesforce).bulk_threshold or "10000").strip().replace(",", "").replace("_", "")
+    if not text.isdigit():
+        raise SettingError(f"{SalesforceSettings.env('bulk_threshold')}={text!r} is not a whole number of rows")
+    return int(text)
 
 
 def current(environ: Mapping[str, str] | None = None) -> Settings:

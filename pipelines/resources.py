@@ -19,6 +19,8 @@ UI, logs or metadata:
 | dlt, zendesk_account | sources (zendesk named), zendesk | only when `RESCUE_SOURCES` names zendesk |
 | dlt, jira_site   | sources (jira named), jira                 | only when `RESCUE_SOURCES` names jira     |
 | dlt, servicenow_instance | sources (servicenow named), servicenow | only when `RESCUE_SOURCES` names servicenow |
+| salesforce_account | sources (salesforce named), salesforce | only when `RESCUE_SOURCES` names salesforce |
+| hubspot_account  | sources (hubspot named), hubspot           | only when `RESCUE_SOURCES` names hubspot  |
 
 The plausibility thresholds of `source_checks` are the defaults, then those the landed mapping's
 `checks:` block set (read-only from the manifest in the warehouse bound here, when the

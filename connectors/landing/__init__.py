@@ -7,7 +7,11 @@
   ``generated_timestamp``) and organizations;
 - `jira`: Jira Service Management issues (incremental on ``updated``, JQL) and organizations;
 - `servicenow`: ServiceNow incidents and cases (incremental on ``sys_updated_on``), assignment
-  groups and customer accounts.
+  groups and customer accounts;
+- `salesforce`: Salesforce Accounts and Opportunities (incremental on ``SystemModstamp``; REST, or
+  Bulk API 2.0 above a row count), over the project's Salesforce client;
+- `hubspot`: HubSpot companies and deals (incremental on ``hs_lastmodifieddate`` through the CRM
+  search API), deals with their primary company.
 
 `RESCUE_SOURCES` names the sources the Definitions land (`assets.landing`); each source's
 default mapping to the canonical contracts is `connectors/mapping/sources/<source>.yaml`.
@@ -16,4 +20,5 @@ default mapping to the canonical contracts is `connectors/mapping/sources/<sourc
 #: The module of each source `RESCUE_SOURCES` may name (`connectors.settings.LANDING_SOURCES`
 #: lists the same names without importing dlt; a test keeps the two in step).
 SOURCE_MODULES = {"freshdesk": "connectors.landing.freshdesk", "zendesk": "connectors.landing.zendesk",
-                  "jira": "connectors.landing.jira", "servicenow": "connectors.landing.servicenow"}
+                  "jira": "connectors.landing.jira", "servicenow": "connectors.landing.servicenow",
+                  "salesforce": "connectors.landing.salesforce", "hubspot": "connectors.landing.hubspot"}

@@ -1,10 +1,12 @@
-"""Salesforce: the connection. Accounts and renewals come in through `connectors.salesforce.reader`,
-rescue Tasks and account health fields go out through `connectors.salesforce.writer`.
+"""Salesforce: the connection. Accounts and renewals come in through `connectors.salesforce.reader`
+(or are landed raw with dlt by `connectors.landing.salesforce`, on this same client), rescue Tasks
+and account health fields go out through `connectors.salesforce.writer`.
 
 - `SalesforceClient`: plain Python over simple-salesforce. It logs in (username, password and
   security token through the SOAP login, or an existing session id and instance URL), runs SOQL
   with paging (``nextRecordsUrl``), switches to a Bulk API 2.0 query when a ``COUNT()`` says the
-  result is larger than `bulk_threshold`, upserts records by external id (one REST call per
+  result is larger than `bulk_threshold` (its rows in memory, or its CSV pages downloaded to disk:
+  `bulk_query_files`), upserts records by external id (one REST call per
   record, or a Bulk 2.0 ingest job above the threshold, whose failed rows are read back from the
   job's ``failedResults`` and reported per external id), and finds the User an owner name
   belongs to. Every HTTP call goes through the shared retry policy (`connectors.http_retry`); an
@@ -27,6 +29,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import dagster as dg
@@ -318,6 +321,20 @@ class SalesforceClient:
             return list(getattr(sf.bulk2, sobject).query(soql, wait=self.bulk_poll_seconds))
 
         return _csv_records(self._call(self._endpoint("POST", "jobs/query", f"Bulk 2.0 {sobject}"), run))
+
+    def bulk_query_files(self, sobject: str, soql: str, directory: str | Path) -> list[Path]:
+        """The CSV result pages of a Bulk API 2.0 query job, downloaded into `directory`
+        (simple-salesforce's ``download``, streamed to disk: no page is held in memory), in
+        order. The whole job is the unit of retry; each attempt starts with an empty directory."""
+        folder = Path(directory)
+
+        def run(sf: Salesforce) -> list[Path]:
+            for stale in folder.glob("*.csv"):
+                stale.unlink()
+            pages = getattr(sf.bulk2, sobject).download(soql, str(folder), wait=self.bulk_poll_seconds)
+            return [Path(page["file"]) for page in pages]
+
+        return self._call(self._endpoint("POST", "jobs/query", f"Bulk 2.0 {sobject}"), run)
 
     def select(self, sobject: str, fields: Sequence[str], where: str = "") -> list[dict[str, Any]]:
         """All records of `sobject` matching `where`: REST paging below `bulk_threshold` rows,

@@ -8,15 +8,19 @@ simple-salesforce:
 - REST calls check ``Authorization: Bearer <session>``; an expired session answers 401
   ``INVALID_SESSION_ID``;
 - SOQL (``/query?q=``): a small interpreter of ``SELECT <fields|COUNT()> FROM <object>
-  [WHERE <conditions with AND / OR / parentheses>] [LIMIT n]``, parent relationship fields
+  [WHERE <conditions with AND / OR / parentheses>] [ORDER BY <field>] [LIMIT n]``, parent relationship fields
   (``Owner.Name``), result pages of `page_size` with ``nextRecordsUrl``;
 - sObject upsert by external id (``PATCH /sobjects/<Object>/<Field>/<value>``): 201 created,
   204 updated, with validation rules that answer 400 like a custom validation rule;
 - Bulk API 2.0 ingest (create job, upload CSV, close, poll UploadComplete -> InProgress ->
-  JobComplete, successfulResults / failedResults / unprocessedrecords) and query jobs (CSV result
-  pages with ``Sforce-Locator``).
+  JobComplete, successfulResults / failedResults / unprocessedrecords) and query jobs (``POST
+  /jobs/query``, polled UploadComplete -> InProgress -> JobComplete, CSV result pages of
+  at most ``maxRecords`` rows (and at most `bulk_page_size`, as the real API may send fewer) with
+  ``Sforce-Locator``; Bulk
+  API 2.0 Developer Guide, "Query Jobs").
 
-Records live in `records[object][Id]`; `upsert_calls` counts every upsert request received per
+Records live in `records[object][Id]`; `queries` keeps the SOQL of every REST query received,
+`requests` every request's method and path; `upsert_calls` counts every upsert request received per
 (object, external id) and `creates` the records actually created, so tests can prove that
 retries never duplicate a record.
 
@@ -219,6 +223,7 @@ class _Query:
     count_only: bool
     condition: _Condition | None
     limit: int | None
+    order_by: str | None = None
 
 
 def parse_soql(soql: str) -> _Query:
@@ -229,7 +234,7 @@ def parse_soql(soql: str) -> _Query:
     count_only = [f.upper() for f in fields] == ["COUNT()"]
     return _Query(fields=fields, sobject=m["object"], count_only=count_only,
                   condition=_Condition(m["where"]) if m["where"] else None,
-                  limit=int(m["limit"]) if m["limit"] else None)
+                  limit=int(m["limit"]) if m["limit"] else None, order_by=m["order"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -272,6 +277,8 @@ class SalesforceFake:
         self.domain, self.instance, self.version = domain, instance, version
         self.page_size = page_size
         self.polls_to_complete = polls_to_complete
+        #: Most rows per Bulk 2.0 query result page, whatever ``maxRecords`` the client asks for.
+        self.bulk_page_size = 50_000
         self.faults = faults or FaultInjector()
         self.records: dict[str, dict[str, dict[str, Any]]] = {}
         self.sessions: set[str] = set()
@@ -279,6 +286,8 @@ class SalesforceFake:
         self.upsert_calls: Counter = Counter()
         self.creates: Counter = Counter()
         self.requests: list[tuple[str, str]] = []
+        #: The SOQL of every REST query received (COUNT()s included), in order.
+        self.queries: list[str] = []
         self.validation_rules: list[tuple[str, str, Callable[[Any], bool], str]] = []
         self.ingest_jobs: dict[str, _IngestJob] = {}
         self.query_jobs: dict[str, _QueryJob] = {}
@@ -425,6 +434,8 @@ class SalesforceFake:
             self._check_fields(query.sobject, query.fields)
         if query.condition:
             rows = [r for r in rows if query.condition.matches(lambda p, r=r: self._get(r, p))]
+        if query.order_by:
+            rows.sort(key=lambda r: (self._get(r, query.order_by) is None, _sort_key(self._get(r, query.order_by))))
         if query.limit is not None:
             rows = rows[: query.limit]
         return query, rows
@@ -441,6 +452,7 @@ class SalesforceFake:
         return out
 
     def _query(self, soql: str) -> tuple[int, dict[str, str], str]:
+        self.queries.append(soql)
         query, rows = self.select(soql)
         if query.count_only:
             return 200, {"Content-Type": "application/json"}, json.dumps({"totalSize": len(rows), "done": True,
@@ -595,12 +607,19 @@ class SalesforceFake:
             return self._job_info(job)
         if method == "GET" and tail == "results":
             offset = int(params.get("locator") or 0)
-            size = int(params.get("maxRecords") or 50_000)
+            size = min(int(params.get("maxRecords") or self.bulk_page_size), self.bulk_page_size)
             chunk = job.rows[offset: offset + size]
             locator = str(offset + size) if offset + size < len(job.rows) else "null"
             return self._csv(job.columns, chunk, {"Sforce-Locator": locator,
                                                   "Sforce-NumberOfRecords": str(len(chunk))})
         return 404, {}, ""
+
+
+def _sort_key(value: Any) -> Any:
+    """ORDER BY on a datetime field compares instants, not the text."""
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}T.*", value):
+        return pd.Timestamp(value).value
+    return value
 
 
 def _csv_cell(value: Any) -> str:

@@ -263,6 +263,26 @@ def test_no_secret_shows_with_a_landing_source(landing_defs):
         assert description and "\n" not in description and len(description) <= 100, name
 
 
+def test_the_crm_sources_add_their_assets_and_bind_their_credentials_by_name(monkeypatch, tmp_path):
+    defs = _load_definitions(monkeypatch, tmp_path, {"RESCUE_SOURCES": "freshdesk,salesforce,hubspot",
+                                                      "FRESHDESK_DOMAIN": "acme", "RESCUE_SF_BULK_THRESHOLD": "500"})
+    crm = {"dlt_salesforce_accounts", "dlt_salesforce_opportunities", "dlt_hubspot_companies", "dlt_hubspot_deals"}
+    graph = defs.resolve_asset_graph()
+    assert {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name == "landing"} == \
+        LANDING | crm
+    sf, hs = defs.resources["salesforce_account"], defs.resources["hubspot_account"]
+    for resource, field, name in ((sf, "username", "RESCUE_SF_USERNAME"), (sf, "password", "RESCUE_SF_PASSWORD"),
+                                  (sf, "security_token", "RESCUE_SF_SECURITY_TOKEN"),
+                                  (hs, "access_token", "HUBSPOT_ACCESS_TOKEN")):
+        value = getattr(resource, field)
+        assert isinstance(value, dg.EnvVar) and value.env_var_name == name
+    assert sf.bulk_threshold == 500 and sf.domain == PLAIN["RESCUE_SF_DOMAIN"]
+    test_no_secret_shows_in_a_repr_or_in_what_the_ui_shows(defs)
+    for name in crm:
+        description = graph.get(dg.AssetKey(name)).description
+        assert description and "\n" not in description and len(description) <= 100, name
+
+
 def test_an_unknown_source_is_refused_naming_the_variable(monkeypatch, tmp_path):
     from connectors.settings import SettingError
 

@@ -58,8 +58,10 @@ def test_names_are_declared_once_and_secrets_stay_out_of_the_repr():
 def test_landing_sources_are_read_once_each_and_an_unknown_one_names_the_variable():
     assert landing_sources(current({})) == ()
     assert landing_sources(current({"RESCUE_SOURCES": " Freshdesk, freshdesk ,"})) == ("freshdesk",)
-    with pytest.raises(SettingError, match=r"^RESCUE_SOURCES='hubspot': unknown source 'hubspot'; expected .*freshdesk.*zendesk.*jira.*servicenow"):
-        landing_sources(current({"RESCUE_SOURCES": "hubspot"}))
+    assert landing_sources(current({"RESCUE_SOURCES": "hubspot,Salesforce"})) == ("hubspot", "salesforce")
+    with pytest.raises(SettingError, match=r"^RESCUE_SOURCES='pipedrive': unknown source 'pipedrive'; "
+                                           r"expected .*freshdesk, zendesk, jira, servicenow, salesforce, hubspot$"):
+        landing_sources(current({"RESCUE_SOURCES": "pipedrive"}))
 
 
 def test_path_defaults_follow_the_home(tmp_path, monkeypatch):
