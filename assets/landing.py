@@ -154,6 +154,41 @@ BUILDERS = {"freshdesk": freshdesk_assets, "zendesk": zendesk_assets, "jira": ji
             "servicenow": servicenow_assets, "salesforce": salesforce_assets, "hubspot": hubspot_assets}
 
 
+def landed_mapping_asset(sources: tuple[str, ...], landed: list[dg.AssetsDefinition]) -> dg.AssetsDefinition:
+    """The landed systems' tables through their default mappings (under `RESCUE_MAPPING`, the
+    company's, when set) into the canonical raw tables the daily job reads: `rescue data load`
+    as the last step of `landing_job`."""
+    deps = [key for assets in landed for key in assets.keys]
+
+    @dg.asset(name="landed_mapping", group_name="landing", deps=deps, kinds={"sql"},
+              description=f"The landed {', '.join(sources)} through their default mappings into the canonical tables")
+    def landed_mapping(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+        from connectors.mapping.compose import compose_mapping
+        from connectors.mapping.land import LandError, land_mapping
+        from connectors.mapping.loader import MappingError
+        from connectors.settings import current
+
+        try:
+            loaded = compose_mapping(sources, current().mapping or None)
+            landed = land_mapping(loaded, warehouse.get_client(), progress=context.log.info)
+        except MappingError as exc:
+            raise dg.Failure(description="; ".join(exc.lines())) from None
+        except LandError as exc:
+            raise dg.Failure(description=str(exc)) from None
+        warnings = [p.line() for p in landed.report.warnings]
+        return dg.MaterializeResult(metadata={
+            "mapping": dg.MetadataValue.text(str(loaded.path)),
+            "mapping_hash": loaded.content_hash[:12],
+            **{f"rows_{table}": dg.MetadataValue.int(rows) for table, rows in landed.tables.items()},
+            "data_end": dg.MetadataValue.text(f"{landed.data_end:%Y-%m-%d}"),
+            **({"warnings": dg.MetadataValue.text("; ".join(warnings))} if warnings else {}),
+        })
+
+    return landed_mapping
+
+
 def landing_assets(sources: tuple[str, ...], warehouse_url: str) -> list[dg.AssetsDefinition]:
-    """The assets of the named landing sources (`connectors.settings.landing_sources`)."""
-    return [BUILDERS[name](warehouse_url) for name in sources]
+    """The assets of the named landing sources (`connectors.settings.landing_sources`), and the
+    asset that maps what they landed into the canonical tables."""
+    landed = [BUILDERS[name](warehouse_url) for name in sources]
+    return [*landed, landed_mapping_asset(sources, landed)]

@@ -219,6 +219,8 @@ class Settings(_FromEnv):
         "RESCUE_USAGE_LOOKBACK_DAYS", doc="Days before the last aggregated usage day each build aggregates again")
     sources: str | None = _var(
         "RESCUE_SOURCES", doc="Systems landed with dlt into the warehouse, comma-separated (freshdesk, zendesk, jira, servicenow, salesforce, hubspot); unset: none")
+    mapping: str | None = _var(
+        "RESCUE_MAPPING", doc="The company's mapping file, under the landed systems' default mappings (landing_job)")
     crm: str | None = _var(
         "RESCUE_CRM", doc="CRM write-back target: 'warehouse', 'salesforce' or 'hubspot'; unset: Salesforce when "
                           "configured, else the demo CRM")

@@ -37,7 +37,8 @@ feedback_job = dg.define_asset_job(
 landing_job = dg.define_asset_job(
     name="landing_job",
     selection=dg.AssetSelection.groups("landing"),
-    description="Land the sources RESCUE_SOURCES names into the warehouse with dlt (each from its saved cursor).",
+    description=("Land the sources RESCUE_SOURCES names into the warehouse with dlt (each from its saved cursor), "
+                 "then map them into the canonical tables (landed_mapping)."),
 )
 
 all_jobs = [daily_rescue_job, weekly_retrain_job, feedback_job]

@@ -57,6 +57,17 @@ class LoadedMapping:
 def load_mapping(path: str | Path) -> LoadedMapping:
     """Read and validate a mapping file (see the module docs)."""
     path = Path(path)
+    return parse_mapping(read_text(path), source=str(path), base_dir=path.resolve().parent)
+
+
+def read_document(path: str | Path) -> dict:
+    """A mapping file's YAML as a dict, not yet validated as a mapping (a part of one, which
+    `connectors.mapping.compose` completes); its problems are `MappingError`s naming the file."""
+    return _yaml(read_text(Path(path)), str(path))
+
+
+def read_text(path: Path) -> str:
+    """A mapping file's text; a file that is missing, too large or not UTF-8 is a `MappingError`."""
     name = str(path)
     try:
         size = path.stat().st_size
@@ -71,7 +82,7 @@ def load_mapping(path: str | Path) -> LoadedMapping:
         raise MappingError(name, [("", "not UTF-8 text")]) from None
     except OSError as exc:
         raise MappingError(name, [("", f"cannot read the file: {exc.strerror or exc}")]) from None
-    return parse_mapping(text, source=name, base_dir=path.resolve().parent)
+    return text
 
 
 def parse_mapping(text: str, *, source: str = "<mapping>", base_dir: Path | None = None,

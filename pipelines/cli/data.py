@@ -1,8 +1,12 @@
 """`rescue data ...`: bring your own data.
 
     rescue data init FILES... [--out mapping.yaml] [--force]   draft a commented mapping from the files
-    rescue data check MAPPING                                   profile and validate; exit 1 on blocking problems
-    rescue data load MAPPING [--replace]                        land the canonical tables in the warehouse
+    rescue data check [MAPPING]                                 profile and validate; exit 1 on blocking problems
+    rescue data load [MAPPING] [--replace]                      land the canonical tables in the warehouse
+
+With `RESCUE_SOURCES` naming landed systems, `check` and `load` read their default mappings
+joined under MAPPING (optional then: `connectors.mapping.compose`), so "HubSpot + Freshdesk" needs
+no file of the company's own.
 
 `check` prints the profile (sources, canonical tables, join coverage, the plausibility thresholds
 in force: the mapping's `checks:` over the defaults) and one line per problem to stdout, then a
@@ -46,13 +50,16 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _load(path: Path):
-    from connectors.mapping.loader import MappingError, load_mapping
+def _load(path: Path | None):
+    """The mapping file, under the default mappings of the systems `RESCUE_SOURCES` names."""
+    from connectors.mapping.compose import compose_mapping
+    from connectors.mapping.loader import MappingError
+    from connectors.settings import SettingError, landing_sources
 
     try:
-        return load_mapping(path)
-    except MappingError as exc:
-        _fail(exc.lines())
+        return compose_mapping(landing_sources(), path)
+    except (MappingError, SettingError) as exc:
+        _fail(exc.lines() if isinstance(exc, MappingError) else str(exc))
 
 
 def _warehouse_for(loaded, *, writing: bool):
@@ -110,7 +117,8 @@ def init(
 
 @data_app.command("check")
 def check(
-    mapping: Annotated[Path, typer.Argument(help="The mapping YAML file.")],
+    mapping: Annotated[Path | None, typer.Argument(
+        help="The mapping YAML file (optional when RESCUE_SOURCES names landed systems).")] = None,
 ) -> None:
     """Profile and validate the data before loading: rows and date ranges, join coverage, mapped
     and unmapped columns, values a value map misses, and plausibility problems (the daily job's
@@ -132,7 +140,7 @@ def check(
     except (DialectError, LandError) as exc:
         _fail(str(exc))
     except sa.exc.SQLAlchemyError as exc:
-        _fail(f"{mapping}: the warehouse failed: {_first_line(exc)}")
+        _fail(f"{loaded.path}: the warehouse failed: {_first_line(exc)}")
     console = _out()
     for line in report.lines():
         console.print(line, markup=False, soft_wrap=True)
@@ -142,7 +150,8 @@ def check(
 
 @data_app.command("load")
 def load(
-    mapping: Annotated[Path, typer.Argument(help="The mapping YAML file.")],
+    mapping: Annotated[Path | None, typer.Argument(
+        help="The mapping YAML file (optional when RESCUE_SOURCES names landed systems).")] = None,
     replace: Annotated[bool, typer.Option("--replace", help="Replace source tables (or a demo world) that no load wrote.")] = False,
 ) -> None:
     """Land the mapping's canonical tables in the warehouse, all in one transaction with a
@@ -174,7 +183,7 @@ def load(
     except (DialectError, LandError, WarehouseError) as exc:
         _fail(str(exc))
     except sa.exc.SQLAlchemyError as exc:
-        _fail(f"{mapping}: the warehouse failed: {_first_line(exc)}")
+        _fail(f"{loaded.path}: the warehouse failed: {_first_line(exc)}")
     console = _out()
     for problem in landed.report.warnings:
         console.print(problem.line(), markup=False, soft_wrap=True)
