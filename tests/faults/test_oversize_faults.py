@@ -18,7 +18,7 @@ from assets import stages
 from connectors.queue.handoff import handoff
 from connectors.queue.schema import outbox, rescue_cases, routing_log, text_limit
 from connectors.warehouse import Warehouse
-from models.contracts import ACCOUNT_ID_CHARS, ACCOUNTS, TICKETS, USAGE_DAILY, empty_frame
+from models.contracts import ACCOUNT_ID_CHARS, ACCOUNTS, TICKETS, USAGE_DAILY, conform, empty_frame
 from models.quality import validate_frame
 from models.text import TRUNCATION_MARKER, fit_document, fit_text
 from tests.factories import random_tables
@@ -200,3 +200,26 @@ def test_a_10_mb_name_stays_out_of_the_source_asset_metadata(tables):
     accounts.loc[0, "name"] = "N" * (10 * MB)
     preview = _frame_metadata(accounts)["preview"].value
     assert TRUNCATION_MARKER in preview and len(preview) < 4000
+
+
+def test_the_suite_never_hashes_the_frame_it_validates(monkeypatch):
+    """GX's batch fingerprint (a hash of the whole frame, twice per validation) is off: a
+    validation that would hash fails here, and finds the planted fault all the same."""
+    import great_expectations.execution_engine.pandas_execution_engine as engine
+
+    from models.quality import _context
+
+    _context()
+    assert engine.HASH_THRESHOLD == 0  # the knob this relies on is still GX's
+
+    def refuse(_df):
+        raise AssertionError("the frame was hashed")
+
+    monkeypatch.setattr(engine, "hash_pandas_dataframe", refuse)
+    frame = pd.DataFrame({"ticket_id": ["T1", "T1"], "account_id": ["A1", "A2"],
+                          "created_at": pd.to_datetime(["2026-01-02", "2026-01-03"]),
+                          "first_response_at": pd.NaT, "solved_at": pd.NaT, "priority": ["low", "high"],
+                          "category": ["billing", None], "status": ["open", "solved"], "csat": [None, 5.0],
+                          "escalated": [False, True]})
+    result = validate_frame(conform(frame, TICKETS), TICKETS, now=pd.Timestamp("2026-02-01"))
+    assert [f.expectation for f in result.failures] == ["expect_column_values_to_be_unique"]
