@@ -44,8 +44,9 @@ desk: install  ## the rescue desk (web + JSON API) on http://127.0.0.1:8080
 validate: install dagster-home  ## the Definitions load
 	DAGSTER_HOME=$(DAGSTER_HOME_DIR) $(BIN)/dagster definitions validate
 
-bench: install  ## per-stage wall time and peak memory at 10k and 100k accounts, the usage build and checks, the policy, CLI start-up, model evaluate against rows, the retrain full against sampled (JSON)
+bench: install  ## per-stage wall time and peak memory at 10k and 100k accounts, the usage build and checks, the policy, CLI start-up, model evaluate against rows, the retrain full against sampled, the jobs as Dagster runs them (JSON)
 	$(BIN)/python benchmarks/bench_pipeline.py --accounts 10000 100000
+	$(BIN)/python benchmarks/bench_daily_job.py --accounts 10000
 	$(BIN)/python benchmarks/bench_usage.py --accounts 10000 100000
 	$(BIN)/python benchmarks/bench_usage_checks.py --accounts 10000 100000
 	$(BIN)/python benchmarks/bench_policy.py --sizes 10000 100000 1000000
