@@ -16,7 +16,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import responses
-import tenacity
 import yaml
 
 from connectors.landing.freshdesk import LAG_SECONDS, base_url, explain, freshdesk_source, http_session
@@ -31,25 +30,6 @@ from tests.fakes.salesforce_fake import FaultInjector
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_MAPPING = REPO / "connectors" / "mapping" / "sources" / "freshdesk.yaml"
-
-
-@pytest.fixture
-def waits(monkeypatch) -> list[float]:
-    """The retry waits dlt's client asked for, in seconds (nothing actually sleeps)."""
-    asked: list[float] = []
-
-    class _Clock:
-        @staticmethod
-        def sleep(seconds: float) -> None:
-            asked.append(float(seconds))
-
-    monkeypatch.setattr(tenacity.nap, "time", _Clock)
-    return asked
-
-
-@pytest.fixture
-def url(tmp_path) -> str:
-    return f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
 
 
 def _pull(fake: FakeFreshdesk, url: str, tmp_path: Path, *, api_key: str = API_KEY, attempts: int = 6):

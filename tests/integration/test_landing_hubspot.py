@@ -17,7 +17,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import responses
-import tenacity
 
 from connectors.landing.hubspot import LAG_SECONDS, HubSpotResource, explain, http_session, hubspot_source
 from connectors.landing.pipeline import LandingError, landing_pipeline, run_pipeline
@@ -31,25 +30,6 @@ from tests.fakes.salesforce_fake import FaultInjector
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_MAPPING = REPO / "connectors" / "mapping" / "sources" / "hubspot.yaml"
-
-
-@pytest.fixture
-def waits(monkeypatch) -> list[float]:
-    """The retry waits dlt's client asked for, in seconds (nothing actually sleeps)."""
-    asked: list[float] = []
-
-    class _Clock:
-        @staticmethod
-        def sleep(seconds: float) -> None:
-            asked.append(float(seconds))
-
-    monkeypatch.setattr(tenacity.nap, "time", _Clock)
-    return asked
-
-
-@pytest.fixture
-def url(tmp_path) -> str:
-    return f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
 
 
 def _pull(fake: FakeHubSpot, url: str, tmp_path: Path, *, token: str = TOKEN, attempts: int = 6,

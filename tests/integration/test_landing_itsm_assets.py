@@ -4,30 +4,10 @@ the Definitions bind them; a refused login fails its own asset in one line, show
 
 from __future__ import annotations
 
-import pytest
 import responses
-import tenacity
 
 from tests.fakes.servicenow_fake import PASSWORD, USER, FakeServiceNow
 from tests.integration.test_landing_servicenow import INCIDENT, _as_landed, _landed
-
-
-@pytest.fixture
-def waits(monkeypatch) -> list[float]:
-    asked: list[float] = []
-
-    class _Clock:
-        @staticmethod
-        def sleep(seconds: float) -> None:
-            asked.append(float(seconds))
-
-    monkeypatch.setattr(tenacity.nap, "time", _Clock)
-    return asked
-
-
-@pytest.fixture
-def url(tmp_path) -> str:
-    return f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
 
 
 def test_jira_and_servicenow_land_through_dagster_and_a_refused_login_is_one_line(url, tmp_path, monkeypatch, waits):

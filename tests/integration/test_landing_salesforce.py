@@ -41,11 +41,6 @@ def no_bulk_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(simple_salesforce.bulk2, "sleep", lambda _seconds: None)
 
 
-@pytest.fixture
-def url(tmp_path) -> str:
-    return f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
-
-
 def org(accounts: int, *, page_size: int = 2000, **kwargs) -> SalesforceFake:
     """An org with `accounts` Accounts and one Opportunity each (every third one no renewal)."""
     fake = SalesforceFake(username=USERNAME, password=PASSWORD, security_token=TOKEN, page_size=page_size, **kwargs)

@@ -18,7 +18,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import responses
-import tenacity
 import yaml
 
 from connectors.landing.pipeline import LandingError, landing_pipeline, run_pipeline
@@ -35,25 +34,6 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT_MAPPING = REPO / "connectors" / "mapping" / "sources" / "servicenow.yaml"
 PAGE = 10
 INCIDENT, CASE = "incident", "sn_customerservice_case"
-
-
-@pytest.fixture
-def waits(monkeypatch) -> list[float]:
-    """The retry waits dlt's client asked for, in seconds (nothing actually sleeps)."""
-    asked: list[float] = []
-
-    class _Clock:
-        @staticmethod
-        def sleep(seconds: float) -> None:
-            asked.append(float(seconds))
-
-    monkeypatch.setattr(tenacity.nap, "time", _Clock)
-    return asked
-
-
-@pytest.fixture
-def url(tmp_path) -> str:
-    return f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
 
 
 def _pull(fake: FakeServiceNow, url: str, tmp_path: Path, *, password: str = PASSWORD, token: str = "",

@@ -16,7 +16,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import responses
-import tenacity
 import yaml
 
 from connectors.landing.pipeline import LandingError, landing_pipeline, run_pipeline
@@ -33,25 +32,6 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT_MAPPING = REPO / "connectors" / "mapping" / "sources" / "zendesk.yaml"
 PAGE = 50          # tickets per export page in these tests (the source asks for 1000)
 ORG_PAGE = 3       # organizations per page
-
-
-@pytest.fixture
-def waits(monkeypatch) -> list[float]:
-    """The retry waits dlt's client asked for, in seconds (nothing actually sleeps)."""
-    asked: list[float] = []
-
-    class _Clock:
-        @staticmethod
-        def sleep(seconds: float) -> None:
-            asked.append(float(seconds))
-
-    monkeypatch.setattr(tenacity.nap, "time", _Clock)
-    return asked
-
-
-@pytest.fixture
-def url(tmp_path) -> str:
-    return f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
 
 
 def _source(token: str = API_TOKEN, attempts: int = 6):
