@@ -383,17 +383,27 @@ class Plan:
         events = f"SELECT account_id, churned_at, reason FROM {churn}" if "churn" in self.sections else \
             f"SELECT {d.cast('NULL', 'str')} AS account_id, {d.cast('NULL', 'datetime')} AS churned_at, " \
             f"{d.cast('NULL', 'str')} AS reason WHERE 1 = 0"
-        after_grace = d.add_days("t.term_end", grace)
+        after_grace, grace_of_p = d.add_days("t.term_end", grace), d.add_days("p.term_end", grace)
+
+        def first(value: str, joined: str, on: str) -> str:
+            """Per term key, the earliest `value` of the rows of `joined` (alias o or e) that
+            `on` pairs with the term (alias p): a join and a GROUP BY, not a subquery per term,
+            which PostgreSQL and SQLite would run once for every term (quadratic)."""
+            return (f"(SELECT p.term_key, MIN({value}) AS v FROM ({paid}) AS p JOIN {joined} "
+                    f"ON {on} GROUP BY p.term_key)")
+
+        churn_in = first("e.churned_at", f"({events}) AS e", "e.account_id = p.account_id "
+                         "AND e.churned_at >= p.started_at AND e.churned_at <= p.term_end")
+        churn_after = first("e.churned_at", f"({events}) AS e", "e.account_id = p.account_id "
+                            f"AND e.churned_at > p.term_end AND e.churned_at <= {grace_of_p}")
+        continued = first(d.greatest("o.started_at", "p.term_end"), f"({paid}) AS o",
+                          "o.account_id = p.account_id AND o.term_key <> p.term_key "
+                          f"AND o.started_at <= {grace_of_p} AND o.term_end > p.term_end")
         return (
-            f"SELECT t.*, "
-            f"(SELECT MIN(e.churned_at) FROM ({events}) AS e WHERE e.account_id = t.account_id "
-            f"AND e.churned_at >= t.started_at AND e.churned_at <= t.term_end) AS churn_in, "
-            f"(SELECT MIN(e.churned_at) FROM ({events}) AS e WHERE e.account_id = t.account_id "
-            f"AND e.churned_at > t.term_end AND e.churned_at <= {after_grace}) AS churn_after, "
-            f"(SELECT MIN({d.greatest('o.started_at', 't.term_end')}) FROM ({paid}) AS o WHERE o.account_id = t.account_id "
-            f"AND o.term_key <> t.term_key AND o.started_at <= {after_grace} AND o.term_end > t.term_end) AS continued_at, "
-            f"{after_grace} AS grace_end "
-            f"FROM ({paid}) AS t"
+            f"SELECT t.*, ci.v AS churn_in, ca.v AS churn_after, co.v AS continued_at, {after_grace} AS grace_end "
+            f"FROM ({paid}) AS t LEFT JOIN {churn_in} AS ci ON ci.term_key = t.term_key "
+            f"LEFT JOIN {churn_after} AS ca ON ca.term_key = t.term_key "
+            f"LEFT JOIN {continued} AS co ON co.term_key = t.term_key"
         ), events
 
     def _final_terms(self, data_end: pd.Timestamp) -> str:
@@ -407,14 +417,14 @@ class Plan:
                    f"WHEN {lapsed_churn} THEN 'churned' WHEN t.continued_at IS NOT NULL THEN 'renewed' "
                    f"WHEN t.grace_end > {end} THEN 'open' ELSE 'churned' END")
         event_at = f"COALESCE(t.churn_in, CASE WHEN {lapsed_churn} THEN t.churn_after END)"
-        reason = (f"(SELECT MIN(e.reason) FROM ({events}) AS e WHERE e.account_id = t.account_id "
-                  f"AND e.churned_at = {event_at})")
+        reasons = f"(SELECT account_id, churned_at, MIN(reason) AS reason FROM ({events}) AS e GROUP BY account_id, churned_at)"
         # The billing periods of the term: it comes up for renewal every `months` from its start.
         # Its last renewal is due on the first billing date on or after it stopped: its churn event
         # when that came within it (the customer gave notice in that period), else its end. Every
         # earlier billing date was a renewal. So at any date the next renewal is the billing date
         # of the period in progress, as the company knew it then: never the (future) end.
-        base = (f"SELECT t.*, {outcome} AS outcome, {event_at} AS event_at, {reason} AS reason FROM ({terms}) AS t")
+        base = (f"SELECT t.*, {outcome} AS outcome, {event_at} AS event_at, r.reason AS reason FROM ({terms}) AS t "
+                f"LEFT JOIN {reasons} AS r ON r.account_id = t.account_id AND r.churned_at = {event_at}")
         stop = "CASE WHEN b.event_at IS NOT NULL AND b.event_at < b.term_end THEN b.event_at ELSE b.term_end END"
         q = d.int_div(d.months_between("b.started_at", stop), "b.months")
         at_q = d.add_months("b.started_at", f"({q}) * b.months")
