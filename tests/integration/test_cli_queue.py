@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -109,7 +109,7 @@ def test_a_case_is_worked_from_the_command_line(queue, monkeypatch) -> None:
     monkeypatch.setenv("RESCUE_ACTOR", "ana")
     played = run(url, "act", case, "--play", "executive_sponsor_call", "--note", "CFO call booked")
     assert played.exit_code == 0 and "play executive_sponsor_call logged by ana (case in_progress)" in played.output
-    until = (datetime.now(timezone.utc) + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
+    until = (NOW + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
     snoozed = run(url, "snooze", case, "--until", until, "--reason", "customer offsite")
     assert snoozed.exit_code == 0 and f"snoozed until {until.replace('T', ' ')} UTC by ana" in snoozed.output
     resolved = run(url, "resolve", case, "--outcome", "saved", "--note", "renewed")
