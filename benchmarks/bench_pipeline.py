@@ -165,7 +165,9 @@ def run_size(n_accounts: int, seed: int) -> dict:
         print(json.dumps({"accounts": n_accounts, **info}), file=sys.stderr, flush=True)
 
     # The pipeline's own resource bindings and settings (RESCUE_HOME is a temporary directory).
-    with dg.build_resources(build_resources()) as resources:
+    # (the deferred input of churn_scores needs a run's IO manager: the stages here take frames)
+    bound = {k: v for k, v in build_resources().items() if k != "deferred_input"}
+    with dg.build_resources(bound) as resources:
         wh = resources.warehouse.get_client()
         store = resources.queue.get_client()
         policy = resources.policy.load()
