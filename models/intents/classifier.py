@@ -19,7 +19,7 @@ tickets given.
   does. `uncalibrated_proba` gives the raw probabilities for comparison.
 - **Triage threshold** (`choose_threshold`, on the same calibration part of the training
   window): the lowest top probability such that the tickets at or above it are classified with
-  at least `target_precision` (default 0.98) precision there; tickets below it go to human
+  at least `target_precision` (default 0.99) precision there; tickets below it go to human
   triage (`IntentClassifier.triage`). Calibrated probabilities make the threshold mean what it
   says on later tickets too. If no threshold reaches the target, the threshold is the highest
   top probability seen, so nearly every ticket goes to humans, and `target_reached` is False.
@@ -55,7 +55,7 @@ RESAMPLES = 1000
 #: Default lowest `compliance_query` recall for a promotion.
 COMPLIANCE_RECALL = 0.9
 #: Default precision the auto-routed tickets must keep; below the threshold tickets go to humans.
-TARGET_PRECISION = 0.98
+TARGET_PRECISION = 0.99
 _FORMAT = b"intent-classifier/1\n"
 
 
@@ -139,7 +139,7 @@ class IntentClassifier:
         return loaded
 
 
-def fit_classifier(train: pd.DataFrame, *, calibration_share: float = 0.2, target_precision: float = TARGET_PRECISION,
+def fit_classifier(train: pd.DataFrame, *, calibration_share: float = 0.3, target_precision: float = TARGET_PRECISION,
                    seed: int = 0, time_column: str = "created_at") -> IntentClassifier:
     """Fit on the earlier part of `train`, calibrate and choose the triage threshold on its latest
     `calibration_share` (see the module docstring)."""
