@@ -26,7 +26,7 @@ keep `compliance_query` and `fraud_report` rare and independent of health, then 
 draw (`rng.choice(INTENT_NAMES, p=weights)`) before calling `ticket_text`.
 
 **Speed.** Choices are drawn as numpy arrays and the strings joined in one pass: 500,000
-tickets take about 4 s on one core of a 2-core machine (figure from `benchmark_rate`).
+tickets take 3.5-4 s on one core of a 2-core machine (measured with `benchmark_rate`).
 """
 
 from __future__ import annotations
