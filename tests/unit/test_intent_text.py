@@ -1,4 +1,5 @@
-"""Generated ticket text: deterministic per seed, every intent, measured noise, mixed intents."""
+"""Generated ticket text: deterministic per seed, every intent, measured noise, mixed intents, and
+intent shares moved by an account's latent state."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.intents.text import (ERROR_CODES, INTENT_NAMES, INTENTS, MIXED_SHARE, TYPO_SHARE, _SENTENCES,
-                                 generate_tickets, ticket_text)
+from models.intents.text import (BASE_SHARES, ERROR_CODES, INTENT_NAMES, INTENTS, MIXED_SHARE, PAIN_BOOST,
+                                 PRICE_BOOST, TYPO_SHARE, _SENTENCES, draw_intents, generate_tickets, ticket_text)
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +91,23 @@ def test_half_a_million_tickets_in_well_under_a_minute():
     began = time.perf_counter()
     ticket_text(frame, 0)
     assert (time.perf_counter() - began) * 10 < 30  # 500k at this rate: under 30 s
+
+
+def test_latent_state_moves_the_intent_shares():
+    n = 40_000
+    pain = np.arange(n) % 4 == 1
+    price = np.arange(n) % 4 == 2
+    intents = pd.Series(draw_intents(pain, price, seed=3))
+    healthy = intents[~pain & ~price].value_counts(normalize=True)
+    hurting = intents[pain].value_counts(normalize=True)
+    pressed = intents[price].value_counts(normalize=True)
+    assert set(intents) == set(INTENT_NAMES)
+    assert healthy["how_to"] == pytest.approx(0.42, abs=0.02)
+    for boost, observed in ((PAIN_BOOST, hurting), (PRICE_BOOST, pressed)):
+        weights = {name: BASE_SHARES[name] * boost.get(name, 1.0) for name in INTENT_NAMES}
+        for name in INTENT_NAMES:
+            assert observed[name] == pytest.approx(weights[name] / sum(weights.values()), abs=0.015), name
+    assert hurting[["bug", "api_error", "outage"]].sum() > 1.8 * healthy[["bug", "api_error", "outage"]].sum()
+    assert pressed["billing_dispute"] > 2.5 * healthy["billing_dispute"]
+    assert hurting["compliance_query"] < healthy["compliance_query"]  # rare intents keep their weight, not their share
+    np.testing.assert_array_equal(draw_intents(pain, price, seed=3), intents.to_numpy())
