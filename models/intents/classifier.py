@@ -187,8 +187,22 @@ def _macro_f1(truth: np.ndarray, pred: np.ndarray, k: int, rows: np.ndarray) -> 
     return f1.mean(axis=1)
 
 
-def _resamples(n: int, resamples: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, n, (resamples, n))
+#: Most resampled ticket indices held at once (resamples x tickets), so a large window is
+#: resampled in chunks rather than in one matrix.
+_CHUNK_CELLS = 2_000_000
+
+
+def _bootstrap(truth: np.ndarray, coded: dict[str, np.ndarray], k: int, resamples: int, seed: int) -> dict[str, np.ndarray]:
+    """Macro-F1 of each coded prediction on the same `resamples` seeded resamples (paired)."""
+    n = len(truth)
+    rng = np.random.default_rng(seed)
+    chunk = max(1, _CHUNK_CELLS // max(n, 1))
+    out: dict[str, list[np.ndarray]] = {name: [] for name in coded}
+    for start in range(0, resamples, chunk):
+        rows = rng.integers(0, n, (min(chunk, resamples - start), n))
+        for name, pred in coded.items():
+            out[name].append(_macro_f1(truth, pred, k, rows))
+    return {name: np.concatenate(parts) for name, parts in out.items()}
 
 
 def _interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
@@ -213,7 +227,7 @@ def evaluate(y_true: np.ndarray, y_pred: np.ndarray, *, resamples: int = RESAMPL
     k = len(labels)
     everything = np.arange(len(truth))[None, :]
     point = float(_macro_f1(truth, coded["pred"], k, everything)[0])
-    boot = _macro_f1(truth, coded["pred"], k, _resamples(len(truth), resamples, seed))
+    boot = _bootstrap(truth, coded, k, resamples, seed)["pred"]
     columns = sorted(set(labels) | set(map(str, y_pred)))
     confusion = pd.crosstab(pd.Series(y_true, name="true"), pd.Series(y_pred, name="predicted")).reindex(
         index=labels, columns=columns, fill_value=0)
@@ -245,10 +259,9 @@ def decide(y_true: np.ndarray, challenger: np.ndarray, *, baseline: np.ndarray, 
         preds["champion"] = np.asarray(champion, dtype=object)
     labels, truth, coded = _codes(y_true, preds)
     k = len(labels)
-    rows = _resamples(len(truth), resamples, seed)
     everything = np.arange(len(truth))[None, :]
     point = {name: float(_macro_f1(truth, c, k, everything)[0]) for name, c in coded.items()}
-    boot = {name: _macro_f1(truth, c, k, rows) for name, c in coded.items()}
+    boot = _bootstrap(truth, coded, k, resamples, seed)
     metrics: dict[str, float] = {f"macro_f1_{name.replace(' ', '_')}": v for name, v in point.items()}
     reasons: list[str] = []
     passed = True

@@ -132,3 +132,11 @@ def test_round_trip_through_bytes_predicts_the_same(world):
     pd.testing.assert_frame_equal(again.triage(test), classifier.triage(test))
     with pytest.raises(ValueError, match="format tag"):
         IntentClassifier.from_bytes(b"not a model")
+
+
+def test_gate_refuses_when_the_window_holds_no_compliance_ticket(world):
+    _, test, _, predicted, rules = world
+    keep = (test["intent"] != "compliance_query").to_numpy()
+    decision = decide(test["intent"].to_numpy()[keep], predicted[keep], baseline=rules[keep])
+    assert not decision.promote
+    assert any("no compliance_query ticket" in r for r in decision.reasons)
