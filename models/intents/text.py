@@ -8,14 +8,16 @@ whole frame (ticket id, creation time, intent, text) for the tests and the bench
 
 **What the text holds.** Each intent has its own subjects and sentences, written as customers
 write them: some name the thing outright ("refund", "GDPR", "503"), many do not ("my card shows
-two payments", "our auditors need your SOC 2 report"), so a keyword list catches only part of
+two payments", "how long do you keep backups of our records"), so a keyword list catches only part of
 them. Around them: greetings and signatures (names, titles, "Sent from my iPhone"), product
 names (`PRODUCTS`) and error codes (`ERROR_CODES`, for `bug`, `api_error` and `outage`), filler
 sentences that say nothing about the intent, short (one sentence), medium and long texts.
 
 **Noise** (shares are module constants): `MIXED_SHARE` of tickets carry one sentence of a second
-intent ("...and if this is not fixed we will cancel"); `TYPO_SHARE` carry one to three typos
-(two adjacent letters swapped or one letter dropped); some subjects are shouted in capitals or
+intent (a billing dispute that also says "We have decided to move to another provider.");
+`TYPO_SHARE` carry one to three typos (two adjacent letters swapped or one letter dropped);
+`VAGUE_SHARE` are vague (a subject such as "Urgent", a body of filler only) and say nothing of
+their intent, so no classifier can place them; some subjects are shouted in capitals or
 end in "!!!" or "??", some bodies are all lower case.
 
 **Intent shares are the caller's.** The frame arrives with its intents already drawn. A world
