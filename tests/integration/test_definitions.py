@@ -224,6 +224,8 @@ def test_every_asset_says_what_it_is_in_one_line_and_every_check_has_its_asset(d
 # ------------------------------------------------------------------------------ landing sources
 
 LANDING = {"dlt_freshdesk_tickets", "dlt_freshdesk_companies"}
+#: The last asset of every landing group: the landed systems through their default mappings.
+MAPPED = "landed_mapping"
 
 
 @pytest.fixture
@@ -241,10 +243,12 @@ def test_a_named_source_adds_its_landing_group_job_and_resources_bound_by_name(l
     repo = landing_defs.get_repository_def()
     graph = repo.asset_graph
     names = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert names == ASSETS | LANDING
-    assert {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name == "landing"} == LANDING
+    assert names == ASSETS | LANDING | {MAPPED}
+    assert {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name == "landing"} == LANDING | {MAPPED}
     job = landing_defs.resolve_job_def("landing_job")
-    assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == LANDING
+    assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == LANDING | {MAPPED}
+    # the mapping runs after every landed table of the named systems
+    assert {k.to_user_string() for k in graph.get(dg.AssetKey(MAPPED)).parent_keys} == LANDING
     daily = landing_defs.resolve_job_def("daily_rescue_job")
     assert not LANDING & {k.to_user_string() for k in daily.asset_layer.selected_asset_keys}
     account = landing_defs.resources["freshdesk_account"]
@@ -269,7 +273,7 @@ def test_the_crm_sources_add_their_assets_and_bind_their_credentials_by_name(mon
     crm = {"dlt_salesforce_accounts", "dlt_salesforce_opportunities", "dlt_hubspot_companies", "dlt_hubspot_deals"}
     graph = defs.resolve_asset_graph()
     assert {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name == "landing"} == \
-        LANDING | crm
+        LANDING | crm | {MAPPED}
     sf, hs = defs.resources["salesforce_account"], defs.resources["hubspot_account"]
     for resource, field, name in ((sf, "username", "RESCUE_SF_USERNAME"), (sf, "password", "RESCUE_SF_PASSWORD"),
                                   (sf, "security_token", "RESCUE_SF_SECURITY_TOKEN"),
@@ -295,8 +299,8 @@ def test_zendesk_lands_in_the_landing_group_bound_by_name_and_shows_no_secret(mo
                                                      "ZENDESK_EMAIL": "bot@acme.example"})
     zendesk = {"dlt_zendesk_tickets", "dlt_zendesk_organizations"}
     graph = defs.resolve_asset_graph()
-    assert {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name == "landing"} == zendesk
-    assert {k.to_user_string() for k in defs.resolve_job_def("landing_job").asset_layer.selected_asset_keys} == zendesk
+    assert {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name == "landing"} == zendesk | {MAPPED}
+    assert {k.to_user_string() for k in defs.resolve_job_def("landing_job").asset_layer.selected_asset_keys} == zendesk | {MAPPED}
     account = defs.resources["zendesk_account"]
     assert {n: getattr(account, n).env_var_name for n in ("subdomain", "email", "api_token")} == {
         "subdomain": "ZENDESK_SUBDOMAIN", "email": "ZENDESK_EMAIL", "api_token": "ZENDESK_API_TOKEN"}
@@ -314,8 +318,8 @@ def test_jira_and_servicenow_land_as_assets_with_their_secrets_bound_by_name(mon
         "RESCUE_SOURCES": "jira,servicenow", "JIRA_BASE_URL": "https://acme.atlassian.net", "JIRA_EMAIL": "ops@acme.example",
         "SERVICENOW_INSTANCE": "acme", "SERVICENOW_USER": "svc.rescue"})
     graph = itsm.resolve_asset_graph()
-    assert {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name == "landing"} == ITSM_LANDING
-    assert {k.to_user_string() for k in itsm.resolve_job_def("landing_job").asset_layer.selected_asset_keys} == ITSM_LANDING
+    assert {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name == "landing"} == ITSM_LANDING | {MAPPED}
+    assert {k.to_user_string() for k in itsm.resolve_job_def("landing_job").asset_layer.selected_asset_keys} == ITSM_LANDING | {MAPPED}
     site, instance = itsm.resources["jira_site"], itsm.resources["servicenow_instance"]
     assert (site.api_token.env_var_name, site.email.env_var_name) == ("JIRA_API_TOKEN", "JIRA_EMAIL")
     assert (instance.password.env_var_name, instance.token.env_var_name) == ("SERVICENOW_PASSWORD", "SERVICENOW_TOKEN")
