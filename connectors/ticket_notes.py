@@ -265,9 +265,9 @@ class JiraComments(NoteSystem):
     variables = f"{JiraSettings.env('email')} and {JiraSettings.env('api_token')} (and {JiraSettings.env('base_url')})"
 
     def __init__(self, base_url: str, email: str, api_token: str) -> None:
-        from connectors.landing.jira import base_url as site_url  # 'acme' as the landing reads it
+        from connectors.landing.pipeline import site_url  # 'acme' as the landing reads it
 
-        super().__init__(site_url(base_url).removesuffix("/rest/"), (email, api_token), api_token)
+        super().__init__(site_url(base_url, "atlassian.net"), (email, api_token), api_token)
 
     def notes(self, ticket: str) -> Iterable[str]:
         from dlt.sources.helpers.rest_client.paginators import OffsetPaginator
@@ -290,10 +290,9 @@ class ServiceNowWorkNotes(NoteSystem):
                  f"(and {ServiceNowSettings.env('instance')})")
 
     def __init__(self, instance: str, user: str, password: str, *, table: str = "incident") -> None:
-        host = instance.strip().removeprefix("https://").removeprefix("http://").strip("/")
-        if "." not in host:
-            host = f"{host}.service-now.com"
-        super().__init__(f"https://{host}", (user, password), password)
+        from connectors.landing.pipeline import site_url
+
+        super().__init__(site_url(instance, "service-now.com"), (user, password), password)
         self.table = table
 
     def notes(self, ticket: str) -> Iterable[str]:

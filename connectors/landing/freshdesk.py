@@ -32,7 +32,7 @@ from dlt.sources.helpers.requests import Client
 from dlt.sources.rest_api import rest_api_resources
 from requests import HTTPError, Session
 
-from connectors.landing.pipeline import LandingError
+from connectors.landing.pipeline import LandingError, site_url
 from connectors.settings import FreshdeskSettings
 
 #: The dataset (schema) the tables land in, and the dlt source's name.
@@ -77,10 +77,7 @@ DESCRIPTIONS = {
 
 def base_url(domain: str) -> str:
     """``acme`` or ``acme.freshdesk.com`` (or a custom host) -> ``https://acme.freshdesk.com/api/v2/``."""
-    host = domain.strip().removeprefix("https://").removeprefix("http://").strip("/")
-    if "." not in host:
-        host = f"{host}.freshdesk.com"
-    return f"https://{host}/api/v2/"
+    return site_url(domain, "freshdesk.com") + "/api/v2/"
 
 
 def http_session(max_attempts: int = MAX_ATTEMPTS) -> Session:

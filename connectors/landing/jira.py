@@ -57,7 +57,7 @@ from dlt.sources.helpers.rest_client.paginators import OffsetPaginator
 from dlt.sources.rest_api import rest_api_resources
 from requests import HTTPError, Response, Session
 
-from connectors.landing.pipeline import LandingError
+from connectors.landing.pipeline import LandingError, site_url
 from connectors.settings import JiraSettings, current
 
 #: The dataset (schema) the tables land in, and the dlt source's name.
@@ -111,10 +111,7 @@ DESCRIPTIONS = {
 
 def base_url(site: str) -> str:
     """``acme``, ``acme.atlassian.net`` or ``https://acme.atlassian.net/`` -> ``https://acme.atlassian.net/rest/``."""
-    host = site.strip().removeprefix("https://").removeprefix("http://").strip("/")
-    if "." not in host:
-        host = f"{host}.atlassian.net"
-    return f"https://{host}/rest/"
+    return site_url(site, "atlassian.net") + "/rest/"
 
 
 def http_session(max_attempts: int = MAX_ATTEMPTS) -> Session:

@@ -41,6 +41,16 @@ class LandingError(RuntimeError):
     """A source could not be landed; the message is one line and names what to change."""
 
 
+def site_url(text: str, vendor_domain: str) -> str:
+    """The HTTPS root of a vendor account as a person writes it: ``acme`` (the vendor's own
+    subdomain: ``https://acme.<vendor_domain>``), ``acme.<vendor_domain>``, a custom host, or a
+    URL (its path is dropped). The one rule of every source's (and write-back's) account setting."""
+    host = text.strip().removeprefix("https://").removeprefix("http://").split("/")[0]
+    if "." not in host:
+        host = f"{host}.{vendor_domain}"
+    return f"https://{host}"
+
+
 def destination_for(url: str, *, credentials: bool = True):
     """The dlt destination of a warehouse URL (see the module docs); without `credentials` only
     its kind and, for DuckDB, its file (what the asset definitions show; the run passes them)."""

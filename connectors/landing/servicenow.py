@@ -52,7 +52,7 @@ from dlt.sources.helpers.requests import Client
 from dlt.sources.rest_api import rest_api_resources
 from requests import HTTPError, Session
 
-from connectors.landing.pipeline import LandingError
+from connectors.landing.pipeline import LandingError, site_url
 from connectors.settings import ServiceNowSettings, current
 
 #: The dataset (schema) the tables land in, and the dlt source's name.
@@ -98,10 +98,7 @@ DESCRIPTIONS = {
 
 def base_url(instance: str) -> str:
     """``acme`` or ``acme.service-now.com`` (or a custom host) -> ``https://acme.service-now.com/api/``."""
-    host = instance.strip().removeprefix("https://").removeprefix("http://").strip("/")
-    if "." not in host:
-        host = f"{host}.service-now.com"
-    return f"https://{host}/api/"
+    return site_url(instance, "service-now.com") + "/api/"
 
 
 def http_session(max_attempts: int = MAX_ATTEMPTS) -> Session:

@@ -59,7 +59,7 @@ from dlt.sources.helpers.rest_client.auth import HttpBasicAuth
 from dlt.sources.helpers.rest_client.paginators import JSONResponseCursorPaginator
 from requests import HTTPError, Request, Response, Session
 
-from connectors.landing.pipeline import LandingError
+from connectors.landing.pipeline import LandingError, site_url
 from connectors.settings import ZendeskSettings
 
 #: The dataset (schema) the tables land in, and the dlt source's name.
@@ -108,10 +108,7 @@ DESCRIPTIONS = {
 
 def base_url(subdomain: str) -> str:
     """``acme``, ``acme.zendesk.com`` or ``https://support.acme.io`` -> ``https://<host>/api/v2/``."""
-    host = subdomain.strip().removeprefix("https://").removeprefix("http://").split("/")[0]
-    if "." not in host:
-        host = f"{host}.zendesk.com"
-    return f"https://{host}/api/v2/"
+    return site_url(subdomain, "zendesk.com") + "/api/v2/"
 
 
 def http_session(max_attempts: int = MAX_ATTEMPTS) -> Session:

@@ -35,3 +35,13 @@ def test_each_source_module_binds_its_secrets_by_variable_name(name):
 def test_an_unknown_source_is_refused_naming_the_variable_and_the_known_ones():
     with pytest.raises(SettingError, match="RESCUE_SOURCES.*freshdesk"):
         landing_sources(Settings(sources="freshdesk,nosuch"))
+
+
+@pytest.mark.parametrize("written, expected", [
+    ("acme", "https://acme.zendesk.com"), (" acme.zendesk.com/ ", "https://acme.zendesk.com"),
+    ("https://support.acme.io/hc/en-us", "https://support.acme.io"), ("http://acme.zendesk.com", "https://acme.zendesk.com"),
+])
+def test_an_account_is_written_as_a_subdomain_a_host_or_a_url_and_always_reached_over_https(written, expected):
+    from connectors.landing.pipeline import site_url
+
+    assert site_url(written, "zendesk.com") == expected
